@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../wire/cli.js';
+import { DEFAULT_SOCKET, parseStatusArgs, parseTags, parseUpArgs, parseWhoisArgs } from './args.js';
+
+describe('agent up arguments', () => {
+  it('parses every flag', () => {
+    expect(
+      parseUpArgs(['--coord', 'http://127.0.0.1:8080/', '--authkey', 'mwk-abc', '--hostname', 'Web-1', '--advertise-tags', 'tag:web,tag:db']),
+    ).toEqual({ socket: DEFAULT_SOCKET, coord: 'http://127.0.0.1:8080', authkey: 'mwk-abc', hostname: 'web-1', advertiseTags: ['tag:web', 'tag:db'] });
+  });
+
+  it('leaves out what was not given, and an empty tag list clears tags', () => {
+    expect(parseUpArgs([])).toEqual({ socket: DEFAULT_SOCKET });
+    expect(parseUpArgs(['--advertise-tags', '']).advertiseTags).toEqual([]);
+  });
+
+  it('refuses a bad tag locally, naming it', () => {
+    expect(() => parseTags('tag:web,web')).toThrow(/invalid tag "web".*did you mean "tag:web"/);
+    expect(() => parseTags('tag:1abc')).toThrow(/invalid tag "tag:1abc"/);
+    expect(() => parseTags('tag:a_b')).toThrow(UsageError);
+    expect(parseTags('tag:a-1, tag:B2,tag:a-1')).toEqual(['tag:a-1', 'tag:B2']);
+  });
+
+  it('refuses unknown flags, missing values and bad values with a usage error', () => {
+    expect(() => parseUpArgs(['--auth-key', 'x'])).toThrow(/Unknown option '--auth-key'/);
+    expect(() => parseUpArgs(['--coord'])).toThrow(/argument missing/);
+    expect(() => parseUpArgs(['--coord', 'localhost:8080'])).toThrow(/http:\/\/ or https:\/\//);
+    expect(() => parseUpArgs(['--coord', 'not a url'])).toThrow(/not a URL/);
+    expect(() => parseUpArgs(['--hostname=-bad'])).toThrow(/invalid --hostname/);
+    expect(() => parseUpArgs(['extra'])).toThrow(/unexpected argument "extra"/);
+    expect(() => parseUpArgs(['--authkey', ' '])).toThrow(/--authkey is empty/);
+  });
+});
+
+describe('agent status and whois arguments', () => {
+  it('status takes --json and --socket', () => {
+    expect(parseStatusArgs(['--json', '--socket', '/tmp/x.sock'])).toEqual({ socket: '/tmp/x.sock', json: true });
+  });
+
+  it('whois takes IP, IP:PORT and [IPv6]:PORT', () => {
+    expect(parseWhoisArgs(['100.64.0.1'])).toMatchObject({ ip: '100.64.0.1' });
+    expect(parseWhoisArgs(['100.64.0.1:443'])).toMatchObject({ ip: '100.64.0.1', port: 443 });
+    expect(parseWhoisArgs(['fd7a:115c:a1e0::1'])).toMatchObject({ ip: 'fd7a:115c:a1e0::1' });
+    expect(parseWhoisArgs(['[fd7a:115c:a1e0::1]:22'])).toMatchObject({ ip: 'fd7a:115c:a1e0::1', port: 22 });
+    expect(() => parseWhoisArgs([])).toThrow(/which address/);
+    expect(() => parseWhoisArgs(['host:22'])).toThrow(/not an IP address/);
+    expect(() => parseWhoisArgs(['1.2.3.4:70000'])).toThrow(/not an IP address/);
+  });
+});

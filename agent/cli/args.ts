@@ -1,0 +1,108 @@
+// Parsing and local validation of the agent's command-line arguments. Everything here is pure so that
+// the messages a person sees can be tested without a daemon.
+import { isIP } from 'node:net';
+import { parseFlags, UsageError } from '../../wire/cli.js';
+
+export const DEFAULT_SOCKET = '/run/meshward/agent.sock';
+
+const socketFlag = { socket: { type: 'string' } } as const;
+
+export interface UpArgs {
+  socket: string;
+  coord?: string;
+  authkey?: string;
+  hostname?: string;
+  /** Undefined when the flag was not given (keep what the device has); [] when given empty. */
+  advertiseTags?: string[];
+}
+
+// Tailscale's rule: "tag:" then a letter, then letters, digits and dashes.
+const TAG = /^tag:[A-Za-z][A-Za-z0-9-]*$/;
+// A DNS label: letters, digits and dashes, not starting or ending with a dash, at most 63 characters.
+const HOSTNAME = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+
+/** Splits and checks a comma-separated tag list, naming the first bad tag. */
+export function parseTags(list: string): string[] {
+  const tags = list.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  for (const tag of tags) {
+    if (!TAG.test(tag)) {
+      const fix = tag.startsWith('tag:') ? '' : ` (did you mean "tag:${tag}"?)`;
+      throw new UsageError(
+        `invalid tag ${JSON.stringify(tag)}: a tag is "tag:" followed by a letter, then letters, digits or dashes${fix}`,
+      );
+    }
+  }
+  return [...new Set(tags)];
+}
+
+export function parseCoordUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--coord ${JSON.stringify(raw)} is not a URL; try --coord https://coord.example.com`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--coord must be an http:// or https:// URL, not ${JSON.stringify(raw)}`);
+  }
+  return url.origin + url.pathname.replace(/\/+$/, '');
+}
+
+export function parseHostname(raw: string): string {
+  if (!HOSTNAME.test(raw)) {
+    throw new UsageError(
+      `invalid --hostname ${JSON.stringify(raw)}: use 1 to 63 letters, digits or dashes, not starting or ending with a dash`,
+    );
+  }
+  return raw.toLowerCase();
+}
+
+export function parseUpArgs(argv: string[]): UpArgs {
+  const { values } = parseFlags(argv, {
+    ...socketFlag,
+    coord: { type: 'string' },
+    authkey: { type: 'string' },
+    hostname: { type: 'string' },
+    'advertise-tags': { type: 'string' },
+  });
+  const up: UpArgs = { socket: values.socket ?? DEFAULT_SOCKET };
+  if (values.coord !== undefined) up.coord = parseCoordUrl(values.coord);
+  if (values.authkey !== undefined) {
+    if (values.authkey.trim() === '') throw new UsageError('--authkey is empty');
+    up.authkey = values.authkey.trim();
+  }
+  if (values.hostname !== undefined) up.hostname = parseHostname(values.hostname);
+  if (values['advertise-tags'] !== undefined) up.advertiseTags = parseTags(values['advertise-tags']);
+  return up;
+}
+
+export function parseSocketOnly(argv: string[]): { socket: string } {
+  const { values } = parseFlags(argv, socketFlag);
+  return { socket: values.socket ?? DEFAULT_SOCKET };
+}
+
+export function parseStatusArgs(argv: string[]): { socket: string; json: boolean } {
+  const { values } = parseFlags(argv, { ...socketFlag, json: { type: 'boolean' } });
+  return { socket: values.socket ?? DEFAULT_SOCKET, json: values.json ?? false };
+}
+
+export interface WhoisArgs {
+  socket: string;
+  ip: string;
+  port?: number;
+}
+
+/** IP, IP:PORT, or [IPv6]:PORT. */
+export function parseWhoisArgs(argv: string[]): WhoisArgs {
+  const { values, positionals } = parseFlags(argv, { ...socketFlag }, 1);
+  const target = positionals[0];
+  if (target === undefined) throw new UsageError('which address? try: agent whois 100.64.0.1');
+  const socket = values.socket ?? DEFAULT_SOCKET;
+  if (isIP(target)) return { socket, ip: target };
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(target) ?? /^([^:]+):(\d+)$/.exec(target);
+  if (m && isIP(m[1]!)) {
+    const port = Number(m[2]);
+    if (port >= 1 && port <= 65535) return { socket, ip: m[1]!, port };
+  }
+  throw new UsageError(`${JSON.stringify(target)} is not an IP address, IP:PORT or [IPv6]:PORT`);
+}

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import type { AgentStatus, PeerStatus } from '../localapi/types.js';
+import { formatAgo, formatStatus, peerState } from './status-format.js';
+
+const now = Date.parse('2026-11-23T12:00:00Z');
+const ago = (s: number) => new Date(now - s * 1000).toISOString();
+
+function peer(over: Partial<PeerStatus>): PeerStatus {
+  return {
+    id: 'n1', name: 'web', dnsName: 'web.alpha.mesh.', addresses: ['100.64.0.2', 'fd7a:115c:a1e0::2'], owner: 'alice@example.com',
+    os: 'linux', tags: [], online: true, lastSeen: ago(1), shared: false, quarantined: false, endpoint: null,
+    lastHandshake: null, txBytes: 0, rxBytes: 0, ...over,
+  };
+}
+
+describe('agent status', () => {
+  it('names the state like tailscale status', () => {
+    expect(peerState(peer({ lastHandshake: ago(10), endpoint: '10.0.0.2:41641', txBytes: 10, rxBytes: 20 }), now)).toBe(
+      'active; direct 10.0.0.2:41641, tx 10 rx 20',
+    );
+    expect(peerState(peer({ lastHandshake: ago(600), endpoint: '10.0.0.2:41641' }), now)).toBe('idle');
+    expect(peerState(peer({ online: false, lastSeen: ago(300) }), now)).toBe('offline, last seen 5m ago');
+    expect(peerState(peer({ shared: true, quarantined: true }), now)).toBe('idle; shared, quarantined');
+  });
+
+  it('prints this device first, then peers by name, with tagged devices and sharers as owners', () => {
+    const status: AgentStatus = {
+      schema: 1, version: '0.1.0', backendState: 'Running',
+      coord: { url: 'http://127.0.0.1:8080', connected: true, lastContact: ago(1), error: null },
+      self: { name: 'laptop', dnsName: 'laptop.beta.mesh.', addresses: ['100.64.0.1'], owner: 'bob@example.com', os: 'linux', tags: [], network: 'beta' },
+      peers: [
+        peer({ name: 'git.alpha.mesh', addresses: ['100.64.0.9'], owner: 'alice@example.com', shared: true, quarantined: true }),
+        peer({ name: 'ci', addresses: ['100.64.0.3'], tags: ['tag:ci'] }),
+      ],
+      filter: { accepted: 0, dropped: {} },
+    };
+    expect(formatStatus(status, now).split('\n')).toEqual([
+      '100.64.0.1  laptop          bob@example.com    linux  -',
+      '100.64.0.3  ci              tagged-devices     linux  idle',
+      '100.64.0.9  git.alpha.mesh  alice@example.com  linux  idle; shared, quarantined',
+    ]);
+  });
+
+  it('says how to log in when logged out, and when coord is unreachable', () => {
+    const base: AgentStatus = {
+      schema: 1, version: '0.1.0', backendState: 'NeedsLogin',
+      coord: { url: null, connected: false, lastContact: null, error: null }, self: null, peers: [], filter: { accepted: 0, dropped: {} },
+    };
+    expect(formatStatus(base, now)).toMatch(/agent up --coord URL --authkey KEY/);
+    const offline = { ...base, backendState: 'Running' as const, coord: { url: 'http://x', connected: false, lastContact: null, error: 'ECONNREFUSED' } };
+    expect(formatStatus(offline, now)).toMatch(/coord unreachable \(ECONNREFUSED\); running on the last netmap/);
+  });
+
+  it('formats durations', () => {
+    expect(formatAgo(5_000)).toBe('5s ago');
+    expect(formatAgo(7_200_000)).toBe('2h ago');
+    expect(formatAgo(3 * 86_400_000)).toBe('3d ago');
+  });
+});

@@ -1,0 +1,59 @@
+// `agent status` as a person reads it, modelled on `tailscale status`: this device first, then one
+// line per peer with IP, name, owner, OS and state.
+import type { AgentStatus, PeerStatus } from '../localapi/types.js';
+
+/** A handshake younger than this (WireGuard's reject-after time) makes a peer "active". */
+const ACTIVE_WINDOW_MS = 180_000;
+
+export function formatAgo(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+export function peerState(peer: PeerStatus, now: number): string {
+  let state: string;
+  if (!peer.online) {
+    state = peer.lastSeen ? `offline, last seen ${formatAgo(now - Date.parse(peer.lastSeen))}` : 'offline';
+  } else if (peer.lastHandshake && now - Date.parse(peer.lastHandshake) < ACTIVE_WINDOW_MS && peer.endpoint) {
+    state = `active; direct ${peer.endpoint}`;
+  } else {
+    state = 'idle';
+  }
+  if (peer.txBytes > 0 || peer.rxBytes > 0) state += `, tx ${peer.txBytes} rx ${peer.rxBytes}`;
+  if (peer.shared) state += '; shared';
+  if (peer.quarantined) state += peer.shared ? ', quarantined' : '; quarantined';
+  return state;
+}
+
+function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows
+    .map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '))
+    .join('\n');
+}
+
+export function formatStatus(status: AgentStatus, now = Date.now()): string {
+  const lines: string[] = [];
+  if (status.backendState === 'NeedsLogin') {
+    return 'Logged out. Log in with: agent up --coord URL --authkey KEY';
+  }
+  if (status.backendState === 'Stopped') lines.push('meshward is stopped; start it with: agent up');
+  if (status.coord.error && !status.coord.connected) {
+    lines.push(`# coord unreachable (${status.coord.error}); running on the last netmap`);
+  }
+  const rows: string[][] = [];
+  if (status.self) {
+    const s = status.self;
+    rows.push([s.addresses[0] ?? '-', s.name, s.tags.length ? 'tagged-devices' : s.owner, s.os, '-']);
+  }
+  const peers = [...status.peers].sort((a, b) => a.name.localeCompare(b.name));
+  for (const p of peers) {
+    rows.push([p.addresses[0] ?? '-', p.name, p.tags.length && !p.shared ? 'tagged-devices' : p.owner, p.os || '-', peerState(p, now)]);
+  }
+  if (rows.length) lines.push(table(rows));
+  return lines.join('\n');
+}

@@ -1,0 +1,71 @@
+// The agent's local API (a unix socket, root only) and the stable `agent status --json` schema.
+// docs/operations.md documents these shapes; keep the two in step.
+
+export type BackendState = 'NeedsLogin' | 'Stopped' | 'Starting' | 'Running';
+
+export interface PeerStatus {
+  id: string;
+  /** What `agent status` prints: the short name in our own network, the full DNS name for a shared-in device. */
+  name: string;
+  dnsName: string;
+  addresses: string[];
+  /** Login name of the owner; for a shared-in device, the user who shared it. */
+  owner: string;
+  os: string;
+  tags: string[];
+  online: boolean;
+  /** RFC 3339, or null when never seen. */
+  lastSeen: string | null;
+  shared: boolean;
+  quarantined: boolean;
+  /** The UDP endpoint packets currently go to ("IP:PORT"), or null. */
+  endpoint: string | null;
+  /** RFC 3339 time of the last completed WireGuard handshake, or null. */
+  lastHandshake: string | null;
+  txBytes: number;
+  rxBytes: number;
+}
+
+export interface SelfStatus {
+  name: string;
+  dnsName: string;
+  addresses: string[];
+  owner: string;
+  os: string;
+  tags: string[];
+  network: string;
+}
+
+export interface AgentStatus {
+  /** Schema version of this object; bumped only on incompatible changes. */
+  schema: 1;
+  version: string;
+  backendState: BackendState;
+  coord: { url: string | null; connected: boolean; lastContact: string | null; error: string | null };
+  self: SelfStatus | null;
+  peers: PeerStatus[];
+  filter: {
+    accepted: number;
+    /** Packets dropped by the filter (and the data path), by reason. */
+    dropped: Record<string, number>;
+  };
+}
+
+export interface UpRequest {
+  coord?: string;
+  authkey?: string;
+  hostname?: string;
+  advertiseTags?: string[];
+}
+
+export interface WhoisResponse {
+  device: { id: string; name: string; dnsName: string; addresses: string[]; os: string; tags: string[]; shared: boolean };
+  user: { loginName: string; displayName: string } | null;
+  /** Application capabilities (grants' `app`) this peer has towards this device: name → values. */
+  capabilities: Record<string, unknown[]>;
+}
+
+/** Error body of every non-2xx local API answer. */
+export interface LocalApiError {
+  message: string;
+}

@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 // The node agent's command line. Each subcommand lives in its own module; this table names them.
 import { dispatch, type Command } from '../wire/cli.js';
+import { downCommand, logoutCommand, statusCommand, upCommand, whoisCommand } from './cli/commands.js';
 
 const commands: Record<string, Command> = {
+  up: upCommand,
+  down: downCommand,
+  status: statusCommand,
+  whois: whoisCommand,
+  logout: logoutCommand,
 };
 
 await dispatch('agent', commands, process.argv.slice(2));

@@ -28,3 +28,18 @@ describe.each(['agent', 'coord'] as const)('%s command line', (program) => {
     expect(r.stdout).toContain(`usage: ${program} <command>`);
   });
 });
+
+describe('agent command line without a daemon', () => {
+  it('says the daemon is not running and how to start it', () => {
+    const r = run('agent', ['status', '--socket', '/nonexistent/agent.sock']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/agent is not running.*systemctl start meshward-agent/);
+  });
+
+  it('checks tags locally before asking the daemon', () => {
+    const r = run('agent', ['up', '--advertise-tags', 'tag:ok,bad tag', '--socket', '/nonexistent/agent.sock']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('invalid tag "bad tag"');
+    expect(r.stderr).toContain('usage: agent up');
+  });
+});

@@ -1,0 +1,133 @@
+// A small virtual LAN of network namespaces for end-to-end tests and the demo: a bridge in the root
+// namespace with one veth per host namespace, all on a /24 of 198.18.0.0/15 (the range set aside for
+// network testing), so nothing here can reach or be reached from a real network. Everything made is
+// recorded and removed by destroy(), which is safe to call more than once and after a partial setup.
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+
+function ip(args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function tryIp(args: string[]): void {
+  try {
+    ip(args);
+  } catch {
+    // already gone
+  }
+}
+
+export interface Host {
+  name: string;
+  /** The namespace name, for `ip netns exec`. */
+  ns: string;
+  /** The host's address on the LAN. */
+  addr: string;
+}
+
+export class VirtualLan {
+  readonly id: string;
+  readonly bridge: string;
+  /** The LAN's /24 prefix, e.g. "198.18.42". The bridge (root namespace) is .1. */
+  readonly subnet: string;
+  readonly hosts = new Map<string, Host>();
+  private readonly children = new Set<ChildProcess>();
+  private destroyed = false;
+
+  private constructor(id: string, subnet: string) {
+    this.id = id;
+    this.subnet = subnet;
+    this.bridge = `mwbr${id}`;
+  }
+
+  /** The root namespace's address on the LAN (where a test can run coord). */
+  get gateway(): string {
+    return `${this.subnet}.1`;
+  }
+
+  static create(): VirtualLan {
+    const used = ip(['-o', '-4', 'addr', 'show']);
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const third = 1 + Math.floor(Math.random() * 254);
+      const subnet = `198.18.${third}`;
+      if (used.includes(` ${subnet}.`)) continue;
+      const id = `${process.pid % 10000}${third}`.slice(-7);
+      const lan = new VirtualLan(id, subnet);
+      try {
+        ip(['link', 'add', lan.bridge, 'type', 'bridge']);
+        ip(['addr', 'add', `${lan.gateway}/24`, 'dev', lan.bridge]);
+        ip(['link', 'set', lan.bridge, 'up']);
+        return lan;
+      } catch (err) {
+        lan.destroy();
+        if (attempt === 49) throw err;
+      }
+    }
+    throw new Error('no free test subnet in 198.18.0.0/16');
+  }
+
+  /** Adds a host namespace with address .N on the LAN (N from 2 to 254). */
+  addHost(name: string, n: number): Host {
+    if (this.destroyed) throw new Error('LAN already destroyed');
+    const ns = `mw-${this.id}-${name}`;
+    const host: Host = { name, ns, addr: `${this.subnet}.${n}` };
+    this.hosts.set(name, host);
+    const outside = `mwv${this.id}h${n}`.slice(0, 15);
+    ip(['netns', 'add', ns]);
+    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    ip(['link', 'add', outside, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    ip(['link', 'set', outside, 'master', this.bridge]);
+    ip(['link', 'set', outside, 'up']);
+    ip(['-n', ns, 'addr', 'add', `${host.addr}/24`, 'dev', 'eth0']);
+    ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+    return host;
+  }
+
+  host(name: string): Host {
+    const h = this.hosts.get(name);
+    if (!h) throw new Error(`no host ${name} on this LAN`);
+    return h;
+  }
+
+  /** Runs a command inside a host's namespace and returns its stdout. */
+  exec(name: string, cmd: string, args: string[], opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): string {
+    return execFileSync('ip', ['netns', 'exec', this.host(name).ns, cmd, ...args], {
+      encoding: 'utf8',
+      timeout: opts.timeoutMs ?? 30_000,
+      input: opts.input,
+      env: opts.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  }
+
+  /** Starts a long-running process inside a host's namespace; destroy() kills it. */
+  spawn(name: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', this.host(name).ns, cmd, ...args], { stdio: 'pipe', ...opts });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** Kills every process started here, removes every namespace, veth and the bridge. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const child of this.children) child.kill('SIGKILL');
+    for (const host of this.hosts.values()) {
+      // Processes started another way inside the namespace would keep it alive: end them too.
+      try {
+        const pids = execFileSync('ip', ['netns', 'pids', host.ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
+        for (const pid of pids) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            // already exited
+          }
+        }
+      } catch {
+        // namespace never made
+      }
+      tryIp(['netns', 'del', host.ns]);
+    }
+    tryIp(['link', 'del', this.bridge]);
+  }
+}

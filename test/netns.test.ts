@@ -1,0 +1,28 @@
+// The virtual LAN the end-to-end tests and the demo stand on: hosts reach each other and nothing is
+// left behind.
+import { execFileSync } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { VirtualLan } from '../scripts/netns.js';
+
+const lan = VirtualLan.create();
+afterAll(() => lan.destroy());
+
+describe('virtual LAN of network namespaces', () => {
+  it('connects hosts through the bridge', () => {
+    const a = lan.addHost('a', 2);
+    lan.addHost('b', 3);
+    const out = lan.exec('b', 'ping', ['-c', '1', '-W', '2', a.addr]);
+    expect(out).toMatch(/1 received/);
+  });
+
+  it('removes every namespace, link and process it made', async () => {
+    const other = VirtualLan.create();
+    other.addHost('x', 2);
+    const sleeper = other.spawn('x', 'sleep', ['60']);
+    other.destroy();
+    other.destroy();
+    await new Promise((r) => sleeper.exitCode !== null || sleeper.signalCode ? r(null) : sleeper.once('exit', r));
+    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(`mw-${other.id}-`);
+    expect(execFileSync('ip', ['link', 'show'], { encoding: 'utf8' })).not.toContain(other.bridge);
+  });
+});

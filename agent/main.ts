@@ -2,6 +2,7 @@
 // The node agent's command line. Each subcommand lives in its own module; this table names them.
 import { dispatch, type Command } from '../wire/cli.js';
 import { downCommand, logoutCommand, statusCommand, upCommand, whoisCommand } from './cli/commands.js';
+import { wireguardCommand } from './wireguard/index.js';
 
 const commands: Record<string, Command> = {
   up: upCommand,
@@ -9,6 +10,7 @@ const commands: Record<string, Command> = {
   status: statusCommand,
   whois: whoisCommand,
   logout: logoutCommand,
+  wireguard: wireguardCommand,
 };
 
 await dispatch('agent', commands, process.argv.slice(2));

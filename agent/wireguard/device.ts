@@ -1,0 +1,882 @@
+// A WireGuard device: peers, cryptokey routing, and the data path TUN ⇄ WireGuard ⇄ UDP.
+// I/O comes in batches (the native addon's shape) and leaves in batches; per-packet work reuses
+// preallocated buffers. Handshakes, cookies and timers allocate (they are rare).
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { AllowedIPs, formatIP, formatPrefix, ipDestination, ipSource, parseIP, parsePrefix, type Prefix } from './allowedips.js';
+import { systemClock, type Clock } from './clock.js';
+import { CookieChecker } from './cookie.js';
+import { PrivateKey, PublicKey, ctEqual, isZero, randomBytes } from './crypto.js';
+import {
+  MSG_COOKIE_REPLY,
+  MSG_INITIATION,
+  MSG_TRANSPORT,
+  COOKIE_RECEIVER,
+  RESP_RECEIVER,
+  TRANSPORT_HEADER_SIZE,
+  messageType,
+} from './messages.js';
+import {
+  consumeInitiation,
+  consumeResponse,
+  createInitiation,
+  createResponse,
+  deriveKeypair,
+  type Handshake,
+  type Keypair,
+  type NoiseHost,
+} from './noise.js';
+import {
+  MAX_STAGED_PACKETS,
+  Peer,
+  REJECT_AFTER_MESSAGES,
+  REJECT_AFTER_TIME,
+  REKEY_AFTER_MESSAGES,
+  REKEY_AFTER_TIME,
+  REKEY_TIMEOUT,
+  KEEPALIVE_TIMEOUT,
+  type PeerHost,
+} from './peer.js';
+import { HandshakeRateLimiter } from './ratelimit.js';
+
+export type UdpBatchHandler = (
+  buf: Buffer,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  addrs: Uint8Array,
+  ports: Uint16Array,
+  families: Uint8Array,
+  count: number,
+) => void;
+
+/** The UDP socket the device sends through (native UdpSocket's shape). */
+export interface UdpLike {
+  readonly localPort: number;
+  sendBatch(
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint8Array,
+    ports: Uint16Array,
+    families: Uint8Array,
+    count: number,
+  ): number;
+  close(): void;
+}
+
+/** Where decrypted packets go (native Tun's shape). */
+export interface TunLike {
+  write(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
+}
+
+/** Called per packet; false drops it. `peer` is the peer it goes to or came from. */
+export type PacketHook = (buf: Buffer, offset: number, length: number, peer: Peer) => boolean;
+
+export interface DeviceOptions {
+  /** Opens the UDP socket on `port` (0 = any) delivering received batches to `onBatch`. */
+  bindUdp(port: number, onBatch: UdpBatchHandler): UdpLike;
+  tun: TunLike;
+  clock?: Clock;
+  /** Interface MTU (padding never exceeds it). Default 1420; change it later with setMtu. */
+  mtu?: number;
+  /** Largest IP packet carried either way (bigger ones are dropped and counted). Default 9000. */
+  maxPacket?: number;
+  /** Most packets per batch in either direction. Default 128. */
+  batch?: number;
+  /** Handshake messages per second above which the device demands cookies (mac2). Default 64. */
+  underLoadThreshold?: number;
+  /** Runs before encrypting an outbound packet (after the peer lookup). */
+  beforeEncrypt?: PacketHook;
+  /** Runs after decrypting an inbound packet (after the allowed-IPs source check). */
+  afterDecrypt?: PacketHook;
+  log?: (msg: string) => void;
+}
+
+/** Per-peer settings for setPeer (a field left out keeps its current value). */
+export interface PeerConfig {
+  endpoint?: string | null;
+  presharedKey?: Buffer | null;
+  /** Seconds, 0 = off. */
+  persistentKeepalive?: number;
+  /** Replaces the allowed IPs when replaceAllowedIPs, otherwise adds to them. */
+  allowedIPs?: string[];
+  replaceAllowedIPs?: boolean;
+  /** Prefixes to take away (UAPI "allowed_ip=-..."). */
+  removeAllowedIPs?: string[];
+}
+
+export interface PeerStatus {
+  publicKey: string;
+  presharedKey: Buffer | null;
+  endpoint: string | null;
+  persistentKeepalive: number;
+  allowedIPs: string[];
+  txBytes: number;
+  rxBytes: number;
+  /** Wall-clock ms of the last handshake, 0 if none. */
+  lastHandshake: number;
+}
+
+/** Why packets were dropped (counted, never thrown). */
+export class DropCounters {
+  malformed = 0;
+  noRoute = 0;
+  noKeypair = 0;
+  replay = 0;
+  decrypt = 0;
+  sourceNotAllowed = 0;
+  tooBig = 0;
+  filtered = 0;
+  handshake = 0;
+  stagedOverflow = 0;
+  sendBlocked = 0;
+  tunBlocked = 0;
+  /** Batches cut short by an exception (a bug, or a throwing hook). */
+  internal = 0;
+}
+
+interface IndexEntry {
+  peer: Peer;
+  keypair: Keypair | null;
+}
+
+const NO_PEER_KEY = Buffer.alloc(32);
+const ZERO_PAD = Buffer.alloc(16);
+const MAX_COUNTER_HI = 2 ** 21; // counters above 2^53 are refused
+const UNDER_LOAD_HOLD_MS = 1000;
+
+export class Device implements NoiseHost, PeerHost {
+  staticKey: PrivateKey | null = null;
+  readonly drops = new DropCounters();
+  beforeEncrypt: PacketHook | null;
+  afterDecrypt: PacketHook | null;
+  fwmark = 0;
+
+  private readonly clock: Clock;
+  private readonly peers = new Map<string, Peer>();
+  private readonly allowed = new AllowedIPs<Peer>();
+  private readonly indices = new Map<number, IndexEntry>();
+  private readonly cookieChecker: CookieChecker;
+  private readonly rateLimiter: HandshakeRateLimiter;
+  private mtu: number;
+  /** Largest plaintext IP packet a buffer slot holds. */
+  readonly maxPacket: number;
+  private readonly batch: number;
+  /** Bytes per buffer slot: the largest datagram sent or accepted. */
+  readonly slot: number;
+  private readonly underLoadThreshold: number;
+  private readonly log: (msg: string) => void;
+  private udp: UdpLike | null = null;
+  private listenPort = 0;
+  private closed = false;
+
+  // Outbound batch: ciphertexts and their destinations.
+  private readonly outBuf: Buffer;
+  private readonly outOffsets: Uint32Array;
+  private readonly outLengths: Uint32Array;
+  private readonly outAddrs: Uint8Array;
+  private readonly outPorts: Uint16Array;
+  private readonly outFamilies: Uint8Array;
+  // Inbound batch: plaintexts for the TUN.
+  private readonly inBuf: Buffer;
+  private readonly inOffsets: Uint32Array;
+  private readonly inLengths: Uint32Array;
+  // One-off sends (handshakes, keepalives, staged packets).
+  private readonly oneBuf: Buffer;
+  private readonly oneOffsets = new Uint32Array(1);
+  private readonly oneLengths = new Uint32Array(1);
+  private readonly oneAddrs = new Uint8Array(16);
+  private readonly onePorts = new Uint16Array(1);
+  private readonly oneFamilies = new Uint8Array(1);
+  private readonly nonce = Buffer.alloc(12);
+
+  private hsWindowStart = -Infinity;
+  private hsCount = 0;
+  private underLoadUntil = -Infinity;
+
+  constructor(private readonly opts: DeviceOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.mtu = opts.mtu ?? 1420;
+    this.batch = opts.batch ?? 128;
+    this.underLoadThreshold = opts.underLoadThreshold ?? 64;
+    this.beforeEncrypt = opts.beforeEncrypt ?? null;
+    this.afterDecrypt = opts.afterDecrypt ?? null;
+    this.log = opts.log ?? (() => {});
+    this.cookieChecker = new CookieChecker(() => this.clock.now());
+    this.rateLimiter = new HandshakeRateLimiter(this.clock);
+    // A slot holds the largest datagram: header + padded packet + tag (TUN may hand us up to 64 KiB).
+    this.maxPacket = Math.max(opts.maxPacket ?? 9000, this.mtu);
+    this.slot = ((this.maxPacket + 15) & ~15) + TRANSPORT_HEADER_SIZE + 16;
+    this.outBuf = Buffer.alloc(this.slot * this.batch);
+    this.outOffsets = new Uint32Array(this.batch);
+    this.outLengths = new Uint32Array(this.batch);
+    for (let i = 0; i < this.batch; i++) this.outOffsets[i] = i * this.slot;
+    this.outAddrs = new Uint8Array(16 * this.batch);
+    this.outPorts = new Uint16Array(this.batch);
+    this.outFamilies = new Uint8Array(this.batch);
+    this.inBuf = Buffer.alloc(this.slot * this.batch);
+    this.inOffsets = new Uint32Array(this.batch);
+    this.inLengths = new Uint32Array(this.batch);
+    this.oneBuf = Buffer.alloc(this.slot);
+  }
+
+  // ---- configuration (UAPI and the agent use these) ----
+
+  /** Opens the UDP socket on the configured listen port. */
+  up(): void {
+    if (this.udp || this.closed) return;
+    this.udp = this.opts.bindUdp(this.listenPort, this.onUdpBatch);
+    this.listenPort = this.udp.localPort;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const peer of [...this.peers.values()]) this.removePeerObject(peer);
+    this.udp?.close();
+    this.udp = null;
+  }
+
+  /** The interface MTU changed: padding follows it. */
+  setMtu(mtu: number): void {
+    if (Number.isInteger(mtu) && mtu > 0) this.mtu = mtu;
+  }
+
+  get port(): number {
+    return this.listenPort;
+  }
+
+  setListenPort(port: number): void {
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid listen port ${port}`);
+    if (this.udp && port === this.listenPort) return;
+    const wasUp = this.udp !== null;
+    if (wasUp) {
+      // Bind the new socket first so a busy port leaves the old one working.
+      const next = this.opts.bindUdp(port, this.onUdpBatch);
+      this.udp!.close();
+      this.udp = next;
+      this.listenPort = next.localPort;
+    } else {
+      this.listenPort = port;
+    }
+  }
+
+  /** Sets (or with null/all-zero, removes) the private key. */
+  setPrivateKey(raw: Uint8Array | null): void {
+    const key = raw && !isZero(raw) ? new PrivateKey(raw) : null;
+    if (key && this.staticKey && ctEqual(key.raw, this.staticKey.raw)) return;
+    this.staticKey = key;
+    this.cookieChecker.init(key ? key.publicKey : null);
+    for (const peer of [...this.peers.values()]) {
+      // A peer with our own public key cannot exist.
+      if (key && peer.publicKey.equals(key.publicKey)) {
+        this.removePeerObject(peer);
+        continue;
+      }
+      peer.handshake.precompute(key);
+      this.expireKeypairs(peer);
+    }
+  }
+
+  get publicKey(): PublicKey | null {
+    return this.staticKey ? this.staticKey.publicKey : null;
+  }
+
+  hasPeer(pub: Uint8Array): boolean {
+    return this.peers.has(Buffer.from(pub).toString('hex'));
+  }
+
+  getPeer(pub: Uint8Array): Peer | undefined {
+    return this.peers.get(Buffer.from(pub).toString('hex'));
+  }
+
+  /** Creates or updates a peer. Throws (changing nothing) on invalid values. */
+  setPeer(pub: Uint8Array, cfg: PeerConfig = {}): Peer {
+    const add = (cfg.allowedIPs ?? []).map((t) => this.prefixOrThrow(t));
+    const remove = (cfg.removeAllowedIPs ?? []).map((t) => this.prefixOrThrow(t));
+    if (cfg.presharedKey && cfg.presharedKey.length !== 32) throw new Error('preshared key must be 32 bytes');
+    const pk = cfg.persistentKeepalive;
+    if (pk !== undefined && !(Number.isInteger(pk) && pk >= 0 && pk <= 65535)) {
+      throw new Error(`invalid persistent keepalive interval ${pk}`);
+    }
+    const pubKey = new PublicKey(pub);
+    let peer = this.peers.get(pubKey.hex);
+    const created = !peer;
+    if (!peer) {
+      if (this.staticKey && pubKey.equals(this.staticKey.publicKey)) throw new Error('peer key equals the interface key');
+      peer = new Peer(pubKey, this.clock, this);
+      peer.handshake.precompute(this.staticKey);
+    }
+    if (cfg.endpoint !== undefined) {
+      if (cfg.endpoint === null) peer.endpointFamily = 0;
+      else peer.setEndpoint(cfg.endpoint, parseIP);
+    }
+    if (created) this.peers.set(pubKey.hex, peer);
+    if (cfg.presharedKey !== undefined) (cfg.presharedKey ?? NO_PEER_KEY).copy(peer.handshake.presharedKey);
+    if (cfg.replaceAllowedIPs) this.allowed.removePeer(peer);
+    for (const p of remove) this.allowed.remove(p, peer);
+    for (const p of add) this.allowed.insert(p, peer);
+    if (pk !== undefined) {
+      const was = peer.persistentKeepalive;
+      peer.persistentKeepalive = pk;
+      // Turning it on sends one right away, so a peer behind NAT becomes reachable at once.
+      if (pk > 0 && was === 0 && this.udp && peer.endpointFamily) this.sendKeepalive(peer);
+    }
+    // Packets that waited for an endpoint can go now.
+    if (peer.staged.length > 0 && this.udp && peer.endpointFamily) this.sendStaged(peer);
+    return peer;
+  }
+
+  removePeer(pub: Uint8Array): boolean {
+    const peer = this.getPeer(pub);
+    if (!peer) return false;
+    this.removePeerObject(peer);
+    return true;
+  }
+
+  removeAllPeers(): void {
+    for (const peer of [...this.peers.values()]) this.removePeerObject(peer);
+  }
+
+  listPeers(): Peer[] {
+    return [...this.peers.values()];
+  }
+
+  peerStatus(peer: Peer): PeerStatus {
+    const psk = peer.handshake.presharedKey;
+    return {
+      publicKey: peer.publicKey.hex,
+      presharedKey: isZero(psk) ? null : Buffer.from(psk),
+      endpoint: this.endpointText(peer),
+      persistentKeepalive: peer.persistentKeepalive,
+      allowedIPs: this.allowed.prefixesOf(peer).map(formatPrefix),
+      txBytes: peer.txBytes,
+      rxBytes: peer.rxBytes,
+      lastHandshake: peer.lastHandshake,
+    };
+  }
+
+  endpointText(peer: Peer): string | null {
+    if (!peer.endpointFamily) return null;
+    if (peer.endpointFamily === 4) return `${formatIP(peer.endpointAddr.subarray(0, 4))}:${peer.endpointPort}`;
+    return `[${formatIP(peer.endpointAddr)}]:${peer.endpointPort}`;
+  }
+
+  /** Peer owning the longest prefix that matches `ip` (text), for tests and tools. */
+  lookupPeer(ip: string): Peer | null {
+    const b = parseIP(ip);
+    return b ? this.allowed.lookup(b, 0, b.length) : null;
+  }
+
+  private prefixOrThrow(text: string): Prefix {
+    const p = parsePrefix(text);
+    if (!p) throw new Error(`invalid allowed IP ${JSON.stringify(text)}`);
+    return p;
+  }
+
+  private removePeerObject(peer: Peer): void {
+    peer.stopTimers();
+    this.zeroKeyMaterial(peer);
+    this.allowed.removePeer(peer);
+    peer.staged = [];
+    this.peers.delete(peer.publicKey.hex);
+  }
+
+  private expireKeypairs(peer: Peer): void {
+    this.clearHandshakeIndex(peer.handshake);
+    peer.handshake.clear();
+    // Expired keypairs stay for receiving in-flight packets but can no longer send.
+    if (peer.current) peer.current.sendCounter = REJECT_AFTER_MESSAGES;
+    if (peer.next) peer.next.sendCounter = REJECT_AFTER_MESSAGES;
+  }
+
+  // ---- NoiseHost ----
+
+  lookupByStatic(pub: Buffer): Handshake | undefined {
+    return this.peers.get(pub.toString('hex'))?.handshake;
+  }
+
+  allocateIndex(hs: Handshake): number {
+    this.clearHandshakeIndex(hs);
+    let idx: number;
+    do idx = randomBytes(4).readUInt32LE(0);
+    while (this.indices.has(idx));
+    this.indices.set(idx, { peer: hs.owner as Peer, keypair: null });
+    return idx;
+  }
+
+  private clearHandshakeIndex(hs: Handshake): void {
+    const e = this.indices.get(hs.localIndex);
+    if (e && e.keypair === null && e.peer === hs.owner) this.indices.delete(hs.localIndex);
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  wallNow(): number {
+    return this.clock.wallNow();
+  }
+
+  // ---- PeerHost (timers) ----
+
+  sendHandshakeInitiation(peer: Peer, isRetry: boolean): void {
+    if (!isRetry) peer.handshakeAttempts = 0;
+    const now = this.clock.now();
+    if (now - peer.handshake.lastSentInitiation < REKEY_TIMEOUT) return;
+    if (!this.udp || !peer.endpointFamily) {
+      // Nowhere to send yet; keep retrying so a later endpoint gets one.
+      peer.timersHandshakeInitiated();
+      return;
+    }
+    const msg = createInitiation(this, peer.handshake);
+    if (!msg) return;
+    peer.cookies.addMacs(msg);
+    peer.timersAnyAuthenticatedPacketTraversal();
+    peer.timersAnyAuthenticatedPacketSent();
+    this.sendOne(peer, msg, 0, msg.length);
+    peer.timersHandshakeInitiated();
+  }
+
+  sendKeepalive(peer: Peer): void {
+    if (peer.staged.length === 0) peer.staged.push(Buffer.alloc(0));
+    this.sendStaged(peer);
+  }
+
+  zeroKeyMaterial(peer: Peer): void {
+    for (const kp of [peer.previous, peer.current, peer.next]) this.deleteKeypair(kp);
+    peer.previous = peer.current = peer.next = null;
+    this.clearHandshakeIndex(peer.handshake);
+    peer.handshake.clear();
+  }
+
+  private deleteKeypair(kp: Keypair | null): void {
+    if (!kp) return;
+    const e = this.indices.get(kp.localIndex);
+    if (e && e.keypair === kp) this.indices.delete(kp.localIndex);
+    kp.wipe();
+  }
+
+  // ---- sending ----
+
+  /** Encrypts queued packets with the current keypair, or starts a handshake if there is none. */
+  private sendStaged(peer: Peer): void {
+    if (!this.udp || !peer.endpointFamily) return;
+    const now = this.clock.now();
+    const kp = peer.current;
+    if (!peer.canSend(kp, now)) {
+      this.sendHandshakeInitiation(peer, false);
+      return;
+    }
+    const staged = peer.staged;
+    peer.staged = [];
+    let sentData = false;
+    for (const pkt of staged) {
+      const n = this.seal(kp, pkt, 0, pkt.length, this.oneBuf, 0);
+      this.sendOne(peer, this.oneBuf, 0, n);
+      if (pkt.length > 0) sentData = true;
+    }
+    peer.timersAnyAuthenticatedPacketTraversal();
+    peer.timersAnyAuthenticatedPacketSent();
+    if (sentData) peer.timersDataSent();
+    this.keepKeyFreshSending(peer, kp, now);
+  }
+
+  private keepKeyFreshSending(peer: Peer, kp: Keypair, now: number): void {
+    if (kp.isInitiator && (kp.sendCounter > REKEY_AFTER_MESSAGES || now - kp.created > REKEY_AFTER_TIME)) {
+      this.sendHandshakeInitiation(peer, false);
+    }
+  }
+
+  private sendOne(peer: Peer, buf: Buffer, off: number, len: number): void {
+    if (!this.udp || !peer.endpointFamily) return;
+    if (buf !== this.oneBuf || off !== 0) buf.copy(this.oneBuf, 0, off, off + len);
+    this.oneOffsets[0] = 0;
+    this.oneLengths[0] = len;
+    this.oneAddrs.set(peer.endpointAddr);
+    this.onePorts[0] = peer.endpointPort;
+    this.oneFamilies[0] = peer.endpointFamily;
+    const sent = this.udp.sendBatch(this.oneBuf, this.oneOffsets, this.oneLengths, this.oneAddrs, this.onePorts, this.oneFamilies, 1);
+    if (sent < 1) this.drops.sendBlocked++;
+    else peer.txBytes += len;
+  }
+
+  private sendRaw(msg: Buffer, family: number, addrs: Uint8Array, addrOff: number, port: number): void {
+    if (!this.udp) return;
+    msg.copy(this.oneBuf, 0);
+    this.oneOffsets[0] = 0;
+    this.oneLengths[0] = msg.length;
+    this.oneAddrs.fill(0);
+    this.oneAddrs.set(addrs.subarray(addrOff, addrOff + 16));
+    this.onePorts[0] = port;
+    this.oneFamilies[0] = family;
+    this.udp.sendBatch(this.oneBuf, this.oneOffsets, this.oneLengths, this.oneAddrs, this.onePorts, this.oneFamilies, 1);
+  }
+
+  /** Writes a transport message for src[off..off+len) into dst at dOff; returns its length. */
+  private seal(kp: Keypair, src: Buffer, off: number, len: number, dst: Buffer, dOff: number): number {
+    const counter = kp.sendCounter++;
+    const lo = counter >>> 0;
+    const hi = (counter - lo) / 0x100000000;
+    dst[dOff] = MSG_TRANSPORT;
+    dst[dOff + 1] = 0;
+    dst[dOff + 2] = 0;
+    dst[dOff + 3] = 0;
+    dst.writeUInt32LE(kp.remoteIndex, dOff + 4);
+    dst.writeUInt32LE(lo, dOff + 8);
+    dst.writeUInt32LE(hi, dOff + 12);
+    const nonce = this.nonce;
+    nonce.writeUInt32LE(lo, 4);
+    nonce.writeUInt32LE(hi, 8);
+    // Pad to a multiple of 16, but never beyond the MTU.
+    let padded = (len + 15) & ~15;
+    if (padded > this.mtu) padded = len > this.mtu ? len : this.mtu;
+    const body = dOff + TRANSPORT_HEADER_SIZE;
+    const c = createCipheriv('chacha20-poly1305', kp.sendKey, nonce, { authTagLength: 16 });
+    let w = body;
+    if (padded > len) {
+      src.copy(dst, body, off, off + len);
+      ZERO_PAD.copy(dst, body + len, 0, padded - len);
+      w += c.update(dst.subarray(body, body + padded)).copy(dst, body);
+    } else if (len > 0) {
+      w += c.update(src.subarray(off, off + len)).copy(dst, body);
+    }
+    c.final();
+    w += c.getAuthTag().copy(dst, w);
+    return w - dOff;
+  }
+
+  /** Outbound: a batch of IP packets read from the TUN. */
+  readonly onTunBatch = (buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number): void => {
+    try {
+      this.processTunBatch(buf, offsets, lengths, count);
+    } catch (err) {
+      this.internalError(err);
+    }
+  };
+
+  readonly onUdpBatch: UdpBatchHandler = (buf, offsets, lengths, addrs, ports, families, count) => {
+    try {
+      this.processUdpBatch(buf, offsets, lengths, addrs, ports, families, count);
+    } catch (err) {
+      this.internalError(err);
+    }
+  };
+
+  /** A bug (ours or a hook's) must not take the interface down: count it, say it, go on. */
+  private internalError(err: unknown): void {
+    if (this.drops.internal++ < 10) this.log(`internal error in the data path: ${err instanceof Error ? err.stack : String(err)}`);
+  }
+
+  private processTunBatch(buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number): void {
+    const udp = this.udp;
+    const now = this.clock.now();
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const off = offsets[i];
+      const len = lengths[i];
+      const dst = ipDestination(buf, off, len);
+      if (dst < 0) {
+        this.drops.malformed++;
+        continue;
+      }
+      if (len > this.maxPacket) {
+        this.drops.tooBig++;
+        continue;
+      }
+      const peer = this.allowed.lookup(buf, dst, buf[off] >> 4 === 4 ? 4 : 16);
+      if (peer === null) {
+        this.drops.noRoute++;
+        continue;
+      }
+      if (this.beforeEncrypt !== null && !this.beforeEncrypt(buf, off, len, peer)) {
+        this.drops.filtered++;
+        continue;
+      }
+      const kp = peer.current;
+      if (udp === null || peer.endpointFamily === 0 || !peer.canSend(kp, now) || peer.staged.length > 0) {
+        this.stage(peer, buf, off, len);
+        continue;
+      }
+      if (n === this.batch) {
+        this.flushOut(udp, n);
+        n = 0;
+      }
+      const so = n * this.slot;
+      const w = this.seal(kp, buf, off, len, this.outBuf, so);
+      this.outLengths[n] = w;
+      this.outAddrs.set(peer.endpointAddr, n * 16);
+      this.outPorts[n] = peer.endpointPort;
+      this.outFamilies[n] = peer.endpointFamily;
+      peer.txBytes += w;
+      peer.timersAnyAuthenticatedPacketTraversal();
+      peer.timersAnyAuthenticatedPacketSent();
+      peer.timersDataSent();
+      this.keepKeyFreshSending(peer, kp, now);
+      n++;
+    }
+    if (n > 0 && udp !== null) this.flushOut(udp, n);
+  }
+
+  private flushOut(udp: UdpLike, n: number): void {
+    const sent = udp.sendBatch(this.outBuf, this.outOffsets, this.outLengths, this.outAddrs, this.outPorts, this.outFamilies, n);
+    if (sent < n) this.drops.sendBlocked += n - sent;
+  }
+
+  private flushIn(m: number): void {
+    const written = this.opts.tun.write(this.inBuf, this.inOffsets, this.inLengths, m);
+    if (written < m) this.drops.tunBlocked += m - written;
+  }
+
+  private stage(peer: Peer, buf: Buffer, off: number, len: number): void {
+    if (peer.staged.length >= MAX_STAGED_PACKETS) {
+      peer.staged.shift();
+      this.drops.stagedOverflow++;
+    }
+    peer.staged.push(Buffer.from(buf.subarray(off, off + len)));
+    this.sendStaged(peer);
+  }
+
+  // ---- receiving ----
+
+  /** Inbound: a batch of datagrams from the UDP socket. */
+  private processUdpBatch(
+    buf: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint8Array,
+    ports: Uint16Array,
+    families: Uint8Array,
+    count: number,
+  ): void {
+    const now = this.clock.now();
+    let m = 0;
+    for (let i = 0; i < count; i++) {
+      const off = offsets[i];
+      const len = lengths[i];
+      const type = messageType(buf, off, len);
+      if (type === MSG_TRANSPORT) {
+        if (m === this.batch) {
+          this.flushIn(m);
+          m = 0;
+        }
+        const w = this.openTransport(buf, off, len, families[i], addrs, i * 16, ports[i], m * this.slot, now);
+        if (w > 0) {
+          this.inOffsets[m] = m * this.slot;
+          this.inLengths[m] = w;
+          m++;
+        }
+      } else if (type !== 0) {
+        this.handleHandshake(Buffer.from(buf.subarray(off, off + len)), type, families[i], addrs, i * 16, ports[i]);
+      } else {
+        this.drops.malformed++;
+      }
+    }
+    if (m > 0) this.flushIn(m);
+  }
+
+  /** Decrypts one transport message into inBuf at `dOff`; returns the IP packet's length or 0. */
+  private openTransport(
+    buf: Buffer,
+    off: number,
+    len: number,
+    family: number,
+    addrs: Uint8Array,
+    addrOff: number,
+    port: number,
+    dOff: number,
+    now: number,
+  ): number {
+    const entry = this.indices.get(buf.readUInt32LE(off + 4));
+    const kp = entry === undefined ? null : entry.keypair;
+    if (kp === null || entry === undefined) {
+      this.drops.noKeypair++;
+      return 0;
+    }
+    const lo = buf.readUInt32LE(off + 8);
+    const hi = buf.readUInt32LE(off + 12);
+    if (hi >= MAX_COUNTER_HI || now - kp.created >= REJECT_AFTER_TIME) {
+      this.drops.noKeypair++;
+      return 0;
+    }
+    const counter = hi * 0x100000000 + lo;
+    if (!kp.replay.mayAccept(counter, REJECT_AFTER_MESSAGES)) {
+      this.drops.replay++;
+      return 0;
+    }
+    const nonce = this.nonce;
+    nonce.writeUInt32LE(lo, 4);
+    nonce.writeUInt32LE(hi, 8);
+    const ctEnd = off + len - 16;
+    const ptLen = ctEnd - off - TRANSPORT_HEADER_SIZE;
+    if (ptLen > this.slot) {
+      this.drops.tooBig++;
+      return 0;
+    }
+    const d = createDecipheriv('chacha20-poly1305', kp.recvKey, nonce, { authTagLength: 16 });
+    d.setAuthTag(buf.subarray(ctEnd, off + len));
+    const out = this.inBuf;
+    if (ptLen > 0) d.update(buf.subarray(off + TRANSPORT_HEADER_SIZE, ctEnd)).copy(out, dOff);
+    try {
+      d.final();
+    } catch {
+      this.drops.decrypt++;
+      return 0;
+    }
+    if (!kp.replay.accept(counter, REJECT_AFTER_MESSAGES)) {
+      this.drops.replay++;
+      return 0;
+    }
+    const peer = entry.peer;
+    if (kp === peer.next) this.confirmNext(peer, kp);
+    peer.updateEndpoint(family, addrs, addrOff, port);
+    peer.rxBytes += len;
+    // The initiator rekeys before its receiving keys get too old.
+    if (
+      kp.isInitiator &&
+      !peer.sentLastMinuteHandshake &&
+      now - kp.created > REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
+    ) {
+      peer.sentLastMinuteHandshake = true;
+      this.sendHandshakeInitiation(peer, false);
+    }
+    peer.timersAnyAuthenticatedPacketReceived();
+    peer.timersAnyAuthenticatedPacketTraversal();
+    if (ptLen === 0) return 0; // keepalive
+    peer.timersDataReceived();
+
+    // The packet's own length (padding stripped) and its source, which must belong to this peer.
+    const v = out[dOff] >> 4;
+    let ipLen: number;
+    if (v === 4 && ptLen >= 20) ipLen = out.readUInt16BE(dOff + 2);
+    else if (v === 6 && ptLen >= 40) ipLen = out.readUInt16BE(dOff + 4) + 40;
+    else {
+      this.drops.malformed++;
+      return 0;
+    }
+    if (ipLen > ptLen || ipLen < 20) {
+      this.drops.malformed++;
+      return 0;
+    }
+    const src = ipSource(out, dOff, ipLen);
+    if (src < 0 || this.allowed.lookup(out, src, v === 4 ? 4 : 16) !== peer) {
+      this.drops.sourceNotAllowed++;
+      return 0;
+    }
+    if (this.afterDecrypt !== null && !this.afterDecrypt(out, dOff, ipLen, peer)) {
+      this.drops.filtered++;
+      return 0;
+    }
+    return ipLen;
+  }
+
+  /** The responder's new keypair becomes current once the initiator has used it. */
+  private confirmNext(peer: Peer, kp: Keypair): void {
+    this.deleteKeypair(peer.previous);
+    peer.previous = peer.current;
+    peer.current = kp;
+    peer.next = null;
+    peer.timersHandshakeComplete();
+    if (peer.staged.length > 0) this.sendStaged(peer);
+  }
+
+  private underLoad(now: number): boolean {
+    if (now - this.hsWindowStart >= 1000) {
+      this.hsWindowStart = now;
+      this.hsCount = 0;
+    }
+    if (++this.hsCount > this.underLoadThreshold) this.underLoadUntil = now + UNDER_LOAD_HOLD_MS;
+    return now < this.underLoadUntil;
+  }
+
+  private handleHandshake(msg: Buffer, type: number, family: number, addrs: Uint8Array, addrOff: number, port: number): void {
+    const now = this.clock.now();
+    if (type === MSG_COOKIE_REPLY) {
+      const e = this.indices.get(msg.readUInt32LE(COOKIE_RECEIVER));
+      if (!e || !e.peer.cookies.consumeReply(msg)) this.drops.handshake++;
+      return;
+    }
+    if (!this.cookieChecker.checkMac1(msg)) {
+      this.drops.handshake++;
+      return;
+    }
+    if (this.underLoad(now)) {
+      const alen = family === 4 ? 4 : 16;
+      const src = Buffer.alloc(alen + 2);
+      src.set(addrs.subarray(addrOff, addrOff + alen));
+      src.writeUInt16LE(port, alen);
+      if (!this.cookieChecker.checkMac2(msg, src)) {
+        const reply = this.cookieChecker.createReply(msg, src);
+        if (reply) this.sendRaw(reply, family, addrs, addrOff, port);
+        return;
+      }
+      if (!this.rateLimiter.allow(formatIP(src.subarray(0, alen)))) {
+        this.drops.handshake++;
+        return;
+      }
+    }
+
+    if (type === MSG_INITIATION) {
+      const res = consumeInitiation(this, msg);
+      if ('error' in res) {
+        this.drops.handshake++;
+        if (res.error !== 'decrypt') this.log(`handshake initiation refused: ${res.error}`);
+        return;
+      }
+      const peer = res.hs.owner as Peer;
+      peer.updateEndpoint(family, addrs, addrOff, port);
+      peer.rxBytes += msg.length;
+      const resp = createResponse(this, res.hs);
+      if (!resp) {
+        this.drops.handshake++;
+        return;
+      }
+      peer.cookies.addMacs(resp);
+      const kp = deriveKeypair(res.hs, now)!;
+      this.beginSession(peer, kp);
+      peer.timersSessionDerived();
+      peer.timersAnyAuthenticatedPacketTraversal();
+      peer.timersAnyAuthenticatedPacketSent();
+      this.sendOne(peer, resp, 0, resp.length);
+      return;
+    }
+
+    // MSG_RESPONSE
+    const e = this.indices.get(msg.readUInt32LE(RESP_RECEIVER));
+    if (!e || e.keypair !== null || !consumeResponse(this, e.peer.handshake, msg)) {
+      this.drops.handshake++;
+      return;
+    }
+    const peer = e.peer;
+    peer.updateEndpoint(family, addrs, addrOff, port);
+    peer.rxBytes += msg.length;
+    peer.timersAnyAuthenticatedPacketTraversal();
+    peer.timersAnyAuthenticatedPacketReceived();
+    const kp = deriveKeypair(peer.handshake, now)!;
+    this.beginSession(peer, kp);
+    peer.timersSessionDerived();
+    peer.timersHandshakeComplete();
+    this.sendKeepalive(peer);
+  }
+
+  private beginSession(peer: Peer, kp: Keypair): void {
+    this.indices.set(kp.localIndex, { peer, keypair: kp });
+    if (kp.isInitiator) {
+      if (peer.next) {
+        this.deleteKeypair(peer.previous);
+        peer.previous = peer.next;
+        peer.next = null;
+        this.deleteKeypair(peer.current);
+      } else {
+        this.deleteKeypair(peer.previous);
+        peer.previous = peer.current;
+      }
+      peer.current = kp;
+    } else {
+      this.deleteKeypair(peer.next);
+      peer.next = kp;
+      this.deleteKeypair(peer.previous);
+      peer.previous = null;
+    }
+  }
+}
+
+export { Peer };

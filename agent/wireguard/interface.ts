@@ -1,0 +1,88 @@
+// A WireGuard interface on a real TUN device and UDP socket (the native addon), configured over
+// UAPI: what `agent wireguard IFACE` runs, and what the agent daemon can build on.
+import { Tun, UdpSocket, type NativeError } from '../../native/index.js';
+import { Device, type DeviceOptions } from './device.js';
+import { UapiServer, socketPath } from './uapi.js';
+
+export interface InterfaceOptions {
+  mtu?: number;
+  /** UAPI socket path; default /var/run/wireguard/NAME.sock; null for none. */
+  uapiPath?: string | null;
+  log?: (msg: string) => void;
+  /** The TUN device failed (e.g. it was deleted): the interface no longer works. */
+  onTunError?: (err: NativeError) => void;
+  /** TCP segmentation offload on the TUN (fewer reads; the addon cuts super-packets). Default true. */
+  tunOffload?: boolean;
+  /** Handshakes per second above which cookies are demanded (DeviceOptions.underLoadThreshold). */
+  underLoadThreshold?: number;
+  beforeEncrypt?: DeviceOptions['beforeEncrypt'];
+  afterDecrypt?: DeviceOptions['afterDecrypt'];
+}
+
+export class WireGuardInterface {
+  private closed = false;
+  private mtuPoll: NodeJS.Timeout | null = null;
+
+  private constructor(
+    readonly name: string,
+    readonly device: Device,
+    readonly tun: Tun,
+    private readonly uapi: UapiServer | null,
+  ) {}
+
+  /** Creates the TUN device `name`, a Device on it, and the UAPI socket. Needs CAP_NET_ADMIN. */
+  static async create(name: string, opts: InterfaceOptions = {}): Promise<WireGuardInterface> {
+    const log = opts.log ?? (() => {});
+    const mtu = opts.mtu ?? 1420;
+    const tun = Tun.open(name, { mtu, batch: 128, offload: opts.tunOffload ?? true });
+    let device: Device | null = null;
+    try {
+      const onError = (what: string) => (err: NativeError) => log(`${what} error: ${err.code} ${err.message}`);
+      device = new Device({
+        tun,
+        mtu,
+        batch: 128,
+        log,
+        underLoadThreshold: opts.underLoadThreshold,
+        beforeEncrypt: opts.beforeEncrypt,
+        afterDecrypt: opts.afterDecrypt,
+        bindUdp: (port, onBatch) => {
+          const sock = UdpSocket.bind(port, '', { batch: 128 });
+          sock.start(onBatch, onError('udp'));
+          return sock;
+        },
+      });
+      device.up();
+      tun.start(device.onTunBatch, (err) => {
+        onError('tun')(err);
+        opts.onTunError?.(err);
+      });
+      const path = opts.uapiPath === undefined ? socketPath(tun.name) : opts.uapiPath;
+      const uapi = path === null ? null : await UapiServer.listen(device, path, log);
+      const wgi = new WireGuardInterface(tun.name, device, tun, uapi);
+      // `ip link set mtu` may change the MTU at any time; padding follows it.
+      wgi.mtuPoll = setInterval(() => {
+        try {
+          device!.setMtu(tun.mtu);
+        } catch {
+          // device closing
+        }
+      }, 2000).unref();
+      return wgi;
+    } catch (err) {
+      device?.close();
+      tun.close();
+      throw err;
+    }
+  }
+
+  /** Removes the UAPI socket and the device. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.mtuPoll) clearInterval(this.mtuPoll);
+    await this.uapi?.close();
+    this.device.close();
+    this.tun.close();
+  }
+}

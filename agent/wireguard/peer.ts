@@ -1,0 +1,169 @@
+// One peer's state: handshake, keypairs, endpoint, counters and the protocol timers.
+import type { Clock } from './clock.js';
+import { Timer } from './clock.js';
+import { CookieGenerator } from './cookie.js';
+import { PublicKey } from './crypto.js';
+import { Handshake, type Keypair } from './noise.js';
+
+// Timer constants from the WireGuard paper, section 6.
+export const REKEY_AFTER_MESSAGES = 2 ** 60;
+/** 2^64 - 2^13 - 1 in the paper; counters here are exact up to 2^53, which no session reaches. */
+export const REJECT_AFTER_MESSAGES = Number.MAX_SAFE_INTEGER;
+export const REKEY_AFTER_TIME = 120_000;
+export const REJECT_AFTER_TIME = 180_000;
+export const REKEY_ATTEMPT_TIME = 90_000;
+export const REKEY_TIMEOUT = 5_000;
+export const KEEPALIVE_TIMEOUT = 10_000;
+export const ZERO_KEYS_AFTER = REJECT_AFTER_TIME * 3;
+export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME / REKEY_TIMEOUT;
+const REKEY_TIMEOUT_JITTER_MAX = 334;
+/** Packets held per peer while a handshake is pending. */
+export const MAX_STAGED_PACKETS = 128;
+
+/** The callbacks a peer's timers need from its device. */
+export interface PeerHost {
+  sendHandshakeInitiation(peer: Peer, isRetry: boolean): void;
+  sendKeepalive(peer: Peer): void;
+  zeroKeyMaterial(peer: Peer): void;
+}
+
+export class Peer {
+  readonly handshake: Handshake;
+  readonly cookies: CookieGenerator;
+  current: Keypair | null = null;
+  previous: Keypair | null = null;
+  next: Keypair | null = null;
+
+  /** 0 = no endpoint yet; else 4 or 6 with the address in endpointAddr (16 bytes) and the port. */
+  endpointFamily = 0;
+  readonly endpointAddr = Buffer.alloc(16);
+  endpointPort = 0;
+  /** Seconds; 0 = off. */
+  persistentKeepalive = 0;
+
+  txBytes = 0;
+  rxBytes = 0;
+  /** Wall-clock ms of the last completed handshake, 0 if none. */
+  lastHandshake = 0;
+
+  staged: Buffer[] = [];
+  handshakeAttempts = 0;
+  needAnotherKeepalive = false;
+  sentLastMinuteHandshake = false;
+
+  readonly retransmitHandshake: Timer;
+  readonly sendKeepaliveTimer: Timer;
+  readonly newHandshake: Timer;
+  readonly zeroKeyMaterialTimer: Timer;
+  readonly persistentKeepaliveTimer: Timer;
+
+  constructor(
+    readonly publicKey: PublicKey,
+    private readonly clock: Clock,
+    host: PeerHost,
+  ) {
+    this.handshake = new Handshake(publicKey);
+    this.handshake.owner = this;
+    this.cookies = new CookieGenerator(publicKey, () => clock.now());
+    this.retransmitHandshake = new Timer(clock, () => {
+      if (this.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
+        // Gave up: drop what waited and forget the keys if nothing else does so first.
+        this.staged = [];
+        if (!this.zeroKeyMaterialTimer.pending()) this.zeroKeyMaterialTimer.mod(ZERO_KEYS_AFTER);
+        return;
+      }
+      this.handshakeAttempts++;
+      host.sendHandshakeInitiation(this, true);
+    });
+    this.sendKeepaliveTimer = new Timer(clock, () => {
+      host.sendKeepalive(this);
+      if (this.needAnotherKeepalive) {
+        this.needAnotherKeepalive = false;
+        this.sendKeepaliveTimer.mod(KEEPALIVE_TIMEOUT);
+      }
+    });
+    this.newHandshake = new Timer(clock, () => host.sendHandshakeInitiation(this, false));
+    this.zeroKeyMaterialTimer = new Timer(clock, () => host.zeroKeyMaterial(this));
+    this.persistentKeepaliveTimer = new Timer(clock, () => {
+      if (this.persistentKeepalive > 0) host.sendKeepalive(this);
+    });
+  }
+
+  private jitter(): number {
+    return Math.floor(this.clock.random() * REKEY_TIMEOUT_JITTER_MAX);
+  }
+
+  timersDataSent(): void {
+    if (!this.newHandshake.pending()) this.newHandshake.mod(KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.jitter());
+  }
+  timersDataReceived(): void {
+    if (!this.sendKeepaliveTimer.pending()) this.sendKeepaliveTimer.mod(KEEPALIVE_TIMEOUT);
+    else this.needAnotherKeepalive = true;
+  }
+  timersAnyAuthenticatedPacketSent(): void {
+    this.sendKeepaliveTimer.del();
+  }
+  timersAnyAuthenticatedPacketReceived(): void {
+    this.newHandshake.del();
+  }
+  timersAnyAuthenticatedPacketTraversal(): void {
+    if (this.persistentKeepalive > 0) this.persistentKeepaliveTimer.mod(this.persistentKeepalive * 1000);
+  }
+  timersHandshakeInitiated(): void {
+    this.retransmitHandshake.mod(REKEY_TIMEOUT + this.jitter());
+  }
+  timersHandshakeComplete(): void {
+    this.retransmitHandshake.del();
+    this.handshakeAttempts = 0;
+    this.sentLastMinuteHandshake = false;
+    this.lastHandshake = this.clock.wallNow();
+  }
+  timersSessionDerived(): void {
+    this.zeroKeyMaterialTimer.mod(ZERO_KEYS_AFTER);
+  }
+
+  stopTimers(): void {
+    this.retransmitHandshake.stop();
+    this.sendKeepaliveTimer.stop();
+    this.newHandshake.stop();
+    this.zeroKeyMaterialTimer.stop();
+    this.persistentKeepaliveTimer.stop();
+  }
+
+  /** True when `kp` may still encrypt (not too old, counter not exhausted). */
+  canSend(kp: Keypair | null, now: number): kp is Keypair {
+    return kp !== null && kp.sendCounter < REJECT_AFTER_MESSAGES && now - kp.created < REJECT_AFTER_TIME;
+  }
+
+  /** Sets the endpoint from text "1.2.3.4:51820" or "[fd00::1]:51820"; throws on bad input. */
+  setEndpoint(text: string, parseIP: (s: string) => Buffer | null): void {
+    const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
+    const ip = m ? parseIP(m[1]) : null;
+    const port = m ? Number(m[2]) : NaN;
+    if (!ip || !(port > 0 && port < 65536)) throw new Error(`invalid endpoint ${JSON.stringify(text)}`);
+    this.endpointAddr.fill(0);
+    ip.copy(this.endpointAddr);
+    this.endpointFamily = ip.length === 4 ? 4 : 6;
+    this.endpointPort = port;
+  }
+
+  /** Roaming: the endpoint becomes the source of the latest authenticated packet. */
+  updateEndpoint(family: number, addrs: Uint8Array, addrOff: number, port: number): void {
+    const a = this.endpointAddr;
+    if (family === this.endpointFamily && port === this.endpointPort) {
+      const n = family === 4 ? 4 : 16;
+      let same = true;
+      for (let k = 0; k < n; k++) {
+        if (a[k] !== addrs[addrOff + k]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return;
+    }
+    a.fill(0);
+    a.set(addrs.subarray(addrOff, addrOff + (family === 4 ? 4 : 16)));
+    this.endpointFamily = family;
+    this.endpointPort = port;
+  }
+}

@@ -1,0 +1,80 @@
+// The policy engine (issue 3): Tailscale policy files (HuJSON) → validated Policy → per-device FilterRules.
+// This file is the engine's single entry point; import nothing else from coord/policy.
+//
+//   const policy = parsePolicy(text);                 // throws PolicyError (line:column) on a bad file
+//   const failures = runPolicyTests(policy, topo);    // [] when the policy's `tests` all pass
+//   const filters = compileFilters(policy, topo);     // { nodeName: FilterRule[] }
+//   const c = new PolicyCompiler(policy, topo);       // incremental: c.setNode(...) → affected node names
+//
+// checkPolicy(text, topo) does parse + tests in one call and throws PolicyError("test(s) failed…") the way
+// a policy write must be gated (contract 1: a failing test refuses the change).
+
+export { PolicyError, type TestFailure } from './errors.js';
+export type { Role, Topology, TopoNode, TopoUser, SharedUser } from './types.js';
+export type { FilterRule } from '../../wire/types.js';
+
+/**
+ * A parsed, validated policy. Field names are the modern spelling whatever the file used. Every rule
+ * keeps `line` (1-based) for previews and error messages. Treat it as read-only. Fields: `groups`
+ * (Map "group:x" → member emails), `hosts` (Map name → {text, range}), `tagOwners` (Map "tag:x" →
+ * owners as written), `acls`, `grants`, `tests`, `postures`, `defaultSrcPosture`, `autoApprovers`
+ * ({routes: {cidr: [owners]}, exitNode: [owners]}).
+ */
+export type { Policy, AclRule, Grant, PolicyTest } from './parse.js';
+
+/**
+ * parsePolicy(text): HuJSON (comments, trailing commas) → validated Policy. Accepts the modern and the
+ * legacy spelling (ACLs/Action/Users/Ports, Groups, Hosts, TagOwners, Tests/User/Allow/Deny). Refuses
+ * unknown fields by name, actions other than "accept", undefined tags, groups and hosts, bad ports,
+ * `autogroup:self` on a src, and the other policies Tailscale refuses — with Tailscale's message and
+ * the line:column of the offending value. Throws PolicyError.
+ */
+export { parsePolicy } from './parse.js';
+
+/**
+ * compileFilters(policy, topo): the FilterRules each device of the topology receives, keyed by node name
+ * (every node present; [] means it accepts nothing). A device receives the rules whose destinations
+ * include its addresses, its approved subnet routes, or the internet when it is an approved exit node;
+ * autogroup:self is expanded per user; grants with `app` become CapGrant rules; `via` grants land on
+ * the named routers only; srcPosture limits sources to devices whose posture matches.
+ * Shared-in users (topo.sharedUsers) appear as sources only on the devices shared with them.
+ */
+export { compileFilters } from './compile.js';
+
+/**
+ * runPolicyTests(policy, topo?): runs the policy's `tests` with Tailscale's semantics: `src` is a user,
+ * group (every member), tag, host or IP; each `accept`/`deny` entry is "host:port" with ONE port, where
+ * host is a user, group, tag, autogroup:self (the src user's devices), autogroup:internet, a host alias
+ * or an IP (not a prefix). The tests run against the topology's devices plus one synthetic device per
+ * user and tag they name (so they do not depend on which devices exist). A test that names something
+ * unknown or malformed fails (Tailscale answers "test(s) failed" too); users are checked against
+ * `topo.users` when a topology is given. Returns the failures ([] = all pass).
+ * checkPolicy(text, topo?): parse + tests; throws PolicyError (`reason` "test(s) failed: …", `failures`).
+ */
+export { runPolicyTests, checkPolicy } from './tests.js';
+
+/**
+ * preview(policy, topo, who): what a user (`who.user`, an email) may reach, or who may reach an
+ * `ip:port` (`who.ipPort`), each entry with the line of the rule that allows it — the shape of
+ * Tailscale's `POST /acl/preview` answer.
+ */
+export { preview, type PreviewResult, type PreviewMatch } from './preview.js';
+
+/**
+ * PolicyCompiler: the incremental compiler coord keeps per network (compileFilters uses it too).
+ *  - `filterFor(name)`: the node's rules (cached). The array and its rule objects belong to the compiler:
+ *    treat them as read-only, and serialize them when you need a snapshot — after `setNode`/`removeNode`,
+ *    rules whose sources changed are updated in place (that is what makes a join cost milliseconds).
+ *  - `setNode(name, node)` (join, retag, new routes or posture) and `removeNode(name)` update the topology
+ *    and return the names of the other nodes whose filter changed (setNode includes `name` itself).
+ *  - `setUsers(users)`, `setSharedUsers(list)`, `setPolicy(policy)` rebuild and return every node whose
+ *    filter changed.
+ *  - `canTalk(a, b)`: either node may open a connection to the other (netmap peers); `peersOf(name)`
+ *    lists them — O(nodes) per call, so after `setNode(x)` ask `peersOf(x)` once (the other affected
+ *    nodes only gained or lost x among their sources), not peersOf of every affected node.
+ *  - `nodeNames()`, `compileAll()`.
+ */
+export { PolicyCompiler } from './compiler.js';
+
+/** filterAccepts(rules, src, dst, port, proto): whether a filter accepts a new connection (for tests and tools). */
+export { filterAccepts } from './tests.js';

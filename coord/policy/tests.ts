@@ -1,0 +1,243 @@
+// The policy's own `tests` (Tailscale semantics): each test names a source (a user, tag, group, host or
+// IP) and destinations "host:port" that must be accepted or denied. Like Tailscale, tests do not depend
+// on which devices exist: we build a small network with one device per user and tag the tests mention,
+// compile the policy for it, and ask each destination device's filter whether it accepts the packet.
+import type { FilterRule } from '../../wire/types.js';
+import { DEFAULT_IPPROTO, IPPROTO } from '../../wire/types.js';
+import { PolicyCompiler } from './compiler.js';
+import { PolicyError, type TestFailure } from './errors.js';
+import { parseAddr, parseRange, type Range } from './ip.js';
+import { parsePolicy, splitTestDst, type Policy, type Sel } from './parse.js';
+import type { Topology, TopoNode, TopoUser } from './types.js';
+
+/** Whether a filter accepts a new connection from `src` to `dst`:`port` over `proto`. */
+export function filterAccepts(rules: FilterRule[], src: string, dst: string, port: number, proto: number): boolean {
+  const s = parseAddr(src);
+  const d = parseAddr(dst);
+  if (!s || !d) return false;
+  for (const r of rules) {
+    if (!r.DstPorts) continue;
+    const protos = r.IPProto && r.IPProto.length > 0 ? r.IPProto : DEFAULT_IPPROTO;
+    if (!protos.includes(proto)) continue;
+    if (!r.SrcIPs.some((x) => inRange(x, s))) continue;
+    for (const dp of r.DstPorts) {
+      if (inRange(dp.IP, d) && dp.Ports.First <= port && port <= dp.Ports.Last) return true;
+    }
+  }
+  return false;
+}
+
+function inRange(text: string, a: Range): boolean {
+  if (text === '*') return true;
+  const r = parseRange(text);
+  return r !== null && r.v6 === a.v6 && r.lo <= a.lo && a.hi <= r.hi;
+}
+
+/**
+ * The network the tests run against: the real devices (when a topology is given) plus one synthetic
+ * device per user and tag the tests name, and one per address no device holds.
+ */
+class TestNet {
+  nodes: Record<string, TopoNode> = {};
+  users: TopoUser[] = [];
+  private next = 1;
+  private byKey = new Map<string, string>();
+  private used = new Set<string>();
+
+  constructor(policy: Policy, topo: Topology | undefined) {
+    for (const h of policy.hosts.values()) this.used.add(h.text);
+    if (topo) {
+      this.users = topo.users.map((u) => ({ ...u }));
+      for (const [name, n] of Object.entries(topo.nodes)) {
+        this.nodes[name] = n;
+        for (const a of [n.ipv4, n.ipv6]) if (a) this.used.add(a);
+      }
+    }
+  }
+
+  private addr(): { v4: string; v6: string } {
+    for (;;) {
+      const n = this.next++;
+      const v4 = `100.96.${(n >> 8) & 255}.${n & 255}`;
+      const v6 = `fd7a:115c:a1e0::ffff:${n.toString(16)}`;
+      if (!this.used.has(v4) && !this.used.has(v6)) return { v4, v6 };
+    }
+  }
+
+  private add(key: string, make: (name: string) => TopoNode): string {
+    let name = this.byKey.get(key);
+    if (!name) {
+      name = `__test-${this.byKey.size}`;
+      this.nodes[name] = make(name);
+      this.byKey.set(key, name);
+    }
+    return name;
+  }
+
+  userNode(email: string): string {
+    if (!this.users.some((u) => u.email.toLowerCase() === email)) this.users.push({ name: email, email });
+    const user = this.users.find((u) => u.email.toLowerCase() === email)!;
+    return this.add(`user ${email}`, (name) => {
+      const a = this.addr();
+      return { hostname: name, tags: [], ipv4: a.v4, ipv6: a.v6, user: user.name };
+    });
+  }
+
+  tagNode(tag: string): string {
+    return this.add(`tag ${tag}`, (name) => {
+      const a = this.addr();
+      return { hostname: name, tags: [tag], ipv4: a.v4, ipv6: a.v6, user: null };
+    });
+  }
+
+  /** The device that holds (or routes to) a single address. */
+  addrNode(addr: string, range: Range): string {
+    for (const [name, n] of Object.entries(this.nodes)) if (n.ipv4 === addr || n.ipv6 === addr) return name;
+    return this.add(`addr ${addr}`, (name) => {
+      const inTailnet = range.v6
+        ? addr.toLowerCase().startsWith('fd7a:115c:a1e0:')
+        : range.lo >= 0x64400000n && range.lo <= 0x647fffffn;
+      if (inTailnet) return { hostname: name, tags: ['tag:__test-host'], ipv4: range.v6 ? '' : addr, ipv6: range.v6 ? addr : '', user: null };
+      const a = this.addr();
+      return { hostname: name, tags: ['tag:__test-router'], ipv4: a.v4, ipv6: a.v6, user: null, approved_routes: [`${addr}/${range.v6 ? 128 : 32}`] };
+    });
+  }
+
+  /** Approved exit nodes (autogroup:internet), reached at a public address. */
+  exitTargets(): Target[] {
+    return Object.entries(this.nodes)
+      .filter(([, n]) => (n.approved_routes ?? []).some((r) => r === '0.0.0.0/0'))
+      .map(([node]) => ({ node, addr: '8.8.8.8' }));
+  }
+}
+
+interface Target {
+  node: string;
+  addr: string;
+}
+
+function rangeFirst(r: Range): string {
+  if (!r.v6) return [24n, 16n, 8n, 0n].map((s) => ((r.lo >> s) & 255n).toString()).join('.');
+  const groups: string[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(((r.lo >> BigInt(i * 16)) & 0xffffn).toString(16));
+  return groups.join(':');
+}
+
+/** A test's source devices' addresses, or why the source is not usable. */
+function testSources(policy: Policy, net: TestNet, sel: Sel, topo: Topology | undefined): string[] | string {
+  const knownUser = (email: string): boolean => !topo || topo.users.some((u) => u.email.toLowerCase() === email);
+  switch (sel.k) {
+    case 'user':
+      if (!knownUser(sel.email)) return `user ${JSON.stringify(sel.email)} not found`;
+      return [net.nodes[net.userNode(sel.email)]!.ipv4];
+    case 'group':
+      return (policy.groups.get(sel.name) ?? []).map((m) => net.nodes[net.userNode(m.toLowerCase())]!.ipv4);
+    case 'tag':
+      return [net.nodes[net.tagNode(sel.name)]!.ipv4];
+    case 'prefix':
+      if (sel.range.lo !== sel.range.hi) return `src ${JSON.stringify(sel.text)} must be a single address`;
+      return [rangeFirst(sel.range)];
+    default:
+      return `src ${JSON.stringify(sel.k === 'all' ? '*' : `autogroup:${sel.k}`)} cannot be tested; name a user, group, tag, host or IP`;
+  }
+}
+
+/** A test destination's devices and addresses, or why it names nothing testable. */
+function testTargets(policy: Policy, net: TestNet, alias: string, src: Sel, topo: Topology | undefined): Target[] | string {
+  const userTarget = (email: string): Target => {
+    const n = net.userNode(email);
+    return { node: n, addr: net.nodes[n]!.ipv4 };
+  };
+  if (alias === '*') return 'a test names one destination, not "*"';
+  if (alias === 'autogroup:self') {
+    if (src.k === 'user') return [userTarget(src.email)];
+    if (src.k === 'group') return (policy.groups.get(src.name) ?? []).map((m) => userTarget(m.toLowerCase()));
+    return 'autogroup:self needs a user or group as the src';
+  }
+  if (alias === 'autogroup:internet') return net.exitTargets();
+  if (alias.startsWith('tag:')) {
+    if (!policy.tagOwners.has(alias)) return `tag ${JSON.stringify(alias)} not found`;
+    const n = net.tagNode(alias);
+    return [{ node: n, addr: net.nodes[n]!.ipv4 }];
+  }
+  if (alias.startsWith('group:')) {
+    const members = policy.groups.get(alias);
+    if (!members) return `group ${JSON.stringify(alias)} not found`;
+    return members.map((m) => userTarget(m.toLowerCase()));
+  }
+  if (alias.startsWith('autogroup:')) return `${alias} cannot be a test destination`;
+  if (alias.includes('@')) {
+    const email = alias.replace(/^user:/, '').toLowerCase();
+    if (topo && !topo.users.some((u) => u.email.toLowerCase() === email)) return `user ${JSON.stringify(email)} not found`;
+    return [userTarget(email)];
+  }
+  const host = policy.hosts.get(alias);
+  const text = host ? host.text : alias;
+  const range = host ? host.range : parseRange(alias);
+  if (!range || text.includes('/') || text.includes('-')) return host ? `host ${JSON.stringify(alias)} is a prefix; a test names one address` : `host ${JSON.stringify(alias)} not found`;
+  const addr = rangeFirst(range);
+  return [{ node: net.addrNode(addr, range), addr }];
+}
+
+/** Runs the policy's tests; returns the failures ([] when all pass). Pass the network's topology when there is one. */
+export function runPolicyTests(policy: Policy, topo?: Topology): TestFailure[] {
+  if (policy.tests.length === 0) return [];
+  const net = new TestNet(policy, topo);
+  // Resolve everything first so the compiled network holds every device the tests need.
+  const plans = policy.tests.map((t) => {
+    const problems: string[] = [];
+    let srcs: string[] = [];
+    if (!t.src) problems.push('missing src');
+    else if (!t.srcSel) problems.push(`src ${JSON.stringify(t.src)} not found`);
+    else {
+      const s = testSources(policy, net, t.srcSel, topo);
+      if (typeof s === 'string') problems.push(s);
+      else srcs = s;
+    }
+    if (t.accept.length === 0 && t.deny.length === 0) problems.push('the test has neither accept nor deny');
+    const resolve = (d: string): { text: string; port: number; targets: Target[] | string } => {
+      const { alias, port } = splitTestDst(d);
+      if (Number.isNaN(port)) return { text: d, port, targets: 'needs host:port with one port number, e.g. "tag:web:443"' };
+      return { text: d, port, targets: t.srcSel ? testTargets(policy, net, alias, t.srcSel, topo) : [] };
+    };
+    return { t, problems, srcs, accept: t.accept.map(resolve), deny: t.deny.map(resolve) };
+  });
+  const compiler = new PolicyCompiler(policy, { users: net.users, nodes: net.nodes });
+  const failures: TestFailure[] = [];
+  for (const { t, problems, srcs, accept, deny } of plans) {
+    const proto = t.protos?.[0] ?? IPPROTO.TCP;
+    const reach = (s: string, x: Target, port: number): boolean => filterAccepts(compiler.filterFor(x.node), s, x.addr, port, proto);
+    const parts = [...problems];
+    const failedAccept: string[] = [];
+    const failedDeny: string[] = [];
+    for (const d of accept) {
+      if (typeof d.targets === 'string') parts.push(`${JSON.stringify(d.text)}: ${d.targets}`);
+      else if (srcs.length > 0 && d.targets.length > 0 && srcs.every((s) => (d.targets as Target[]).every((x) => reach(s, x, d.port)))) continue;
+      else if (problems.length === 0) parts.push(`expected accept ${JSON.stringify(d.text)}, got drop`);
+      failedAccept.push(d.text);
+    }
+    for (const d of deny) {
+      if (typeof d.targets === 'string') parts.push(`${JSON.stringify(d.text)}: ${d.targets}`);
+      else if (srcs.every((s) => (d.targets as Target[]).every((x) => !reach(s, x, d.port)))) continue;
+      else parts.push(`expected drop ${JSON.stringify(d.text)}, got accept`);
+      failedDeny.push(d.text);
+    }
+    if (parts.length === 0) continue;
+    failures.push({ src: t.src, line: t.line, failedAccept, failedDeny, message: `src ${JSON.stringify(t.src)} (line ${t.line}): ${parts.join('; ')}` });
+  }
+  return failures;
+}
+
+/**
+ * Parses a policy and runs its tests, the gate for every policy write: throws PolicyError (line:column
+ * for a malformed file; "test(s) failed: …" with `failures` and the first failing test's position).
+ */
+export function checkPolicy(text: string, topo?: Topology): Policy {
+  const policy = parsePolicy(text);
+  const failures = runPolicyTests(policy, topo);
+  if (failures.length > 0) {
+    const first = policy.tests.find((t) => t.line === failures[0]!.line);
+    throw new PolicyError(`test(s) failed: ${failures.map((f) => f.message).join('; ')}`, first?.at, failures);
+  }
+  return policy;
+}

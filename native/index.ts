@@ -98,6 +98,7 @@ interface Addon {
   tunGetMtu(h: NativeTun): number;
   tunAddAddress(h: NativeTun, cidr: string): void;
   tunAddRoute(h: NativeTun, cidr: string): void;
+  tunRemoveAddress(h: NativeTun, cidr: string): boolean;
   tunSetUp(h: NativeTun, up: boolean): void;
   tunStart(h: NativeTun, onBatch: TunBatchHandler, onError: ErrorHandler | undefined): void;
   tunStop(h: NativeTun): void;
@@ -225,6 +226,14 @@ export class Tun {
   /** Adds an address with its prefix length, e.g. '100.64.0.1/32' or 'fd7a:115c:a1e0::1/128' (rtnetlink). */
   addAddress(cidr: string): void {
     addon().tunAddAddress(this.#h, cidr);
+  }
+
+  /**
+   * Removes an address added with addAddress (same text, prefix length included; rtnetlink RTM_DELADDR).
+   * Returns false when the device did not have it. Routes through the device are left alone.
+   */
+  removeAddress(cidr: string): boolean {
+    return addon().tunRemoveAddress(this.#h, cidr);
   }
 
   /** Routes a prefix through this device, e.g. '100.64.0.0/10' (rtnetlink, main table). */

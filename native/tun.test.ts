@@ -229,6 +229,33 @@ describe.skipIf(!canRun)('Tun (in a network namespace)', () => {
     expect(execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'show', devName], { encoding: 'utf8' })).toMatch(/mtu 1420/);
   });
 
+  it('removes addresses without touching the others or the device, and says whether one was there', async () => {
+    const show = () => execFileSync('ip', ['netns', 'exec', ns, 'ip', 'addr', 'show', 'dev', devName], { encoding: 'utf8' });
+    await child!.call('call', { id: tunId, method: 'addAddress', args: ['10.201.7.1/32'] });
+    await child!.call('call', { id: tunId, method: 'addAddress', args: ['fd01:201::7/128'] });
+    expect(show()).toContain('inet 10.201.7.1/32');
+    expect(await child!.call('call', { id: tunId, method: 'removeAddress', args: ['10.201.7.1/32'] })).toBe(true);
+    expect(await child!.call('call', { id: tunId, method: 'removeAddress', args: ['fd01:201::7/128'] })).toBe(true);
+    let addrs = show();
+    expect(addrs).not.toContain('10.201.7.1');
+    expect(addrs).not.toContain('fd01:201::7/128');
+    expect(addrs).toContain('inet 10.201.0.1/24');
+    expect(addrs).toContain('inet6 fd01:201::1/64');
+    // Already gone, or never there: false, not an error.
+    expect(await child!.call('call', { id: tunId, method: 'removeAddress', args: ['10.201.7.1/32'] })).toBe(false);
+    expect(await child!.call('call', { id: tunId, method: 'removeAddress', args: ['fd01:201::99/128'] })).toBe(false);
+    // The prefix length is part of the address: 10.201.0.1/32 is not 10.201.0.1/24.
+    expect(await child!.call('call', { id: tunId, method: 'removeAddress', args: ['10.201.0.1/32'] })).toBe(false);
+    expect(show()).toContain('inet 10.201.0.1/24');
+    const bad = await child!.fails('call', { id: tunId, method: 'removeAddress', args: ['10.0.0.300/24'] });
+    expect(bad.code).toBe('EINVAL');
+    // Remove and add again: the device keeps working with its new address.
+    await child!.call('call', { id: tunId, method: 'addAddress', args: ['10.201.8.1/32'] });
+    addrs = show();
+    expect(addrs).toContain('inet 10.201.8.1/32');
+    expect(await child!.call('call', { id: tunId, method: 'removeAddress', args: ['10.201.8.1/32'] })).toBe(true);
+  });
+
   it('hands packets the kernel sends through the device to JS in batches (IPv4, routed, IPv6)', async () => {
     await child!.call('start', { id: tunId });
     const s4 = await child!.call<{ id: number; port: number }>('udpBind', { addr: '10.201.0.1' });

@@ -2,7 +2,7 @@
 // network namespaces, for (a) wireguard-go ⇄ wireguard-go, (b) ours ⇄ ours, (c) ours ⇄ wireguard-go.
 // The ratio ours ÷ wggo comes from the same run. `--json` prints only the JSON line.
 // Options: --seconds N (iperf3 duration, default 10), --rounds N (repeat the three, interleaved, and
-// report medians; default 1), --only wggo,ours,mixed.
+// report medians; default 1), --only wggo,ours,mixed, --pings N (pings for the RTT median, default 60).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +35,20 @@ interface Result {
 }
 
 /** One tunnel: `client` impl in namespace A sends to `server` impl in namespace B. */
-async function measure(tag: string, client: Impl, server: Impl, seconds: number, log: (m: string) => void): Promise<Result> {
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+async function measure(
+  tag: string,
+  client: Impl,
+  server: Impl,
+  seconds: number,
+  pings: number,
+  log: (m: string) => void,
+): Promise<Result> {
   const P = `mwbd${process.pid % 10000}${tag}`;
   const ns = { a: `${P}-a`, b: `${P}-b` };
   const ifn = { a: `${P}a0`, b: `${P}b0` };
@@ -64,16 +77,20 @@ async function measure(tag: string, client: Impl, server: Impl, seconds: number,
     sh(inNs(ns.a, `ip addr add 10.238.0.1/24 dev ${ifn.a} && ip link set ${ifn.a} up`));
     sh(inNs(ns.b, `ip addr add 10.238.0.2/24 dev ${ifn.b} && ip link set ${ifn.b} up`));
     sh(inNs(ns.a, 'ping -c 2 -i 0.2 -W 2 10.238.0.2')); // handshake
-    const ping = sh(inNs(ns.a, 'ping -c 20 -i 0.05 -W 2 10.238.0.2'));
-    const rtt = /= [\d.]+\/([\d.]+)\//.exec(ping);
+    // RTT: the median of pings 50 ms apart (each finds both sides idle, like sporadic traffic); on a
+    // shared machine a few scheduling outliers move the mean but not the median.
+    const ping = sh(inNs(ns.a, `ping -c ${pings} -i 0.05 -W 2 10.238.0.2`));
+    const times = [...ping.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+    const rtt = median(times);
     const srv = spawn('ip', ['netns', 'exec', ns.b, 'iperf3', '-s', '-1', '-B', '10.238.0.2', '-p', '5211'], { stdio: 'ignore' });
     procs.push(srv);
     await new Promise((r) => setTimeout(r, 500));
     const out = JSON.parse(sh(inNs(ns.a, `iperf3 -c 10.238.0.2 -p 5211 -t ${seconds} -J`))) as {
       end: { sum_received: { bits_per_second: number } };
     };
-    const result = { gbps: out.end.sum_received.bits_per_second / 1e9, rttMs: rtt ? Number(rtt[1]) : NaN };
-    log(`${client} → ${server}: ${result.gbps.toFixed(3)} Gbit/s, rtt ${result.rttMs} ms`);
+    const result = { gbps: out.end.sum_received.bits_per_second / 1e9, rttMs: rtt };
+    const q = (f: number) => [...times].sort((x, y) => x - y)[Math.min(times.length - 1, Math.floor(f * times.length))];
+    log(`${client} → ${server}: ${result.gbps.toFixed(3)} Gbit/s, rtt median ${rtt} ms (min ${q(0)}, p90 ${q(0.9)}, max ${q(1)}, ${times.length} pings)`);
     return result;
   } finally {
     for (const n of [ns.a, ns.b]) {
@@ -99,9 +116,10 @@ async function measure(tag: string, client: Impl, server: Impl, seconds: number,
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { json: { type: 'boolean' }, seconds: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string' } },
+    options: { json: { type: 'boolean' }, seconds: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string' }, pings: { type: 'string' } },
   });
   const seconds = Number(values.seconds ?? 10);
+  const pings = Math.max(1, Number(values.pings ?? 60));
   const only = new Set((values.only ?? 'wggo,ours,mixed').split(','));
   const log = values.json ? () => {} : (m: string) => process.stderr.write(m + '\n');
   if (process.getuid?.() !== 0) throw new Error('bench:dataplane needs root (network namespaces, TUN devices)');
@@ -110,15 +128,10 @@ async function main(): Promise<void> {
   const rounds = Math.max(1, Number(values.rounds ?? 1));
   const runs: Record<'wggo' | 'ours' | 'mixed', Result[]> = { wggo: [], ours: [], mixed: [] };
   for (let r = 0; r < rounds; r++) {
-    if (only.has('wggo')) runs.wggo.push(await measure('g', 'wggo', 'wggo', seconds, log));
-    if (only.has('ours')) runs.ours.push(await measure('o', 'ours', 'ours', seconds, log));
-    if (only.has('mixed')) runs.mixed.push(await measure('m', 'ours', 'wggo', seconds, log));
+    if (only.has('wggo')) runs.wggo.push(await measure('g', 'wggo', 'wggo', seconds, pings, log));
+    if (only.has('ours')) runs.ours.push(await measure('o', 'ours', 'ours', seconds, pings, log));
+    if (only.has('mixed')) runs.mixed.push(await measure('m', 'ours', 'wggo', seconds, pings, log));
   }
-  const median = (xs: number[]) => {
-    if (xs.length === 0) return NaN;
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  };
   const med = (rs: Result[]): Result => ({ gbps: median(rs.map((x) => x.gbps)), rttMs: median(rs.map((x) => x.rttMs)) });
   const wggo = med(runs.wggo);
   const ours = med(runs.ours);
@@ -127,7 +140,7 @@ async function main(): Promise<void> {
   const report = {
     gbps: { wggo: round(wggo.gbps), ours: round(ours.gbps), mixed: round(mixed.gbps) },
     ratio: round(ours.gbps / wggo.gbps),
-    rttMs: { wggo: wggo.rttMs, ours: ours.rttMs },
+    rttMs: { wggo: round(wggo.rttMs), ours: round(ours.rttMs) },
   };
   process.stdout.write(JSON.stringify(report) + '\n');
 }

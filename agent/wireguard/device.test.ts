@@ -1,3 +1,4 @@
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from './clock.js';
@@ -259,6 +260,157 @@ describe('Device', () => {
     expect(responses).toBeGreaterThan(0);
     expect(responses).toBeLessThanOrEqual(5);
     expect(b.dev.drops.handshake).toBeGreaterThan(0);
+  });
+});
+
+/** Concatenates datagrams into one receive batch, as recvmmsg hands them over (16-byte aligned). */
+function udpBatch(dgrams: Buffer[], fromPorts: number[]) {
+  const offsets = new Uint32Array(dgrams.length);
+  const lengths = new Uint32Array(dgrams.length);
+  let off = 0;
+  for (let i = 0; i < dgrams.length; i++) {
+    offsets[i] = off;
+    lengths[i] = dgrams[i].length;
+    off += (dgrams[i].length + 15) & ~15;
+  }
+  const buf = Buffer.alloc(off);
+  dgrams.forEach((d, i) => d.copy(buf, offsets[i]));
+  const addrs = new Uint8Array(16 * dgrams.length);
+  for (let i = 0; i < dgrams.length; i++) addrs.set([10, 200, 0, 1], 16 * i);
+  return [buf, offsets, lengths, addrs, Uint16Array.from(fromPorts), new Uint8Array(dgrams.length).fill(4), dgrams.length] as const;
+}
+
+describe('Device transport AEAD (native, batched, in place)', () => {
+  it('puts on the wire exactly what node:crypto’s ChaCha20-Poly1305 makes, and opens what it makes', () => {
+    const { net, a, b, send } = pair();
+    send(a, AB);
+    net.flush();
+    const kpA = a.dev.listPeers()[0].current!;
+    const msg = net.log.filter((d) => d.data[0] === MSG_TRANSPORT).at(-1)!.data;
+    const counter = msg.readBigUInt64LE(8);
+    const nonce = Buffer.alloc(12);
+    nonce.writeBigUInt64LE(counter, 4);
+    const d = createDecipheriv('chacha20-poly1305', kpA.sendKey, nonce, { authTagLength: 16 });
+    d.setAuthTag(msg.subarray(msg.length - 16));
+    const plain = Buffer.concat([d.update(msg.subarray(16, msg.length - 16)), d.final()]);
+    expect(plain.subarray(0, AB.length)).toEqual(AB);
+    expect(plain.subarray(AB.length).every((x) => x === 0)).toBe(true);
+    expect(plain.length % 16).toBe(0);
+
+    // A message sealed by node:crypto with B's next counter is accepted by A.
+    const kpB = b.dev.listPeers()[0].current!;
+    const n2 = Buffer.alloc(12);
+    n2.writeBigUInt64LE(77n, 4);
+    const c = createCipheriv('chacha20-poly1305', kpB.sendKey, n2, { authTagLength: 16 });
+    const body = Buffer.concat([BA, Buffer.alloc(((BA.length + 15) & ~15) - BA.length)]);
+    const head = Buffer.alloc(16);
+    head[0] = MSG_TRANSPORT;
+    head.writeUInt32LE(kpB.remoteIndex, 4);
+    head.writeBigUInt64LE(77n, 8);
+    net.inject(Buffer.concat([head, c.update(body), c.final(), c.getAuthTag()]), a.dev.port, b.dev.port);
+    net.flush();
+    expect(a.tun.packets).toEqual([BA]);
+  });
+
+  it('opens a received batch in order: messages of two peers interleaved, tampered and replayed ones dropped', () => {
+    const clock = new FakeClock();
+    const net = new MemNetwork();
+    const keyC = new PrivateKey(Buffer.alloc(32, 0xc3));
+    const mk = (key: PrivateKey, tun = new MemTun()) => {
+      const dev = new Device({ bindUdp: (port, cb) => net.bind(port, cb), tun, clock });
+      dev.setPrivateKey(key.raw);
+      dev.up();
+      return { dev, tun };
+    };
+    const a = mk(keyA);
+    const b = mk(keyB);
+    const c = mk(keyC);
+    a.dev.setPeer(keyB.publicKey.raw, { endpoint: `10.200.0.1:${b.dev.port}`, allowedIPs: ['10.9.0.2/32'] });
+    c.dev.setPeer(keyB.publicKey.raw, { endpoint: `10.200.0.1:${b.dev.port}`, allowedIPs: ['10.9.0.2/32'] });
+    b.dev.setPeer(keyA.publicKey.raw, { endpoint: `10.200.0.1:${a.dev.port}`, allowedIPs: ['10.9.0.1/32'] });
+    b.dev.setPeer(keyC.publicKey.raw, { endpoint: `10.200.0.1:${c.dev.port}`, allowedIPs: ['10.9.0.3/32'] });
+    const fromA = (p: string) => ipv4Packet('10.9.0.1', '10.9.0.2', p);
+    const fromC = (p: string) => ipv4Packet('10.9.0.3', '10.9.0.2', p);
+    const tunSend = (dev: Device, pkt: Buffer) => dev.onTunBatch(pkt, Uint32Array.of(0), Uint32Array.of(pkt.length), 1);
+    tunSend(a.dev, fromA('a0'));
+    tunSend(c.dev, fromC('c0'));
+    net.flush();
+    expect(b.tun.packets).toEqual([fromA('a0'), fromC('c0')]);
+    // Capture transport messages instead of delivering them, then hand B one batch.
+    const before = net.log.length;
+    net.dropIf = () => true;
+    for (const p of ['a1', 'a2']) tunSend(a.dev, fromA(p));
+    for (const p of ['c1', 'c2']) tunSend(c.dev, fromC(p));
+    tunSend(a.dev, fromA('a3'));
+    const [a1, a2, c1, c2, a3] = net.log.slice(before).map((d) => Buffer.from(d.data));
+    const tampered = Buffer.from(c2);
+    tampered[20] ^= 1;
+    const pa = a.dev.port;
+    const pc = c.dev.port;
+    b.dev.onUdpBatch(...udpBatch([a1, c1, a2, tampered, a3, a1, c2], [pa, pc, pa, pc, pa, pa, pc]));
+    expect(b.tun.packets.slice(2)).toEqual([fromA('a1'), fromC('c1'), fromA('a2'), fromA('a3'), fromC('c2')]);
+    expect(b.dev.drops.decrypt).toBe(1);
+    expect(b.dev.drops.replay).toBe(1);
+  });
+
+  it('seals an outbound batch for several peers, one run of a key at a time', () => {
+    const { net, a, b, send } = pair({ a: { batch: 8 } });
+    const keyC = new PrivateKey(Buffer.alloc(32, 0xc3));
+    const ctun = new MemTun();
+    const c = { dev: new Device({ bindUdp: (port, cb) => net.bind(port, cb), tun: ctun, clock: new FakeClock() }) };
+    c.dev.setPrivateKey(keyC.raw);
+    c.dev.up();
+    c.dev.setPeer(keyA.publicKey.raw, { endpoint: `10.200.0.1:${a.dev.port}`, allowedIPs: ['10.9.0.1/32'] });
+    a.dev.setPeer(keyC.publicKey.raw, { endpoint: `10.200.0.1:${c.dev.port}`, allowedIPs: ['10.9.0.3/32'] });
+    const toB = (p: string) => ipv4Packet('10.9.0.1', '10.9.0.2', p);
+    const toC = (p: string) => ipv4Packet('10.9.0.1', '10.9.0.3', p);
+    send(a, toB('b0'));
+    send(a, toC('c0'));
+    net.flush();
+    const pkts = [toB('b1'), toC('c1'), toC('c2'), toB('b2'), toB('b3'), toC('c3'), toB('b4'), toC('c4'), toC('c5'), toB('b5')];
+    const many = Buffer.concat(pkts);
+    const offs = new Uint32Array(pkts.length);
+    for (let i = 1; i < pkts.length; i++) offs[i] = offs[i - 1] + pkts[i - 1].length;
+    a.dev.onTunBatch(many, offs, Uint32Array.from(pkts.map((p) => p.length)), pkts.length);
+    net.flush();
+    expect(b.tun.packets).toEqual(['b0', 'b1', 'b2', 'b3', 'b4', 'b5'].map(toB));
+    expect(ctun.packets).toEqual(['c0', 'c1', 'c2', 'c3', 'c4', 'c5'].map(toC));
+  });
+
+  it('destroys a keypair’s AEAD keys when it is zeroed or replaced', () => {
+    const { clock, net, a, b, send, run } = pair();
+    send(a, AB);
+    net.flush();
+    const peer = a.dev.listPeers()[0];
+    const first = peer.current!;
+    expect(first.wiped).toBe(false);
+    // A rekey replaces the keypair: the one before the previous is destroyed.
+    run(REKEY_AFTER_TIME + 1000);
+    send(a, AB);
+    net.flush();
+    run(REKEY_AFTER_TIME + 1000);
+    send(a, AB);
+    net.flush();
+    expect(peer.current).not.toBe(first);
+    expect(peer.previous).not.toBe(first);
+    expect(first.wiped).toBe(true);
+    const probe = [Buffer.alloc(64), Uint32Array.of(0), Uint32Array.of(16), Float64Array.of(0), 1] as const;
+    expect(() => first.sendAead.seal(...probe)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    expect(() => first.recvAead.open(...probe, new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    // Removing a peer destroys its keys.
+    const bkp = b.dev.listPeers()[0].current!;
+    b.dev.removePeer(keyA.publicKey.raw);
+    expect(bkp.wiped).toBe(true);
+    // Key zeroing after 540 s without a session destroys the rest.
+    const live = [peer.previous!, peer.current!];
+    net.dropIf = () => true;
+    clock.advance(ZERO_KEYS_AFTER + 1000);
+    expect(peer.current).toBeNull();
+    for (const kp of live) {
+      expect(kp.wiped).toBe(true);
+      expect(kp.sendKey.every((x) => x === 0)).toBe(true);
+      expect(() => kp.sendAead.seal(...probe)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    }
   });
 });
 

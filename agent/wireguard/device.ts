@@ -1,7 +1,7 @@
 // A WireGuard device: peers, cryptokey routing, and the data path TUN ⇄ WireGuard ⇄ UDP.
 // I/O comes in batches (the native addon's shape) and leaves in batches; per-packet work reuses
 // preallocated buffers. Handshakes, cookies and timers allocate (they are rare).
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import type { AeadKey } from '../../native/index.js';
 import { AllowedIPs, formatIP, formatPrefix, ipDestination, ipSource, parseIP, parsePrefix, type Prefix } from './allowedips.js';
 import { systemClock, type Clock } from './clock.js';
 import { CookieChecker } from './cookie.js';
@@ -140,7 +140,6 @@ interface IndexEntry {
 }
 
 const NO_PEER_KEY = Buffer.alloc(32);
-const ZERO_PAD = Buffer.alloc(16);
 const MAX_COUNTER_HI = 2 ** 21; // counters above 2^53 are refused
 const UNDER_LOAD_HOLD_MS = 1000;
 
@@ -169,17 +168,34 @@ export class Device implements NoiseHost, PeerHost {
   private listenPort = 0;
   private closed = false;
 
-  // Outbound batch: ciphertexts and their destinations.
+  // Outbound batch: messages (header + padded plaintext, sealed in place before sending) and their
+  // destinations. Slot n's body (the AEAD's input) is at sealOffsets[n], sealed with sealKeys[n].
   private readonly outBuf: Buffer;
   private readonly outOffsets: Uint32Array;
   private readonly outLengths: Uint32Array;
   private readonly outAddrs: Uint8Array;
   private readonly outPorts: Uint16Array;
   private readonly outFamilies: Uint8Array;
-  // Inbound batch: plaintexts for the TUN.
-  private readonly inBuf: Buffer;
+  private readonly sealOffsets: Uint32Array;
+  private readonly sealLengths: Uint32Array;
+  private readonly sealCounters: Float64Array;
+  private readonly sealKeys: Array<AeadKey | null>;
+  // Inbound batch: transport messages opened in place in the receive buffer (openOffsets/openLengths:
+  // ciphertext + tag), then handed to the TUN from there (inOffsets/inLengths: the IP packets).
+  private readonly openOffsets: Uint32Array;
+  private readonly openLengths: Uint32Array;
+  private readonly openCounters: Float64Array;
+  private readonly openOk: Uint8Array;
+  private readonly openEntries: Array<IndexEntry | null>;
+  /** Index of each opened message in the received batch (for its source address). */
+  private readonly openFrom: Uint32Array;
   private readonly inOffsets: Uint32Array;
   private readonly inLengths: Uint32Array;
+  // A run of one key that does not start at index 0 is copied here for the AEAD call.
+  private readonly runOffsets: Uint32Array;
+  private readonly runLengths: Uint32Array;
+  private readonly runCounters: Float64Array;
+  private readonly runOk: Uint8Array;
   // One-off sends (handshakes, keepalives, staged packets).
   private readonly oneBuf: Buffer;
   private readonly oneOffsets = new Uint32Array(1);
@@ -187,7 +203,9 @@ export class Device implements NoiseHost, PeerHost {
   private readonly oneAddrs = new Uint8Array(16);
   private readonly onePorts = new Uint16Array(1);
   private readonly oneFamilies = new Uint8Array(1);
-  private readonly nonce = Buffer.alloc(12);
+  private readonly oneSealOffsets = new Uint32Array(1);
+  private readonly oneSealLengths = new Uint32Array(1);
+  private readonly oneCounters = new Float64Array(1);
 
   private hsWindowStart = -Infinity;
   private hsCount = 0;
@@ -213,9 +231,22 @@ export class Device implements NoiseHost, PeerHost {
     this.outAddrs = new Uint8Array(16 * this.batch);
     this.outPorts = new Uint16Array(this.batch);
     this.outFamilies = new Uint8Array(this.batch);
-    this.inBuf = Buffer.alloc(this.slot * this.batch);
+    this.sealOffsets = new Uint32Array(this.batch);
+    this.sealLengths = new Uint32Array(this.batch);
+    this.sealCounters = new Float64Array(this.batch);
+    this.sealKeys = new Array<AeadKey | null>(this.batch).fill(null);
+    this.openOffsets = new Uint32Array(this.batch);
+    this.openLengths = new Uint32Array(this.batch);
+    this.openCounters = new Float64Array(this.batch);
+    this.openOk = new Uint8Array(this.batch);
+    this.openEntries = new Array<IndexEntry | null>(this.batch).fill(null);
+    this.openFrom = new Uint32Array(this.batch);
     this.inOffsets = new Uint32Array(this.batch);
     this.inLengths = new Uint32Array(this.batch);
+    this.runOffsets = new Uint32Array(this.batch);
+    this.runLengths = new Uint32Array(this.batch);
+    this.runCounters = new Float64Array(this.batch);
+    this.runOk = new Uint8Array(this.batch);
     this.oneBuf = Buffer.alloc(this.slot);
   }
 
@@ -470,8 +501,12 @@ export class Device implements NoiseHost, PeerHost {
     peer.staged = [];
     let sentData = false;
     for (const pkt of staged) {
-      const n = this.seal(kp, pkt, 0, pkt.length, this.oneBuf, 0);
-      this.sendOne(peer, this.oneBuf, 0, n);
+      const padded = this.prepare(kp, pkt, 0, pkt.length, this.oneBuf, 0);
+      this.oneSealOffsets[0] = TRANSPORT_HEADER_SIZE;
+      this.oneSealLengths[0] = padded;
+      this.oneCounters[0] = this.counter;
+      kp.sendAead.seal(this.oneBuf, this.oneSealOffsets, this.oneSealLengths, this.oneCounters, 1);
+      this.sendOne(peer, this.oneBuf, 0, TRANSPORT_HEADER_SIZE + padded + 16);
       if (pkt.length > 0) sentData = true;
     }
     peer.timersAnyAuthenticatedPacketTraversal();
@@ -511,9 +546,17 @@ export class Device implements NoiseHost, PeerHost {
     this.udp.sendBatch(this.oneBuf, this.oneOffsets, this.oneLengths, this.oneAddrs, this.onePorts, this.oneFamilies, 1);
   }
 
-  /** Writes a transport message for src[off..off+len) into dst at dOff; returns its length. */
-  private seal(kp: Keypair, src: Buffer, off: number, len: number, dst: Buffer, dOff: number): number {
+  /** The counter prepare() used last. */
+  private counter = 0;
+
+  /**
+   * Lays out a transport message for src[off..off+len) in dst at dOff: header, plaintext, zero padding.
+   * Takes the next send counter (left in this.counter) and returns the padded length, which the AEAD
+   * then seals in place at dOff + 16, appending the 16-byte tag.
+   */
+  private prepare(kp: Keypair, src: Buffer, off: number, len: number, dst: Buffer, dOff: number): number {
     const counter = kp.sendCounter++;
+    this.counter = counter;
     const lo = counter >>> 0;
     const hi = (counter - lo) / 0x100000000;
     dst[dOff] = MSG_TRANSPORT;
@@ -523,25 +566,13 @@ export class Device implements NoiseHost, PeerHost {
     dst.writeUInt32LE(kp.remoteIndex, dOff + 4);
     dst.writeUInt32LE(lo, dOff + 8);
     dst.writeUInt32LE(hi, dOff + 12);
-    const nonce = this.nonce;
-    nonce.writeUInt32LE(lo, 4);
-    nonce.writeUInt32LE(hi, 8);
     // Pad to a multiple of 16, but never beyond the MTU.
     let padded = (len + 15) & ~15;
     if (padded > this.mtu) padded = len > this.mtu ? len : this.mtu;
     const body = dOff + TRANSPORT_HEADER_SIZE;
-    const c = createCipheriv('chacha20-poly1305', kp.sendKey, nonce, { authTagLength: 16 });
-    let w = body;
-    if (padded > len) {
-      src.copy(dst, body, off, off + len);
-      ZERO_PAD.copy(dst, body + len, 0, padded - len);
-      w += c.update(dst.subarray(body, body + padded)).copy(dst, body);
-    } else if (len > 0) {
-      w += c.update(src.subarray(off, off + len)).copy(dst, body);
-    }
-    c.final();
-    w += c.getAuthTag().copy(dst, w);
-    return w - dOff;
+    if (len > 0) src.copy(dst, body, off, off + len);
+    for (let k = body + len, end = body + padded; k < end; k++) dst[k] = 0;
+    return padded;
   }
 
   /** Outbound: a batch of IP packets read from the TUN. */
@@ -601,7 +632,12 @@ export class Device implements NoiseHost, PeerHost {
         n = 0;
       }
       const so = n * this.slot;
-      const w = this.seal(kp, buf, off, len, this.outBuf, so);
+      const padded = this.prepare(kp, buf, off, len, this.outBuf, so);
+      this.sealOffsets[n] = so + TRANSPORT_HEADER_SIZE;
+      this.sealLengths[n] = padded;
+      this.sealCounters[n] = this.counter;
+      this.sealKeys[n] = kp.sendAead;
+      const w = TRANSPORT_HEADER_SIZE + padded + 16;
       this.outLengths[n] = w;
       this.outAddrs.set(peer.endpointAddr, n * 16);
       this.outPorts[n] = peer.endpointPort;
@@ -617,12 +653,36 @@ export class Device implements NoiseHost, PeerHost {
   }
 
   private flushOut(udp: UdpLike, n: number): void {
+    this.sealBatch(n);
     const sent = udp.sendBatch(this.outBuf, this.outOffsets, this.outLengths, this.outAddrs, this.outPorts, this.outFamilies, n);
     if (sent < n) this.drops.sendBlocked += n - sent;
   }
 
-  private flushIn(m: number): void {
-    const written = this.opts.tun.write(this.inBuf, this.inOffsets, this.inLengths, m);
+  /** Seals outbound slots 0..n-1 in place: one AEAD call per run of slots sharing a key. */
+  private sealBatch(n: number): void {
+    const keys = this.sealKeys;
+    let s = 0;
+    while (s < n) {
+      const key = keys[s]!;
+      let e = s + 1;
+      while (e < n && keys[e] === key) e++;
+      if (s === 0) {
+        key.seal(this.outBuf, this.sealOffsets, this.sealLengths, this.sealCounters, e);
+      } else {
+        for (let i = s; i < e; i++) {
+          this.runOffsets[i - s] = this.sealOffsets[i];
+          this.runLengths[i - s] = this.sealLengths[i];
+          this.runCounters[i - s] = this.sealCounters[i];
+        }
+        key.seal(this.outBuf, this.runOffsets, this.runLengths, this.runCounters, e - s);
+      }
+      s = e;
+    }
+    for (let i = 0; i < n; i++) keys[i] = null;
+  }
+
+  private flushIn(buf: Buffer, m: number): void {
+    const written = this.opts.tun.write(buf, this.inOffsets, this.inLengths, m);
     if (written < m) this.drops.tunBlocked += m - written;
   }
 
@@ -637,7 +697,12 @@ export class Device implements NoiseHost, PeerHost {
 
   // ---- receiving ----
 
-  /** Inbound: a batch of datagrams from the UDP socket. */
+  /**
+   * Inbound: a batch of datagrams from the UDP socket. Transport messages are checked (receiver index,
+   * key age, replay window), then opened in place in `buf` in batches, one AEAD call per run of one
+   * keypair, and the packets go to the TUN straight from `buf`. A handshake message first finishes the
+   * transport messages before it, so the batch is handled in order.
+   */
   private processUdpBatch(
     buf: Buffer,
     offsets: Uint32Array,
@@ -648,79 +713,118 @@ export class Device implements NoiseHost, PeerHost {
     count: number,
   ): void {
     const now = this.clock.now();
-    let m = 0;
+    let t = 0;
     for (let i = 0; i < count; i++) {
       const off = offsets[i];
       const len = lengths[i];
       const type = messageType(buf, off, len);
       if (type === MSG_TRANSPORT) {
-        if (m === this.batch) {
-          this.flushIn(m);
-          m = 0;
+        if (t === this.batch) {
+          this.openBatch(buf, addrs, ports, families, t, now);
+          t = 0;
         }
-        const w = this.openTransport(buf, off, len, families[i], addrs, i * 16, ports[i], m * this.slot, now);
-        if (w > 0) {
-          this.inOffsets[m] = m * this.slot;
-          this.inLengths[m] = w;
-          m++;
-        }
+        if (this.checkTransport(buf, off, len, t, now)) this.openFrom[t++] = i;
       } else if (type !== 0) {
+        if (t > 0) {
+          this.openBatch(buf, addrs, ports, families, t, now);
+          t = 0;
+        }
         this.handleHandshake(Buffer.from(buf.subarray(off, off + len)), type, families[i], addrs, i * 16, ports[i]);
       } else {
         this.drops.malformed++;
       }
     }
-    if (m > 0) this.flushIn(m);
+    if (t > 0) this.openBatch(buf, addrs, ports, families, t, now);
   }
 
-  /** Decrypts one transport message into inBuf at `dOff`; returns the IP packet's length or 0. */
-  private openTransport(
-    buf: Buffer,
-    off: number,
-    len: number,
-    family: number,
-    addrs: Uint8Array,
-    addrOff: number,
-    port: number,
-    dOff: number,
-    now: number,
-  ): number {
+  /** Checks a transport message before decryption; if it may be accepted, queues it as open slot t. */
+  private checkTransport(buf: Buffer, off: number, len: number, t: number, now: number): boolean {
     const entry = this.indices.get(buf.readUInt32LE(off + 4));
     const kp = entry === undefined ? null : entry.keypair;
     if (kp === null || entry === undefined) {
       this.drops.noKeypair++;
-      return 0;
+      return false;
     }
     const lo = buf.readUInt32LE(off + 8);
     const hi = buf.readUInt32LE(off + 12);
     if (hi >= MAX_COUNTER_HI || now - kp.created >= REJECT_AFTER_TIME) {
       this.drops.noKeypair++;
-      return 0;
+      return false;
     }
     const counter = hi * 0x100000000 + lo;
     if (!kp.replay.mayAccept(counter, REJECT_AFTER_MESSAGES)) {
       this.drops.replay++;
-      return 0;
+      return false;
     }
-    const nonce = this.nonce;
-    nonce.writeUInt32LE(lo, 4);
-    nonce.writeUInt32LE(hi, 8);
-    const ctEnd = off + len - 16;
-    const ptLen = ctEnd - off - TRANSPORT_HEADER_SIZE;
-    if (ptLen > this.slot) {
+    if (len - TRANSPORT_HEADER_SIZE - 16 > this.slot) {
       this.drops.tooBig++;
-      return 0;
+      return false;
     }
-    const d = createDecipheriv('chacha20-poly1305', kp.recvKey, nonce, { authTagLength: 16 });
-    d.setAuthTag(buf.subarray(ctEnd, off + len));
-    const out = this.inBuf;
-    if (ptLen > 0) d.update(buf.subarray(off + TRANSPORT_HEADER_SIZE, ctEnd)).copy(out, dOff);
-    try {
-      d.final();
-    } catch {
-      this.drops.decrypt++;
-      return 0;
+    this.openEntries[t] = entry;
+    this.openOffsets[t] = off + TRANSPORT_HEADER_SIZE;
+    this.openLengths[t] = len - TRANSPORT_HEADER_SIZE;
+    this.openCounters[t] = counter;
+    return true;
+  }
+
+  /** Opens queued slots 0..t-1 in place, handles each authentic one, and writes the packets to the TUN. */
+  private openBatch(buf: Buffer, addrs: Uint8Array, ports: Uint16Array, families: Uint8Array, t: number, now: number): void {
+    const entries = this.openEntries;
+    let s = 0;
+    while (s < t) {
+      const kp = entries[s]!.keypair!;
+      let e = s + 1;
+      while (e < t && entries[e]!.keypair === kp) e++;
+      if (s === 0) {
+        kp.recvAead.open(buf, this.openOffsets, this.openLengths, this.openCounters, e, this.openOk);
+      } else {
+        for (let i = s; i < e; i++) {
+          this.runOffsets[i - s] = this.openOffsets[i];
+          this.runLengths[i - s] = this.openLengths[i];
+          this.runCounters[i - s] = this.openCounters[i];
+        }
+        kp.recvAead.open(buf, this.runOffsets, this.runLengths, this.runCounters, e - s, this.runOk);
+        for (let i = s; i < e; i++) this.openOk[i] = this.runOk[i - s];
+      }
+      s = e;
     }
+    let m = 0;
+    for (let j = 0; j < t; j++) {
+      const entry = entries[j]!;
+      entries[j] = null;
+      if (this.openOk[j] === 0) {
+        this.drops.decrypt++;
+        continue;
+      }
+      const i = this.openFrom[j];
+      const dOff = this.openOffsets[j];
+      const ipLen = this.received(buf, dOff, this.openLengths[j] - 16, this.openCounters[j], entry, families[i], addrs, i * 16, ports[i], now);
+      if (ipLen > 0) {
+        this.inOffsets[m] = dOff;
+        this.inLengths[m] = ipLen;
+        m++;
+      }
+    }
+    if (m > 0) this.flushIn(buf, m);
+  }
+
+  /**
+   * An authentic transport message, decrypted at buf[dOff..+ptLen): updates the session and returns the
+   * IP packet's length if it goes to the TUN, else 0 (keepalive, or dropped and counted).
+   */
+  private received(
+    out: Buffer,
+    dOff: number,
+    ptLen: number,
+    counter: number,
+    entry: IndexEntry,
+    family: number,
+    addrs: Uint8Array,
+    addrOff: number,
+    port: number,
+    now: number,
+  ): number {
+    const kp = entry.keypair!;
     if (!kp.replay.accept(counter, REJECT_AFTER_MESSAGES)) {
       this.drops.replay++;
       return 0;
@@ -728,7 +832,7 @@ export class Device implements NoiseHost, PeerHost {
     const peer = entry.peer;
     if (kp === peer.next) this.confirmNext(peer, kp);
     peer.updateEndpoint(family, addrs, addrOff, port);
-    peer.rxBytes += len;
+    peer.rxBytes += ptLen + TRANSPORT_HEADER_SIZE + 16;
     // The initiator rekeys before its receiving keys get too old.
     if (
       kp.isInitiator &&

@@ -2,9 +2,10 @@
 // UAPI, and the `agent wireguard` command.
 //
 // For the agent daemon:
-//   const wg = await WireGuardInterface.create('meshward0', { uapiPath: null, afterDecrypt, beforeEncrypt });
+//   const wg = await WireGuardInterface.create('meshward0', { uapiPath: null, listenPort: 41641, afterDecrypt, beforeEncrypt });
 //   wg.tun.addAddress('100.64.0.5/32'); wg.tun.addRoute('100.64.0.0/10'); wg.tun.setUp(true);
-//   wg.device.setPrivateKey(raw32); wg.device.setListenPort(41641);
+//   wg.tun.removeAddress('100.64.0.5/32'); // addresses change in place
+//   wg.device.setPrivateKey(raw32);
 //   wg.device.setPeer(pub32, { endpoint: '198.51.100.7:41641', allowedIPs: ['100.64.0.9/32'], replaceAllowedIPs: true });
 //   wg.device.peerStatus(peer) → tx/rx bytes, last handshake; wg.device.drops → drop counters by reason.
 // The hooks run per packet with (buf, offset, length, peer) and return false to drop; they may be

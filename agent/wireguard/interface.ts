@@ -6,6 +6,13 @@ import { UapiServer, socketPath } from './uapi.js';
 
 export interface InterfaceOptions {
   mtu?: number;
+  /** UDP port to listen on (default 0: the kernel picks one); `device.port` says which one is in use. */
+  listenPort?: number;
+  /**
+   * If listenPort is taken (EADDRINUSE), listen on a port the kernel picks instead of failing. Default
+   * false: create() rejects with the EADDRINUSE error and leaves nothing behind.
+   */
+  anyPortIfTaken?: boolean;
   /** UAPI socket path; default /var/run/wireguard/NAME.sock; null for none. */
   uapiPath?: string | null;
   log?: (msg: string) => void;
@@ -52,7 +59,15 @@ export class WireGuardInterface {
           return sock;
         },
       });
-      device.up();
+      device.setListenPort(opts.listenPort ?? 0);
+      try {
+        device.up();
+      } catch (err) {
+        if (!opts.anyPortIfTaken || (err as NativeError).code !== 'EADDRINUSE' || !opts.listenPort) throw err;
+        log(`UDP port ${opts.listenPort} is taken; listening on a port the kernel picks`);
+        device.setListenPort(0);
+        device.up();
+      }
       tun.start(device.onTunBatch, (err) => {
         onError('tun')(err);
         opts.onTunError?.(err);

@@ -65,7 +65,9 @@ export class MemNetwork {
       if (!h) continue;
       const addrs = new Uint8Array(16);
       addrs.set(d.fromAddr);
-      h(d.data, Uint32Array.of(0), Uint32Array.of(d.data.length), addrs, Uint16Array.of(d.fromPort), Uint8Array.of(d.fromFamily), 1);
+      // Like a socket, the receiver gets its own copy (it decrypts in place; the log keeps the original).
+      const data = Buffer.from(d.data);
+      h(data, Uint32Array.of(0), Uint32Array.of(data.length), addrs, Uint16Array.of(d.fromPort), Uint8Array.of(d.fromFamily), 1);
     }
     return n;
   }

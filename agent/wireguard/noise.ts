@@ -1,6 +1,7 @@
 // The Noise_IKpsk2 handshake exactly as the WireGuard paper (section 5.4) specifies it, and the
 // transport keypairs it derives. Pure protocol: no sockets, no timers; the clock is passed in.
 import type { KeyObject } from 'node:crypto';
+import { AeadKey } from '../../native/index.js';
 import {
   PrivateKey,
   PublicKey,
@@ -93,10 +94,18 @@ export class Handshake {
   }
 }
 
-/** Transport keys of one session and their counters. */
+/**
+ * Transport keys of one session and their counters. Each direction's key also lives in a native AeadKey
+ * (an OpenSSL context set up once, so packets are sealed and opened in batches, in place, with no
+ * per-packet cipher object); wipe() zeroes the raw keys and destroys both contexts.
+ */
 export class Keypair {
   readonly replay = new ReplayWindow();
   sendCounter = 0;
+  readonly sendAead: AeadKey;
+  readonly recvAead: AeadKey;
+  /** True once wipe() ran: the keys are gone and the AEAD contexts destroyed. */
+  wiped = false;
   constructor(
     readonly sendKey: Buffer,
     readonly recvKey: Buffer,
@@ -104,9 +113,20 @@ export class Keypair {
     readonly created: number,
     readonly localIndex: number,
     readonly remoteIndex: number,
-  ) {}
+  ) {
+    this.sendAead = new AeadKey(sendKey);
+    try {
+      this.recvAead = new AeadKey(recvKey);
+    } catch (err) {
+      this.sendAead.destroy();
+      throw err;
+    }
+  }
 
   wipe(): void {
+    this.wiped = true;
+    this.sendAead.destroy();
+    this.recvAead.destroy();
     wipe(this.sendKey);
     wipe(this.recvKey);
   }

@@ -35,6 +35,7 @@ napi_status aead_init(napi_env env, napi_value exports);
 
 // rtnetlink (netlink.c): 0 or an errno.
 int nl_add_address(int ifindex, int family, const void *addr, int prefix);
+int nl_del_address(int ifindex, int family, const void *addr, int prefix);
 int nl_add_route(int ifindex, int family, const void *dst, int prefix);
 // Parses "addr/prefix" (IPv4 or IPv6). Returns 0, or -1 with a reason in why. addr must hold 16 bytes.
 int parse_cidr(const char *s, int *family, uint8_t *addr, int *prefix, const char **why);

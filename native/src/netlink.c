@@ -1,4 +1,4 @@
-// rtnetlink requests (add address, add route) and CIDR parsing. Configuration only, not on a hot path.
+// rtnetlink requests (add and remove address, add route) and CIDR parsing. Configuration only, not on a hot path.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netlink.h>
@@ -97,25 +97,34 @@ out:
   return err;
 }
 
-int nl_add_address(int ifindex, int family, const void *addr, int prefix) {
+// RTM_NEWADDR (add) or RTM_DELADDR (remove) of addr/prefix on the device.
+static int nl_address(int type, int ifindex, int family, const void *addr, int prefix) {
   union {
     struct nlmsghdr h;
     char buf[256];
   } req;
   memset(&req, 0, sizeof req);
   req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
-  req.h.nlmsg_type = RTM_NEWADDR;
-  req.h.nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;  // idempotent, like `ip addr replace`
+  req.h.nlmsg_type = (unsigned short)type;
+  if (type == RTM_NEWADDR) req.h.nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;  // idempotent, like `ip addr replace`
   struct ifaddrmsg *ifa = NLMSG_DATA(&req.h);
   ifa->ifa_family = (unsigned char)family;
   ifa->ifa_prefixlen = (unsigned char)prefix;
   ifa->ifa_index = (unsigned)ifindex;
   // No duplicate address detection on a TUN: the address would be unusable ("tentative") for a while.
-  if (family == AF_INET6) ifa->ifa_flags = IFA_F_NODAD;
+  if (family == AF_INET6 && type == RTM_NEWADDR) ifa->ifa_flags = IFA_F_NODAD;
   size_t alen = family == AF_INET ? 4 : 16;
   add_attr(&req.h, IFA_LOCAL, addr, alen);
   add_attr(&req.h, IFA_ADDRESS, addr, alen);
   return nl_talk(&req.h);
+}
+
+int nl_add_address(int ifindex, int family, const void *addr, int prefix) {
+  return nl_address(RTM_NEWADDR, ifindex, family, addr, prefix);
+}
+
+int nl_del_address(int ifindex, int family, const void *addr, int prefix) {
+  return nl_address(RTM_DELADDR, ifindex, family, addr, prefix);
 }
 
 int nl_add_route(int ifindex, int family, const void *dst, int prefix) {

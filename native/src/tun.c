@@ -268,7 +268,7 @@ static napi_value tun_set_up(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// Shared by addAddress and addRoute: kind 0 = address, 1 = route.
+// Shared by addAddress, addRoute and removeAddress: kind 0 = add address, 1 = add route, 2 = remove address.
 static napi_value tun_add_cidr(napi_env env, napi_callback_info info, int kind) {
   size_t argc = 2;
   napi_value argv[2];
@@ -285,6 +285,17 @@ static napi_value tun_add_cidr(napi_env env, napi_callback_info info, int kind) 
     return throw_code(env, "EINVAL", msg, 0);
   }
   int err;
+  if (kind == 2) {
+    // Removing an address the device does not have is not an error: the caller wanted it gone.
+    err = nl_del_address(t->ifindex, family, addr, prefix);
+    if (err && err != EADDRNOTAVAIL && err != ENOENT && err != ESRCH) {
+      snprintf(msg, sizeof msg, "remove address %s from %s", cidr, t->name);
+      return throw_errno(env, err, msg);
+    }
+    napi_value out;
+    NAPI_CALL(env, napi_get_boolean(env, err == 0, &out));
+    return out;
+  }
   if (kind == 0) {
     err = nl_add_address(t->ifindex, family, addr, prefix);
   } else {
@@ -308,6 +319,7 @@ static napi_value tun_add_cidr(napi_env env, napi_callback_info info, int kind) 
 
 static napi_value tun_add_address(napi_env env, napi_callback_info info) { return tun_add_cidr(env, info, 0); }
 static napi_value tun_add_route(napi_env env, napi_callback_info info) { return tun_add_cidr(env, info, 1); }
+static napi_value tun_remove_address(napi_env env, napi_callback_info info) { return tun_add_cidr(env, info, 2); }
 
 // Reads one packet to `p` (room for TUN_MAX_PACKET). Returns its length, 0 when it was consumed otherwise
 // (a super-packet now pending, or a malformed frame dropped), -1 at EAGAIN, -2 on error (errno set).
@@ -611,6 +623,7 @@ napi_status tun_init(napi_env env, napi_value exports) {
       {"tunSetUp", NULL, tun_set_up, NULL, NULL, NULL, napi_default, NULL},
       {"tunAddAddress", NULL, tun_add_address, NULL, NULL, NULL, napi_default, NULL},
       {"tunAddRoute", NULL, tun_add_route, NULL, NULL, NULL, napi_default, NULL},
+      {"tunRemoveAddress", NULL, tun_remove_address, NULL, NULL, NULL, napi_default, NULL},
       {"tunStart", NULL, tun_start, NULL, NULL, NULL, napi_default, NULL},
       {"tunStop", NULL, tun_stop, NULL, NULL, NULL, napi_default, NULL},
       {"tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_default, NULL},

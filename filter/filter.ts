@@ -43,6 +43,13 @@ export interface FilterConfig {
   localAddrs: string[];
   /** Addresses/prefixes of quarantined peers: only replies are let in from them. */
   quarantined?: string[];
+  /**
+   * Rules for connections this device starts towards quarantined peers (shared-in devices), in
+   * FilterRule shape with SrcIPs = our addresses: the recipient network's own policy, checked on the
+   * way out. Absent: no outbound check. Present (even empty): a new connection to a quarantined
+   * address must match one, or drops as SHARED_DENIED.
+   */
+  outbound?: FilterRule[];
   /** Flow table options; used only when no previous filter hands its table over. */
   flows?: FlowOptions;
 }
@@ -132,6 +139,11 @@ export class Filter {
   private readonly local: AddrSet;
   private readonly quarantine: AddrSet;
   private readonly rules: FilterRule[];
+  /** The outbound check towards quarantined peers (null: none configured). */
+  private readonly outTable: RuleTable | null = null;
+  private readonly outPool: SetPool | null = null;
+  private readonly out4: PrefixTrie | null = null;
+  private readonly out6: PrefixTrie | null = null;
   /** Flow table, shared with the filters built from this one. */
   readonly flows: FlowTable;
   /** Verdict counts: [in: accept, reasons...][out: accept, reasons...]; shared like the flows. */
@@ -147,6 +159,14 @@ export class Filter {
     this.local = new AddrSet(cfg.localAddrs, 'localAddrs');
     this.quarantine = new AddrSet(cfg.quarantined, 'quarantined');
     this.rules = cfg.rules;
+    if (cfg.outbound !== undefined) {
+      const out = compileRules(cfg.outbound);
+      this.outTable = out.table;
+      this.outPool = new SetPool();
+      const t = buildTries(out.sources, this.outPool);
+      this.out4 = t.v4;
+      this.out6 = t.v6;
+    }
     this.flows = previous?.flows ?? new FlowTable(cfg.flows);
     this.counts = previous?.counts ?? new Float64Array(2 * REASON_COUNT);
   }
@@ -231,14 +251,45 @@ export class Filter {
     const special = destinationClass(key[1]!, family);
     if (special !== 0) return special;
     const proto = pkt[P_PROTO]!;
-    if ((proto === PROTO_UDP || proto === PROTO_SCTP) && pkt[P_FRAG] === 0) {
+    const tracked = (proto === PROTO_UDP || proto === PROTO_SCTP) && pkt[P_FRAG] === 0;
+    if (tracked) {
       // Keyed as the reply will look: remote (our dst), local (our src), remote port, local port.
       loadAddr(buf, pkt[P_SRC]!, family, key, 5);
       key[0] = proto | (family << 8);
       key[9] = (pkt[P_DPORT]! << 16) | pkt[P_SPORT]!;
-      this.flows.record(key);
     }
+    if (this.outTable !== null && pkt[P_FRAG] === 0 && !this.quarantine.empty &&
+        this.quarantine.has(family, key[1]!, key[2]!, key[3]!, key[4]!)) {
+      const v = this.checkOutbound(buf, family, proto, tracked);
+      if (v !== DropReason.ACCEPT) return v;
+    }
+    if (tracked) this.flows.record(key);
     return DropReason.ACCEPT;
+  }
+
+  /**
+   * A packet towards a quarantined peer: replies and continuing flows pass; a new connection (TCP bare
+   * SYN, untracked UDP/SCTP, ICMP echo request or other non-reply, other protocols) needs an outbound
+   * rule from our source to its destination. Destination words are at key[1..4].
+   */
+  private checkOutbound(buf: Uint8Array, family: number, proto: number, tracked: boolean): number {
+    let kind = MATCH_PORT;
+    if (proto === PROTO_TCP) {
+      if ((pkt[P_INFO]! & (TCP_SYN | TCP_ACK)) !== TCP_SYN) return DropReason.ACCEPT;
+    } else if ((proto === PROTO_ICMP && family === 4) || (proto === PROTO_ICMPV6 && family === 6)) {
+      if (icmpIsReply(pkt[P_INFO]!, family)) return DropReason.ACCEPT;
+      kind = MATCH_IP_ONLY;
+    } else if (tracked) {
+      if (this.flows.lookup(key)) return DropReason.ACCEPT;
+    } else if (proto !== PROTO_UDP && proto !== PROTO_SCTP) {
+      kind = MATCH_ALL_PORTS;
+    }
+    if (!tracked) loadAddr(buf, pkt[P_SRC]!, family, key, 5);
+    const set = family === 4 ? this.out4!.lookup(key[5]!, 0, 0, 0) : this.out6!.lookup(key[5]!, key[6]!, key[7]!, key[8]!);
+    if (set < 0) return DropReason.SHARED_DENIED;
+    const sets = this.outPool!.data;
+    const ok = this.outTable!.match(sets, set + 1, set + 1 + sets[set]!, proto, family, key[1]!, key[2]!, key[3]!, key[4]!, pkt[P_DPORT]!, kind);
+    return ok ? DropReason.ACCEPT : DropReason.SHARED_DENIED;
   }
 
   /** Snapshot of the counters (allocates). */

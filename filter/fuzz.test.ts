@@ -36,6 +36,8 @@ function templates(): Uint8Array[] {
     }
     specs.push({ src: A.peer, dst: A.self, proto: 'tcp', dport: 22, ext: [0, 43, 60] });
   }
+  // Towards a quarantined peer (runOut's outbound check).
+  for (const A of [A4, A6]) specs.push({ src: A.self, dst: A.q, proto: 'tcp', dport: 80 }, { src: A.self, dst: A.q, proto: 'udp', sport: 4000, dport: 22 });
   return specs.map(craft);
 }
 
@@ -50,6 +52,7 @@ describe('fuzz', () => {
       ],
       localAddrs: [A4.self, A6.self, '10.0.0.0/8'],
       quarantined: [A4.q, A6.q],
+      outbound: [{ SrcIPs: [A4.self, A6.self], DstPorts: [{ IP: '*', Ports: { First: 22, Last: 22 } }] }],
       flows: { capacity: 64 },
     });
     const tpl = templates();

@@ -37,6 +37,10 @@
 //   Packets to it go through runOut like any other: the flows we start towards it are recorded, so its
 //   replies to them get in.
 // - runOut accepts everything that parses and is not multicast/link-local, recording UDP/SCTP flows.
+//   With `outbound` configured (sharing: the recipient network's own policy towards shared-in
+//   devices), a packet to a quarantined address that starts something new (TCP bare SYN, UDP/SCTP
+//   without a tracked flow, ICMP echo request or other non-reply, other protocols) must match an
+//   outbound rule (our source, its destination, protocol, port), else it drops as SHARED_DENIED.
 //
 // The flow table is bounded (FlowOptions: capacity, per-protocol idle timeouts, injectable clock) with
 // LRU eviction; see flows.ts. Source lookup is a path-compressed multibit trie per family whose slots

@@ -19,6 +19,8 @@ export const DropReason = {
   NO_RULE: 7,
   /** A new connection from a quarantined peer (only replies may come from it). */
   QUARANTINED: 8,
+  /** A new connection towards a quarantined (shared-in) peer that no `outbound` rule allows. */
+  SHARED_DENIED: 9,
 } as const;
 
 export type DropReasonCode = (typeof DropReason)[keyof typeof DropReason];
@@ -33,6 +35,7 @@ export const DROP_REASON_NAMES = [
   'not-local',
   'no-rule',
   'quarantined',
+  'shared-denied',
 ] as const;
 
 export type DropReasonName = Exclude<(typeof DROP_REASON_NAMES)[number], 'accepted'>;

@@ -1,0 +1,215 @@
+// The agent's client for coord's machine API (docs/protocol.md): signed requests, registration,
+// posture updates, and the netmap stream with reconnects (exponential backoff with full jitter).
+import { createHash, randomBytes, sign } from 'node:crypto';
+import { Agent, request, type Dispatcher } from 'undici';
+import {
+  applyDelta, HDR_MACHINE_KEY, HDR_NONCE, HDR_SIGNATURE, HDR_TIMESTAMP, MACHINE_PATHS, signingString,
+  type Netmap, type RegisterRequest, type RegisterResponse, type StreamMessage, type UpdateRequest,
+} from '../../wire/protocol.js';
+import type { MachineKey } from './keys.js';
+
+/** A refusal from coord: HTTP status and coord's message, verbatim (the CLI prints it as is). */
+export class ControlError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = 'ControlError';
+  }
+  /** 401/403/404 and other 4xx: retrying the same request will not help. 429/5xx and network errors may. */
+  get permanent(): boolean {
+    return this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429;
+  }
+}
+
+export function signedHeaders(key: MachineKey, method: string, pathAndQuery: string, body: Buffer): Record<string, string> {
+  const timestamp = String(Date.now());
+  const nonce = randomBytes(18).toString('base64url');
+  const bodyHash = createHash('sha256').update(body).digest('hex');
+  const sig = sign(null, Buffer.from(signingString(method, pathAndQuery, bodyHash, timestamp, nonce)), key.privateKey);
+  return {
+    [HDR_MACHINE_KEY]: key.publicKey,
+    [HDR_TIMESTAMP]: timestamp,
+    [HDR_NONCE]: nonce,
+    [HDR_SIGNATURE]: sig.toString('base64'),
+  };
+}
+
+export interface StreamHandlers {
+  onNetmap(netmap: Netmap): void;
+  /** Every failure; `fatal` ones end the stream (device unknown, removed, or its key expired). */
+  onError?(err: Error, info: { fatal: boolean; retryInMs?: number }): void;
+  onConnected?(): void;
+}
+
+export interface StreamOptions {
+  /** Reconnect delays: min(maxMs, baseMs·2^n), with full jitter. */
+  baseMs?: number;
+  maxMs?: number;
+  /** With no line (netmap or keepalive) for this long, the stream is considered dead and reopened. */
+  idleTimeoutMs?: number;
+}
+
+export interface NetmapStream {
+  /** Ends the stream and stops reconnecting. */
+  close(): void;
+  /** Resolves when the stream has ended for good (close() or a fatal error). */
+  done: Promise<void>;
+}
+
+export interface ClientOptions {
+  /** Extra CA certificate(s) (PEM) to trust for coord's TLS certificate, e.g. a self-signed one. */
+  ca?: string | Buffer;
+}
+
+export class ControlClient {
+  readonly base: string;
+  private readonly dispatcher: Dispatcher | undefined;
+
+  constructor(coordUrl: string, readonly key: MachineKey, opts: ClientOptions = {}) {
+    this.base = coordUrl.replace(/\/+$/, '');
+    if (opts.ca) this.dispatcher = new Agent({ connect: { ca: opts.ca } });
+  }
+
+  private async call<T>(path: string, payload: unknown): Promise<T> {
+    const body = Buffer.from(JSON.stringify(payload));
+    const res = await request(this.base + path, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json', ...signedHeaders(this.key, 'POST', path, body) },
+      dispatcher: this.dispatcher,
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
+    const text = await res.body.text();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new ControlError(res.statusCode, `coord answered ${res.statusCode} with a body that is not JSON`);
+    }
+    if (res.statusCode !== 200) {
+      throw new ControlError(res.statusCode, (parsed as { message?: string }).message ?? `coord answered ${res.statusCode}`);
+    }
+    return parsed as T;
+  }
+
+  register(r: RegisterRequest): Promise<RegisterResponse> {
+    return this.call(MACHINE_PATHS.register, r);
+  }
+
+  update(u: UpdateRequest): Promise<void> {
+    return this.call(MACHINE_PATHS.update, u);
+  }
+
+  /** Holds the netmap stream open, reconnecting after failures, until close() or a fatal error. */
+  stream(h: StreamHandlers, o: StreamOptions = {}): NetmapStream {
+    const baseMs = o.baseMs ?? 500;
+    const maxMs = o.maxMs ?? 30_000;
+    const idleTimeoutMs = o.idleTimeoutMs ?? 90_000;
+    let closed = false;
+    let abort: AbortController | undefined;
+    let wake: (() => void) | undefined;
+    let lastVersion = 0;
+
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+
+    const once = async (): Promise<'fatal' | 'retry' | 'gotNetmap'> => {
+      abort = new AbortController();
+      let idle: NodeJS.Timeout | undefined;
+      const armIdle = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => abort?.abort(new Error(`no data from coord for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+      };
+      let got = false;
+      // Deltas apply to the last netmap of this stream; each stream starts with a full one.
+      let current: Netmap | undefined;
+      try {
+        armIdle();
+        const res = await request(this.base + MACHINE_PATHS.map, {
+          method: 'GET',
+          headers: signedHeaders(this.key, 'GET', MACHINE_PATHS.map, Buffer.alloc(0)),
+          signal: abort.signal,
+          dispatcher: this.dispatcher,
+          headersTimeout: 30_000,
+          bodyTimeout: 0,
+        });
+        if (res.statusCode !== 200) {
+          const text = await res.body.text();
+          let message = `coord answered ${res.statusCode}`;
+          try {
+            message = (JSON.parse(text) as { message?: string }).message ?? message;
+          } catch {
+            /* keep the status message */
+          }
+          const err = new ControlError(res.statusCode, message);
+          h.onError?.(err, { fatal: err.permanent });
+          return err.permanent ? 'fatal' : 'retry';
+        }
+        h.onConnected?.();
+        let buf = '';
+        for await (const chunk of res.body) {
+          armIdle();
+          buf += (chunk as Buffer).toString('utf8');
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line.trim() === '') continue;
+            const msg = JSON.parse(line) as StreamMessage;
+            if (msg.type === 'netmap') {
+              current = msg.netmap;
+              if (msg.netmap.version <= lastVersion) continue;
+              lastVersion = msg.netmap.version;
+              got = true;
+              h.onNetmap(msg.netmap);
+            } else if (msg.type === 'delta') {
+              if (!current) throw new Error('coord sent a delta before a full netmap');
+              current = applyDelta(current, msg.delta);
+              if (current.version <= lastVersion) continue;
+              lastVersion = current.version;
+              got = true;
+              h.onNetmap(current);
+            } else if (msg.type === 'logout') {
+              h.onError?.(new ControlError(401, msg.message), { fatal: true });
+              return 'fatal';
+            }
+          }
+        }
+        if (!closed) h.onError?.(new Error('coord ended the netmap stream'), { fatal: false });
+        return got ? 'gotNetmap' : 'retry';
+      } catch (err) {
+        if (closed) return 'fatal';
+        h.onError?.(err as Error, { fatal: false });
+        return got ? 'gotNetmap' : 'retry';
+      } finally {
+        clearTimeout(idle);
+      }
+    };
+
+    const done = (async () => {
+      let failures = 0;
+      while (!closed) {
+        const r = await once();
+        if (r === 'fatal' || closed) break;
+        failures = r === 'gotNetmap' ? 0 : failures + 1;
+        const delay = Math.random() * Math.min(maxMs, baseMs * 2 ** failures);
+        await sleep(delay);
+      }
+    })();
+
+    return {
+      close() {
+        closed = true;
+        abort?.abort();
+        wake?.();
+      },
+      done,
+    };
+  }
+}

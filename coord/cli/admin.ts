@@ -1,0 +1,367 @@
+// Admin subcommands for the daily tasks, over the admin API (so they work from any machine):
+// `coord users|keys|devices|acl|audit …`. The server and key come from --coord/--api-key or the
+// environment (MESHWARD_COORD, MESHWARD_API_KEY; prefer the environment or --api-key-file so the key
+// does not show in `ps`).
+import { readFileSync } from 'node:fs';
+import { request } from 'undici';
+import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
+import { parseDuration } from './common.js';
+
+const CONN_FLAGS = {
+  coord: { type: 'string' },
+  'api-key': { type: 'string' },
+  'api-key-file': { type: 'string' },
+  tailnet: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+type Flags = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
+
+class Api {
+  constructor(readonly base: string, private readonly key: string, readonly tailnet: string) {}
+
+  async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; text: string; headers: Record<string, unknown> }> {
+    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    let res;
+    try {
+      res = await request(`${this.base}/api/v2${path}`, {
+        method: method as 'GET',
+        body: payload,
+        headers: { authorization: `Bearer ${this.key}`, ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      });
+    } catch (err) {
+      throw new Error(`cannot reach coord at ${this.base}: ${(err as Error).message}`);
+    }
+    const text = await res.body.text();
+    let parsed: any;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (res.statusCode >= 400) {
+      const data = parsed?.data ? '\n' + JSON.stringify(parsed.data, null, 2) : '';
+      throw new Error(`${parsed?.message ?? `coord answered ${res.statusCode}`}${data}`);
+    }
+    return { status: res.statusCode, body: parsed, text, headers: res.headers };
+  }
+
+  t(path: string): string {
+    return `/tailnet/${encodeURIComponent(this.tailnet)}${path}`;
+  }
+}
+
+function connect(values: Record<string, unknown>): Api {
+  const base = String(values.coord ?? process.env.MESHWARD_COORD ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+  let key = (values['api-key'] as string | undefined) ?? process.env.MESHWARD_API_KEY;
+  if (values['api-key-file']) key = readFileSync(values['api-key-file'] as string, 'utf8').trim();
+  if (!key) throw new UsageError('no API key: set MESHWARD_API_KEY, or pass --api-key-file FILE (or --api-key KEY)');
+  return new Api(base, key, (values.tailnet as string | undefined) ?? '-');
+}
+
+function out(values: Record<string, unknown>, json: unknown, lines: () => string[]): void {
+  process.stdout.write(values.json ? JSON.stringify(json, null, 2) + '\n' : lines().map((l) => l + '\n').join(''));
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+interface Sub {
+  usage: string;
+  flags?: Flags;
+  positionals?: number;
+  run(api: Api, values: Record<string, any>, args: string[]): Promise<void>;
+}
+
+function group(name: string, summary: string, subs: Record<string, Sub>): Command {
+  const usage = `${name} <${Object.keys(subs).join('|')}> … [--coord URL] [--api-key-file FILE] [--json]`;
+  return {
+    usage,
+    summary,
+    async run(argv) {
+      const [sub, ...rest] = argv;
+      const s = sub !== undefined && Object.hasOwn(subs, sub) ? subs[sub] : undefined;
+      if (!s) {
+        const list = Object.values(subs).map((x) => `  coord ${name} ${x.usage}`).join('\n');
+        throw new UsageError(`${sub === undefined ? 'missing' : `unknown ${name} subcommand "${sub}";`} one of:\n${list}`);
+      }
+      const { values, positionals } = parseFlags(rest, { ...CONN_FLAGS, ...(s.flags ?? {}) } as typeof CONN_FLAGS, s.positionals ?? 0);
+      await s.run(connect(values), values, positionals);
+      return 0;
+    },
+  };
+}
+
+function need(args: string[], i: number, what: string): string {
+  const v = args[i];
+  if (v === undefined) throw new UsageError(`missing ${what}`);
+  return v;
+}
+
+/** A user by id or email. */
+async function findUser(api: Api, ref: string): Promise<any> {
+  const users = (await api.call('GET', api.t('/users'))).body.users as any[];
+  const u = users.find((x) => x.id === ref || x.loginName.toLowerCase() === ref.toLowerCase());
+  if (!u) throw new Error(`no user ${JSON.stringify(ref)} in this network (coord users list shows them)`);
+  return u;
+}
+
+/** A device by id, DNS name or hostname. */
+async function findDevice(api: Api, ref: string): Promise<any> {
+  const devices = (await api.call('GET', api.t('/devices'))).body.devices as any[];
+  const hits = devices.filter((d) => d.id === ref || d.name === ref || d.name.split('.')[0] === ref || d.hostname === ref);
+  if (hits.length === 0) throw new Error(`no device ${JSON.stringify(ref)} in this network (coord devices list shows them)`);
+  if (hits.length > 1) throw new Error(`${JSON.stringify(ref)} matches ${hits.length} devices; use the id`);
+  return hits[0];
+}
+
+function splitList(s: string | undefined): string[] {
+  return (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+export const usersCommand = group('users', 'list users, invite them, change roles (admin API)', {
+  list: {
+    usage: 'list',
+    async run(api, v) {
+      const { users } = (await api.call('GET', api.t('/users'))).body;
+      out(v, { users }, () => table([['ID', 'EMAIL', 'ROLE', 'STATUS', 'DEVICES'], ...users.map((u: any) => [u.id, u.loginName, u.role, u.status, String(u.deviceCount)])]));
+    },
+  },
+  invite: {
+    usage: 'invite EMAIL [--role ROLE]',
+    flags: { role: { type: 'string' } },
+    positionals: 1,
+    async run(api, v, args) {
+      const email = need(args, 0, 'EMAIL');
+      const [inv] = (await api.call('POST', api.t('/user-invites'), [{ email, role: v.role ?? 'member' }])).body;
+      out(v, inv, () => [`invited ${inv.email} as ${inv.role}; send them this one-time code (shown only now):`, inv.code]);
+    },
+  },
+  role: {
+    usage: 'role USER ROLE',
+    positionals: 2,
+    async run(api, v, args) {
+      const u = await findUser(api, need(args, 0, 'USER (id or email)'));
+      const r = (await api.call('POST', `/users/${u.id}/role`, { role: need(args, 1, 'ROLE') })).body;
+      out(v, r, () => [`${r.loginName} is now ${r.role}`]);
+    },
+  },
+  ...Object.fromEntries(
+    (['approve', 'suspend', 'restore', 'delete'] as const).map((action) => [
+      action,
+      {
+        usage: `${action} USER`,
+        positionals: 1,
+        async run(api: Api, v: Record<string, unknown>, args: string[]) {
+          const u = await findUser(api, need(args, 0, 'USER (id or email)'));
+          await api.call('POST', `/users/${u.id}/${action}`);
+          out(v, {}, () => [`${u.loginName}: ${action.endsWith('e') ? action + 'd' : action + 'ed'}`]);
+        },
+      } satisfies Sub,
+    ]),
+  ),
+});
+
+export const keysCommand = group('keys', 'create, list and revoke auth keys and API tokens (admin API)', {
+  list: {
+    usage: 'list',
+    async run(api, v) {
+      const { keys } = (await api.call('GET', api.t('/keys'))).body;
+      out(v, { keys }, () =>
+        table([
+          ['ID', 'TYPE', 'DESCRIPTION', 'EXPIRES', 'FLAGS'],
+          ...keys.map((k: any) => {
+            const c = k.capabilities?.devices?.create;
+            const flags = c ? [c.reusable && 'reusable', c.ephemeral && 'ephemeral', c.preauthorized && 'preauthorized', ...(c.tags ?? [])].filter(Boolean).join(',') : '';
+            return [k.id, k.keyType, k.description || '-', k.expires ?? 'never', flags];
+          }),
+        ]),
+      );
+    },
+  },
+  create: {
+    usage: 'create [--reusable] [--ephemeral] [--preauthorized] [--tags tag:a,tag:b] [--user EMAIL] [--expiry 90d] [--description TEXT] [--api]',
+    flags: {
+      reusable: { type: 'boolean' }, ephemeral: { type: 'boolean' }, preauthorized: { type: 'boolean' }, tags: { type: 'string' },
+      user: { type: 'string' }, expiry: { type: 'string' }, description: { type: 'string' }, api: { type: 'boolean' },
+    },
+    async run(api, v) {
+      const body: Record<string, unknown> = { description: v.description ?? '' };
+      if (v.expiry) body.expirySeconds = parseDuration(v.expiry);
+      if (v.api) {
+        if (v.reusable || v.ephemeral || v.preauthorized || v.tags || v.user) throw new UsageError('--api makes an API token; device flags do not apply');
+        body.keyType = 'api';
+      } else {
+        body.capabilities = { devices: { create: { reusable: !!v.reusable, ephemeral: !!v.ephemeral, preauthorized: !!v.preauthorized, tags: splitList(v.tags) } } };
+        if (v.user) body.user = v.user;
+      }
+      const k = (await api.call('POST', api.t('/keys'), body)).body;
+      out(v, k, () => [`created ${k.keyType} key ${k.id}, expires ${k.expires}; the key (shown only now):`, k.key]);
+    },
+  },
+  revoke: {
+    usage: 'revoke ID',
+    positionals: 1,
+    async run(api, v, args) {
+      const id = need(args, 0, 'key ID');
+      await api.call('DELETE', api.t(`/keys/${encodeURIComponent(id)}`));
+      out(v, {}, () => [`revoked ${id}`]);
+    },
+  },
+});
+
+export const devicesCommand = group('devices', 'list, approve, rename, tag and remove devices (admin API)', {
+  list: {
+    usage: 'list',
+    async run(api, v) {
+      const { devices } = (await api.call('GET', api.t('/devices'))).body;
+      out(v, { devices }, () =>
+        table([
+          ['ID', 'NAME', 'ADDRESS', 'USER', 'TAGS', 'OS', 'STATE'],
+          ...devices.map((d: any) => [
+            d.id, d.name.split('.')[0], d.addresses[0], d.user, d.tags.join(',') || '-', d.os || '-',
+            !d.authorized ? 'needs approval' : d.connectedToControl ? 'online' : `offline${d.lastSeen ? `, last seen ${d.lastSeen}` : ''}`,
+          ]),
+        ]),
+      );
+    },
+  },
+  approve: {
+    usage: 'approve DEVICE',
+    positionals: 1,
+    async run(api, v, args) {
+      const d = await findDevice(api, need(args, 0, 'DEVICE'));
+      await api.call('POST', `/device/${d.id}/authorized`, { authorized: true });
+      out(v, {}, () => [`${d.name}: approved`]);
+    },
+  },
+  rename: {
+    usage: 'rename DEVICE NAME',
+    positionals: 2,
+    async run(api, v, args) {
+      const d = await findDevice(api, need(args, 0, 'DEVICE'));
+      await api.call('POST', `/device/${d.id}/name`, { name: need(args, 1, 'NAME') });
+      out(v, {}, () => [`${d.name}: renamed to ${args[1]}`]);
+    },
+  },
+  tag: {
+    usage: 'tag DEVICE tag:a,tag:b   (empty string removes all tags)',
+    positionals: 2,
+    async run(api, v, args) {
+      const d = await findDevice(api, need(args, 0, 'DEVICE'));
+      const tags = splitList(need(args, 1, 'TAGS'));
+      await api.call('POST', `/device/${d.id}/tags`, { tags });
+      out(v, {}, () => [`${d.name}: tags ${tags.join(',') || '(none)'}`]);
+    },
+  },
+  routes: {
+    usage: 'routes DEVICE [--enable 10.0.0.0/24,…]',
+    flags: { enable: { type: 'string' } },
+    positionals: 1,
+    async run(api, v, args) {
+      const d = await findDevice(api, need(args, 0, 'DEVICE'));
+      const r = v.enable !== undefined
+        ? (await api.call('POST', `/device/${d.id}/routes`, { routes: splitList(v.enable) })).body
+        : (await api.call('GET', `/device/${d.id}/routes`)).body;
+      out(v, r, () => [`advertised: ${r.advertisedRoutes.join(', ') || '-'}`, `enabled:    ${r.enabledRoutes.join(', ') || '-'}`]);
+    },
+  },
+  expire: {
+    usage: 'expire DEVICE',
+    positionals: 1,
+    async run(api, v, args) {
+      const d = await findDevice(api, need(args, 0, 'DEVICE'));
+      await api.call('POST', `/device/${d.id}/expire`);
+      out(v, {}, () => [`${d.name}: key expired; it must register again with an auth key`]);
+    },
+  },
+  delete: {
+    usage: 'delete DEVICE',
+    positionals: 1,
+    async run(api, v, args) {
+      const d = await findDevice(api, need(args, 0, 'DEVICE'));
+      await api.call('DELETE', `/device/${d.id}`);
+      out(v, {}, () => [`${d.name}: removed`]);
+    },
+  },
+});
+
+function readPolicyArg(file: string | undefined): string {
+  if (file === undefined) return '';
+  try {
+    return readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+export const aclCommand = group('acl', "get, set, check and preview the network's policy file (admin API)", {
+  get: {
+    usage: 'get   (prints the HuJSON file; --json: parsed JSON)',
+    async run(api, v) {
+      const r = await api.call('GET', api.t('/acl'), undefined, v.json ? {} : { accept: 'application/hujson' });
+      process.stderr.write(`etag: ${String(r.headers.etag)}\n`);
+      process.stdout.write(v.json ? JSON.stringify(r.body, null, 2) + '\n' : r.text.endsWith('\n') ? r.text : r.text + '\n');
+    },
+  },
+  set: {
+    usage: 'set FILE [--if-match ETAG]   (FILE "-" reads stdin)',
+    flags: { 'if-match': { type: 'string' } },
+    positionals: 1,
+    async run(api, v, args) {
+      const text = readPolicyArg(need(args, 0, 'FILE'));
+      const r = await api.call('POST', api.t('/acl'), text, { 'content-type': 'application/hujson', ...(v['if-match'] ? { 'if-match': v['if-match'] } : {}) });
+      out(v, { etag: r.headers.etag }, () => [`policy updated (etag ${String(r.headers.etag)})`]);
+    },
+  },
+  check: {
+    usage: 'check [FILE]   (without FILE: the stored policy)',
+    positionals: 1,
+    async run(api, v, args) {
+      const r = await api.call('POST', api.t('/acl/validate'), readPolicyArg(args[0]), { 'content-type': 'application/hujson' });
+      if (r.body?.message) {
+        out(v, r.body, () => [r.body.message, ...(r.body.data ?? []).flatMap((d: any) => d.errors.map((e: string) => `  ${d.user}: ${e}`))]);
+        process.exitCode = 1;
+        throw new Error('policy check failed');
+      }
+      out(v, r.body, () => ['policy is valid; its tests pass']);
+    },
+  },
+  preview: {
+    usage: 'preview (--user EMAIL | --ip-port IP:PORT) [FILE]',
+    flags: { user: { type: 'string' }, 'ip-port': { type: 'string' } },
+    positionals: 1,
+    async run(api, v, args) {
+      if (!!v.user === !!v['ip-port']) throw new UsageError('give exactly one of --user EMAIL or --ip-port IP:PORT');
+      const q = v.user ? `type=user&previewFor=${encodeURIComponent(v.user)}` : `type=ipport&previewFor=${encodeURIComponent(v['ip-port'])}`;
+      const r = (await api.call('POST', api.t(`/acl/preview?${q}`), readPolicyArg(args[0]), { 'content-type': 'application/hujson' })).body;
+      out(v, r, () =>
+        r.matches.length === 0
+          ? ['nothing matches']
+          : table([['LINE', 'USERS', 'PORTS'], ...r.matches.map((m: any) => [String(m.lineNumber), m.users.join(','), m.ports.join(',')])]),
+      );
+    },
+  },
+});
+
+export const auditCommand: Command = {
+  usage: 'audit [--since 24h] [--coord URL] [--api-key-file FILE] [--json]',
+  summary: 'show the configuration audit log (admin API)',
+  async run(argv) {
+    const { values } = parseFlags(argv, { ...CONN_FLAGS, since: { type: 'string', default: '24h' } });
+    const api = connect(values);
+    const start = new Date(Date.now() - parseDuration(values.since!) * 1000).toISOString();
+    const r = (await api.call('GET', api.t(`/logging/configuration?start=${encodeURIComponent(start)}`))).body;
+    out(values, r, () =>
+      r.logs.length === 0
+        ? ['no configuration changes in that time']
+        : table([
+            ['TIME', 'ACTOR', 'ACTION', 'TARGET'],
+            ...r.logs.map((e: any) => [e.eventTime, e.actor.loginName || e.actor.type, e.action, `${e.target.type} ${e.target.name ?? ''}${e.target.property ? ` (${e.target.property})` : ''}`]),
+          ]),
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,140 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS } from './migrations.js';
+import { Conflict, dnsLabel, Store } from './index.js';
+
+const dirs: string[] = [];
+function tempDb(): string {
+  const d = mkdtempSync(join(tmpdir(), 'mw-coord-store-'));
+  dirs.push(d);
+  return join(d, 'coord.db');
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const device = (tailnetId: number, userId: string, machineKey: string, hostname: string) => ({
+  tailnetId, userId, machineKey, nodeKey: 'nk', hostname, tags: [], os: 'linux', clientVersion: '1', endpoints: [],
+  advertisedRoutes: [], enabledRoutes: [], posture: {}, authorized: true, ephemeral: false, keyExpiryDisabled: false,
+  expires: null, authKeyId: null,
+});
+
+describe('store', () => {
+  it('migrates a new database to the latest version, in WAL mode, owner-only', () => {
+    const path = tempDb();
+    const s = new Store(path);
+    expect(s.schemaVersion()).toBe(MIGRATIONS.length);
+    expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(statSync(path).mode & 0o077).toBe(0);
+    s.close();
+  });
+
+  it('refuses a database from a newer coord', () => {
+    const path = tempDb();
+    const s = new Store(path);
+    s.db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    s.close();
+    expect(() => new Store(path)).toThrow(/newer than this coord/);
+  });
+
+  it('creates networks with one owner and a first API key, and keeps them across reopen', () => {
+    const path = tempDb();
+    const s = new Store(path);
+    const { tailnet, owner, apiKey } = s.createTailnet('example.com', 'alice@example.com', '{}', '"e"');
+    expect(owner.role).toBe('owner');
+    expect(() => s.createTailnet('example.com', 'bob@example.com', '{}', '"e"')).toThrow(Conflict);
+    const other = s.createTailnet('example-com', 'bob@example.com', '{}', '"e"').tailnet;
+    expect(other.domain).not.toBe(tailnet.domain);
+    s.close();
+    const again = new Store(path);
+    expect(again.getTailnetByName('example.com')!.id).toBe(tailnet.id);
+    const key = again.getKey(apiKey.id)!;
+    expect(key.keyType).toBe('api');
+    expect(key.hash.equals(apiKey.hash)).toBe(true);
+    // only the hash is stored
+    const raw = JSON.stringify(again.db.prepare('SELECT * FROM keys').all());
+    expect(raw).not.toContain(apiKey.secret.split('-').pop()!);
+    again.close();
+  });
+
+  it('gives devices addresses unique across networks and names unique within one', () => {
+    const s = new Store(tempDb());
+    const a = s.createTailnet('a.example', 'x@a.example', '{}', '"e"');
+    const b = s.createTailnet('b.example', 'x@b.example', '{}', '"e"');
+    const seen = new Set<string>();
+    const names: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const t = i % 2 ? a : b;
+      const d = s.createDevice(device(t.tailnet.id, t.owner.id, `mk${i}`, 'Web Server'));
+      expect(seen.has(d.ipv4)).toBe(false);
+      expect(seen.has(d.ipv6)).toBe(false);
+      seen.add(d.ipv4).add(d.ipv6);
+      if (t === a) names.push(d.name);
+    }
+    expect(names.slice(0, 3)).toEqual(['web-server', 'web-server-1', 'web-server-2']);
+    expect(new Set(names).size).toBe(names.length);
+    expect(() => s.createDevice(device(a.tailnet.id, a.owner.id, 'mk1', 'dup'))).toThrow();
+    s.close();
+  });
+
+  it('rolls back a transaction that fails half-way', () => {
+    const s = new Store(tempDb());
+    const { tailnet } = s.createTailnet('a.example', 'x@a.example', 'old', '"1"');
+    expect(() =>
+      s.tx(() => {
+        s.setPolicy(tailnet.id, 'new', '"2"');
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(s.getTailnet(tailnet.id)!.policy).toBe('old');
+    s.close();
+  });
+
+  it('makes DNS labels from hostnames', () => {
+    expect(dnsLabel('My_Laptop.local')).toBe('my-laptop-local');
+    expect(dnsLabel('---')).toBe('device');
+    expect(dnsLabel('a'.repeat(80))).toHaveLength(63);
+  });
+
+  it('upgrades a version-1 database to device sharing, keeping its data', () => {
+    const path = tempDb();
+    const raw = new Database(path);
+    raw.exec(MIGRATIONS[0]!);
+    raw.pragma('user_version = 1');
+    raw.prepare("INSERT INTO tailnets (name, domain, created, policy, policy_etag) VALUES ('old', 'old.x', 'now', '{}', 'e')").run();
+    raw.close();
+    const s = new Store(path);
+    expect(s.schemaVersion()).toBe(MIGRATIONS.length);
+    expect(s.getTailnetByName('old')).toBeDefined();
+    expect(s.sharesFrom(1)).toEqual([]);
+    s.close();
+  });
+
+  it('keeps device invites one-time and drops shares with the device or the recipient', () => {
+    const s = new Store(':memory:');
+    const a = s.createTailnet('a.example', 'alice@a.example', '{}', 'e');
+    const b = s.createTailnet('b.example', 'bob@b.example', '{}', 'e');
+    const d = s.createDevice(device(a.tailnet.id, a.owner.id, 'mk1', 'git'));
+    const { invite, code } = s.createDeviceInvite(a.tailnet.id, d.id, a.owner.id, 'for bob');
+    expect(code).toMatch(/^mwkey-invite-d/);
+    expect(invite.codeHash.toString('hex')).not.toContain(code);
+    const share = s.acceptDeviceInvite(invite, b.owner)!;
+    expect(share).toMatchObject({ deviceId: d.id, recipientId: b.owner.id, recipientTailnetId: b.tailnet.id, tailnetId: a.tailnet.id });
+    expect(s.acceptDeviceInvite(invite, b.owner)).toBeUndefined();
+    expect(s.getDeviceInvite(invite.id)).toMatchObject({ acceptedBy: b.owner.id });
+    expect(s.sharesInto(b.tailnet.id)).toHaveLength(1);
+    s.deleteDevice(d.id);
+    expect(s.sharesInto(b.tailnet.id)).toEqual([]);
+    expect(s.getDeviceInvite(invite.id)).toBeUndefined();
+    const d2 = s.createDevice(device(a.tailnet.id, a.owner.id, 'mk2', 'git2'));
+    const carol = s.createUser(b.tailnet.id, 'carol@b.example');
+    s.acceptDeviceInvite(s.createDeviceInvite(a.tailnet.id, d2.id, a.owner.id, '').invite, carol);
+    expect(s.sharesFrom(a.tailnet.id)).toHaveLength(1);
+    s.deleteUser(carol.id);
+    expect(s.sharesFrom(a.tailnet.id)).toEqual([]);
+    s.close();
+  });
+});

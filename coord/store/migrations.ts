@@ -1,0 +1,134 @@
+// Versioned schema migrations. The database's `user_version` is the number of migrations applied;
+// a new schema change is a new entry at the end of this list, never an edit of an old one.
+export const MIGRATIONS: readonly string[] = [
+  // 1: networks, users, keys, devices, audit log.
+  `
+  CREATE TABLE tailnets (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    domain       TEXT NOT NULL UNIQUE,
+    created      TEXT NOT NULL,
+    policy       TEXT NOT NULL,
+    policy_etag  TEXT NOT NULL,
+    settings     TEXT NOT NULL DEFAULT '{}',
+    dns          TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    tailnet_id    INTEGER NOT NULL REFERENCES tailnets(id) ON DELETE CASCADE,
+    email         TEXT NOT NULL,
+    display_name  TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'active',
+    password_hash TEXT,
+    created       TEXT NOT NULL,
+    last_seen     TEXT,
+    UNIQUE (tailnet_id, email)
+  );
+  CREATE TABLE keys (
+    id            TEXT PRIMARY KEY,
+    tailnet_id    INTEGER NOT NULL REFERENCES tailnets(id) ON DELETE CASCADE,
+    key_type      TEXT NOT NULL,            -- 'auth' | 'api' | 'session'
+    hash          BLOB NOT NULL,
+    user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, -- creator (api/session: the caller)
+    device_user_id TEXT REFERENCES users(id) ON DELETE CASCADE,          -- auth keys: who owns the devices
+    reusable      INTEGER NOT NULL DEFAULT 0,
+    ephemeral     INTEGER NOT NULL DEFAULT 0,
+    preauthorized INTEGER NOT NULL DEFAULT 0,
+    tags          TEXT NOT NULL DEFAULT '[]',
+    description   TEXT NOT NULL DEFAULT '',
+    created       TEXT NOT NULL,
+    expires       TEXT,
+    revoked       TEXT,
+    uses          INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX keys_tailnet ON keys (tailnet_id);
+  CREATE TABLE devices (
+    id              TEXT PRIMARY KEY,
+    tailnet_id      INTEGER NOT NULL REFERENCES tailnets(id) ON DELETE CASCADE,
+    user_id         TEXT NOT NULL REFERENCES users(id),
+    machine_key     TEXT NOT NULL UNIQUE,
+    node_key        TEXT NOT NULL,
+    hostname        TEXT NOT NULL,
+    name            TEXT NOT NULL,          -- DNS label, unique in the network
+    ipv4            TEXT NOT NULL UNIQUE,   -- unique across all networks
+    ipv6            TEXT NOT NULL UNIQUE,
+    tags            TEXT NOT NULL DEFAULT '[]',
+    os              TEXT NOT NULL DEFAULT '',
+    client_version  TEXT NOT NULL DEFAULT '',
+    endpoints       TEXT NOT NULL DEFAULT '[]',
+    advertised_routes TEXT NOT NULL DEFAULT '[]',
+    enabled_routes  TEXT NOT NULL DEFAULT '[]',
+    posture         TEXT NOT NULL DEFAULT '{}',
+    authorized      INTEGER NOT NULL DEFAULT 1,
+    ephemeral       INTEGER NOT NULL DEFAULT 0,
+    key_expiry_disabled INTEGER NOT NULL DEFAULT 0,
+    created         TEXT NOT NULL,
+    last_seen       TEXT,
+    expires         TEXT,
+    auth_key_id     TEXT,
+    UNIQUE (tailnet_id, name)
+  );
+  CREATE INDEX devices_tailnet ON devices (tailnet_id);
+  CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY,
+    tailnet_id  INTEGER NOT NULL REFERENCES tailnets(id) ON DELETE CASCADE,
+    event_time  TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    origin      TEXT NOT NULL,
+    actor       TEXT NOT NULL,   -- JSON {id, type, loginName, displayName}
+    target      TEXT NOT NULL,   -- JSON {id, name, type, property?}
+    action      TEXT NOT NULL,
+    old         TEXT,            -- JSON
+    new         TEXT             -- JSON
+  );
+  CREATE INDEX audit_tailnet_time ON audit (tailnet_id, event_time);
+  CREATE TABLE webhooks (
+    id          TEXT PRIMARY KEY,
+    tailnet_id  INTEGER NOT NULL REFERENCES tailnets(id) ON DELETE CASCADE,
+    endpoint_url TEXT NOT NULL,
+    provider_type TEXT NOT NULL DEFAULT '',
+    subscriptions TEXT NOT NULL DEFAULT '[]',
+    secret      TEXT NOT NULL,
+    creator_login_name TEXT NOT NULL,
+    created     TEXT NOT NULL,
+    last_modified TEXT NOT NULL
+  );
+  CREATE TABLE user_invites (
+    id          TEXT PRIMARY KEY,
+    tailnet_id  INTEGER NOT NULL REFERENCES tailnets(id) ON DELETE CASCADE,
+    email       TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    code_hash   BLOB NOT NULL,
+    inviter_id  TEXT NOT NULL,
+    created     TEXT NOT NULL,
+    accepted    TEXT
+  );
+  `,
+  // 2: device sharing (issue 7): invites (one-time codes, stored hashed) and the shares they made.
+  `
+  CREATE TABLE device_invites (
+    id          TEXT PRIMARY KEY,
+    tailnet_id  INTEGER NOT NULL REFERENCES tailnets(id) ON DELETE CASCADE,
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    sharer_id   TEXT NOT NULL,          -- the user who created the invite (shown as the owner in the recipient network)
+    label       TEXT NOT NULL DEFAULT '',
+    code_hash   BLOB NOT NULL,
+    created     TEXT NOT NULL,
+    accepted_by TEXT,                   -- user id, in another network
+    accepted_at TEXT
+  );
+  CREATE INDEX device_invites_device ON device_invites (device_id);
+  CREATE TABLE shares (
+    id                   TEXT PRIMARY KEY,  -- the invite it came from
+    tailnet_id           INTEGER NOT NULL REFERENCES tailnets(id) ON DELETE CASCADE,
+    device_id            TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    sharer_id            TEXT NOT NULL,
+    recipient_id         TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    recipient_tailnet_id INTEGER NOT NULL REFERENCES tailnets(id) ON DELETE CASCADE,
+    created              TEXT NOT NULL,
+    UNIQUE (device_id, recipient_id)
+  );
+  CREATE INDEX shares_recipient_tailnet ON shares (recipient_tailnet_id);
+  `,
+];

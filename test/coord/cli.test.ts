@@ -1,0 +1,91 @@
+// coord's admin subcommands against the real server, as a person would run them.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Coord, root } from './harness.js';
+import { TestDevice } from './devices.js';
+
+const main = join(root, 'dist/coord/main.js');
+
+describe('coord admin subcommands', () => {
+  const coord = new Coord();
+  let key = '';
+  const run = (args: string[], env: Record<string, string> = {}, input?: string) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, [main, ...args], { env: { ...process.env, MESHWARD_COORD: coord.url, MESHWARD_API_KEY: key, ...env } });
+      let stdout = '', stderr = '';
+      p.stdout.on('data', (c) => (stdout += c));
+      p.stderr.on('data', (c) => (stderr += c));
+      p.on('close', (status) => resolve({ status, stdout, stderr }));
+      if (input !== undefined) p.stdin.end(input);
+      else p.stdin.end();
+    });
+
+  beforeAll(async () => {
+    await coord.start();
+    key = coord.createTailnet('example.com', 'alice@example.com');
+  });
+  afterAll(() => coord.cleanup());
+
+  it('explains a missing key and a missing subcommand', async () => {
+    const r = await run(['users', 'list'], { MESHWARD_API_KEY: '' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('MESHWARD_API_KEY');
+    const s = await run(['keys']);
+    expect(s.status).toBe(2);
+    expect(s.stderr).toContain('coord keys create');
+  });
+
+  it('explains bad serve and tailnet flags', async () => {
+    const listen = await run(['serve', '--listen', 'nonsense']);
+    expect(listen.status).toBe(2);
+    expect(listen.stderr).toContain('expected HOST:PORT');
+    const tls = await run(['serve', '--tls-cert', '/nonexistent']);
+    expect(tls.status).toBe(2);
+    expect(tls.stderr).toContain('--tls-cert and --tls-key go together');
+    const email = await run(['tailnet', 'create', 'x.example', '--owner', 'not-an-email', '--db', join(coord.dir, 'other.db')]);
+    expect(email.status).toBe(2);
+    expect(email.stderr).toContain('is not an email address');
+  });
+
+  it('manages users, keys, devices, the policy and shows the audit log', async () => {
+    const inv = await run(['users', 'invite', 'bob@example.com', '--role', 'auditor']);
+    expect(inv.status).toBe(0);
+    expect(inv.stdout).toMatch(/mwkey-invite-/);
+    const users = await run(['users', 'list']);
+    expect(users.stdout).toContain('alice@example.com');
+
+    const k = await run(['keys', 'create', '--reusable', '--expiry', '1h', '--description', 'ci', '--json']);
+    expect(k.status).toBe(0);
+    const created = JSON.parse(k.stdout);
+    expect(created.key).toMatch(/^mwkey-auth-/);
+    expect((await run(['keys', 'list'])).stdout).toContain(created.id);
+
+    const d = new TestDevice(coord.url);
+    await d.register(created.key, 'web1');
+    const list = await run(['devices', 'list']);
+    expect(list.stdout).toMatch(/web1\s+100\./);
+    expect((await run(['devices', 'rename', 'web1', 'frontend'])).status).toBe(0);
+    expect((await run(['devices', 'list', '--json'])).stdout).toContain('frontend.example-com.meshward.internal');
+    const tag = await run(['devices', 'tag', 'frontend', 'tag:nope']);
+    expect(tag.status).toBe(1);
+    expect(tag.stderr).toContain('requested tags [tag:nope] are invalid or not permitted');
+
+    const file = join(coord.dir, 'policy.hujson');
+    writeFileSync(file, '// ssh only\n{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:22"]}]}\n');
+    expect((await run(['acl', 'check', file])).status).toBe(0);
+    expect((await run(['acl', 'set', file])).status).toBe(0);
+    const got = await run(['acl', 'get']);
+    expect(got.stdout).toContain('// ssh only');
+    const bad = await run(['acl', 'set', '-'], {}, '{"acls": [{"action": "deny"}]}');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/1:\d+: /);
+
+    expect((await run(['keys', 'revoke', created.id])).status).toBe(0);
+    expect((await run(['devices', 'delete', 'frontend'])).status).toBe(0);
+    const audit = await run(['audit']);
+    expect(audit.stdout).toContain('ACL');
+    expect(audit.stdout).toContain('NODE');
+  });
+});

@@ -1,0 +1,52 @@
+// A simulated device for tests: the real control client (agent/control) against the real server.
+import { randomBytes } from 'node:crypto';
+import { ControlClient, generateMachineKey, type Netmap, type NetmapStream } from '../../agent/control/index.js';
+
+export class TestDevice {
+  readonly client: ControlClient;
+  readonly nodeKey = randomBytes(32).toString('base64');
+  netmaps: Netmap[] = [];
+  errors: { err: Error; fatal: boolean }[] = [];
+  stream: NetmapStream | undefined;
+  id = '';
+
+  constructor(url: string) {
+    this.client = new ControlClient(url, generateMachineKey());
+  }
+
+  async register(authKey: string | undefined, hostname: string, tags?: string[]) {
+    const r = await this.client.register({ nodeKey: this.nodeKey, hostname, authKey, tags, os: 'linux', version: '0.1.0', endpoints: ['192.0.2.1:41641'] });
+    this.id = r.deviceId;
+    return r;
+  }
+
+  connect(): void {
+    this.stream = this.client.stream(
+      { onNetmap: (n) => this.netmaps.push(n), onError: (err, { fatal }) => this.errors.push({ err, fatal }) },
+      { baseMs: 50, maxMs: 500 },
+    );
+  }
+
+  get last(): Netmap | undefined {
+    return this.netmaps[this.netmaps.length - 1];
+  }
+
+  peerNames(): string[] {
+    return (this.last?.peers ?? []).map((p) => p.name.split('.')[0]!).sort();
+  }
+
+  /** Waits until the latest netmap satisfies `pred`. */
+  async waitFor(pred: (n: Netmap) => boolean, timeoutMs = 3000): Promise<Netmap> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const n = this.last;
+      if (n && pred(n)) return n;
+      if (Date.now() > until) throw new Error(`timed out; last netmap: ${JSON.stringify(n)?.slice(0, 600)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  close(): void {
+    this.stream?.close();
+  }
+}

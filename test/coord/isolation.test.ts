@@ -1,0 +1,59 @@
+// Several networks in one server: nothing of one is visible or reachable from another.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, Coord } from './harness.js';
+import { TestDevice } from './devices.js';
+
+describe('networks are isolated from each other', () => {
+  const coord = new Coord();
+  const all: TestDevice[] = [];
+  let a: ReturnType<typeof api>, b: ReturnType<typeof api>;
+  let devA: TestDevice, devB: TestDevice;
+
+  beforeAll(async () => {
+    await coord.start();
+    a = api(coord.url, coord.createTailnet('a.example', 'alice@a.example'));
+    b = api(coord.url, coord.createTailnet('b.example', 'bob@b.example'));
+    devA = new TestDevice(coord.url);
+    devB = new TestDevice(coord.url);
+    all.push(devA, devB);
+    await devA.register((await a.post('/tailnet/-/keys', {})).body.key, 'server');
+    await devB.register((await b.post('/tailnet/-/keys', {})).body.key, 'server');
+    devA.connect();
+    devB.connect();
+  });
+  afterAll(async () => {
+    for (const d of all) d.close();
+    await coord.cleanup();
+  });
+
+  it("answers 404 for another network's name, devices, users and keys", async () => {
+    expect((await a.get('/tailnet/b.example/devices')).status).toBe(404);
+    expect((await a.get('/tailnet/b.example/acl')).status).toBe(404);
+    expect((await a.get(`/device/${devB.id}`)).status).toBe(404);
+    expect((await a.del(`/device/${devB.id}`)).status).toBe(404);
+    const bobId = (await b.get('/tailnet/-/users')).body.users[0].id;
+    expect((await a.get(`/users/${bobId}`)).status).toBe(404);
+    expect((await a.post(`/users/${bobId}/role`, { role: 'admin' })).status).toBe(404);
+    const bKey = (await b.get('/tailnet/-/keys')).body.keys[0]?.id ?? 'none';
+    expect((await a.del(`/tailnet/-/keys/${bKey}`)).status).toBe(404);
+    expect((await b.get(`/device/${devB.id}`)).status).toBe(200);
+  });
+
+  it('gives both networks distinct addresses, and the same host name in each', async () => {
+    const na = await devA.waitFor(() => true);
+    const nb = await devB.waitFor(() => true);
+    expect(na.self.addresses).not.toEqual(nb.self.addresses);
+    expect(na.self.name).toBe('server.a-example.meshward.internal');
+    expect(nb.self.name).toBe('server.b-example.meshward.internal');
+  });
+
+  it("never lists another network's devices as peers, even with allow-all policies", async () => {
+    const extra = new TestDevice(coord.url);
+    all.push(extra);
+    await extra.register((await a.post('/tailnet/-/keys', {})).body.key, 'second');
+    await devA.waitFor((m) => m.peers.length === 1);
+    expect(devA.peerNames()).toEqual(['second']);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(devB.last!.peers).toEqual([]);
+  });
+});

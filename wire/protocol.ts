@@ -1,0 +1,178 @@
+// The machine API's wire types: what coord and agent exchange (docs/protocol.md describes the
+// protocol). coord and agent never import each other; both import this module.
+import type { FilterRule } from './types.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Request headers of the machine-key signature (lowercase, as node:http presents them). */
+export const HDR_MACHINE_KEY = 'mw-machine-key';
+export const HDR_TIMESTAMP = 'mw-timestamp';
+export const HDR_NONCE = 'mw-nonce';
+export const HDR_SIGNATURE = 'mw-signature';
+
+/** How far a request's timestamp may be from the server's clock. */
+export const MAX_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * The bytes a device signs with its Ed25519 machine key: every part that an attacker could otherwise
+ * replay or alter. The nonce is single-use at the server within the clock-skew window.
+ */
+export function signingString(method: string, pathAndQuery: string, bodySha256Hex: string, timestamp: string, nonce: string): string {
+  return `meshward-machine-v1\n${method.toUpperCase()}\n${pathAndQuery}\n${bodySha256Hex}\n${timestamp}\n${nonce}`;
+}
+
+export const MACHINE_PATHS = {
+  register: '/machine/register',
+  update: '/machine/update',
+  map: '/machine/map',
+} as const;
+
+export interface RegisterRequest {
+  /** The device's WireGuard public key (base64, 32 bytes). */
+  nodeKey: string;
+  hostname: string;
+  /** Needed for the first registration, and to change the tags of a registered device. */
+  authKey?: string;
+  /** Requested tags (`agent up --advertise-tags`). Absent: keep the device's tags. */
+  tags?: string[];
+  os?: string;
+  version?: string;
+  endpoints?: string[];
+  /** Subnet routes (and 0.0.0.0/0, ::/0 for an exit node) the device offers. */
+  advertisedRoutes?: string[];
+}
+
+export interface RegisterResponse {
+  deviceId: string;
+  /** Fully qualified DNS name (`host.network-domain`). */
+  name: string;
+  addresses: string[];
+  user: string;
+  tags: string[];
+  network: string;
+  /** False while the network requires approval and no admin has approved the device. */
+  authorized: boolean;
+  expires: string | null;
+}
+
+/** Posture and reachability a registered device reports (any subset). */
+export interface UpdateRequest {
+  endpoints?: string[];
+  os?: string;
+  version?: string;
+  nodeKey?: string;
+  advertisedRoutes?: string[];
+}
+
+export interface UserRef {
+  id: string;
+  loginName: string;
+  displayName: string;
+}
+
+export interface SelfNode {
+  id: string;
+  name: string;
+  hostname: string;
+  addresses: string[];
+  user: UserRef;
+  tags: string[];
+  network: { name: string; domain: string };
+  nodeKey: string;
+  authorized: boolean;
+  expires: string | null;
+}
+
+export interface PeerNode {
+  id: string;
+  /** Fully qualified DNS name. */
+  name: string;
+  addresses: string[];
+  /** WireGuard public key (base64). */
+  nodeKey: string;
+  endpoints: string[];
+  /** The device's addresses plus its approved subnet routes. */
+  allowedIPs: string[];
+  /** The owner; for a device shared into this network, the sharer. */
+  user: UserRef;
+  tags: string[];
+  os: string;
+  online: boolean;
+  lastSeen: string | null;
+  /** Shared in from another network (issue 7). */
+  shared: boolean;
+  /** May answer connections but never start one (shared-in devices). */
+  quarantined: boolean;
+}
+
+export interface DnsConfig {
+  /** The network's domain; peers resolve as `name.domain`. */
+  domain: string;
+  magicDNS: boolean;
+  nameservers: string[];
+  searchPaths: string[];
+}
+
+export interface Netmap {
+  /** Increases with every netmap a device is sent (also across coord restarts). */
+  version: number;
+  self: SelfNode;
+  peers: PeerNode[];
+  packetFilter: FilterRule[];
+  /**
+   * Sharing (issue 7): what this network's own policy lets this device start towards the devices
+   * shared into it (SrcIPs = this device's addresses, destinations = the shared-in devices'). The
+   * agent enforces it on the way out (filter `outbound`). Absent or empty: no shared-in device may be
+   * reached.
+   */
+  sharedPeerRules?: FilterRule[];
+  dns: DnsConfig;
+}
+
+/**
+ * The changes since the previous netmap of the same stream: each present top-level field replaces the
+ * old one; `peersUpsert` adds or replaces peers (by id); `peersRemove` removes peers by id.
+ */
+export interface NetmapDelta {
+  version: number;
+  self?: SelfNode;
+  packetFilter?: FilterRule[];
+  sharedPeerRules?: FilterRule[];
+  dns?: DnsConfig;
+  peersUpsert?: PeerNode[];
+  peersRemove?: string[];
+}
+
+/** Applies a delta to a netmap, returning the new netmap (the old one is not modified). */
+export function applyDelta(prev: Netmap, d: NetmapDelta): Netmap {
+  let peers = prev.peers;
+  if (d.peersUpsert || d.peersRemove) {
+    const byId = new Map(prev.peers.map((p) => [p.id, p]));
+    for (const id of d.peersRemove ?? []) byId.delete(id);
+    for (const p of d.peersUpsert ?? []) byId.set(p.id, p);
+    peers = [...byId.values()];
+  }
+  const out: Netmap = {
+    version: d.version,
+    self: d.self ?? prev.self,
+    peers,
+    packetFilter: d.packetFilter ?? prev.packetFilter,
+    dns: d.dns ?? prev.dns,
+  };
+  const shared = d.sharedPeerRules ?? prev.sharedPeerRules;
+  if (shared !== undefined) out.sharedPeerRules = shared;
+  return out;
+}
+
+/** One line of the netmap stream (newline-delimited JSON). */
+export type StreamMessage =
+  | { type: 'netmap'; netmap: Netmap }
+  | { type: 'delta'; delta: NetmapDelta }
+  | { type: 'keepalive' }
+  /** The device was deleted or its key expired: the stream ends and the device must re-register. */
+  | { type: 'logout'; message: string };
+
+/** Errors of the machine API: HTTP status plus `{"message": ...}`. */
+export interface ErrorBody {
+  message: string;
+}

@@ -2,6 +2,7 @@
 // The node agent's command line. Each subcommand lives in its own module; this table names them.
 import { dispatch, type Command } from '../wire/cli.js';
 import { downCommand, logoutCommand, statusCommand, upCommand, whoisCommand } from './cli/commands.js';
+import { daemonCommand } from './daemon/index.js';
 import { wireguardCommand } from './wireguard/index.js';
 
 const commands: Record<string, Command> = {
@@ -10,6 +11,7 @@ const commands: Record<string, Command> = {
   status: statusCommand,
   whois: whoisCommand,
   logout: logoutCommand,
+  daemon: daemonCommand,
   wireguard: wireguardCommand,
 };
 

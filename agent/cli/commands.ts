@@ -14,7 +14,9 @@ export const upCommand: Command = {
     const { socket, ...request } = parseUpArgs(argv);
     const status = await callDaemon<AgentStatus>(socket, 'POST', '/up', request satisfies UpRequest);
     const self = status.self;
-    print(self ? `meshward is up: ${self.name} (${self.addresses.join(', ')}) in network ${self.network}` : 'meshward is up');
+    if (self) print(`meshward is up: ${self.name} (${self.addresses.join(', ')}) in network ${self.network}`);
+    else print(`meshward is starting: no netmap from coord yet${status.coord.error ? ` (${status.coord.error})` : ''}; see: agent status`);
+    for (const h of status.health ?? []) print(`note: ${h}`);
     return 0;
   },
 };

@@ -49,6 +49,8 @@ describe('agent status', () => {
     expect(formatStatus(base, now)).toMatch(/agent up --coord URL --authkey KEY/);
     const offline = { ...base, backendState: 'Running' as const, coord: { url: 'http://x', connected: false, lastContact: null, error: 'ECONNREFUSED' } };
     expect(formatStatus(offline, now)).toMatch(/coord unreachable \(ECONNREFUSED\); running on the last netmap/);
+    const waiting = { ...base, backendState: 'Running' as const, health: ['this device awaits approval by an admin of its network'] };
+    expect(formatStatus(waiting, now)).toBe('# this device awaits approval by an admin of its network');
   });
 
   it('formats durations', () => {

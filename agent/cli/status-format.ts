@@ -45,6 +45,7 @@ export function formatStatus(status: AgentStatus, now = Date.now()): string {
   if (status.coord.error && !status.coord.connected) {
     lines.push(`# coord unreachable (${status.coord.error}); running on the last netmap`);
   }
+  for (const h of status.health ?? []) lines.push(`# ${h}`);
   const rows: string[][] = [];
   if (status.self) {
     const s = status.self;

@@ -46,9 +46,27 @@ export interface AgentStatus {
   peers: PeerStatus[];
   filter: {
     accepted: number;
-    /** Packets dropped by the filter (and the data path), by reason. */
+    /**
+     * Packets dropped since the data path started, by reason: the filter's reasons (`no-rule`,
+     * `quarantined`, `not-local`, ...) in both directions, and the WireGuard data path's as
+     * `wireguard-<reason>` (`wireguard-source-not-allowed`, `wireguard-no-route`, ...).
+     */
     dropped: Record<string, number>;
+    /** The filter's verdicts per direction: in = packets from peers, out = packets towards them. */
+    in?: DirectionCounters | null;
+    out?: DirectionCounters | null;
   };
+  /** The TUN device and UDP port, or null while the data path is down. */
+  interface?: { name: string; listenPort: number } | null;
+  /** The netmap in use: its version, and whether it was loaded from disk (coord not reached since start). */
+  netmap?: { version: number; fromDisk: boolean } | null;
+  /** Problems a person should know about, as sentences. */
+  health?: string[];
+}
+
+export interface DirectionCounters {
+  accepted: number;
+  dropped: Record<string, number>;
 }
 
 export interface UpRequest {

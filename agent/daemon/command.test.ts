@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { parseDaemonArgs } from './command.js';
+import { agentVersion, defaultHostname } from './daemon.js';
+
+describe('agent daemon arguments', () => {
+  it('has the documented defaults', () => {
+    expect(parseDaemonArgs([])).toEqual({ stateDir: '/var/lib/meshward', socket: '/run/meshward/agent.sock', tun: 'mw0', port: 41641, mtu: 1280, logLevel: 'info' });
+  });
+
+  it('takes every flag', () => {
+    expect(parseDaemonArgs(['--state-dir', '/tmp/s', '--socket', '/tmp/a.sock', '--tun', 'mw1', '--port', '0', '--mtu', '1420', '--log-level', 'debug'])).toEqual({
+      stateDir: '/tmp/s', socket: '/tmp/a.sock', tun: 'mw1', port: 0, mtu: 1420, logLevel: 'debug',
+    });
+  });
+
+  it('says what is wrong with a bad flag', () => {
+    expect(() => parseDaemonArgs(['--port', '70000'])).toThrow(/invalid --port "70000"/);
+    expect(() => parseDaemonArgs(['--port=-1'])).toThrow(/invalid --port/);
+    expect(() => parseDaemonArgs(['--tun', 'a-name-much-too-long'])).toThrow(/invalid --tun/);
+    expect(() => parseDaemonArgs(['--mtu', '576'])).toThrow(/invalid --mtu "576": 1280 to 9000/);
+    expect(() => parseDaemonArgs(['--log-level', 'loud'])).toThrow(/--log-level must be one of fatal, error, warn, info/);
+    expect(() => parseDaemonArgs(['--authkey', 'x'])).toThrow(/Unknown option '--authkey'/);
+  });
+});
+
+describe('defaults the daemon derives', () => {
+  it('makes a DNS label of the machine hostname', () => {
+    expect(defaultHostname('Web_1.example.com')).toBe('web-1');
+    expect(defaultHostname('---')).toBe('device');
+    expect(defaultHostname('x'.repeat(80))).toHaveLength(63);
+  });
+
+  it('knows its version from package.json', () => {
+    expect(agentVersion()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});

@@ -1,0 +1,514 @@
+// The node agent daemon: keeps this device's registration and preferences on disk, holds the netmap
+// stream, applies each netmap to the data path, and answers the CLI over the local API.
+//
+// State directory (mode 0700, files 0600):
+//   machine.json  the Ed25519 machine key (identity at coord)
+//   node.json     the WireGuard private key (node key)
+//   prefs.json    coord URL, hostname, advertised tags, wantRunning, and the registration coord returned
+//   netmap.json   the last netmap, so that a restart works on its own while coord is unreachable
+import { readFileSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { hostname as osHostname, networkInterfaces, platform } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Netmap } from '../../wire/protocol.js';
+import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, type NetmapStream } from '../control/index.js';
+import type { AgentStatus, BackendState, UpRequest, WhoisResponse } from '../localapi/types.js';
+import { LocalApiHttpError, serveLocalApi, type Routes } from '../localapi/server.js';
+import { StateDir } from '../state.js';
+import { PrivateKey } from '../wireguard/index.js';
+import { Engine, type EngineOptions } from './engine.js';
+import { bareIP, localEndpoints, onLocalSubnet, peerStatusOf, selfStatusOf, whoisOf } from './netmap.js';
+
+export const FILES = { machine: 'machine.json', node: 'node.json', prefs: 'prefs.json', netmap: 'netmap.json' } as const;
+
+export interface Registration {
+  coordUrl: string;
+  deviceId: string;
+  name: string;
+  hostname: string;
+  addresses: string[];
+  user: string;
+  tags: string[];
+  network: string;
+  authorized: boolean;
+}
+
+export interface Prefs {
+  coordUrl: string | null;
+  hostname: string | null;
+  /** The tags this device last asked for (null: never asked; the auth key's tags apply). */
+  advertiseTags: string[] | null;
+  wantRunning: boolean;
+  registration: Registration | null;
+}
+
+const NO_PREFS: Prefs = { coordUrl: null, hostname: null, advertiseTags: null, wantRunning: false, registration: null };
+
+export interface DaemonOptions {
+  stateDir: string;
+  socket: string;
+  tunName: string;
+  port: number;
+  /** TUN MTU (default: the engine's). */
+  mtu?: number;
+  log: Logger;
+  /** For tests: engine factories without the native addon. */
+  engine?: Pick<EngineOptions, 'openTun' | 'bindUdp'>;
+  /** How long `agent up` waits for the first netmap before answering. */
+  upWaitMs?: number;
+}
+
+export function agentVersion(): string {
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    const url = new URL(rel, import.meta.url);
+    try {
+      const pkg = JSON.parse(readFileSync(url, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'meshward' && pkg.version) return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return '0.0.0';
+}
+
+/** A DNS label from the machine's hostname ("Web_1.example.com" → "web-1"). */
+export function defaultHostname(raw = osHostname()): string {
+  const label = raw.split('.')[0]!.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+  return label || 'device';
+}
+
+const sameSet = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
+
+function errorText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const code = e.code ?? e.cause?.code;
+  const msg = e.cause?.message ?? e.message ?? String(err);
+  return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
+}
+
+/** Checks the body of POST /up (the CLI validates too; the socket may have other clients). */
+function parseUpRequest(body: unknown): UpRequest {
+  const b = (body ?? {}) as Record<string, unknown>;
+  if (typeof b !== 'object' || Array.isArray(b)) throw new LocalApiHttpError(400, 'up: the request must be a JSON object');
+  const str = (k: string) => {
+    if (b[k] !== undefined && typeof b[k] !== 'string') throw new LocalApiHttpError(400, `up: "${k}" must be a string`);
+    return b[k] as string | undefined;
+  };
+  const tags = b.advertiseTags;
+  if (tags !== undefined && !(Array.isArray(tags) && tags.every((t) => typeof t === 'string' && /^tag:[A-Za-z][A-Za-z0-9-]*$/.test(t)))) {
+    throw new LocalApiHttpError(400, 'up: "advertiseTags" must be a list of tags like "tag:web"');
+  }
+  return { coord: str('coord'), authkey: str('authkey'), hostname: str('hostname'), advertiseTags: tags as string[] | undefined };
+}
+
+export class Daemon {
+  readonly state: StateDir;
+  readonly version = agentVersion();
+  private machineKey: MachineKey;
+  private nodeKey: PrivateKey;
+  private prefs: Prefs;
+  private netmap: Netmap | null = null;
+  private netmapFromDisk = false;
+  private engine: Engine | null = null;
+  private stream: NetmapStream | null = null;
+  private server: Server | null = null;
+  private coordConnected = false;
+  private lastContact: string | null = null;
+  private coordError: string | null = null;
+  private reportedEndpoints = '';
+  private postureTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private streamToken: symbol | null = null;
+  private netmapWaiters: Array<() => void> = [];
+  /** Local API calls that change state run one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly log: Logger;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.log = opts.log;
+    this.state = new StateDir(opts.stateDir);
+    this.machineKey = loadOrCreateMachineKey(join(this.state.dir, FILES.machine));
+    this.nodeKey = this.loadOrCreateNodeKey();
+    this.prefs = { ...NO_PREFS, ...(this.state.read<Prefs>(FILES.prefs) ?? {}) };
+  }
+
+  private loadOrCreateNodeKey(): PrivateKey {
+    const stored = this.state.read<{ privateKey: string }>(FILES.node);
+    if (stored) {
+      const raw = Buffer.from(stored.privateKey ?? '', 'base64');
+      if (raw.length !== 32) throw new Error(`${join(this.state.dir, FILES.node)} does not hold a 32-byte key; move it away to start afresh`);
+      return new PrivateKey(raw);
+    }
+    const key = PrivateKey.generate();
+    this.state.write(FILES.node, { privateKey: key.raw.toString('base64') });
+    return key;
+  }
+
+  private savePrefs(): void {
+    this.state.write(FILES.prefs, this.prefs);
+  }
+
+  private serial<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Opens the local API and, if the device was up before, brings it up again from disk at once. */
+  async start(): Promise<void> {
+    const routes: Routes = {
+      'GET /status': () => this.status(),
+      'POST /up': (body) => this.serial(() => this.up(parseUpRequest(body))),
+      'POST /down': () => this.serial(() => this.down()),
+      'POST /logout': () => this.serial(() => this.logout()),
+      'GET /whois': (_body, query) => this.whois(query.get('ip') ?? ''),
+    };
+    // The socket first: a second daemon on the same socket stops here, before touching the TUN device.
+    this.server = await serveLocalApi(this.opts.socket, routes, (err) => this.log.error({ err }, 'local API handler failed'));
+    await this.serial(() => this.resume());
+    this.log.info({ socket: this.opts.socket, stateDir: this.state.dir, version: this.version }, 'agent daemon ready');
+  }
+
+  /** Brings the device up from the state directory if it was up when the agent stopped. */
+  private async resume(): Promise<void> {
+    const reg = this.prefs.registration;
+    if (this.prefs.wantRunning && reg) {
+      const saved = this.state.read<Netmap>(FILES.netmap);
+      if (saved && saved.self?.id === reg.deviceId) {
+        this.netmap = saved;
+        this.netmapFromDisk = true;
+      }
+      await this.startEngine();
+      this.startStream();
+      this.log.info(
+        { device: reg.name, netmapVersion: this.netmap?.version ?? null, sinceProcessStartMs: Math.round(process.uptime() * 1000) },
+        'resumed from the state directory',
+      );
+    } else {
+      this.log.info({ registered: reg !== null }, 'waiting for `agent up`');
+    }
+  }
+
+  /** Stops everything this process made: the stream, the TUN device, the socket. */
+  async stop(): Promise<void> {
+    this.stopStream();
+    await this.stopEngine();
+    const server = this.server;
+    this.server = null;
+    if (!server) return; // never listened: the socket (if any) belongs to another daemon
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(this.opts.socket, { force: true });
+  }
+
+  // ---- the data path ----
+
+  private async startEngine(): Promise<void> {
+    if (this.engine) return;
+    const log = this.log.child({ component: 'engine' });
+    this.engine = await Engine.start({
+      tunName: this.opts.tunName,
+      port: this.opts.port,
+      ...(this.opts.mtu ? { mtu: this.opts.mtu } : {}),
+      privateKey: this.nodeKey.raw,
+      localSubnets: onLocalSubnet(networkInterfaces(), this.opts.tunName),
+      log: (level, msg, fields) => log[level](fields ?? {}, msg),
+      ...this.opts.engine,
+    });
+    this.log.info({ tun: this.engine.tun.name, port: this.engine.listenPort }, 'data path up');
+    if (this.netmap) this.engine.apply(this.netmap);
+  }
+
+  private async stopEngine(): Promise<void> {
+    const engine = this.engine;
+    if (!engine) return;
+    this.engine = null;
+    await engine.close();
+    this.log.info('data path down');
+  }
+
+  // ---- coord ----
+
+  private endpoints(): string[] {
+    const port = this.engine?.listenPort ?? this.opts.port;
+    return localEndpoints(networkInterfaces(), port, this.opts.tunName);
+  }
+
+  private startStream(): void {
+    const reg = this.prefs.registration;
+    if (this.stream || !reg) return;
+    const client = new ControlClient(reg.coordUrl, this.machineKey);
+    // Callbacks of a stream already closed (a line still being parsed) must not touch the new state.
+    const token = Symbol('stream');
+    this.streamToken = token;
+    const live = () => this.streamToken === token;
+    this.stream = client.stream({
+      onConnected: () => {
+        if (!live()) return;
+        this.coordConnected = true;
+        this.coordError = null;
+        this.lastContact = new Date().toISOString();
+        this.log.info({ coord: reg.coordUrl }, 'netmap stream connected');
+        this.reportPosture(client, true);
+      },
+      onNetmap: (netmap) => live() && this.onNetmap(netmap),
+      onError: (err, info) => {
+        if (!live()) return;
+        const wasConnected = this.coordConnected;
+        this.coordConnected = false;
+        this.coordError = errorText(err);
+        // `agent up` waiting for a first netmap answers now: it can say coord is unreachable.
+        if (!this.netmap || this.netmapFromDisk) for (const wake of this.netmapWaiters.splice(0)) wake();
+        if (info.fatal) {
+          this.log.error({ err: this.coordError }, 'coord ended this device’s session');
+          this.serial(() => this.sessionEnded(err)).catch((e: unknown) => this.log.error({ err: errorText(e) }, 'could not end the session cleanly'));
+        } else if (wasConnected) {
+          this.log.warn({ err: this.coordError }, 'lost coord; running on the last netmap and reconnecting');
+        } else {
+          this.log.debug({ err: this.coordError }, 'coord still unreachable');
+        }
+      },
+    });
+    clearInterval(this.postureTimer ?? undefined);
+    this.postureTimer = setInterval(() => this.coordConnected && this.reportPosture(client, false), 30_000);
+    this.postureTimer.unref();
+  }
+
+  private stopStream(): void {
+    this.streamToken = null;
+    this.stream?.close();
+    this.stream = null;
+    clearTimeout(this.retryTimer ?? undefined);
+    this.retryTimer = null;
+    this.coordConnected = false;
+    clearInterval(this.postureTimer ?? undefined);
+    this.postureTimer = null;
+  }
+
+  /** Tells coord our endpoints, OS and version (on connect, and when the endpoints change). */
+  private reportPosture(client: ControlClient, always: boolean): void {
+    const endpoints = this.endpoints();
+    const key = endpoints.join(',');
+    if (!always && key === this.reportedEndpoints) return;
+    client.update({ endpoints, os: platform(), version: this.version }).then(
+      () => {
+        this.reportedEndpoints = key;
+        this.log.debug({ endpoints }, 'reported endpoints to coord');
+      },
+      (err: unknown) => this.log.warn({ err: errorText(err) }, 'could not report endpoints to coord'),
+    );
+  }
+
+  private onNetmap(netmap: Netmap): void {
+    this.lastContact = new Date().toISOString();
+    const reg = this.prefs.registration;
+    if (!reg) return;
+    if (netmap.self.id !== reg.deviceId) {
+      this.log.warn({ got: netmap.self.id, want: reg.deviceId }, 'netmap for another device ignored');
+      return;
+    }
+    const first = this.netmap === null || this.netmapFromDisk;
+    this.netmap = netmap;
+    this.netmapFromDisk = false;
+    // Apply first (a policy change takes effect now), then persist for the next start.
+    const t0 = performance.now();
+    this.engine?.apply(netmap);
+    const applyMs = Math.round((performance.now() - t0) * 100) / 100;
+    try {
+      this.state.write(FILES.netmap, netmap);
+    } catch (err) {
+      this.log.error({ err: errorText(err) }, 'could not save the netmap');
+    }
+    const self = netmap.self;
+    const addresses = self.addresses.map(bareIP);
+    if (!sameSet(self.tags, reg.tags) || self.authorized !== reg.authorized || self.name !== reg.name || !sameSet(addresses, reg.addresses)) {
+      this.prefs.registration = { ...reg, tags: self.tags, authorized: self.authorized, name: self.name, addresses };
+      this.savePrefs();
+    }
+    this.log[first ? 'info' : 'debug']({ version: netmap.version, peers: netmap.peers.length, rules: netmap.packetFilter.length, applyMs }, 'netmap applied');
+    for (const wake of this.netmapWaiters.splice(0)) wake();
+  }
+
+  /**
+   * The stream ended for good. 401 means coord no longer knows this device (deleted, expired, logged
+   * out): stop and wait for `agent up --authkey`. Other refusals (a proxy answering 403/404 during
+   * maintenance, say) keep the data path on the last netmap and try again in a minute.
+   */
+  private async sessionEnded(err: Error): Promise<void> {
+    this.stopStream();
+    this.coordError = err.message;
+    if (err instanceof ControlError && err.status === 401) {
+      await this.stopEngine();
+      this.prefs.registration = null;
+      this.prefs.wantRunning = false;
+      this.savePrefs();
+      this.netmap = null;
+      this.state.remove(FILES.netmap);
+      return;
+    }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.prefs.wantRunning && this.prefs.registration) this.startStream();
+    }, 60_000);
+    this.retryTimer.unref();
+  }
+
+  // ---- local API ----
+
+  backendState(): BackendState {
+    if (!this.prefs.registration) return 'NeedsLogin';
+    if (!this.prefs.wantRunning) return 'Stopped';
+    return this.netmap && this.engine ? 'Running' : 'Starting';
+  }
+
+  private health(): string[] {
+    const h: string[] = [];
+    const reg = this.prefs.registration;
+    if (reg && !reg.authorized) h.push('this device awaits approval by an admin of its network');
+    if (this.netmapFromDisk) h.push('running on the netmap saved on disk; coord has not been reached since the agent started');
+    return h;
+  }
+
+  status(): AgentStatus {
+    const counters = this.engine?.counters();
+    const dropped: Record<string, number> = {};
+    if (counters) {
+      Object.assign(dropped, counters.filter.dropped);
+      for (const [k, v] of Object.entries(counters.wireguard)) dropped[`wireguard-${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`] = v;
+    }
+    const nm = this.netmap;
+    return {
+      schema: 1,
+      version: this.version,
+      backendState: this.backendState(),
+      coord: {
+        url: this.prefs.registration?.coordUrl ?? this.prefs.coordUrl,
+        connected: this.coordConnected,
+        lastContact: this.lastContact,
+        error: this.coordConnected ? null : this.coordError,
+      },
+      self: nm ? selfStatusOf(nm, platform()) : null,
+      peers: nm ? nm.peers.map((p) => peerStatusOf(p, this.engine?.peerLive(p.nodeKey))) : [],
+      filter: {
+        accepted: counters?.filter.accepted ?? 0,
+        dropped,
+        in: counters ? counters.filter.in : null,
+        out: counters ? counters.filter.out : null,
+      },
+      interface: this.engine ? { name: this.engine.tun.name, listenPort: this.engine.listenPort } : null,
+      netmap: nm ? { version: nm.version, fromDisk: this.netmapFromDisk } : null,
+      health: this.health(),
+    };
+  }
+
+  whois(ip: string): WhoisResponse {
+    if (!ip) throw new LocalApiHttpError(400, 'whois: which address? e.g. /whois?ip=100.64.0.1');
+    if (!this.netmap) throw new LocalApiHttpError(409, 'this device has no netmap yet (run: agent up)');
+    const engine = this.engine;
+    const found = whoisOf(this.netmap, ip, (s, d) => (engine ? engine.capGrantsFor(s, d) : []));
+    if (!found) throw new LocalApiHttpError(404, `no device with address ${ip} is known to this device`);
+    return found;
+  }
+
+  private async up(req: UpRequest): Promise<AgentStatus> {
+    const reg = this.prefs.registration;
+    const coordUrl = req.coord ?? this.prefs.coordUrl;
+    if (!coordUrl) throw new LocalApiHttpError(400, 'no coord URL yet; run: agent up --coord URL --authkey KEY');
+    const hostname = req.hostname ?? this.prefs.hostname ?? defaultHostname();
+    const sameServer = reg !== null && reg.coordUrl === coordUrl;
+    if (!req.authkey) {
+      if (!reg) throw new LocalApiHttpError(400, 'this device is not registered yet; run: agent up --coord URL --authkey KEY (an auth key from an admin of your network)');
+      if (!sameServer) throw new LocalApiHttpError(400, `this device is registered with ${reg.coordUrl}; moving it to ${coordUrl} needs an auth key: agent up --coord ${coordUrl} --authkey KEY`);
+      if (req.advertiseTags !== undefined && !sameSet(req.advertiseTags, reg.tags)) {
+        throw new LocalApiHttpError(
+          403,
+          `changing the tags of a registered device needs a fresh authorization: run agent up --authkey KEY --advertise-tags ${req.advertiseTags.join(',') || '""'} ` +
+            `with an auth key that allows them, or ask an admin to set them (POST /api/v2/device/${reg.deviceId}/tags)`,
+        );
+      }
+    }
+    const mustRegister = req.authkey !== undefined || !sameServer || reg?.hostname !== hostname;
+    if (mustRegister) {
+      const tags = req.authkey ? (req.advertiseTags ?? this.prefs.advertiseTags ?? undefined) : undefined;
+      this.log.info({ coord: coordUrl, hostname, tags, withAuthKey: req.authkey !== undefined }, 'registering with coord');
+      const client = new ControlClient(coordUrl, this.machineKey);
+      let resp;
+      try {
+        resp = await client.register({
+          nodeKey: this.nodeKey.publicKey.raw.toString('base64'),
+          hostname,
+          ...(req.authkey ? { authKey: req.authkey } : {}),
+          ...(tags ? { tags } : {}),
+          os: platform(),
+          version: this.version,
+          endpoints: this.endpoints(),
+        });
+      } catch (err) {
+        if (err instanceof ControlError) {
+          this.log.warn({ status: err.status, message: err.message }, 'coord refused the registration');
+          throw new LocalApiHttpError(err.status >= 500 ? 502 : err.status, err.message);
+        }
+        throw new LocalApiHttpError(503, `coord at ${coordUrl} is unreachable (${errorText(err)})`);
+      }
+      const next: Registration = {
+        coordUrl, deviceId: resp.deviceId, name: resp.name, hostname, addresses: resp.addresses.map(bareIP),
+        user: resp.user, tags: resp.tags, network: resp.network, authorized: resp.authorized,
+      };
+      const moved = !reg || reg.deviceId !== next.deviceId || reg.coordUrl !== coordUrl || !sameSet(reg.addresses, next.addresses);
+      // Re-registration ends the old session: a new stream picks up the new identity, tags and addresses.
+      this.stopStream();
+      if (moved) {
+        await this.stopEngine();
+        this.netmap = null;
+        this.state.remove(FILES.netmap);
+      }
+      this.prefs.registration = next;
+      this.log.info({ device: next.name, addresses: next.addresses, tags: next.tags, authorized: next.authorized }, 'registered');
+    }
+    this.prefs.coordUrl = coordUrl;
+    this.prefs.hostname = hostname;
+    if (req.advertiseTags !== undefined) this.prefs.advertiseTags = req.advertiseTags;
+    this.prefs.wantRunning = true;
+    this.savePrefs();
+    await this.startEngine();
+    this.startStream();
+    // After a (re-)registration the netmap in hand is stale (tags, name, addresses): wait for coord's next one.
+    if (mustRegister || !this.netmap || this.netmapFromDisk) await this.waitForNetmap(this.opts.upWaitMs ?? 10_000);
+    return this.status();
+  }
+
+  private waitForNetmap(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.netmapWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private async down(): Promise<AgentStatus> {
+    this.prefs.wantRunning = false;
+    this.savePrefs();
+    this.stopStream();
+    await this.stopEngine();
+    this.log.info('down: interface removed, state kept');
+    return this.status();
+  }
+
+  /** Forgets the device: registration, keys and netmap. The next `agent up` needs an auth key. */
+  private async logout(): Promise<AgentStatus> {
+    this.stopStream();
+    await this.stopEngine();
+    this.netmap = null;
+    this.netmapFromDisk = false;
+    for (const f of [FILES.netmap, FILES.node, FILES.machine]) this.state.remove(f);
+    this.machineKey = loadOrCreateMachineKey(join(this.state.dir, FILES.machine));
+    this.nodeKey = this.loadOrCreateNodeKey();
+    this.prefs = { ...this.prefs, registration: null, wantRunning: false, advertiseTags: null };
+    this.savePrefs();
+    this.coordError = null;
+    this.log.info('logged out: registration and keys forgotten');
+    return this.status();
+  }
+}

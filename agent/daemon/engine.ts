@@ -1,0 +1,288 @@
+// The data path of one device: TUN ⇄ filter ⇄ WireGuard ⇄ UDP, configured from netmaps.
+//
+//   TUN → Device (peer by destination) → filter.runOut → encrypt → UDP
+//   UDP → decrypt → source in the sender's allowed IPs → filter.runIn (quarantine applied) → TUN
+//
+// A new netmap builds a new filter from the old one (same flow table and counters) and swaps it in
+// with one assignment: the hooks read the current filter per packet, so none sees half a filter.
+import { Filter, type FilterCounters } from '../../filter/index.js';
+import type { NativeError, TunBatchHandler } from '../../native/index.js';
+import type { Netmap } from '../../wire/protocol.js';
+import { Device, DropCounters, WireGuardInterface, type TunLike, type UdpBatchHandler, type UdpLike } from '../wireguard/index.js';
+import { filterConfigOf, hostPrefix, planPeers, TAILNET_ROUTES, type PeerLive, type PeerPlan } from './netmap.js';
+
+/** The TUN device as the engine uses it (native Tun's shape; tests pass an in-memory one). */
+export interface TunDevice extends TunLike {
+  readonly name: string;
+  addAddress(cidr: string): void;
+  /** Removes an address (false if it was not there). Without it, addresses a netmap drops stay on the device. */
+  removeAddress?(cidr: string): boolean;
+  addRoute(cidr: string): void;
+  setUp(up: boolean): void;
+  start(onBatch: TunBatchHandler, onError?: (err: NativeError) => void): void;
+  close(): void;
+}
+
+export interface EngineOptions {
+  tunName: string;
+  /** UDP listen port; if it is taken, the kernel picks one (and we report that one). */
+  port: number;
+  /** WireGuard private key (32 bytes). */
+  privateKey: Uint8Array;
+  mtu?: number;
+  log: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
+  /** Is this IPv4 address on one of our LAN subnets (endpoint preference). */
+  localSubnets?: (ip: string) => boolean;
+  /** For tests: open the TUN device and bind UDP without the native addon. */
+  openTun?: (name: string, mtu: number) => TunDevice;
+  bindUdp?: (port: number, onBatch: UdpBatchHandler) => UdpLike;
+  /** Wall clock in ms (tests inject one). */
+  now?: () => number;
+}
+
+/**
+ * Tailscale's choice: 1280 (IPv6's minimum) plus 80 bytes of WireGuard, UDP and IP headers fits any
+ * underlay, including cloud networks below 1500 and tunnels. On a known 1500-byte network,
+ * `agent daemon --mtu 1420` (WireGuard's usual value) sends fewer, larger packets.
+ */
+export const DEFAULT_MTU = 1280;
+
+/** After this long without a handshake, a peer with several endpoints tries the next one. */
+const ENDPOINT_TRY_MS = 6_000;
+
+interface PeerState {
+  plan: PeerPlan;
+  /** Index in plan.endpoints of the endpoint we last set, and when. */
+  tried: number;
+  setAt: number;
+}
+
+export interface EngineCounters {
+  filter: FilterCounters;
+  wireguard: Record<string, number>;
+}
+
+/** The TUN device and WireGuard device the engine drives, and how to take them down. */
+interface Wiring {
+  tun: TunDevice;
+  device: Device;
+  close(): Promise<void> | void;
+}
+
+export class Engine {
+  readonly tun: TunDevice;
+  readonly device: Device;
+  private readonly addresses = new Set<string>();
+  private routesAdded = false;
+  private readonly peers = new Map<string, PeerState>();
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+  private readonly now: () => number;
+
+  private constructor(
+    private readonly opts: EngineOptions,
+    /** The filter the packet hooks use; replaced whole by apply(). */
+    private readonly current: { filter: Filter },
+    private readonly wiring: Wiring,
+  ) {
+    this.tun = wiring.tun;
+    this.device = wiring.device;
+    this.now = opts.now ?? Date.now;
+    this.timer = setInterval(() => this.tryEndpoints(), 2_000);
+    this.timer.unref();
+  }
+
+  private get filter(): Filter {
+    return this.current.filter;
+  }
+
+  /**
+   * Creates the TUN device (needs CAP_NET_ADMIN) and a WireGuard device on it (agent/wireguard's
+   * WireGuardInterface, without a UAPI socket: the netmap is the configuration), binds UDP and
+   * starts moving packets.
+   */
+  static async start(opts: EngineOptions): Promise<Engine> {
+    const mtu = opts.mtu ?? DEFAULT_MTU;
+    // Deny everything until the first netmap says otherwise. Per packet: no allocation, one verdict.
+    const current = { filter: Filter.build({ rules: [], localAddrs: [] }) };
+    const beforeEncrypt = (buf: Buffer, off: number, len: number): boolean => current.filter.runOut(buf, off, len) === 0;
+    const afterDecrypt = (buf: Buffer, off: number, len: number): boolean => current.filter.runIn(buf, off, len) === 0;
+    const debug = (msg: string) => opts.log('debug', msg);
+    let wiring: Wiring;
+    if (opts.openTun && opts.bindUdp) {
+      const tun = opts.openTun(opts.tunName, mtu);
+      const device = new Device({ tun, mtu, batch: 128, bindUdp: opts.bindUdp, beforeEncrypt, afterDecrypt, log: debug });
+      device.setListenPort(opts.port);
+      try {
+        device.up();
+      } catch (err) {
+        if ((err as NativeError).code !== 'EADDRINUSE') {
+          tun.close();
+          throw err;
+        }
+        device.setListenPort(0);
+        device.up();
+      }
+      tun.start(device.onTunBatch);
+      wiring = { tun, device, close: () => (device.close(), tun.close()) };
+    } else {
+      const iface = await WireGuardInterface.create(opts.tunName, {
+        mtu,
+        // Bound once, on the wanted port (or the kernel's pick if that one is taken).
+        listenPort: opts.port,
+        anyPortIfTaken: true,
+        uapiPath: null,
+        log: debug,
+        beforeEncrypt,
+        afterDecrypt,
+        onTunError: (err) => opts.log('error', 'TUN device failed; the data path is down until the agent restarts', { code: err.code, err: err.message }),
+      });
+      wiring = { tun: iface.tun, device: iface.device, close: () => iface.close() };
+    }
+    try {
+      wiring.device.setPrivateKey(opts.privateKey);
+      if (opts.port !== 0 && wiring.device.port !== opts.port) {
+        opts.log('warn', `UDP port ${opts.port} is taken; using port ${wiring.device.port} (the kernel's pick)`);
+      }
+      wiring.tun.setUp(true);
+    } catch (err) {
+      await wiring.close();
+      throw err;
+    }
+    return new Engine(opts, current, wiring);
+  }
+
+  get listenPort(): number {
+    return this.device.port;
+  }
+
+  /** Applies a netmap: addresses and routes, WireGuard peers, and the packet filter. */
+  apply(netmap: Netmap): void {
+    if (this.closed) return;
+    this.applyAddresses(netmap.self.addresses);
+    this.applyPeers(netmap);
+    try {
+      // One assignment: the next packet sees the new rules, none sees half of them.
+      this.current.filter = Filter.build(filterConfigOf(netmap), this.current.filter);
+    } catch (err) {
+      // Keep the previous filter: a bad entry must not open (or close) anything by accident.
+      this.opts.log('error', 'packet filter from coord refused; keeping the previous one', { err: (err as Error).message });
+    }
+  }
+
+  /** Makes the device's addresses the netmap's: new ones added first, then the ones it no longer lists removed. */
+  private applyAddresses(addresses: string[]): void {
+    const wanted = new Set(addresses.map(hostPrefix));
+    for (const a of wanted) {
+      if (this.addresses.has(a)) continue;
+      try {
+        this.tun.addAddress(a);
+        this.addresses.add(a);
+      } catch (err) {
+        const code = (err as NativeError).code;
+        if (code === 'EEXIST') this.addresses.add(a);
+        else this.opts.log('warn', `could not add address ${a} to ${this.tun.name}`, { code, err: (err as Error).message });
+      }
+    }
+    for (const a of [...this.addresses]) {
+      if (wanted.has(a) || !this.tun.removeAddress) continue;
+      try {
+        this.tun.removeAddress(a);
+        this.addresses.delete(a);
+        this.opts.log('info', `address ${a} removed from ${this.tun.name}`);
+      } catch (err) {
+        this.opts.log('warn', `could not remove address ${a} from ${this.tun.name}`, { code: (err as NativeError).code, err: (err as Error).message });
+      }
+    }
+    if (!this.routesAdded && this.addresses.size > 0) {
+      for (const r of TAILNET_ROUTES) {
+        try {
+          this.tun.addRoute(r);
+        } catch (err) {
+          const code = (err as NativeError).code;
+          if (code !== 'EEXIST') this.opts.log('warn', `could not route ${r} through ${this.tun.name}`, { code, err: (err as Error).message });
+        }
+      }
+      this.routesAdded = true;
+    }
+  }
+
+  private applyPeers(netmap: Netmap): void {
+    const { peers, skipped } = planPeers(netmap, this.opts.localSubnets ?? null);
+    if (skipped.length) this.opts.log('warn', 'peers with an unusable node key skipped', { peers: skipped });
+    const wanted = new Map(peers.map((p) => [p.nodeKey, p]));
+    for (const [key, st] of this.peers) {
+      if (!wanted.has(key)) {
+        this.device.removePeer(st.plan.publicKey);
+        this.peers.delete(key);
+      }
+    }
+    const now = this.now();
+    for (const plan of peers) {
+      const st = this.peers.get(plan.nodeKey);
+      const peer = this.device.getPeer(plan.publicKey);
+      const current = peer ? this.device.endpointText(peer) : null;
+      // Keep an endpoint the peer roamed to or that works; otherwise take the best candidate.
+      const keep = current !== null && (plan.endpoints.includes(current) || (peer !== undefined && peer.lastHandshake > 0 && now - peer.lastHandshake < 180_000));
+      const endpoint = keep || plan.endpoints.length === 0 ? undefined : plan.endpoints[0];
+      try {
+        this.device.setPeer(plan.publicKey, { allowedIPs: plan.allowedIPs, replaceAllowedIPs: true, ...(endpoint ? { endpoint } : {}) });
+      } catch (err) {
+        this.opts.log('warn', 'peer refused by the WireGuard device', { peer: plan.nodeKey, err: (err as Error).message });
+        continue;
+      }
+      const tried = endpoint ? 0 : st ? Math.max(0, plan.endpoints.indexOf(current ?? '')) : 0;
+      this.peers.set(plan.nodeKey, { plan, tried, setAt: endpoint || !st ? now : st.setAt });
+    }
+  }
+
+  /**
+   * A peer whose handshake does not complete moves on to its next endpoint (or back to the one coord
+   * reports, if it had roamed elsewhere), every ENDPOINT_TRY_MS while something wants to reach it.
+   */
+  tryEndpoints(): void {
+    const now = this.now();
+    for (const st of this.peers.values()) {
+      const eps = st.plan.endpoints;
+      if (eps.length === 0 || now - st.setAt < ENDPOINT_TRY_MS) continue;
+      const peer = this.device.getPeer(st.plan.publicKey);
+      if (!peer || (peer.lastHandshake > 0 && now - peer.lastHandshake < 180_000)) continue;
+      if (peer.staged.length === 0 && !peer.retransmitHandshake.pending()) continue;
+      const next = (st.tried + 1) % eps.length;
+      st.setAt = now;
+      if (eps[next] === this.device.endpointText(peer)) continue;
+      st.tried = next;
+      this.device.setPeer(st.plan.publicKey, { endpoint: eps[next]! });
+    }
+  }
+
+  /** What the data path knows about a peer (by base64 node key). */
+  peerLive(nodeKey: string): PeerLive | undefined {
+    const st = this.peers.get(nodeKey);
+    const peer = st ? this.device.getPeer(st.plan.publicKey) : undefined;
+    if (!peer) return undefined;
+    return { endpoint: this.device.endpointText(peer), lastHandshake: peer.lastHandshake, txBytes: peer.txBytes, rxBytes: peer.rxBytes };
+  }
+
+  capGrantsFor(srcIP: string, dstIP: string) {
+    return this.filter.capGrantsFor(srcIP, dstIP);
+  }
+
+  counters(): EngineCounters {
+    const wg: Record<string, number> = {};
+    const drops = this.device.drops;
+    for (const name of Object.keys(new DropCounters()) as Array<keyof DropCounters>) {
+      // "filtered" is the filter's own drops, already counted by reason.
+      if (name !== 'filtered') wg[name] = drops[name];
+    }
+    return { filter: this.filter.counters(), wireguard: wg };
+  }
+
+  /** Removes the TUN device (with its addresses and routes) and closes the UDP socket. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.wiring.close();
+  }
+}

@@ -1,0 +1,247 @@
+// Pure functions from a netmap to what the daemon configures and shows: the WireGuard peer plan, the
+// filter configuration, `agent status` and `agent whois` answers, and this device's endpoints.
+// Nothing here does I/O, so each decision can be tested on its own.
+import { isIP } from 'node:net';
+import type { NetworkInterfaceInfo } from 'node:os';
+import type { FilterConfig } from '../../filter/index.js';
+import type { Netmap, PeerNode } from '../../wire/protocol.js';
+import type { PeerStatus, SelfStatus, WhoisResponse } from '../localapi/types.js';
+
+/** The tailnet's address ranges: routed through the TUN device, and never reported as endpoints. */
+export const TAILNET_ROUTES = ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'] as const;
+
+/** "100.64.0.1/32" → "100.64.0.1". */
+export function bareIP(cidr: string): string {
+  const slash = cidr.indexOf('/');
+  return slash < 0 ? cidr : cidr.slice(0, slash);
+}
+
+/** An address with its host prefix length: "100.64.0.1" → "100.64.0.1/32". */
+export function hostPrefix(addr: string): string {
+  if (addr.includes('/')) return addr;
+  return isIP(addr) === 6 ? `${addr}/128` : `${addr}/32`;
+}
+
+export interface PeerPlan {
+  /** WireGuard public key, base64. */
+  nodeKey: string;
+  /** The 32 raw bytes of the key. */
+  publicKey: Buffer;
+  allowedIPs: string[];
+  /** Candidate UDP endpoints in order of preference. */
+  endpoints: string[];
+}
+
+/** A base64 WireGuard key, or null when it is not 32 bytes of canonical base64. */
+export function decodeKey(b64: string): Buffer | null {
+  if (typeof b64 !== 'string') return null;
+  const raw = Buffer.from(b64, 'base64');
+  return raw.length === 32 && raw.toString('base64') === b64 ? raw : null;
+}
+
+function endpointHost(ep: string): string | null {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(ep) ?? /^([^:]+):(\d+)$/.exec(ep);
+  if (!m) return null;
+  const port = Number(m[2]);
+  return isIP(m[1]!) && port > 0 && port < 65536 ? m[1]! : null;
+}
+
+/** Loopback, link-local and tailnet addresses are useless (or harmful) as another device's endpoint. */
+function usableEndpointIP(ip: string): boolean {
+  const v = ip.toLowerCase();
+  if (isIP(v) === 4) {
+    const [a, b] = v.split('.').map(Number) as [number, number];
+    if (a === 127 || a === 0 || (a === 169 && b === 254)) return false;
+    if (a === 100 && b >= 64 && b < 128) return false;
+    return true;
+  }
+  if (v === '::1' || v === '::' || v.startsWith('fe8') || v.startsWith('fe9') || v.startsWith('fea') || v.startsWith('feb')) return false;
+  return !v.startsWith('fd7a:115c:a1e0:');
+}
+
+/**
+ * Orders a peer's endpoints: valid ones only, IPv4 before IPv6 (the common case on servers), and
+ * those on one of our own subnets first (a LAN path beats a routed one).
+ */
+export function orderEndpoints(endpoints: string[], localSubnets: ((ip: string) => boolean) | null = null): string[] {
+  const valid = endpoints.filter((ep) => {
+    const host = endpointHost(ep);
+    return host !== null && usableEndpointIP(host);
+  });
+  const score = (ep: string) => {
+    const host = endpointHost(ep)!;
+    return (localSubnets?.(host) ? 0 : 2) + (isIP(host) === 4 ? 0 : 1);
+  };
+  return valid.map((ep, i) => ({ ep, i, s: score(ep) })).sort((x, y) => x.s - y.s || x.i - y.i).map((e) => e.ep);
+}
+
+/** The WireGuard peers a netmap asks for; peers with an unusable key are skipped (and named). */
+export function planPeers(netmap: Netmap, localSubnets: ((ip: string) => boolean) | null = null): { peers: PeerPlan[]; skipped: string[] } {
+  const peers: PeerPlan[] = [];
+  const skipped: string[] = [];
+  const seen = new Set<string>();
+  for (const p of netmap.peers) {
+    const key = decodeKey(p.nodeKey);
+    if (!key || seen.has(p.nodeKey) || p.nodeKey === netmap.self.nodeKey) {
+      skipped.push(p.name);
+      continue;
+    }
+    seen.add(p.nodeKey);
+    const allowed = (p.allowedIPs?.length ? p.allowedIPs : p.addresses).map(hostPrefix);
+    peers.push({ nodeKey: p.nodeKey, publicKey: key, allowedIPs: allowed, endpoints: orderEndpoints(p.endpoints ?? [], localSubnets) });
+  }
+  return { peers, skipped };
+}
+
+/**
+ * The packet filter a netmap asks for: its rules, our addresses as local, quarantined peers' prefixes,
+ * and (when there are quarantined peers) the outbound rules towards them: this network's own policy
+ * for shared-in devices (`sharedPeerRules`; none: they may not be reached at all).
+ */
+export function filterConfigOf(netmap: Netmap): FilterConfig {
+  const quarantined = new Set<string>();
+  for (const p of netmap.peers) {
+    if (!p.quarantined) continue;
+    for (const a of [...p.addresses, ...(p.allowedIPs ?? [])]) quarantined.add(hostPrefix(a));
+  }
+  const cfg: FilterConfig = {
+    rules: netmap.packetFilter ?? [],
+    localAddrs: netmap.self.addresses.map(hostPrefix),
+    quarantined: [...quarantined],
+  };
+  if (quarantined.size > 0) cfg.outbound = netmap.sharedPeerRules ?? [];
+  return cfg;
+}
+
+/** The first DNS label: "web.example-com.meshward.internal" → "web". */
+export function shortName(fqdn: string): string {
+  return fqdn.replace(/\.$/, '').split('.')[0] ?? fqdn;
+}
+
+export function selfStatusOf(netmap: Netmap, os: string): SelfStatus {
+  const s = netmap.self;
+  return {
+    name: shortName(s.name),
+    dnsName: s.name,
+    addresses: s.addresses.map(bareIP),
+    owner: s.user.loginName,
+    os,
+    tags: s.tags,
+    network: s.network.name,
+  };
+}
+
+/** What the data path knows about a peer right now (from the WireGuard device). */
+export interface PeerLive {
+  endpoint: string | null;
+  /** Wall-clock ms, 0 if never. */
+  lastHandshake: number;
+  txBytes: number;
+  rxBytes: number;
+}
+
+export function peerStatusOf(p: PeerNode, live: PeerLive | undefined): PeerStatus {
+  return {
+    id: p.id,
+    // A shared-in device is known here only by its full name in the sharer's network.
+    name: p.shared ? p.name.replace(/\.$/, '') : shortName(p.name),
+    dnsName: p.name,
+    addresses: p.addresses.map(bareIP),
+    owner: p.user.loginName,
+    os: p.os,
+    tags: p.shared ? [] : p.tags,
+    online: p.online,
+    lastSeen: p.lastSeen,
+    shared: p.shared,
+    quarantined: p.quarantined,
+    endpoint: live?.endpoint ?? null,
+    lastHandshake: live && live.lastHandshake > 0 ? new Date(live.lastHandshake).toISOString() : null,
+    txBytes: live?.txBytes ?? 0,
+    rxBytes: live?.rxBytes ?? 0,
+  };
+}
+
+/** Canonical text of an IP for comparisons ("FD7A::1" and "fd7a:0::1" are the same address). */
+function canonicalIP(ip: string): string {
+  if (isIP(ip) !== 6) return ip;
+  const [head, tail] = ip.toLowerCase().split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return groups.map((g) => g.replace(/^0+(?=.)/, '')).join(':');
+}
+
+/**
+ * `agent whois IP`: the device behind a tailnet address (a peer or this device), its user and tags, and
+ * the application capabilities the policy grants it towards this device.
+ */
+export function whoisOf(
+  netmap: Netmap,
+  ip: string,
+  capGrantsFor: (srcIP: string, dstIP: string) => Record<string, unknown[] | null>[],
+): WhoisResponse | null {
+  const want = canonicalIP(ip);
+  const has = (addrs: string[]) => addrs.some((a) => canonicalIP(bareIP(a)) === want);
+  const self = netmap.self;
+  const peer = netmap.peers.find((p) => has(p.addresses));
+  if (!peer && !has(self.addresses)) return null;
+  const family = isIP(ip);
+  const dst = self.addresses.map(bareIP).find((a) => isIP(a) === family);
+  const capabilities: Record<string, unknown[]> = {};
+  if (peer && dst) {
+    for (const capMap of capGrantsFor(ip, dst)) {
+      for (const [name, values] of Object.entries(capMap)) {
+        (capabilities[name] ??= []).push(...(values ?? []));
+      }
+    }
+  }
+  if (peer) {
+    return {
+      device: {
+        id: peer.id, name: peerStatusOf(peer, undefined).name, dnsName: peer.name, addresses: peer.addresses.map(bareIP),
+        os: peer.os, tags: peer.shared ? [] : peer.tags, shared: peer.shared,
+      },
+      // A tagged device belongs to its tags, not to the person who registered it (as in Tailscale).
+      user: peer.tags.length && !peer.shared ? null : { loginName: peer.user.loginName, displayName: peer.user.displayName },
+      capabilities,
+    };
+  }
+  return {
+    device: { id: self.id, name: shortName(self.name), dnsName: self.name, addresses: self.addresses.map(bareIP), os: 'linux', tags: self.tags, shared: false },
+    user: self.tags.length ? null : { loginName: self.user.loginName, displayName: self.user.displayName },
+    capabilities,
+  };
+}
+
+/**
+ * This device's UDP endpoints to report to coord: every address of an up, non-loopback interface
+ * (but not link-local or tailnet addresses, nor the TUN device itself) with the listen port.
+ */
+export function localEndpoints(ifaces: NodeJS.Dict<NetworkInterfaceInfo[]>, port: number, tunName: string): string[] {
+  const out: string[] = [];
+  for (const [name, list] of Object.entries(ifaces)) {
+    if (name === tunName || !list) continue;
+    for (const a of list) {
+      if (a.internal || !usableEndpointIP(a.address)) continue;
+      out.push(a.family === 'IPv6' ? `[${a.address}]:${port}` : `${a.address}:${port}`);
+    }
+  }
+  // IPv4 first: the order is the order peers try them in.
+  return orderEndpoints(out);
+}
+
+/** A predicate "is this IPv4 address on one of our own subnets", from the interfaces' CIDRs. */
+export function onLocalSubnet(ifaces: NodeJS.Dict<NetworkInterfaceInfo[]>, tunName: string): (ip: string) => boolean {
+  const nets: Array<{ net: number; mask: number }> = [];
+  const v4 = (ip: string) => ip.split('.').reduce((acc, o) => ((acc << 8) | Number(o)) >>> 0, 0);
+  for (const [name, list] of Object.entries(ifaces)) {
+    if (name === tunName || !list) continue;
+    for (const a of list) {
+      if (a.family !== 'IPv4' || a.internal || !a.cidr) continue;
+      const len = Number(a.cidr.split('/')[1]);
+      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+      nets.push({ net: (v4(a.address) & mask) >>> 0, mask });
+    }
+  }
+  return (ip: string) => isIP(ip) === 4 && nets.some((n) => ((v4(ip) & n.mask) >>> 0) === n.net);
+}

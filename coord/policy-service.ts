@@ -1,7 +1,7 @@
 // The bridge between the store and the policy engine: the topology of a network as the engine sees it,
 // the gate every policy write passes (parse, tests, compile), and who may use which tag.
 import { createHash } from 'node:crypto';
-import { compileFilters, parsePolicy, PolicyError, runPolicyTests, type Policy, type Topology } from './policy/index.js';
+import { compileFilters, mayUseTag, parsePolicy, PolicyError, runPolicyTests, type Policy, type Topology } from './policy/index.js';
 import type { Device, Store, User } from './store/index.js';
 import { badRequest } from './api/http.js';
 
@@ -103,35 +103,12 @@ export function parseStored(text: string): Policy {
   return parsePolicy(text);
 }
 
-const ROLE_AUTOGROUPS: Record<string, string> = {
-  'autogroup:owner': 'owner', 'autogroup:admin': 'admin', 'autogroup:network-admin': 'network-admin',
-  'autogroup:it-admin': 'it-admin', 'autogroup:billing-admin': 'billing-admin', 'autogroup:auditor': 'auditor',
-};
-
 /**
  * Whether tagOwners lets `user` (or a device already carrying `deviceTags`) apply `tag`: owners may be
  * emails, groups, role autogroups, autogroup:member, or other tags.
  */
 export function ownsTag(policy: Policy, user: User | undefined, deviceTags: string[], tag: string): boolean {
-  const owners = policy.tagOwners.get(tag);
-  if (!owners) return false;
-  for (const o of owners) {
-    if (o.startsWith('tag:')) {
-      if (deviceTags.includes(o)) return true;
-      continue;
-    }
-    if (!user) continue;
-    if (o.startsWith('group:')) {
-      if ((policy.groups.get(o) ?? []).some((m) => m.toLowerCase() === user.email.toLowerCase())) return true;
-    } else if (o === 'autogroup:member') {
-      return true;
-    } else if (ROLE_AUTOGROUPS[o]) {
-      if (user.role === ROLE_AUTOGROUPS[o]) return true;
-    } else if (o.toLowerCase() === user.email.toLowerCase()) {
-      return true;
-    }
-  }
-  return false;
+  return mayUseTag(policy, { email: user?.email, role: user?.role, tags: deviceTags }, tag);
 }
 
 /** Whether the policy defines the tag (in tagOwners); undefined tags can be used by nobody. */

@@ -78,3 +78,12 @@ export { PolicyCompiler } from './compiler.js';
 
 /** filterAccepts(rules, src, dst, port, proto): whether a filter accepts a new connection (for tests and tools). */
 export { filterAccepts } from './tests.js';
+
+/**
+ * mayUseTag(policy, who, tag): whether tagOwners let `who` ({email, role} of a user and/or a device's
+ * `tags`) apply `tag` — listed by email, via a group, a role autogroup, autogroup:member, or an owning
+ * tag the device already carries. isAutoApprover(policy, who, approvers): the same test against an
+ * autoApprovers list, where a tagged device matches by its tags only. Role rights beyond the policy
+ * (admins may use any tag) are the caller's.
+ */
+export { mayUseTag, isAutoApprover, type Claimant } from './owners.js';

@@ -63,6 +63,18 @@ export class Coord {
     return code;
   }
 
+  /** SIGKILL and wait: a crash. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    if (!p) return;
+    if (p.exitCode === null && p.signalCode === null) {
+      const exited = new Promise((resolve) => p.once('exit', resolve));
+      p.kill('SIGKILL');
+      await exited;
+    }
+    this.proc = undefined;
+  }
+
   createTailnet(name: string, owner: string): string {
     const r = coordCli(['tailnet', 'create', name, '--owner', owner, '--db', this.db, '--json']);
     if (r.status !== 0) throw new Error(`tailnet create failed: ${r.stderr}`);

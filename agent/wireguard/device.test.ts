@@ -627,3 +627,57 @@ describe('Device configuration', () => {
     expect(b.tun.packets).toEqual([AB, AB]);
   });
 });
+
+describe('Device: both sides initiate at the same instant', () => {
+  // Each consumes the other's initiation (forgetting its own) and answers, then drops the other's
+  // response; plain WireGuard waits REKEY_TIMEOUT (5 s) before anything flows.
+  it('carries the first packets both ways well under a second, not after 5 s', () => {
+    const { clock, net, a, b, send, run } = pair();
+    const start = clock.now();
+    send(a, AB);
+    send(b, BA);
+    net.flush();
+    expect(a.dev.drops.handshake + b.dev.drops.handshake).toBe(2); // the collision happened
+    run(300);
+    expect(b.tun.packets).toEqual([AB]);
+    expect(a.tun.packets).toEqual([BA]);
+    expect(clock.now() - start).toBeLessThan(REKEY_TIMEOUT / 10);
+    // One session, confirmed on both sides: each sends with the same keys the other receives with.
+    const pa = a.dev.listPeers()[0];
+    const pb = b.dev.listPeers()[0];
+    expect(pa.current!.isInitiator).not.toBe(pb.current!.isInitiator);
+    send(a, AB);
+    send(b, BA);
+    net.flush();
+    expect(b.tun.packets).toHaveLength(2);
+    expect(a.tun.packets).toHaveLength(2);
+  });
+
+  it('the side that yields still initiates early when the other never does (e.g. wireguard-go)', () => {
+    const { net, a, b, send, run } = pair();
+    // The larger public key goes first; lose its early initiation, as if that side waited 5 s.
+    const [first] = Buffer.compare(keyA.publicKey.raw, keyB.publicKey.raw) > 0 ? [a, b] : [b, a];
+    const firstPort = first.dev.port;
+    let inits = 0;
+    net.dropIf = (d) => d[0] === MSG_INITIATION && ++inits === 3;
+    send(a, AB);
+    send(b, BA);
+    run(600);
+    expect(inits).toBeGreaterThanOrEqual(4);
+    expect(net.log.filter((d) => d.data[0] === MSG_INITIATION)[2].fromPort).toBe(firstPort);
+    expect(b.tun.packets).toEqual([AB]);
+    expect(a.tun.packets).toEqual([BA]);
+  });
+
+  it('does not initiate early more than twice per REKEY_TIMEOUT when nothing answers', () => {
+    const { net, a, b, send, types, run } = pair();
+    send(a, AB);
+    send(b, BA);
+    net.flush();
+    net.dropIf = (d) => d[0] === MSG_INITIATION || d[0] === MSG_RESPONSE; // from now on, no handshake gets through
+    const before = types().filter((t) => t === MSG_INITIATION).length;
+    run(REKEY_TIMEOUT - 500);
+    const early = types().filter((t) => t === MSG_INITIATION).length - before;
+    expect(early).toBeLessThanOrEqual(4); // at most two per side
+  });
+});

@@ -34,6 +34,7 @@ import {
   REKEY_AFTER_TIME,
   REKEY_TIMEOUT,
   KEEPALIVE_TIMEOUT,
+  MAX_EARLY_INITIATIONS,
   type PeerHost,
 } from './peer.js';
 import { HandshakeRateLimiter } from './ratelimit.js';
@@ -142,6 +143,11 @@ interface IndexEntry {
 const NO_PEER_KEY = Buffer.alloc(32);
 const MAX_COUNTER_HI = 2 ** 21; // counters above 2^53 are refused
 const UNDER_LOAD_HOLD_MS = 1000;
+// Delays of an early initiation after a collision (see answeredWhileWaiting). The first exceeds the
+// peer's 20 ms initiation flood limit and the 16.7 ms granularity of the TAI64N timestamp.
+const EARLY_FIRST_MS = 30;
+const EARLY_SECOND_MS = 200;
+const EARLY_JITTER_MS = 50;
 
 export class Device implements NoiseHost, PeerHost {
   staticKey: PrivateKey | null = null;
@@ -453,6 +459,26 @@ export class Device implements NoiseHost, PeerHost {
     if (!isRetry) peer.handshakeAttempts = 0;
     const now = this.clock.now();
     if (now - peer.handshake.lastSentInitiation < REKEY_TIMEOUT) return;
+    this.initiate(peer);
+  }
+
+  /**
+   * The early initiation answeredWhileWaiting scheduled: sent only if the staged packets still cannot
+   * go, and at most MAX_EARLY_INITIATIONS per REKEY_TIMEOUT, so two devices can never loop on it.
+   */
+  sendEarlyInitiation(peer: Peer): void {
+    const now = this.clock.now();
+    if (peer.staged.length === 0 || peer.canSend(peer.current, now)) return;
+    if (now - peer.earlyWindowStart >= REKEY_TIMEOUT) {
+      peer.earlyWindowStart = now;
+      peer.earlyInitiations = 0;
+    }
+    if (peer.earlyInitiations >= MAX_EARLY_INITIATIONS) return;
+    peer.earlyInitiations++;
+    this.initiate(peer);
+  }
+
+  private initiate(peer: Peer): void {
     if (!this.udp || !peer.endpointFamily) {
       // Nowhere to send yet; keep retrying so a later endpoint gets one.
       peer.timersHandshakeInitiated();
@@ -940,6 +966,7 @@ export class Device implements NoiseHost, PeerHost {
       peer.timersAnyAuthenticatedPacketTraversal();
       peer.timersAnyAuthenticatedPacketSent();
       this.sendOne(peer, resp, 0, resp.length);
+      if (peer.staged.length > 0) this.answeredWhileWaiting(peer);
       return;
     }
 
@@ -959,6 +986,24 @@ export class Device implements NoiseHost, PeerHost {
     peer.timersSessionDerived();
     peer.timersHandshakeComplete();
     this.sendKeepalive(peer);
+  }
+
+  /**
+   * We answered the peer's initiation while packets wait for it, so we hold a responder keypair that we
+   * may not send with until the peer has used it. Normally the peer's first packet on it arrives within
+   * a round trip. But when both sides initiated at the same moment, each consumed the other's initiation
+   * (which replaces its own handshake state) and each then drops the other's response as stale: nothing
+   * arrives, and plain WireGuard (wireguard-go, the kernel) waits REKEY_TIMEOUT (5 s) for the retransmit.
+   * So if nothing has confirmed a session shortly, we initiate again, which is what the retransmit would
+   * send, only sooner (wire-compatible). The side with the larger public key goes first; the other waits
+   * longer, so two meshward devices do not collide again (the first side's initiation restarts the
+   * other's timer, and its handshake completes before that fires). The other still goes early if the
+   * first never does, as when the peer is wireguard-go.
+   */
+  private answeredWhileWaiting(peer: Peer): void {
+    const first = Buffer.compare(this.staticKey!.publicKey.raw, peer.publicKey.raw) > 0;
+    const delay = (first ? EARLY_FIRST_MS : EARLY_SECOND_MS) + Math.floor(this.clock.random() * EARLY_JITTER_MS);
+    peer.earlyInitiationTimer.mod(delay);
   }
 
   private beginSession(peer: Peer, kp: Keypair): void {

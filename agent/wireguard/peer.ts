@@ -17,6 +17,8 @@ export const KEEPALIVE_TIMEOUT = 10_000;
 export const ZERO_KEYS_AFTER = REJECT_AFTER_TIME * 3;
 export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME / REKEY_TIMEOUT;
 const REKEY_TIMEOUT_JITTER_MAX = 334;
+/** Early initiations (see Device.answeredWhileWaiting) allowed per REKEY_TIMEOUT window. */
+export const MAX_EARLY_INITIATIONS = 2;
 /** Packets held per peer while a handshake is pending. */
 export const MAX_STAGED_PACKETS = 128;
 
@@ -24,6 +26,7 @@ export const MAX_STAGED_PACKETS = 128;
 export interface PeerHost {
   sendHandshakeInitiation(peer: Peer, isRetry: boolean): void;
   sendKeepalive(peer: Peer): void;
+  sendEarlyInitiation(peer: Peer): void;
   zeroKeyMaterial(peer: Peer): void;
 }
 
@@ -50,12 +53,16 @@ export class Peer {
   handshakeAttempts = 0;
   needAnotherKeepalive = false;
   sentLastMinuteHandshake = false;
+  /** Early initiations sent in the REKEY_TIMEOUT window that began at earlyWindowStart. */
+  earlyInitiations = 0;
+  earlyWindowStart = -Infinity;
 
   readonly retransmitHandshake: Timer;
   readonly sendKeepaliveTimer: Timer;
   readonly newHandshake: Timer;
   readonly zeroKeyMaterialTimer: Timer;
   readonly persistentKeepaliveTimer: Timer;
+  readonly earlyInitiationTimer: Timer;
 
   constructor(
     readonly publicKey: PublicKey,
@@ -87,6 +94,7 @@ export class Peer {
     this.persistentKeepaliveTimer = new Timer(clock, () => {
       if (this.persistentKeepalive > 0) host.sendKeepalive(this);
     });
+    this.earlyInitiationTimer = new Timer(clock, () => host.sendEarlyInitiation(this));
   }
 
   private jitter(): number {
@@ -114,6 +122,7 @@ export class Peer {
   }
   timersHandshakeComplete(): void {
     this.retransmitHandshake.del();
+    this.earlyInitiationTimer.del();
     this.handshakeAttempts = 0;
     this.sentLastMinuteHandshake = false;
     this.lastHandshake = this.clock.wallNow();
@@ -128,6 +137,7 @@ export class Peer {
     this.newHandshake.stop();
     this.zeroKeyMaterialTimer.stop();
     this.persistentKeepaliveTimer.stop();
+    this.earlyInitiationTimer.stop();
   }
 
   /** True when `kp` may still encrypt (not too old, counter not exhausted). */

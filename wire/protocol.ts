@@ -25,6 +25,8 @@ export const MACHINE_PATHS = {
   register: '/machine/register',
   update: '/machine/update',
   map: '/machine/map',
+  /** The device deletes itself (`agent logout`); the answer is `{}`. */
+  logout: '/machine/logout',
 } as const;
 
 export interface RegisterRequest {

@@ -1,5 +1,6 @@
 // The agent's user-facing subcommands. Each talks to the daemon over the local API.
 import type { Command } from '../../wire/cli.js';
+import type { LogoutResponse } from '../daemon/daemon.js';
 import { callDaemon } from '../localapi/client.js';
 import type { AgentStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
 import { parseSocketOnly, parseStatusArgs, parseUpArgs, parseWhoisArgs } from './args.js';
@@ -34,10 +35,13 @@ export const downCommand: Command = {
 
 export const logoutCommand: Command = {
   usage: 'logout [--socket PATH]',
-  summary: 'disconnect and forget this device (it must be registered again with an auth key)',
+  summary: 'remove this device from its network and forget it here (it must be registered again with an auth key)',
   async run(argv) {
     const { socket } = parseSocketOnly(argv);
-    await callDaemon(socket, 'POST', '/logout');
+    const r = await callDaemon<LogoutResponse>(socket, 'POST', '/logout');
+    if (r.coordRemoved === false) {
+      print(`coord could not be told; an admin can remove the device (${r.coordLogoutError ?? 'no answer'})`);
+    }
     print('logged out; `agent up --authkey KEY` registers this device again');
     return 0;
   },

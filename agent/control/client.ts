@@ -69,15 +69,16 @@ export class ControlClient {
     if (opts.ca) this.dispatcher = new Agent({ connect: { ca: opts.ca } });
   }
 
-  private async call<T>(path: string, payload: unknown): Promise<T> {
+  private async call<T>(path: string, payload: unknown, timeoutMs = 30_000): Promise<T> {
     const body = Buffer.from(JSON.stringify(payload));
     const res = await request(this.base + path, {
       method: 'POST',
       body,
       headers: { 'content-type': 'application/json', ...signedHeaders(this.key, 'POST', path, body) },
       dispatcher: this.dispatcher,
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.body.text();
     let parsed: unknown;
@@ -98,6 +99,14 @@ export class ControlClient {
 
   update(u: UpdateRequest): Promise<void> {
     return this.call(MACHINE_PATHS.update, u);
+  }
+
+  /**
+   * Tells coord to delete this device (`agent logout`). Rejects with a ControlError when coord refuses
+   * (401: it does not know this machine key), or with the network error when coord cannot be reached.
+   */
+  async logout(timeoutMs = 10_000): Promise<void> {
+    await this.call(MACHINE_PATHS.logout, {}, timeoutMs);
   }
 
   /** Holds the netmap stream open, reconnecting after failures, until close() or a fatal error. */

@@ -43,6 +43,13 @@ export interface Prefs {
   registration: Registration | null;
 }
 
+/** What POST /logout answers: the status afterwards, and whether coord deleted the device. */
+export interface LogoutResponse extends AgentStatus {
+  /** true: coord deleted the device; false: coord could not be told (see coordLogoutError); null: nothing was registered. */
+  coordRemoved: boolean | null;
+  coordLogoutError?: string;
+}
+
 const NO_PREFS: Prefs = { coordUrl: null, hostname: null, advertiseTags: null, wantRunning: false, registration: null };
 
 export interface DaemonOptions {
@@ -496,8 +503,26 @@ export class Daemon {
     return this.status();
   }
 
-  /** Forgets the device: registration, keys and netmap. The next `agent up` needs an auth key. */
-  private async logout(): Promise<AgentStatus> {
+  /**
+   * Logs out: asks coord to delete this device (as `tailscale logout` does), then forgets it here —
+   * registration, keys and netmap — whatever coord answered. The next `agent up` needs an auth key.
+   */
+  private async logout(): Promise<LogoutResponse> {
+    const reg = this.prefs.registration;
+    let coordRemoved: boolean | null = null;
+    let coordLogoutError: string | undefined;
+    if (reg) {
+      // The stream's own `logout` line that follows is ours: mute its callbacks before asking.
+      this.streamToken = null;
+      try {
+        await new ControlClient(reg.coordUrl, this.machineKey).logout();
+        coordRemoved = true;
+      } catch (err) {
+        coordRemoved = false;
+        coordLogoutError = err instanceof ControlError ? `coord refused: ${err.message}` : `coord at ${reg.coordUrl} is unreachable (${errorText(err)})`;
+        this.log.warn({ err: coordLogoutError }, 'logout: coord could not be told; an admin can remove the device');
+      }
+    }
     this.stopStream();
     await this.stopEngine();
     this.netmap = null;
@@ -508,7 +533,7 @@ export class Daemon {
     this.prefs = { ...this.prefs, registration: null, wantRunning: false, advertiseTags: null };
     this.savePrefs();
     this.coordError = null;
-    this.log.info('logged out: registration and keys forgotten');
-    return this.status();
+    this.log.info({ coordRemoved }, 'logged out: registration and keys forgotten');
+    return { ...this.status(), coordRemoved, ...(coordLogoutError ? { coordLogoutError } : {}) };
   }
 }

@@ -332,17 +332,34 @@ async function deleteDevice(c: Call): Promise<Answer> {
     revokeShares(c, shared);
     return { body: {} };
   }
-  const d = deviceParam(c);
-  const { store } = c.deps;
+  removeDevice(c.deps, deviceParam(c), 'ADMIN_API', actorOf(c));
+  return { body: {} };
+}
+
+/**
+ * Deletes a device of its own network with its audit entry, updates the netmaps of its peers and of
+ * the networks it is shared into (its own stream gets `logout`), and emits nodeDeleted. Both an admin's
+ * `DELETE /device/{id}` and the device's own `POST /machine/logout` come here.
+ */
+export function removeDevice(
+  deps: Pick<AdminDeps, 'store' | 'hub' | 'onEvent'>,
+  d: Device,
+  origin: 'ADMIN_API' | 'NODE',
+  actor: { id: string; type: string; loginName: string; displayName: string },
+): void {
+  const { store, hub } = deps;
+  const domain = store.getTailnet(d.tailnetId)?.domain ?? '';
   const partners = store.sharesFrom(d.tailnetId).filter((sh) => sh.deviceId === d.id).map((sh) => sh.recipientTailnetId);
   store.tx(() => {
     store.deleteDevice(d.id);
-    audit(c, 'DELETE', { id: d.id, name: `${d.name}.${c.caller.tailnet.domain}`, type: 'NODE' }, { name: d.name, addresses: [d.ipv4, d.ipv6] });
+    store.addAudit(d.tailnetId, {
+      type: 'CONFIG', origin, actor, target: { id: d.id, name: `${d.name}.${domain}`, type: 'NODE' }, action: 'DELETE',
+      old: { name: d.name, addresses: [d.ipv4, d.ipv6] }, new: undefined,
+    });
   });
-  c.deps.hub.deviceChanged(d.tailnetId, d.id);
-  if (partners.length > 0) c.deps.hub.sharingChanged([d.tailnetId, ...partners]);
-  emit(c, 'nodeDeleted', { nodeID: d.id, deviceName: d.name });
-  return { body: {} };
+  hub.deviceChanged(d.tailnetId, d.id);
+  if (partners.length > 0) hub.sharingChanged([d.tailnetId, ...partners]);
+  deps.onEvent?.(d.tailnetId, 'nodeDeleted', { nodeID: d.id, deviceName: d.name, actor: actor.loginName });
 }
 
 async function authorizeDevice(c: Call): Promise<Answer> {

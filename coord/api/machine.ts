@@ -14,7 +14,7 @@ import { can } from '../roles.js';
 import { enabledRoutesFor } from '../routes.js';
 import { parseSecret, secretMatches } from '../secrets.js';
 import type { Device, Key, Store, Tailnet, User } from '../store/index.js';
-import { settingsOf } from './admin.js';
+import { removeDevice, settingsOf } from './admin.js';
 import { badRequest, HttpError, jsonObject, readBody, sendError, sendJson } from './http.js';
 
 export interface MachineDeps {
@@ -97,6 +97,11 @@ export class MachineApi {
         const body = await readBody(req, 64 * 1024);
         const mk = this.verify(req, pathAndQuery, body);
         this.update(mk, jsonObject(body) as UpdateRequest);
+        return sendJson(res, 200, {});
+      }
+      if (url.pathname === MACHINE_PATHS.logout && req.method === 'POST') {
+        const body = await readBody(req, 64 * 1024);
+        this.logout(this.verify(req, pathAndQuery, body));
         return sendJson(res, 200, {});
       }
       if (url.pathname === MACHINE_PATHS.map && req.method === 'GET') {
@@ -232,6 +237,17 @@ export class MachineApi {
     if (!changed) return;
     this.applyRouteApprovals(this.deps.store.updateDevice(d.id, patch));
     this.deps.hub.deviceChanged(d.tailnetId, d.id);
+  }
+
+  /** The device logs itself out (`agent logout`): deleted exactly as an admin deletes it. */
+  logout(machineKey: string): void {
+    const d = this.deviceOf(machineKey);
+    const user = this.deps.store.getUser(d.userId);
+    const actor = user
+      ? { id: user.id, type: 'USER', loginName: user.email, displayName: user.displayName }
+      : { id: d.id, type: 'NODE', loginName: d.name, displayName: d.hostname };
+    removeDevice(this.deps, d, 'NODE', actor);
+    this.deps.log.info({ device: d.id, tailnet: d.tailnetId }, 'device logged out');
   }
 
   /** Brings enabled routes in line with what the device advertises and what autoApprovers allow. */

@@ -1,9 +1,11 @@
 // The agent daemon's lifecycle against the real coord on loopback, through its real local API socket:
 // up (register once with an auth key), tags, hostname, down, restart from disk, removal by an admin,
 // logout. The data path runs on an in-memory network here (no root needed); agent.test.ts runs it for real.
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Daemon } from '../../agent/daemon/index.js';
@@ -11,7 +13,7 @@ import type { TunDevice } from '../../agent/daemon/index.js';
 import { callDaemon } from '../../agent/localapi/client.js';
 import type { AgentStatus } from '../../agent/localapi/types.js';
 import { MemNetwork, MemTun } from '../../agent/wireguard/index.js';
-import { api, Coord } from '../coord/harness.js';
+import { api, Coord, root } from '../coord/harness.js';
 
 class NullTun extends MemTun implements TunDevice {
   readonly addresses: string[] = [];
@@ -52,6 +54,9 @@ describe('agent daemon lifecycle (real coord, real local API, in-memory data pat
     await daemon.start();
   };
   const call = <T = AgentStatus>(method: string, path: string, body?: unknown) => callDaemon<T>(socket, method, path, body);
+  /** The real `agent` program (from dist/) against this daemon's socket. */
+  const cli = (...args: string[]) => promisify(execFile)(process.execPath, [join(root, 'dist/agent/main.js'), ...args, '--socket', socket], { encoding: 'utf8' });
+  const deviceIds = async () => ((await owner.get('/tailnet/-/devices')).body.devices as Array<{ id: string }>).map((d) => d.id);
   const refusal = (p: Promise<unknown>) => p.then(() => 'accepted', (e: Error & { status?: number }) => `${e.status} ${e.message}`);
 
   async function authKey(tags: string[] = []): Promise<string> {
@@ -169,15 +174,43 @@ describe('agent daemon lifecycle (real coord, real local API, in-memory data pat
     expect(readdirSync(stateDir)).not.toContain('netmap.json');
   });
 
-  it('`logout` forgets keys and registration; the next `up` needs an auth key', async () => {
+  it('`logout` removes the device in coord, forgets keys and registration; the next `up` needs an auth key', async () => {
     await call('POST', '/up', { authkey: await authKey(), hostname: 'web' });
+    const ids = await deviceIds();
+    expect(ids).toHaveLength(1);
+    const id = ids[0]!;
     const machineBefore = readFileSync(join(stateDir, 'machine.json'), 'utf8');
-    const s = await call('POST', '/logout');
+    const out = await cli('logout');
+    expect(out.stdout).toBe('logged out; `agent up --authkey KEY` registers this device again\n');
+    expect(await deviceIds()).toEqual([]);
+    const logs = (await owner.get('/tailnet/-/logging/configuration')).body.logs as Array<{ origin: string; action: string; target: { id: string } }>;
+    expect(logs.some((l) => l.origin === 'NODE' && l.action === 'DELETE' && l.target.id === id)).toBe(true);
+    const s = await call('GET', '/status');
     expect(s.backendState).toBe('NeedsLogin');
+    expect(s.coord.error).toBeNull(); // our own logout is not reported as coord ending the session
     expect(readFileSync(join(stateDir, 'machine.json'), 'utf8')).not.toBe(machineBefore);
     expect(await refusal(call('POST', '/up', {}))).toMatch(/^400 this device is not registered yet/);
     const again = await call('POST', '/up', { authkey: await authKey() });
     expect(again.backendState).toBe('Running');
     expect(again.coord.url).toBe(coord.url); // remembered
   });
+
+  it('`logout` with coord down still forgets the device here, exits 0 and says an admin can remove it', async () => {
+    const before = await deviceIds();
+    expect(before).toHaveLength(1);
+    const machineBefore = readFileSync(join(stateDir, 'machine.json'), 'utf8');
+    await coord.stop();
+    const out = await cli('logout'); // rejects on a non-zero exit
+    expect(out.stdout).toMatch(/^coord could not be told; an admin can remove the device \(coord at http:\/\/127\.0\.0\.1:\d+ is unreachable \(.*ECONNREFUSED.*\)\)\n/);
+    expect(out.stdout).toMatch(/logged out; `agent up --authkey KEY` registers this device again\n$/);
+    const s = await call('GET', '/status');
+    expect(s.backendState).toBe('NeedsLogin');
+    expect(s.interface).toBeNull();
+    expect(readFileSync(join(stateDir, 'machine.json'), 'utf8')).not.toBe(machineBefore);
+    expect(readdirSync(stateDir)).not.toContain('netmap.json');
+    expect(JSON.parse(readFileSync(join(stateDir, 'prefs.json'), 'utf8'))).toMatchObject({ registration: null, wantRunning: false });
+    // coord kept the device: it was never told.
+    await coord.start(['--listen', new URL(s.coord.url!).host]);
+    expect(await deviceIds()).toEqual(before);
+  }, 30_000);
 });

@@ -1,13 +1,14 @@
 // Interoperability of `agent wireguard` with wireguard-go, in two network namespaces joined by a
 // veth pair: ours in one, wireguard-go in the other, both configured only with `wg` and `ip`.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+const AGENT = join(root, 'dist/agent/main.js');
 const isRoot = process.getuid?.() === 0;
 const P = `mwwg${process.pid % 100000}`;
 const NS_OURS = `${P}-ours`;
@@ -69,11 +70,12 @@ let dir = '';
 
 describe.skipIf(!isRoot)('agent wireguard ⇄ wireguard-go', () => {
   let goProc: ChildProcess | null = null;
+  let goLog = '';
   const keys = { ours: '', go: '', oursPub: '', goPub: '', psk: '' };
 
   beforeAll(async () => {
     for (const tool of ['wg', 'wireguard-go', 'ip']) sh(`command -v ${tool}`);
-    expect(existsSync(join(root, 'dist/agent/main.js'))).toBe(true);
+    expect(existsSync(AGENT)).toBe(true);
     dir = mkdtempSync(join(tmpdir(), 'mw-wg-e2e-'));
     writeFileSync(join(dir, 'receiver.cjs'), RECEIVER);
     writeFileSync(join(dir, 'sender.cjs'), SENDER);
@@ -85,8 +87,13 @@ describe.skipIf(!isRoot)('agent wireguard ⇄ wireguard-go', () => {
     for (const [ns, dev] of [[NS_OURS, `${P}a`], [NS_GO, `${P}b`]]) sh(inNs(ns, `ip link set lo up && ip link set ${dev} up`));
 
     // Ours detaches like wireguard-go does once its UAPI socket exists.
-    sh(inNs(NS_OURS, `${process.execPath} ${join(root, 'dist/agent/main.js')} wireguard ${IF_OURS}`));
-    goProc = spawn('ip', ['netns', 'exec', NS_GO, 'wireguard-go', '-f', IF_GO], { stdio: 'ignore' });
+    sh(inNs(NS_OURS, `${process.execPath} ${AGENT} wireguard ${IF_OURS}`));
+    // Verbose, so a test can see which handshake messages wireguard-go took or dropped.
+    goProc = spawn('ip', ['netns', 'exec', NS_GO, 'wireguard-go', '-f', IF_GO], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, LOG_LEVEL: 'verbose' },
+    });
+    goProc.stdout!.on('data', (d) => (goLog += d));
     await waitFor('UAPI sockets', () => existsSync(`/var/run/wireguard/${IF_OURS}.sock`) && existsSync(`/var/run/wireguard/${IF_GO}.sock`));
 
     keys.ours = sh('wg genkey').trim();
@@ -202,6 +209,97 @@ describe.skipIf(!isRoot)('agent wireguard ⇄ wireguard-go', () => {
     sh(inNs(NS_OURS, `ping -c 2 -i 0.2 -W 2 ${TUN_IP.go}`));
   });
 
+  /** Both sides forget each other and get fresh static keys, ours larger (bytewise) or smaller. */
+  function freshKeys(oursLarger: boolean): void {
+    sh(inNs(NS_OURS, `wg set ${IF_OURS} peer ${keys.goPub} remove`));
+    sh(inNs(NS_GO, `wg set ${IF_GO} peer ${keys.oursPub} remove`));
+    do {
+      keys.ours = sh('wg genkey').trim();
+      keys.go = sh('wg genkey').trim();
+      keys.oursPub = sh('wg pubkey', { input: keys.ours }).trim();
+      keys.goPub = sh('wg pubkey', { input: keys.go }).trim();
+    } while (Buffer.compare(Buffer.from(keys.oursPub, 'base64'), Buffer.from(keys.goPub, 'base64')) > 0 !== oursLarger);
+    for (const k of ['ours', 'go'] as const) writeFileSync(join(dir, k), keys[k] + '\n', { mode: 0o600 });
+    sh(inNs(NS_OURS, `wg set ${IF_OURS} private-key ${dir}/ours`));
+    sh(inNs(NS_GO, `wg set ${IF_GO} private-key ${dir}/go`));
+    addPeers();
+  }
+
+  const nsPids = (ns: string) => sh(`ip netns pids ${ns}`).trim().split(/\s+/).filter(Boolean).map(Number);
+  // A ping that has sent its request is asleep waiting for the reply.
+  const asleepInPing = (pid: number) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.includes('(ping)') && stat.slice(stat.lastIndexOf(')') + 2).startsWith('S');
+    } catch {
+      return false;
+    }
+  };
+
+  /**
+   * With both WireGuard processes stopped, a ping starts in each namespace towards the other's tunnel
+   * address; then both resume at the same instant, read their ping from the TUN and initiate, so the
+   * two initiations cross. Returns the ms from resuming to each ping's reply.
+   */
+  async function simultaneousFirstPings(): Promise<{ oursToGo: number; goToOurs: number; collided: boolean }> {
+    const daemons = [...nsPids(NS_OURS), ...nsPids(NS_GO)];
+    expect(daemons.length).toBeGreaterThanOrEqual(2);
+    const pings: ChildProcess[] = [];
+    for (const pid of daemons) process.kill(pid, 'SIGSTOP');
+    try {
+      let resumed = Infinity;
+      const replies = [
+        [NS_OURS, TUN_IP.go],
+        [NS_GO, TUN_IP.ours],
+      ].map(([ns, to]) => {
+        const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-n', '-c', '1', '-W', '8', to], { stdio: 'ignore' });
+        pings.push(p);
+        return new Promise<number>((resolve, reject) => {
+          p.on('exit', (code) => (code === 0 ? resolve(performance.now() - resumed) : reject(new Error(`ping ${ns} → ${to} got no reply`))));
+        });
+      });
+      for (const r of replies) r.catch(() => {}); // reported through Promise.all below
+      await waitFor('both pings sent', () => pings.every((p) => asleepInPing(p.pid!)));
+      await new Promise((r) => setTimeout(r, 100));
+      const logFrom = goLog.length;
+      resumed = performance.now();
+      for (const pid of daemons) process.kill(pid, 'SIGCONT');
+      const [oursToGo, goToOurs] = (await Promise.all(replies)).map(Math.round);
+      // wireguard-go drops our response to its initiation only if it consumed our initiation first.
+      return { oursToGo, goToOurs, collided: goLog.slice(logFrom).includes('Received invalid response message') };
+    } finally {
+      for (const pid of daemons) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // already gone
+        }
+      }
+      for (const p of pings) p.kill();
+    }
+  }
+
+  // When both initiate at once, each consumes the other's initiation and drops the other's response;
+  // ours then re-initiates early (sooner when its static key is the larger) instead of both waiting
+  // for the 5 s retransmit, as wireguard-go alone would. The race does not always end in a collision
+  // (one side may read the other's initiation before its own ping), so try again until it does.
+  for (const oursLarger of [true, false]) {
+    it(`recovers from simultaneous initiation well under 5 s (our static key ${oursLarger ? 'larger' : 'smaller'})`, async () => {
+      const order = `our key ${oursLarger ? 'larger' : 'smaller'}`;
+      for (let attempt = 1; attempt <= 6; attempt++) {
+        freshKeys(oursLarger);
+        expect(sh(inNs(NS_OURS, `wg show ${IF_OURS} latest-handshakes`)).trim().split(/\s+/)[1]).toBe('0');
+        expect(sh(inNs(NS_GO, `wg show ${IF_GO} latest-handshakes`)).trim().split(/\s+/)[1]).toBe('0');
+        const t = await simultaneousFirstPings();
+        console.log(`${order}, attempt ${attempt}: ${t.collided ? 'collided' : 'no collision'}; first reply ours→go ${t.oursToGo} ms, go→ours ${t.goToOurs} ms`);
+        expect(t.oursToGo).toBeLessThan(1500);
+        expect(t.goToOurs).toBeLessThan(1500);
+        if (t.collided) return;
+      }
+      expect.fail(`no collision in 6 attempts (${order})`);
+    }, 60_000);
+  }
+
   it('removes its socket and device on SIGTERM', async () => {
     sh(`ip netns pids ${NS_OURS} | xargs -r kill -TERM`);
     await waitFor('socket removal', () => !existsSync(`/var/run/wireguard/${IF_OURS}.sock`));
@@ -223,7 +321,7 @@ describe.skipIf(!isRoot)('agent wireguard under load ⇄ wireguard-go: cookie re
     sh(`ip link add ${Q}a type veth peer name ${Q}b && ip link set ${Q}a netns ${ns.ours} && ip link set ${Q}b netns ${ns.go}`);
     sh(inNs(ns.ours, `ip addr add 192.168.236.1/24 dev ${Q}a && ip link set ${Q}a up && ip link set lo up`));
     sh(inNs(ns.go, `ip addr add 192.168.236.2/24 dev ${Q}b && ip link set ${Q}b up && ip link set lo up`));
-    sh(inNs(ns.ours, `MESHWARD_WG_UNDER_LOAD=0 ${process.execPath} ${join(root, 'dist/agent/main.js')} wireguard ${ifn.ours}`));
+    sh(inNs(ns.ours, `MESHWARD_WG_UNDER_LOAD=0 ${process.execPath} ${AGENT} wireguard ${ifn.ours}`));
     spawn('ip', ['netns', 'exec', ns.go, 'wireguard-go', '-f', ifn.go], { stdio: 'ignore' });
     await waitFor('UAPI sockets', () => existsSync(`/var/run/wireguard/${ifn.ours}.sock`) && existsSync(`/var/run/wireguard/${ifn.go}.sock`));
     const ko = sh('wg genkey').trim();

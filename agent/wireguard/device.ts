@@ -1,7 +1,7 @@
 // A WireGuard device: peers, cryptokey routing, and the data path TUN ⇄ WireGuard ⇄ UDP.
 // I/O comes in batches (the native addon's shape) and leaves in batches; per-packet work reuses
 // preallocated buffers. Handshakes, cookies and timers allocate (they are rare).
-import type { AeadKey } from '../../native/index.js';
+import type { AeadKey, Tun, UdpBatchHandler, UdpSocket } from '../../native/index.js';
 import { AllowedIPs, formatIP, formatPrefix, ipDestination, ipSource, parseIP, parsePrefix, type Prefix } from './allowedips.js';
 import { systemClock, type Clock } from './clock.js';
 import { CookieChecker } from './cookie.js';
@@ -39,35 +39,13 @@ import {
 } from './peer.js';
 import { HandshakeRateLimiter } from './ratelimit.js';
 
-export type UdpBatchHandler = (
-  buf: Buffer,
-  offsets: Uint32Array,
-  lengths: Uint32Array,
-  addrs: Uint8Array,
-  ports: Uint16Array,
-  families: Uint8Array,
-  count: number,
-) => void;
+export type { UdpBatchHandler };
 
 /** The UDP socket the device sends through (native UdpSocket's shape). */
-export interface UdpLike {
-  readonly localPort: number;
-  sendBatch(
-    buf: Uint8Array,
-    offsets: Uint32Array,
-    lengths: Uint32Array,
-    addrs: Uint8Array,
-    ports: Uint16Array,
-    families: Uint8Array,
-    count: number,
-  ): number;
-  close(): void;
-}
+export type UdpLike = Pick<UdpSocket, 'localPort' | 'sendBatch' | 'close'>;
 
 /** Where decrypted packets go (native Tun's shape). */
-export interface TunLike {
-  write(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
-}
+export type TunLike = Pick<Tun, 'write'>;
 
 /** Called per packet; false drops it. `peer` is the peer it goes to or came from. */
 export type PacketHook = (buf: Buffer, offset: number, length: number, peer: Peer) => boolean;

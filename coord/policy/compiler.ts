@@ -100,18 +100,8 @@ function sameList(a: string[], b: string[]): boolean {
   return true;
 }
 
-function lowerBoundNum(arr: number[], v: number): number {
-  let lo = 0;
-  let hi = arr.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (arr[mid]! < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function lowerBound(arr: string[], v: string): number {
+/** The first index in a sorted list whose element is not less than `v`. */
+function lowerBound<T extends number | string>(arr: readonly T[], v: T): number {
   let lo = 0;
   let hi = arr.length;
   while (lo < hi) {
@@ -904,8 +894,8 @@ export class PolicyCompiler {
               affected.add(n);
               continue;
             }
-            const k = b.units[lowerBoundNum(b.units, u.order)] === u.order ? lowerBoundNum(b.units, u.order) : -1;
-            if (k < 0) continue;
+            const k = lowerBound(b.units, u.order);
+            if (b.units[k] !== u.order) continue;
             let carried = false;
             for (let i = b.offsets[k]!; i < b.offsets[k + 1]!; i++) {
               const r = b.rules[i]!;
@@ -942,7 +932,7 @@ export class PolicyCompiler {
   private hasUnit(name: string, idx: number): boolean {
     const list = this.nodeUnits.get(name);
     if (!list) return false;
-    const i = lowerBoundNum(list, idx);
+    const i = lowerBound(list, idx);
     return list[i] === idx;
   }
 

@@ -31,11 +31,10 @@ export class Webhooks {
     if (this.closed) return;
     const t = this.store.getTailnet(tailnetId);
     if (!t) return;
-    const rows = this.store.stmt('SELECT * FROM webhooks WHERE tailnet_id = ?').all(tailnetId) as any[];
-    for (const r of rows) {
-      if (!(JSON.parse(r.subscriptions) as string[]).includes(type)) continue;
+    for (const w of this.store.listWebhooks(tailnetId)) {
+      if (!w.subscriptions.includes(type)) continue;
       const body = JSON.stringify([{ timestamp: new Date().toISOString(), version: 1, type, tailnet: t.name, message: MESSAGES[type] ?? type, data }]);
-      this.deliver(r.id, r.endpoint_url, r.secret, body, 1);
+      this.deliver(w.id, w.endpointUrl, w.secret, body, 1);
     }
   }
 

@@ -6,8 +6,8 @@ import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc
 import type { Logger } from 'pino';
 import { preview } from '../policy/index.js';
 import { can, FORBIDDEN_MESSAGE, type Permission } from '../roles.js';
-import { hashPassword, hashSecret, newSecret, parseSecret, randomToken, secretMatches, verifyPassword } from '../secrets.js';
-import { Conflict, dnsLabel, ROLES, type Device, type DeviceInvite, type Key, type Role, type Share, type Store, type Tailnet, type User } from '../store/index.js';
+import { hashPassword, hashSecret, parseSecret, randomToken, secretMatches, verifyPassword } from '../secrets.js';
+import { Conflict, dnsLabel, ROLES, type Device, type DeviceInvite, type Key, type Role, type Share, type Store, type Tailnet, type User, type Webhook } from '../store/index.js';
 import { checkPolicyText, etagOf, gatePolicy, ownsTag, parseStored, tagDefined, policyHttpError, topologyOf } from '../policy-service.js';
 import type { NetmapHub } from '../netmap.js';
 import { badRequest, compilePath, HttpError, jsonObject, matchPath, parseJson, notFound, readBody, sendError, sendJson, type PathPattern } from './http.js';
@@ -695,12 +695,9 @@ async function createUserInvites(c: Call): Promise<Answer> {
       if (!/^[^@\s]+@[^@\s]+$/.test(email)) throw badRequest(`"email": ${JSON.stringify(email)} is not an email address`);
       if (!ROLES.includes(role) || role === 'owner') throw badRequest(`"role": ${JSON.stringify(role)} is not a role an invite can give`);
       if (store.getUserByEmail(t.id, email)) throw new HttpError(409, `${email} is already a user of this network`);
-      const code = newSecret('invite', 'i');
-      store.db
-        .prepare('INSERT INTO user_invites (id, tailnet_id, email, role, code_hash, inviter_id, created) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(code.id, t.id, email, role, code.hash, c.caller.user.id, new Date().toISOString());
-      audit(c, 'CREATE', { id: code.id, name: email, type: 'USER_INVITE' }, undefined, { email, role });
-      return { id: code.id, role, tailnetId: String(t.id), inviterId: c.caller.user.id, email, code: code.secret, inviteUrl: `${c.deps.publicUrl}/admin/invite/${code.secret}` };
+      const { invite, code } = store.createUserInvite(t.id, email, role, c.caller.user.id);
+      audit(c, 'CREATE', { id: invite.id, name: email, type: 'USER_INVITE' }, undefined, { email, role });
+      return { id: invite.id, role, tailnetId: String(t.id), inviterId: c.caller.user.id, email, code, inviteUrl: `${c.deps.publicUrl}/admin/invite/${code}` };
     }),
   );
   return { body: out };
@@ -708,16 +705,15 @@ async function createUserInvites(c: Call): Promise<Answer> {
 
 function listUserInvites(c: Call): Answer {
   const t = tailnetParam(c);
-  const rows = c.deps.store.stmt('SELECT id, email, role, inviter_id, created, accepted FROM user_invites WHERE tailnet_id = ? ORDER BY created').all(t.id) as any[];
-  return { body: rows.map((r) => ({ id: r.id, email: r.email, role: r.role, inviterId: r.inviter_id, created: r.created, accepted: !!r.accepted })) };
+  return { body: c.deps.store.listUserInvites(t.id).map((r) => ({ id: r.id, email: r.email, role: r.role, inviterId: r.inviterId, created: r.created, accepted: !!r.accepted })) };
 }
 
 function deleteUserInvite(c: Call): Answer {
   const { store } = c.deps;
-  const r = store.stmt('SELECT * FROM user_invites WHERE id = ? AND tailnet_id = ?').get(c.params.id, c.caller.tailnet.id) as any;
-  if (!r) throw notFound(`user invite "${c.params.id}"`);
+  const r = store.getUserInvite(c.params.id!);
+  if (!r || r.tailnetId !== c.caller.tailnet.id) throw notFound(`user invite "${c.params.id}"`);
   store.tx(() => {
-    store.stmt('DELETE FROM user_invites WHERE id = ?').run(r.id);
+    store.deleteUserInvite(r.id);
     audit(c, 'DELETE', { id: r.id, name: r.email, type: 'USER_INVITE' });
   });
   return { body: {} };
@@ -761,20 +757,19 @@ async function acceptUserInvite(req: IncomingMessage, deps: AdminDeps, body: Buf
   limiter.check(keys);
   const parsed = parseSecret(code);
   const { store } = deps;
-  const r = parsed && (store.stmt('SELECT * FROM user_invites WHERE id = ?').get(parsed.id) as any);
-  if (!r || r.accepted || !secretMatches(code, r.code_hash)) {
+  const r = parsed ? store.getUserInvite(parsed.id) : undefined;
+  if (!r || r.accepted || !secretMatches(code, r.codeHash)) {
     limiter.fail(keys);
     throw new HttpError(401, 'invalid or already used invite code');
   }
   const hash = await hashPassword(password);
   const user = store.tx(() => {
-    const again = store.stmt('SELECT accepted FROM user_invites WHERE id = ?').get(r.id) as any;
-    if (again.accepted) throw new HttpError(401, 'invalid or already used invite code');
-    if (store.getUserByEmail(r.tailnet_id, r.email)) throw new HttpError(409, `${r.email} is already a user of this network`);
-    const u = store.createUser(r.tailnet_id, r.email, r.role, typeof b.displayName === 'string' ? b.displayName : undefined);
+    if (store.getUserInvite(r.id)?.accepted) throw new HttpError(401, 'invalid or already used invite code');
+    if (store.getUserByEmail(r.tailnetId, r.email)) throw new HttpError(409, `${r.email} is already a user of this network`);
+    const u = store.createUser(r.tailnetId, r.email, r.role, typeof b.displayName === 'string' ? b.displayName : undefined);
     store.setUserPassword(u.id, hash);
-    store.stmt('UPDATE user_invites SET accepted = ? WHERE id = ?').run(new Date().toISOString(), r.id);
-    store.addAudit(r.tailnet_id, {
+    store.markUserInviteAccepted(r.id);
+    store.addAudit(r.tailnetId, {
       type: 'CONFIG', origin: 'ADMIN_API', actor: { id: u.id, type: 'USER', loginName: u.email, displayName: u.displayName },
       target: { id: u.id, name: u.email, type: 'USER' }, action: 'CREATE', old: undefined, new: { role: u.role },
     });
@@ -837,10 +832,10 @@ export const WEBHOOK_EVENTS = [
   'userRoleUpdated',
 ];
 
-function webhookJson(r: any, secret?: string) {
+function webhookJson(w: Webhook, secret?: string) {
   const out: Record<string, unknown> = {
-    endpointId: r.id, endpointUrl: r.endpoint_url, providerType: r.provider_type, creatorLoginName: r.creator_login_name,
-    created: r.created, lastModified: r.last_modified, subscriptions: JSON.parse(r.subscriptions),
+    endpointId: w.id, endpointUrl: w.endpointUrl, providerType: w.providerType, creatorLoginName: w.creatorLoginName,
+    created: w.created, lastModified: w.lastModified, subscriptions: w.subscriptions,
   };
   if (secret) out.secret = secret;
   return out;
@@ -874,48 +869,47 @@ async function createWebhook(c: Call): Promise<Answer> {
   const { url, subs } = checkWebhookBody(b, false);
   const id = 'w' + randomToken(12);
   const secret = 'mwwhsec-' + randomToken(40);
-  const now = new Date().toISOString();
   const { store } = c.deps;
-  store.tx(() => {
-    store.db
-      .prepare('INSERT INTO webhooks (id, tailnet_id, endpoint_url, provider_type, subscriptions, secret, creator_login_name, created, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(id, t.id, url, typeof b.providerType === 'string' ? b.providerType : '', JSON.stringify(subs), secret, c.caller.user.email, now, now);
+  const w = store.tx(() => {
+    const w = store.createWebhook({
+      id, tailnetId: t.id, endpointUrl: url!, providerType: typeof b.providerType === 'string' ? b.providerType : '',
+      subscriptions: subs!, secret, creatorLoginName: c.caller.user.email,
+    });
     audit(c, 'CREATE', { id, name: url, type: 'WEBHOOK' }, undefined, { endpointUrl: url, subscriptions: subs });
+    return w;
   });
-  return { body: webhookJson(store.stmt('SELECT * FROM webhooks WHERE id = ?').get(id), secret) };
+  return { body: webhookJson(w, secret) };
 }
 
 function listWebhooks(c: Call): Answer {
   const t = tailnetParam(c);
-  const rows = c.deps.store.stmt('SELECT * FROM webhooks WHERE tailnet_id = ? ORDER BY created').all(t.id) as any[];
-  return { body: { webhooks: rows.map((r) => webhookJson(r)) } };
+  return { body: { webhooks: c.deps.store.listWebhooks(t.id).map((w) => webhookJson(w)) } };
 }
 
-function webhookParam(c: Call): any {
-  const r = c.deps.store.stmt('SELECT * FROM webhooks WHERE id = ? AND tailnet_id = ?').get(c.params.id, c.caller.tailnet.id);
-  if (!r) throw notFound(`webhook "${c.params.id}"`);
-  return r;
+function webhookParam(c: Call): Webhook {
+  const w = c.deps.store.getWebhook(c.params.id!);
+  if (!w || w.tailnetId !== c.caller.tailnet.id) throw notFound(`webhook "${c.params.id}"`);
+  return w;
 }
 
 async function patchWebhook(c: Call): Promise<Answer> {
   const r = webhookParam(c);
   const { url, subs } = checkWebhookBody(jsonObject(await c.body()), true);
   const { store } = c.deps;
-  store.tx(() => {
-    store.db
-      .prepare('UPDATE webhooks SET endpoint_url = ?, subscriptions = ?, last_modified = ? WHERE id = ?')
-      .run(url ?? r.endpoint_url, subs ? JSON.stringify(subs) : r.subscriptions, new Date().toISOString(), r.id);
-    audit(c, 'UPDATE', { id: r.id, name: r.endpoint_url, type: 'WEBHOOK' }, { endpointUrl: r.endpoint_url, subscriptions: JSON.parse(r.subscriptions) }, { endpointUrl: url, subscriptions: subs });
+  const w = store.tx(() => {
+    const w = store.updateWebhook(r.id, url ?? r.endpointUrl, subs ?? r.subscriptions);
+    audit(c, 'UPDATE', { id: r.id, name: r.endpointUrl, type: 'WEBHOOK' }, { endpointUrl: r.endpointUrl, subscriptions: r.subscriptions }, { endpointUrl: url, subscriptions: subs });
+    return w;
   });
-  return { body: webhookJson(store.stmt('SELECT * FROM webhooks WHERE id = ?').get(r.id)) };
+  return { body: webhookJson(w) };
 }
 
 function deleteWebhook(c: Call): Answer {
   const r = webhookParam(c);
   const { store } = c.deps;
   store.tx(() => {
-    store.stmt('DELETE FROM webhooks WHERE id = ?').run(r.id);
-    audit(c, 'DELETE', { id: r.id, name: r.endpoint_url, type: 'WEBHOOK' });
+    store.deleteWebhook(r.id);
+    audit(c, 'DELETE', { id: r.id, name: r.endpointUrl, type: 'WEBHOOK' });
   });
   return { body: {} };
 }

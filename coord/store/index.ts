@@ -6,6 +6,9 @@ import { dirname } from 'node:path';
 import { MIGRATIONS } from './migrations.js';
 import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
+import { Conflict, NotFound } from '../errors.js';
+
+export { Conflict, NotFound };
 
 export const ROLES = ['owner', 'admin', 'network-admin', 'it-admin', 'billing-admin', 'auditor', 'member'] as const;
 export type Role = (typeof ROLES)[number];
@@ -116,10 +119,32 @@ export interface Share {
   created: string;
 }
 
-export type AuditInput = Omit<AuditEntry, 'id' | 'eventTime' | 'tailnetId'>;
+/** An invitation to join a network with a role (the code is shown once and stored hashed). */
+export interface UserInvite {
+  id: string;
+  tailnetId: number;
+  email: string;
+  role: Role;
+  codeHash: Buffer;
+  inviterId: string;
+  created: string;
+  accepted: string | null;
+}
 
-export class NotFound extends Error {}
-export class Conflict extends Error {}
+/** An endpoint that receives the network's events (see ../webhooks.ts). */
+export interface Webhook {
+  id: string;
+  tailnetId: number;
+  endpointUrl: string;
+  providerType: string;
+  subscriptions: string[];
+  secret: string;
+  creatorLoginName: string;
+  created: string;
+  lastModified: string;
+}
+
+export type AuditInput = Omit<AuditEntry, 'id' | 'eventTime' | 'tailnetId'>;
 
 const now = () => new Date().toISOString();
 const json = (v: unknown) => JSON.stringify(v);
@@ -136,21 +161,55 @@ export function dnsLabel(hostname: string): string {
   return label || 'device';
 }
 
-type Row = Record<string, any>;
+type SqlBool = 0 | 1;
+interface TailnetRow { id: number; name: string; domain: string; created: string; policy: string; policy_etag: string; settings: string; dns: string }
+interface UserRow {
+  id: string; tailnet_id: number; email: string; display_name: string; role: Role; status: UserStatus; password_hash: string | null;
+  created: string; last_seen: string | null;
+}
+interface KeyRow {
+  id: string; tailnet_id: number; key_type: KeyType; hash: Buffer; user_id: string; device_user_id: string | null; reusable: SqlBool;
+  ephemeral: SqlBool; preauthorized: SqlBool; tags: string; description: string; created: string; expires: string | null;
+  revoked: string | null; uses: number;
+}
+interface DeviceRow {
+  id: string; tailnet_id: number; user_id: string; machine_key: string; node_key: string; hostname: string; name: string;
+  ipv4: string; ipv6: string; tags: string; os: string; client_version: string; endpoints: string; advertised_routes: string;
+  enabled_routes: string; posture: string; authorized: SqlBool; ephemeral: SqlBool; key_expiry_disabled: SqlBool;
+  created: string; last_seen: string | null; expires: string | null; auth_key_id: string | null;
+}
+interface AuditRow {
+  id: number; tailnet_id: number; event_time: string; type: string; origin: string; actor: string; target: string;
+  action: string; old: string | null; new: string | null;
+}
+interface DeviceInviteRow {
+  id: string; tailnet_id: number; device_id: string; sharer_id: string; label: string; code_hash: Buffer; created: string;
+  accepted_by: string | null; accepted_at: string | null;
+}
+interface ShareRow {
+  id: string; tailnet_id: number; device_id: string; sharer_id: string; recipient_id: string; recipient_tailnet_id: number; created: string;
+}
+interface UserInviteRow {
+  id: string; tailnet_id: number; email: string; role: Role; code_hash: Buffer; inviter_id: string; created: string; accepted: string | null;
+}
+interface WebhookRow {
+  id: string; tailnet_id: number; endpoint_url: string; provider_type: string; subscriptions: string; secret: string;
+  creator_login_name: string; created: string; last_modified: string;
+}
 
-function tailnetFrom(r: Row): Tailnet {
+function tailnetFrom(r: TailnetRow): Tailnet {
   return {
     id: r.id, name: r.name, domain: r.domain, created: r.created, policy: r.policy, policyEtag: r.policy_etag,
     settings: JSON.parse(r.settings), dns: JSON.parse(r.dns),
   };
 }
-function userFrom(r: Row): User {
+function userFrom(r: UserRow): User {
   return {
     id: r.id, tailnetId: r.tailnet_id, email: r.email, displayName: r.display_name, role: r.role, status: r.status,
     passwordHash: r.password_hash ?? null, created: r.created, lastSeen: r.last_seen ?? null,
   };
 }
-function keyFrom(r: Row): Key {
+function keyFrom(r: KeyRow): Key {
   return {
     id: r.id, tailnetId: r.tailnet_id, keyType: r.key_type, hash: r.hash, userId: r.user_id,
     deviceUserId: r.device_user_id ?? null, reusable: bool(r.reusable), ephemeral: bool(r.ephemeral),
@@ -158,7 +217,7 @@ function keyFrom(r: Row): Key {
     expires: r.expires ?? null, revoked: r.revoked ?? null, uses: r.uses,
   };
 }
-function deviceFrom(r: Row): Device {
+function deviceFrom(r: DeviceRow): Device {
   return {
     id: r.id, tailnetId: r.tailnet_id, userId: r.user_id, machineKey: r.machine_key, nodeKey: r.node_key,
     hostname: r.hostname, name: r.name, ipv4: r.ipv4, ipv6: r.ipv6, tags: JSON.parse(r.tags), os: r.os,
@@ -168,7 +227,7 @@ function deviceFrom(r: Row): Device {
     lastSeen: r.last_seen ?? null, expires: r.expires ?? null, authKeyId: r.auth_key_id ?? null,
   };
 }
-function auditFrom(r: Row): AuditEntry {
+function auditFrom(r: AuditRow): AuditEntry {
   return {
     id: r.id, tailnetId: r.tailnet_id, eventTime: r.event_time, type: r.type, origin: r.origin,
     actor: JSON.parse(r.actor), target: JSON.parse(r.target), action: r.action,
@@ -176,16 +235,29 @@ function auditFrom(r: Row): AuditEntry {
   };
 }
 
-function inviteFrom(r: Row): DeviceInvite {
+function inviteFrom(r: DeviceInviteRow): DeviceInvite {
   return {
     id: r.id, tailnetId: r.tailnet_id, deviceId: r.device_id, sharerId: r.sharer_id, label: r.label, codeHash: r.code_hash,
     created: r.created, acceptedBy: r.accepted_by ?? null, acceptedAt: r.accepted_at ?? null,
   };
 }
-function shareFrom(r: Row): Share {
+function shareFrom(r: ShareRow): Share {
   return {
     id: r.id, tailnetId: r.tailnet_id, deviceId: r.device_id, sharerId: r.sharer_id, recipientId: r.recipient_id,
     recipientTailnetId: r.recipient_tailnet_id, created: r.created,
+  };
+}
+function userInviteFrom(r: UserInviteRow): UserInvite {
+  return {
+    id: r.id, tailnetId: r.tailnet_id, email: r.email, role: r.role, codeHash: r.code_hash, inviterId: r.inviter_id,
+    created: r.created, accepted: r.accepted ?? null,
+  };
+}
+function webhookFrom(r: WebhookRow): Webhook {
+  return {
+    id: r.id, tailnetId: r.tailnet_id, endpointUrl: r.endpoint_url, providerType: r.provider_type,
+    subscriptions: JSON.parse(r.subscriptions), secret: r.secret, creatorLoginName: r.creator_login_name,
+    created: r.created, lastModified: r.last_modified,
   };
 }
 
@@ -197,7 +269,7 @@ const DEVICE_COLUMNS: Record<string, string> = {
 };
 
 export class Store {
-  readonly db: Database.Database;
+  private readonly db: Database.Database;
   // One transaction function for every transaction: better-sqlite3 prepares BEGIN/COMMIT per function.
   private readonly txFn: (fn: () => unknown) => unknown;
 
@@ -233,7 +305,7 @@ export class Store {
   private readonly stmts = new Map<string, Database.Statement>();
 
   /** A prepared statement, prepared once per SQL text. */
-  stmt(sql: string): Database.Statement {
+  private stmt(sql: string): Database.Statement {
     let st = this.stmts.get(sql);
     if (!st) {
       st = this.db.prepare(sql);
@@ -277,17 +349,17 @@ export class Store {
   }
 
   getTailnet(id: number): Tailnet | undefined {
-    const r = this.stmt('SELECT * FROM tailnets WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM tailnets WHERE id = ?').get(id) as TailnetRow | undefined;
     return r && tailnetFrom(r);
   }
 
   getTailnetByName(name: string): Tailnet | undefined {
-    const r = this.stmt('SELECT * FROM tailnets WHERE name = ?').get(name) as Row | undefined;
+    const r = this.stmt('SELECT * FROM tailnets WHERE name = ?').get(name) as TailnetRow | undefined;
     return r && tailnetFrom(r);
   }
 
   listTailnets(): Tailnet[] {
-    return (this.stmt('SELECT * FROM tailnets ORDER BY id').all() as Row[]).map(tailnetFrom);
+    return (this.stmt('SELECT * FROM tailnets ORDER BY id').all() as TailnetRow[]).map(tailnetFrom);
   }
 
   setPolicy(tailnetId: number, policy: string, etag: string): void {
@@ -321,17 +393,17 @@ export class Store {
   }
 
   getUser(id: string): User | undefined {
-    const r = this.stmt('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined;
     return r && userFrom(r);
   }
 
   getUserByEmail(tailnetId: number, email: string): User | undefined {
-    const r = this.stmt('SELECT * FROM users WHERE tailnet_id = ? AND email = ? COLLATE NOCASE').get(tailnetId, email) as Row | undefined;
+    const r = this.stmt('SELECT * FROM users WHERE tailnet_id = ? AND email = ? COLLATE NOCASE').get(tailnetId, email) as UserRow | undefined;
     return r && userFrom(r);
   }
 
   listUsers(tailnetId: number): User[] {
-    return (this.stmt('SELECT * FROM users WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as Row[]).map(userFrom);
+    return (this.stmt('SELECT * FROM users WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as UserRow[]).map(userFrom);
   }
 
   setUserRole(id: string, role: Role): void {
@@ -375,7 +447,7 @@ export class Store {
   }
 
   getKey(id: string): Key | undefined {
-    const r = this.stmt('SELECT * FROM keys WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM keys WHERE id = ?').get(id) as KeyRow | undefined;
     return r && keyFrom(r);
   }
 
@@ -387,7 +459,7 @@ export class Store {
           `SELECT * FROM keys WHERE tailnet_id = ? AND revoked IS NULL AND
              (key_type = 'auth' OR (key_type = 'api' AND user_id = ?)) ORDER BY created, id`,
         )
-        .all(tailnetId, callerId) as Row[]
+        .all(tailnetId, callerId) as KeyRow[]
     ).map(keyFrom);
   }
 
@@ -434,17 +506,17 @@ export class Store {
   }
 
   getDevice(id: string): Device | undefined {
-    const r = this.stmt('SELECT * FROM devices WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
     return r && deviceFrom(r);
   }
 
   getDeviceByMachineKey(machineKey: string): Device | undefined {
-    const r = this.stmt('SELECT * FROM devices WHERE machine_key = ?').get(machineKey) as Row | undefined;
+    const r = this.stmt('SELECT * FROM devices WHERE machine_key = ?').get(machineKey) as DeviceRow | undefined;
     return r && deviceFrom(r);
   }
 
   listDevices(tailnetId: number): Device[] {
-    return (this.stmt('SELECT * FROM devices WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as Row[]).map(deviceFrom);
+    return (this.stmt('SELECT * FROM devices WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as DeviceRow[]).map(deviceFrom);
   }
 
   updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'tailnetId' | 'machineKey' | 'ipv4' | 'ipv6' | 'created'>>): Device {
@@ -476,12 +548,12 @@ export class Store {
   }
 
   getDeviceInvite(id: string): DeviceInvite | undefined {
-    const r = this.stmt('SELECT * FROM device_invites WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM device_invites WHERE id = ?').get(id) as DeviceInviteRow | undefined;
     return r && inviteFrom(r);
   }
 
   listDeviceInvites(deviceId: string): DeviceInvite[] {
-    return (this.stmt('SELECT * FROM device_invites WHERE device_id = ? ORDER BY created, id').all(deviceId) as Row[]).map(inviteFrom);
+    return (this.stmt('SELECT * FROM device_invites WHERE device_id = ? ORDER BY created, id').all(deviceId) as DeviceInviteRow[]).map(inviteFrom);
   }
 
   /** Marks the invite accepted and records the share; undefined when it was accepted already. */
@@ -499,7 +571,7 @@ export class Store {
 
   /** The share of a device with a user, if any. */
   shareFor(deviceId: string, recipientId: string): Share | undefined {
-    const r = this.stmt('SELECT * FROM shares WHERE device_id = ? AND recipient_id = ?').get(deviceId, recipientId) as Row | undefined;
+    const r = this.stmt('SELECT * FROM shares WHERE device_id = ? AND recipient_id = ?').get(deviceId, recipientId) as ShareRow | undefined;
     return r && shareFrom(r);
   }
 
@@ -508,7 +580,7 @@ export class Store {
   }
 
   getShare(id: string): Share | undefined {
-    const r = this.stmt('SELECT * FROM shares WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM shares WHERE id = ?').get(id) as ShareRow | undefined;
     return r && shareFrom(r);
   }
 
@@ -518,12 +590,70 @@ export class Store {
 
   /** Shares of this network's devices (sharer side). */
   sharesFrom(tailnetId: number): Share[] {
-    return (this.stmt('SELECT * FROM shares WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as Row[]).map(shareFrom);
+    return (this.stmt('SELECT * FROM shares WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as ShareRow[]).map(shareFrom);
   }
 
   /** Shares of other networks' devices with this network's users (recipient side). */
   sharesInto(tailnetId: number): Share[] {
-    return (this.stmt('SELECT * FROM shares WHERE recipient_tailnet_id = ? ORDER BY created, id').all(tailnetId) as Row[]).map(shareFrom);
+    return (this.stmt('SELECT * FROM shares WHERE recipient_tailnet_id = ? ORDER BY created, id').all(tailnetId) as ShareRow[]).map(shareFrom);
+  }
+
+  // ── user invites ────────────────────────────────────────────────────────────
+
+  /** Stores an invite to join the network; the code is returned once (only its hash is kept). */
+  createUserInvite(tailnetId: number, email: string, role: Role, inviterId: string): { invite: UserInvite; code: string } {
+    const code = newSecret('invite', 'i');
+    this.stmt('INSERT INTO user_invites (id, tailnet_id, email, role, code_hash, inviter_id, created) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(code.id, tailnetId, email, role, code.hash, inviterId, now());
+    return { invite: this.getUserInvite(code.id)!, code: code.secret };
+  }
+
+  getUserInvite(id: string): UserInvite | undefined {
+    const r = this.stmt('SELECT * FROM user_invites WHERE id = ?').get(id) as UserInviteRow | undefined;
+    return r && userInviteFrom(r);
+  }
+
+  listUserInvites(tailnetId: number): UserInvite[] {
+    return (this.stmt('SELECT * FROM user_invites WHERE tailnet_id = ? ORDER BY created').all(tailnetId) as UserInviteRow[]).map(userInviteFrom);
+  }
+
+  markUserInviteAccepted(id: string): void {
+    this.stmt('UPDATE user_invites SET accepted = ? WHERE id = ?').run(now(), id);
+  }
+
+  deleteUserInvite(id: string): void {
+    this.stmt('DELETE FROM user_invites WHERE id = ?').run(id);
+  }
+
+  // ── webhooks ────────────────────────────────────────────────────────────────
+
+  createWebhook(w: Omit<Webhook, 'created' | 'lastModified'>): Webhook {
+    const at = now();
+    this.stmt(
+      `INSERT INTO webhooks (id, tailnet_id, endpoint_url, provider_type, subscriptions, secret, creator_login_name, created, last_modified)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(w.id, w.tailnetId, w.endpointUrl, w.providerType, json(w.subscriptions), w.secret, w.creatorLoginName, at, at);
+    return this.getWebhook(w.id)!;
+  }
+
+  getWebhook(id: string): Webhook | undefined {
+    const r = this.stmt('SELECT * FROM webhooks WHERE id = ?').get(id) as WebhookRow | undefined;
+    return r && webhookFrom(r);
+  }
+
+  listWebhooks(tailnetId: number): Webhook[] {
+    return (this.stmt('SELECT * FROM webhooks WHERE tailnet_id = ? ORDER BY created').all(tailnetId) as WebhookRow[]).map(webhookFrom);
+  }
+
+  updateWebhook(id: string, endpointUrl: string, subscriptions: string[]): Webhook {
+    this.stmt('UPDATE webhooks SET endpoint_url = ?, subscriptions = ?, last_modified = ? WHERE id = ?').run(endpointUrl, json(subscriptions), now(), id);
+    const w = this.getWebhook(id);
+    if (!w) throw new NotFound(`webhook ${id} not found`);
+    return w;
+  }
+
+  deleteWebhook(id: string): void {
+    this.stmt('DELETE FROM webhooks WHERE id = ?').run(id);
   }
 
   // ── audit log ───────────────────────────────────────────────────────────────
@@ -541,7 +671,7 @@ export class Store {
     return (
       this.db
         .prepare('SELECT * FROM audit WHERE tailnet_id = ? AND event_time >= ? AND event_time <= ? ORDER BY id')
-        .all(tailnetId, start, end) as Row[]
+        .all(tailnetId, start, end) as AuditRow[]
     ).map(auditFrom);
   }
 }

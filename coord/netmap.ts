@@ -5,8 +5,8 @@ import type { Logger } from 'pino';
 import type { DnsConfig, PeerNode, StreamMessage, UserRef } from '../wire/protocol.js';
 import type { FilterRule } from '../wire/types.js';
 import { PeerIndex } from './peers.js';
-import { PolicyCompiler, type Policy, type SharedUser } from './policy/index.js';
-import { isActive, parseStored, topoNodeOf, topoUserOf } from './policy-service.js';
+import { parsePolicy, PolicyCompiler, type Policy, type SharedUser } from './policy/index.js';
+import { isActive, topoNodeOf, topoUserOf } from './topology.js';
 import { carveSources, excludedOf, rulesBetween, sameExcluded, sourcesContain, type Excluded } from './sharing.js';
 import type { Device, Store, Tailnet, User } from './store/index.js';
 
@@ -368,11 +368,11 @@ export class NetmapHub {
       if (!t) throw new Error(`network ${tailnetId} not found`);
       let policy: Policy;
       try {
-        policy = parseStored(t.policy);
+        policy = parsePolicy(t.policy);
       } catch (err) {
         // A stored policy that this version no longer accepts: deny everything rather than guess.
         this.log.error({ tailnet: t.name, err: (err as Error).message }, 'stored policy does not parse; the network denies all traffic until a valid policy is set');
-        policy = parseStored('{}');
+        policy = parsePolicy('{}');
       }
       n = new Network(this.store, t, policy);
       n.onlineOf = (tid, id) => this.isOnline(tid, id);

@@ -3,9 +3,10 @@ import { createServer as createHttp, type IncomingMessage, type Server, type Ser
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { handleAdmin } from './api/admin.js';
+import { AdminApi } from './api/admin/router.js';
 import { HttpError, sendError, sendJson } from './api/http.js';
 import { MachineApi } from './api/machine.js';
+import { Domain } from './domain/index.js';
 import { NetmapHub } from './netmap.js';
 import type { Store } from './store/index.js';
 import { Webhooks } from './webhooks.js';
@@ -37,7 +38,9 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const webhooks = new Webhooks(o.store, o.log);
   const onEvent = (tailnetId: number, type: string, data: Record<string, unknown>) => webhooks.emit(tailnetId, type, data);
   let publicUrl = o.publicUrl ?? '';
-  const machine = new MachineApi({ store: o.store, hub, log: o.log, onEvent });
+  const domain = new Domain({ store: o.store, hub, log: o.log, onEvent });
+  const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl });
+  const machine = new MachineApi({ domain, log: o.log });
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     let url: URL;
@@ -47,7 +50,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
       return sendError(res, new HttpError(400, 'malformed request URL'));
     }
     if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
-    if (url.pathname.startsWith('/api/v2/')) return void handleAdmin(req, res, url, { store: o.store, hub, log: o.log, onEvent, publicUrl });
+    if (url.pathname.startsWith('/api/v2/')) return void admin.handle(req, res, url);
     if (url.pathname.startsWith('/machine/')) return void machine.handle(req, res, url);
     sendError(res, new HttpError(404, `not found: ${url.pathname}`));
   };
@@ -68,19 +71,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const ephemeralTimeoutMs = o.ephemeralTimeoutMs ?? 10 * 60_000;
   const sweeper = setInterval(() => {
     try {
-      for (const { tailnetId, deviceId } of hub.sweep(ephemeralTimeoutMs)) {
-        const d = o.store.getDevice(deviceId);
-        if (!d) continue;
-        o.store.tx(() => {
-          o.store.deleteDevice(deviceId);
-          o.store.addAudit(tailnetId, {
-            type: 'CONFIG', origin: 'SYSTEM', actor: { id: '', type: 'SYSTEM', loginName: 'coord', displayName: 'coord' },
-            target: { id: d.id, name: d.name, type: 'NODE' }, action: 'DELETE', old: { ephemeral: true, lastSeen: d.lastSeen }, new: undefined,
-          });
-        });
-        hub.deviceChanged(tailnetId, deviceId);
-        onEvent(tailnetId, 'nodeDeleted', { nodeID: d.id, deviceName: d.name });
-      }
+      domain.devices.sweep(ephemeralTimeoutMs);
     } catch (err) {
       o.log.error({ err }, 'upkeep failed');
     }

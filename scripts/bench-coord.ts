@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request, setGlobalDispatcher } from 'undici';
 import { ControlClient, generateMachineKey, type Netmap, type NetmapStream } from '../agent/control/index.js';
-import { DEFAULT_POLICY, etagOf } from '../coord/policy-service.js';
+import { DEFAULT_POLICY, etagOf } from '../coord/domain/index.js';
 import { Store } from '../coord/store/index.js';
 
 const { values } = parseArgs({

@@ -1,5 +1,6 @@
 // Small HTTP helpers for node:http: JSON answers, bounded bodies, errors with a status.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Conflict, DomainError, Forbidden, InvalidInput, NotFound, PreconditionFailed, TooManyRequests, Unauthenticated } from '../errors.js';
 
 export const MAX_BODY = 1 << 20;
 
@@ -104,4 +105,18 @@ export function matchPath(p: PathPattern, path: string): Record<string, string> 
     } else if (want !== parts[i]) return undefined;
   }
   return params;
+}
+
+const STATUS_OF: [new (...args: never[]) => DomainError, number][] = [
+  [InvalidInput, 400], [Unauthenticated, 401], [Forbidden, 403], [NotFound, 404], [Conflict, 409],
+  [PreconditionFailed, 412], [TooManyRequests, 429],
+];
+
+/** The one place a domain error becomes an HTTP status and body; undefined for an unexpected error (a 500). */
+export function httpErrorOf(err: unknown): HttpError | undefined {
+  if (err instanceof HttpError) return err;
+  if (err instanceof DomainError) {
+    for (const [kind, status] of STATUS_OF) if (err instanceof kind) return new HttpError(status, err.message, err.data);
+  }
+  return undefined;
 }

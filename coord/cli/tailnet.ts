@@ -1,11 +1,10 @@
 // `coord tailnet create NAME --owner EMAIL`: creates a network in the database and prints the owner's
 // first API key (once). `coord tailnet list`. These work on the database directly (on the server).
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
-import { DEFAULT_POLICY, etagOf } from '../policy-service.js';
-import { Conflict, Store } from '../store/index.js';
+import { checkTailnetName, createTailnet, listTailnets } from '../domain/index.js';
+import { Conflict, InvalidInput } from '../errors.js';
+import { Store } from '../store/index.js';
 import { checkEmail, DEFAULT_DB } from './common.js';
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9.@_-]{0,99}$/;
 
 export const tailnetCommand: Command = {
   usage: 'tailnet create NAME --owner EMAIL [--db FILE] | tailnet list [--db FILE] [--json]',
@@ -16,12 +15,17 @@ export const tailnetCommand: Command = {
       const { values, positionals } = parseFlags(rest, { owner: { type: 'string' }, db: { type: 'string', default: DEFAULT_DB }, json: { type: 'boolean' } }, 1);
       const name = positionals[0];
       if (!name) throw new UsageError('missing network NAME (e.g. coord tailnet create example.com --owner alice@example.com)');
-      if (!NAME.test(name)) throw new UsageError(`network name ${JSON.stringify(name)}: use letters, digits and . @ _ - (at most 100 characters)`);
+      try {
+        checkTailnetName(name);
+      } catch (err) {
+        if (err instanceof InvalidInput) throw new UsageError(err.message);
+        throw err;
+      }
       if (!values.owner) throw new UsageError('missing --owner EMAIL: every network has exactly one owner');
       const owner = checkEmail('--owner', values.owner);
       const store = new Store(values.db!);
       try {
-        const { tailnet, apiKey } = store.createTailnet(name, owner, DEFAULT_POLICY, etagOf(DEFAULT_POLICY));
+        const { tailnet, apiKey } = createTailnet(store, name, owner);
         if (values.json) {
           process.stdout.write(JSON.stringify({ tailnet: tailnet.name, domain: tailnet.domain, owner, apiKey: apiKey.secret }) + '\n');
         } else {
@@ -45,7 +49,7 @@ export const tailnetCommand: Command = {
       const { values } = parseFlags(rest, { db: { type: 'string', default: DEFAULT_DB }, json: { type: 'boolean' } });
       const store = new Store(values.db!);
       try {
-        const list = store.listTailnets().map((t) => ({ name: t.name, domain: t.domain, created: t.created, devices: store.listDevices(t.id).length, users: store.listUsers(t.id).length }));
+        const list = listTailnets(store);
         if (values.json) process.stdout.write(JSON.stringify({ tailnets: list }) + '\n');
         else for (const t of list) process.stdout.write(`${t.name}\t${t.domain}\t${t.users} users\t${t.devices} devices\n`);
         return 0;

@@ -161,6 +161,11 @@ export function dnsLabel(hostname: string): string {
   return label || 'device';
 }
 
+/** A device's full DNS name: its label in its tailnet's domain. */
+export function fqdn(d: Pick<Device, 'name'>, t: Pick<Tailnet, 'domain'>): string {
+  return `${d.name}.${t.domain}`;
+}
+
 type SqlBool = 0 | 1;
 interface TailnetRow { id: number; name: string; domain: string; created: string; policy: string; policy_etag: string; settings: string; dns: string }
 interface UserRow {

@@ -1,0 +1,73 @@
+// /tailnet/{t}/devices and /device/{id}: listing, authorization, names, key expiry, tags, routes, removal.
+import { bool, strList, str } from '../../domain/input.js';
+import { bodyObject, route, tailnetParam, type Answer, type Call } from './call.js';
+import { deviceJson } from './json.js';
+
+function listDevices(c: Call): Answer {
+  return { body: { devices: c.domain.devices.list(tailnetParam(c)).map(deviceJson) } };
+}
+
+function getDevice(c: Call): Answer {
+  return { body: deviceJson(c.domain.devices.get(c.caller, c.params.id!)) };
+}
+
+function deleteDevice(c: Call): Answer {
+  c.domain.devices.delete(c.caller, c.params.id!);
+  return { body: {} };
+}
+
+async function authorizeDevice(c: Call): Promise<Answer> {
+  const d = c.domain.devices.own(c.caller, c.params.id!);
+  c.domain.devices.setAuthorized(c.caller, d, bool((await bodyObject(c)).authorized, 'authorized'));
+  return { body: {} };
+}
+
+async function renameDevice(c: Call): Promise<Answer> {
+  const d = c.domain.devices.own(c.caller, c.params.id!);
+  c.domain.devices.rename(c.caller, d, str((await bodyObject(c)).name, 'name'));
+  return { body: {} };
+}
+
+function expireDevice(c: Call): Answer {
+  c.domain.devices.expire(c.caller, c.domain.devices.own(c.caller, c.params.id!));
+  return { body: {} };
+}
+
+async function deviceKey(c: Call): Promise<Answer> {
+  const d = c.domain.devices.own(c.caller, c.params.id!);
+  c.domain.devices.setKeyExpiryDisabled(c.caller, d, bool((await bodyObject(c)).keyExpiryDisabled, 'keyExpiryDisabled'));
+  return { body: {} };
+}
+
+async function setDeviceTags(c: Call): Promise<Answer> {
+  const d = c.domain.devices.own(c.caller, c.params.id!);
+  c.domain.devices.setTags(c.caller, d, strList((await bodyObject(c)).tags, 'tags'));
+  return { body: {} };
+}
+
+function getRoutes(c: Call): Answer {
+  const d = c.domain.devices.own(c.caller, c.params.id!);
+  return { body: { advertisedRoutes: d.advertisedRoutes, enabledRoutes: d.enabledRoutes } };
+}
+
+async function setRoutes(c: Call): Promise<Answer> {
+  const d = c.domain.devices.own(c.caller, c.params.id!);
+  const u = c.domain.devices.setRoutes(c.caller, d, strList((await bodyObject(c)).routes, 'routes'));
+  return { body: { advertisedRoutes: u.advertisedRoutes, enabledRoutes: u.enabledRoutes } };
+}
+
+export const routeRoutes = [
+  route('GET', '/device/:id/routes', 'network:read', getRoutes),
+  route('POST', '/device/:id/routes', 'network:write', setRoutes),
+];
+
+export const deviceRoutes = [
+  route('GET', '/tailnet/:t/devices', 'machines:read', listDevices),
+  route('GET', '/device/:id', 'machines:read', getDevice),
+  route('POST', '/device/:id/authorized', 'machines:write', authorizeDevice),
+  route('POST', '/device/:id/name', 'machines:write', renameDevice),
+  route('POST', '/device/:id/expire', 'machines:write', expireDevice),
+  route('POST', '/device/:id/key', 'machines:write', deviceKey),
+  route('DELETE', '/device/:id', 'machines:write', deleteDevice),
+  route('POST', '/device/:id/tags', 'device-tags:write', setDeviceTags),
+];

@@ -1,0 +1,52 @@
+// Device invites and shares: /device/{id}/device-invites, /device-invites/{id}, accepting an invite.
+import { InvalidInput } from '../../errors.js';
+import { str } from '../../domain/input.js';
+import type { DeviceInvite } from '../../store/index.js';
+import { parseJson } from '../http.js';
+import { bodyObject, route, type Answer, type Call } from './call.js';
+import { deviceInviteJson, deviceJson, inviteUrl, userRefJson } from './json.js';
+
+function inviteJson(c: Call, inv: DeviceInvite, extra?: Record<string, unknown>) {
+  return deviceInviteJson(inv, c.domain.users.byId(inv.acceptedBy), extra);
+}
+
+async function createDeviceInvites(c: Call): Promise<Answer> {
+  const d = c.domain.devices.own(c.caller, c.params.id!);
+  const body = await c.body();
+  const raw = body.length === 0 ? [{}] : parseJson(body);
+  const made = c.domain.shares.createInvites(c.caller, d, Array.isArray(raw) ? raw : [raw]);
+  const publicUrl = c.deps.publicUrl();
+  return { body: made.map(({ invite, code }) => inviteJson(c, invite, { inviteUrl: inviteUrl(publicUrl, code) })) };
+}
+
+function listDeviceInvites(c: Call): Answer {
+  const d = c.domain.devices.own(c.caller, c.params.id!);
+  return { body: c.domain.shares.listInvites(d).map((inv) => inviteJson(c, inv)) };
+}
+
+function deleteDeviceInvite(c: Call): Answer {
+  c.domain.shares.deleteInvite(c.caller, c.params.id!);
+  return { body: {} };
+}
+
+async function acceptDeviceInvite(c: Call): Promise<Answer> {
+  const b = await bodyObject(c);
+  const given = b.invite !== undefined ? str(b.invite, 'invite') : b.code !== undefined ? str(b.code, 'code') : undefined;
+  if (given === undefined) throw new InvalidInput('"invite" is required: the invite link (or its code)');
+  const { share, invite } = c.domain.shares.accept(c.caller, given);
+  const device = c.domain.devices.externalView(share);
+  return {
+    body: {
+      device: device && deviceJson(device),
+      sharer: userRefJson(c.domain.users.byId(invite.sharerId), invite.sharerId),
+      acceptedBy: userRefJson(c.caller.user),
+    },
+  };
+}
+
+export const shareRoutes = [
+  route('POST', '/device/:id/device-invites', 'share', createDeviceInvites),
+  route('GET', '/device/:id/device-invites', 'share', listDeviceInvites),
+  route('DELETE', '/device-invites/:id', 'share', deleteDeviceInvite),
+  route('POST', '/device-invites/-/accept', 'share:accept', acceptDeviceInvite),
+];

@@ -1,0 +1,142 @@
+// Device sharing. The sharer creates a one-time invite for a device (the code is shown once, stored
+// hashed); a user of another tailnet with a role that may accept redeems it, which records a share
+// (device ↔ that user). Either side ends it: the sharer deletes the invite, the recipient's tailnet
+// deletes the device. Each step is audited in both tailnets and the live tailnets update both at once.
+import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { hashSecret, parseSecret, secretMatches } from '../secrets.js';
+import { fqdn, type Device, type DeviceInvite, type Share, type Tailnet, type User } from '../store/index.js';
+import { Operations, type Caller } from './context.js';
+import { bool, str } from './input.js';
+import { LoginLimiter } from './limiter.js';
+
+const MAX_LABEL = 200;
+const ALREADY_ACCEPTED = 'this device invite was already accepted; ask the sharer for a new one';
+
+/** A user of another tailnet this tailnet shares devices with, and how many. */
+export interface SharedUser {
+  user: User;
+  deviceCount: number;
+}
+
+export class ShareOperations extends Operations {
+  /** Per caller: a code has 192 random bits; this stops a caller from grinding through guesses. */
+  private readonly limiter = new LoginLimiter();
+
+  /** `id` naming a device of another tailnet shared into the caller's: its shares there, else undefined. */
+  sharedIn(c: Caller, id: string): Share[] | undefined {
+    const d = this.store.getDevice(id);
+    if (!d || d.tailnetId === c.tailnet.id) return undefined;
+    const shares = this.store.sharesInto(c.tailnet.id).filter((sh) => sh.deviceId === d.id);
+    return shares.length > 0 ? shares : undefined;
+  }
+
+  /** The users of other tailnets this tailnet shares devices with. */
+  sharedUsers(t: Tailnet): SharedUser[] {
+    const byUser = new Map<string, Set<string>>();
+    for (const sh of this.store.sharesFrom(t.id)) {
+      let s = byUser.get(sh.recipientId);
+      if (!s) byUser.set(sh.recipientId, (s = new Set()));
+      s.add(sh.deviceId);
+    }
+    const out: SharedUser[] = [];
+    for (const [id, devices] of byUser) {
+      const user = this.store.getUser(id);
+      if (user) out.push({ user, deviceCount: devices.size });
+    }
+    return out;
+  }
+
+  /** An audit target naming a device by its full DNS name (its id when it is gone). */
+  private deviceTarget(deviceId: string, type: string, id = deviceId) {
+    const d = this.store.getDevice(deviceId);
+    const t = d && this.store.getTailnet(d.tailnetId);
+    return { id, name: d && t ? fqdn(d, t) : deviceId, type };
+  }
+
+  /** Creates one invite per entry ({"label"}); returns each with its one-time code. */
+  createInvites(c: Caller, d: Device, entries: unknown[]): { invite: DeviceInvite; code: string }[] {
+    if (entries.length === 0) entries = [{}];
+    const { store } = this;
+    const name = fqdn(d, c.tailnet);
+    return store.tx(() =>
+      entries.map((item) => {
+        if (!item || typeof item !== 'object' || Array.isArray(item)) throw new InvalidInput('each device invite is an object {"label": ...}');
+        const b = item as Record<string, unknown>;
+        const label = b.label === undefined ? '' : str(b.label, 'label');
+        if (label.length > MAX_LABEL) throw new InvalidInput(`"label" must have at most ${MAX_LABEL} characters`);
+        if (b.multiUse !== undefined && bool(b.multiUse, 'multiUse')) throw new InvalidInput('multi-use device invites are not supported: create one invite per recipient');
+        if (b.allowExitNode !== undefined && bool(b.allowExitNode, 'allowExitNode')) throw new InvalidInput('a shared device is never offered as an exit node');
+        const made = store.createDeviceInvite(c.tailnet.id, d.id, c.user.id, label);
+        this.audit(c, 'CREATE', { id: made.invite.id, name, type: 'DEVICE_INVITE' }, undefined, { deviceId: d.id, label });
+        return made;
+      }),
+    );
+  }
+
+  listInvites(d: Device): DeviceInvite[] {
+    return this.store.listDeviceInvites(d.id);
+  }
+
+  /** Ends the given shares (the caller is on the sharer's or the recipient's side), audited on both sides. */
+  revoke(c: Caller, shares: Share[], invite?: DeviceInvite): void {
+    const { store } = this;
+    const tailnets = new Set<number>();
+    store.tx(() => {
+      for (const sh of shares) {
+        const recipient = store.getUser(sh.recipientId);
+        const info = { deviceId: sh.deviceId, recipient: recipient?.email ?? sh.recipientId };
+        store.deleteShare(sh.id);
+        for (const t of [sh.tailnetId, sh.recipientTailnetId]) {
+          tailnets.add(t);
+          this.audit(c, 'DELETE', this.deviceTarget(sh.deviceId, 'SHARED_DEVICE', sh.id), info, undefined, t);
+        }
+      }
+      if (invite) {
+        store.deleteDeviceInvite(invite.id);
+        this.audit(c, 'DELETE', this.deviceTarget(invite.deviceId, 'DEVICE_INVITE', invite.id), { label: invite.label }, undefined, invite.tailnetId);
+      }
+    });
+    this.hub.sharingChanged(tailnets);
+  }
+
+  /** The sharer deletes an invite (and the share it made); the recipient's tailnet may delete its share too. */
+  deleteInvite(c: Caller, id: string): void {
+    const { store } = this;
+    const inv = store.getDeviceInvite(id);
+    // The share this invite made (or, when the recipient had it already, the one it confirmed).
+    const share = inv && (store.getShare(inv.id) ?? (inv.acceptedBy ? store.shareFor(inv.deviceId, inv.acceptedBy) : undefined));
+    const mine = inv && (inv.tailnetId === c.tailnet.id || share?.recipientTailnetId === c.tailnet.id);
+    if (!inv || !mine) throw new NotFound(`device invite "${id}" not found`);
+    if (inv.tailnetId === c.tailnet.id) this.revoke(c, share ? [share] : [], inv);
+    else this.revoke(c, [share!]);
+  }
+
+  /** Redeems an invite link (or its code) for the caller: the device is shared with them. */
+  accept(c: Caller, given: string): { share: Share; invite: DeviceInvite } {
+    const keys = [`user:${c.user.id}`];
+    this.limiter.check(keys);
+    const code = given.trim().replace(/^.*\//, '');
+    const parsed = parseSecret(code);
+    const { store } = this;
+    const inv = parsed && parsed.kind === 'invite' ? store.getDeviceInvite(parsed.id) : undefined;
+    if (!inv || !secretMatches(code, inv.codeHash)) {
+      if (!inv) hashSecret(code); // same work on a miss
+      this.limiter.fail(keys);
+      throw new NotFound('device invite (unknown or wrong code) not found');
+    }
+    this.limiter.ok(keys);
+    if (inv.acceptedBy !== null) throw new Conflict(ALREADY_ACCEPTED);
+    if (inv.tailnetId === c.tailnet.id) throw new InvalidInput('this device belongs to your own network: there is nothing to share');
+    const me = c.user;
+    const share = store.tx(() => {
+      const sh = store.acceptDeviceInvite(inv, me);
+      if (!sh) throw new Conflict(ALREADY_ACCEPTED);
+      const info = { deviceId: inv.deviceId, label: inv.label, recipient: me.email, sharer: store.getUser(inv.sharerId)?.email ?? inv.sharerId };
+      this.audit(c, 'CREATE', this.deviceTarget(inv.deviceId, 'SHARED_DEVICE', sh.id), undefined, info, inv.tailnetId);
+      this.audit(c, 'CREATE', this.deviceTarget(inv.deviceId, 'SHARED_DEVICE', sh.id), undefined, info);
+      return sh;
+    });
+    this.hub.sharingChanged([inv.tailnetId, me.tailnetId]);
+    return { share, invite: inv };
+  }
+}

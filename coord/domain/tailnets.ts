@@ -1,0 +1,134 @@
+// A tailnet's own configuration: creating and listing tailnets (coord's CLI, on the server), DNS,
+// feature settings, its name, and billing contact.
+import { InvalidInput } from '../errors.js';
+import type { Store, Tailnet } from '../store/index.js';
+import { Operations, type Caller } from './context.js';
+import { bool, EMAIL_RE, isIp, str, strList, TAILNET_NAME_RE } from './input.js';
+import { DEFAULT_POLICY, etagOf } from './policy.js';
+
+export type DnsField = 'nameservers' | 'searchPaths' | 'magicDNS';
+
+export interface DnsSettings {
+  nameservers: string[];
+  searchPaths: string[];
+  magicDNS: boolean;
+}
+
+const SETTINGS_DEFAULTS = { devicesApprovalOn: false, devicesAutoUpdatesOn: false, devicesKeyDurationDays: 180, usersApprovalOn: false };
+export type Settings = typeof SETTINGS_DEFAULTS;
+
+const SETTINGS_CHECK: Record<string, (v: unknown) => boolean> = {
+  devicesApprovalOn: (v) => typeof v === 'boolean',
+  devicesAutoUpdatesOn: (v) => typeof v === 'boolean',
+  usersApprovalOn: (v) => typeof v === 'boolean',
+  devicesKeyDurationDays: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 180,
+};
+
+/** The tailnet's feature settings, defaults filled in. */
+export function settingsOf(t: Tailnet): Settings {
+  const s = { ...SETTINGS_DEFAULTS };
+  for (const k of Object.keys(SETTINGS_DEFAULTS)) if (t.settings[k] !== undefined) (s as Record<string, unknown>)[k] = t.settings[k];
+  return s;
+}
+
+export function dnsOf(t: Tailnet): DnsSettings {
+  return {
+    nameservers: (t.dns.nameservers as string[] | undefined) ?? [],
+    searchPaths: (t.dns.searchPaths as string[] | undefined) ?? [],
+    magicDNS: t.dns.magicDNS !== false,
+  };
+}
+
+export interface Billing {
+  plan: unknown;
+  contact: unknown;
+}
+
+export function billingOf(t: Tailnet): Billing {
+  const b = (t.settings.billing ?? {}) as Record<string, unknown>;
+  return { plan: b.plan ?? 'self-hosted', contact: b.contact ?? null };
+}
+
+export function checkTailnetName(name: string): string {
+  if (!TAILNET_NAME_RE.test(name)) throw new InvalidInput(`network name ${JSON.stringify(name)}: use letters, digits and . @ _ - (at most 100 characters)`);
+  return name;
+}
+
+/** Creates a tailnet with its owner and the owner's first API key (coord's CLI, on the server). */
+export function createTailnet(store: Store, name: string, ownerEmail: string) {
+  checkTailnetName(name);
+  return store.createTailnet(name, ownerEmail, DEFAULT_POLICY, etagOf(DEFAULT_POLICY));
+}
+
+/** Every tailnet with its counts of users and devices. */
+export function listTailnets(store: Store) {
+  return store.listTailnets().map((t) => ({ name: t.name, domain: t.domain, created: t.created, devices: store.listDevices(t.id).length, users: store.listUsers(t.id).length }));
+}
+
+export class TailnetOperations extends Operations {
+  /** Sets one DNS field from its request value; returns the DNS settings after the change. */
+  setDns(c: Caller, t: Tailnet, field: DnsField, value: unknown): DnsSettings {
+    const dns = { ...t.dns };
+    if (field === 'nameservers') {
+      const list = strList(value, 'dns');
+      const bad = list.filter((ip) => !isIp(ip));
+      if (bad.length > 0) throw new InvalidInput(`invalid nameserver address: ${bad.join(', ')}`);
+      dns.nameservers = list;
+    } else if (field === 'searchPaths') {
+      dns.searchPaths = strList(value, 'searchPaths');
+    } else {
+      dns.magicDNS = bool(value, 'magicDNS');
+    }
+    const { store } = this;
+    store.tx(() => {
+      store.setTailnetDns(t.id, dns);
+      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: `DNS_${field.toUpperCase()}` }, t.dns[field], dns[field]);
+    });
+    this.hub.tailnetChanged(t.id);
+    return dnsOf({ ...t, dns });
+  }
+
+  patchSettings(c: Caller, t: Tailnet, patch: Record<string, unknown>): Settings {
+    for (const [k, v] of Object.entries(patch)) {
+      const check = SETTINGS_CHECK[k];
+      if (!check) throw new InvalidInput(`unknown setting "${k}" (known: ${Object.keys(SETTINGS_CHECK).join(', ')})`);
+      if (!check(v)) throw new InvalidInput(k === 'devicesKeyDurationDays' ? `"${k}" must be a whole number of days from 1 to 180` : `"${k}" must be true or false`);
+    }
+    const { store } = this;
+    const next = { ...t.settings, ...patch };
+    store.tx(() => {
+      store.setTailnetSettings(t.id, next);
+      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: 'SETTINGS' }, settingsOf(t), patch);
+    });
+    return settingsOf(store.getTailnet(t.id)!);
+  }
+
+  rename(c: Caller, t: Tailnet, value: unknown): string {
+    const name = str(value, 'name');
+    if (!TAILNET_NAME_RE.test(name)) throw new InvalidInput('"name" may hold letters, digits and . @ _ - (at most 100 characters)');
+    const { store } = this;
+    store.tx(() => {
+      store.renameTailnet(t.id, name);
+      this.audit(c, 'UPDATE', { id: String(t.id), name, type: 'TAILNET', property: 'NAME' }, t.name, name);
+    });
+    this.hub.tailnetChanged(t.id);
+    return name;
+  }
+
+  setBilling(c: Caller, t: Tailnet, field: 'plan' | 'contact', b: Record<string, unknown>): Billing {
+    let value: unknown;
+    if (field === 'plan') value = str(b.plan, 'plan');
+    else {
+      const email = str(b.email, 'email');
+      if (!EMAIL_RE.test(email)) throw new InvalidInput('"email" is not an email address');
+      value = { email, name: b.name === undefined ? '' : str(b.name, 'name') };
+    }
+    const { store } = this;
+    const old = billingOf(t);
+    store.tx(() => {
+      store.setTailnetSettings(t.id, { ...t.settings, billing: { ...old, [field]: value } });
+      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: `BILLING_${field.toUpperCase()}` }, old[field as keyof Billing], value);
+    });
+    return billingOf(store.getTailnet(t.id)!);
+  }
+}

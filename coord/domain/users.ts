@@ -1,0 +1,189 @@
+// Users and roles of a tailnet, user invites, and signing in (password → session key).
+import { Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
+import { hashPassword, parseSecret, secretMatches, verifyPassword } from '../secrets.js';
+import { ROLES, type Role, type Tailnet, type User, type UserInvite } from '../store/index.js';
+import { Operations, userActor, type Caller, type DomainDeps } from './context.js';
+import { EMAIL_RE, str } from './input.js';
+import { LoginLimiter } from './limiter.js';
+import type { ShareOperations, SharedUser } from './shares.js';
+
+const DAY = 86_400_000;
+/** A valid scrypt hash of nothing: a sign-in of an unknown user does the same work as a known one. */
+const NO_PASSWORD = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+
+export type StatusAction = 'approve' | 'suspend' | 'restore' | 'delete';
+
+/** A user of the tailnet with their device count; `shared`: a user of another tailnet this one shares with. */
+export interface UserView extends SharedUser {
+  shared: boolean;
+}
+
+export class UserOperations extends Operations {
+  /** Failed sign-ins (and invite redemptions) per email and per client address. */
+  private readonly limiter = new LoginLimiter();
+
+  constructor(deps: DomainDeps, private readonly shares: ShareOperations) {
+    super(deps);
+  }
+
+  /** A user of the caller's tailnet; any other is not found. */
+  own(c: Caller, id: string): User {
+    const u = this.store.getUser(id);
+    if (!u || u.tailnetId !== c.tailnet.id) throw new NotFound(`user "${id}" not found`);
+    return u;
+  }
+
+  /** A user of any tailnet by id, to show who a reference names (a key's device user, an invite's recipient). */
+  byId(id: string | null): User | undefined {
+    return id === null ? undefined : this.store.getUser(id);
+  }
+
+  /** Devices per user of a tailnet. */
+  private deviceCounts(tailnetId: number): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const d of this.store.listDevices(tailnetId)) counts.set(d.userId, (counts.get(d.userId) ?? 0) + 1);
+    return counts;
+  }
+
+  view(u: User): UserView {
+    return { user: u, deviceCount: this.deviceCounts(u.tailnetId).get(u.id) ?? 0, shared: false };
+  }
+
+  /** `type`: member (default), shared (users of other tailnets with shares), or all; `role` filters members. */
+  list(t: Tailnet, type: string | null, role: string | null): UserView[] {
+    const shared = () => this.shares.sharedUsers(t).map((s) => ({ ...s, shared: true }));
+    if (type === 'shared') return shared();
+    if (type && type !== 'member' && type !== 'all') throw new InvalidInput(`"type" must be member, shared or all`);
+    let users = this.store.listUsers(t.id);
+    if (role) users = users.filter((u) => u.role === role);
+    const counts = this.deviceCounts(t.id);
+    const out = users.map((user) => ({ user, deviceCount: counts.get(user.id) ?? 0, shared: false }));
+    return type === 'all' ? [...out, ...shared()] : out;
+  }
+
+  setRole(c: Caller, target: User, value: unknown): User {
+    const role = str(value, 'role') as Role;
+    if (!ROLES.includes(role)) throw new InvalidInput(`unknown role "${role}" (one of ${ROLES.join(', ')})`);
+    const me = c.user;
+    const { store } = this;
+    if (target.id === me.id) throw new Forbidden('users cannot change their own role (an owner hands ownership to another user instead)');
+    if (target.role === 'owner') throw new Forbidden("the owner's role changes only when the owner hands ownership to another user");
+    if (role === 'owner' && me.role !== 'owner') throw new Forbidden('only the owner can hand ownership to another user');
+    if (target.role === role) return target;
+    store.tx(() => {
+      store.setUserRole(target.id, role);
+      this.audit(c, 'UPDATE', { id: target.id, name: target.email, type: 'USER', property: 'ROLE' }, target.role, role);
+      if (role === 'owner') {
+        store.setUserRole(me.id, 'admin');
+        this.audit(c, 'UPDATE', { id: me.id, name: me.email, type: 'USER', property: 'ROLE' }, 'owner', 'admin');
+      }
+    });
+    this.hub.usersChanged(target.tailnetId);
+    this.emit(c, 'userRoleUpdated', { user: target.email, oldRole: target.role, newRole: role });
+    return store.getUser(target.id)!;
+  }
+
+  changeStatus(c: Caller, target: User, action: StatusAction): void {
+    const { store } = this;
+    if (action === 'suspend' || action === 'delete') {
+      if (target.role === 'owner') throw new Forbidden(`the owner cannot be ${action === 'delete' ? 'deleted' : 'suspended'} before ownership has moved to another user`);
+      if (target.id === c.user.id) throw new Forbidden(`you cannot ${action} yourself`);
+    }
+    const next = action === 'suspend' ? 'suspended' : 'active';
+    if (action === 'approve' && target.status !== 'needs-approval') throw new InvalidInput('user does not need approval');
+    if (action === 'restore' && target.status !== 'suspended') throw new InvalidInput('user is not suspended');
+    store.tx(() => {
+      if (action === 'delete') store.deleteUser(target.id);
+      else store.setUserStatus(target.id, next);
+      this.audit(c, action.toUpperCase(), { id: target.id, name: target.email, type: 'USER' }, target.status, action === 'delete' ? undefined : next);
+    });
+    this.hub.usersChanged(target.tailnetId);
+    const event = { approve: 'userApproved', suspend: 'userSuspended', restore: 'userRestored', delete: 'userDeleted' }[action];
+    this.emit(c, event, { user: target.email });
+  }
+
+  // ── user invites ────────────────────────────────────────────────────────────
+
+  /** One invite per entry ({"email", "role"}); returns each with its one-time code. */
+  createInvites(c: Caller, t: Tailnet, entries: unknown[]): { invite: UserInvite; code: string }[] {
+    const { store } = this;
+    return store.tx(() =>
+      entries.map((item) => {
+        if (!item || typeof item !== 'object') throw new InvalidInput('each invite is an object {"email": ..., "role": ...}');
+        const b = item as Record<string, unknown>;
+        const email = str(b.email, 'email');
+        const role = (b.role ?? 'member') as Role;
+        if (!EMAIL_RE.test(email)) throw new InvalidInput(`"email": ${JSON.stringify(email)} is not an email address`);
+        if (!ROLES.includes(role) || role === 'owner') throw new InvalidInput(`"role": ${JSON.stringify(role)} is not a role an invite can give`);
+        if (store.getUserByEmail(t.id, email)) throw new Conflict(`${email} is already a user of this network`);
+        const made = store.createUserInvite(t.id, email, role, c.user.id);
+        this.audit(c, 'CREATE', { id: made.invite.id, name: email, type: 'USER_INVITE' }, undefined, { email, role });
+        return made;
+      }),
+    );
+  }
+
+  listInvites(t: Tailnet): UserInvite[] {
+    return this.store.listUserInvites(t.id);
+  }
+
+  deleteInvite(c: Caller, id: string): void {
+    const { store } = this;
+    const inv = store.getUserInvite(id);
+    if (!inv || inv.tailnetId !== c.tailnet.id) throw new NotFound(`user invite "${id}" not found`);
+    store.tx(() => {
+      store.deleteUserInvite(inv.id);
+      this.audit(c, 'DELETE', { id: inv.id, name: inv.email, type: 'USER_INVITE' });
+    });
+  }
+
+  /** Redeems a user invite: the new user, with a password, joins the tailnet (no caller: not signed in yet). */
+  async acceptInvite(clientAddr: string, code: string, password: string, displayName: string | undefined): Promise<User> {
+    if (password.length < 10) throw new InvalidInput('"password" must have at least 10 characters');
+    const keys = [`ip:${clientAddr}`];
+    this.limiter.check(keys);
+    const parsed = parseSecret(code);
+    const { store } = this;
+    const inv = parsed ? store.getUserInvite(parsed.id) : undefined;
+    if (!inv || inv.accepted || !secretMatches(code, inv.codeHash)) {
+      this.limiter.fail(keys);
+      throw new Unauthenticated('invalid or already used invite code');
+    }
+    const hash = await hashPassword(password);
+    const user = store.tx(() => {
+      if (store.getUserInvite(inv.id)?.accepted) throw new Unauthenticated('invalid or already used invite code');
+      if (store.getUserByEmail(inv.tailnetId, inv.email)) throw new Conflict(`${inv.email} is already a user of this network`);
+      const u = store.createUser(inv.tailnetId, inv.email, inv.role, displayName);
+      store.setUserPassword(u.id, hash);
+      store.markUserInviteAccepted(inv.id);
+      store.addAudit(inv.tailnetId, {
+        type: 'CONFIG', origin: 'ADMIN_API', actor: userActor(u),
+        target: { id: u.id, name: u.email, type: 'USER' }, action: 'CREATE', old: undefined, new: { role: u.role },
+      });
+      return u;
+    });
+    this.limiter.ok(keys);
+    this.hub.usersChanged(user.tailnetId);
+    this.deps.onEvent?.(user.tailnetId, 'userCreated', { user: user.email });
+    return user;
+  }
+
+  /** Signs in with email and password: a session key valid for a day. */
+  async login(clientAddr: string, tailnetName: string, email: string, password: string): Promise<{ token: string; expires: string; user: User }> {
+    const keys = [`ip:${clientAddr}`, `user:${tailnetName}/${email.toLowerCase()}`];
+    this.limiter.check(keys);
+    const { store } = this;
+    const t = store.getTailnetByName(tailnetName);
+    const u = t && store.getUserByEmail(t.id, email);
+    // Always run scrypt so that timing does not tell whether the user exists.
+    const ok = await verifyPassword(password, u?.passwordHash ?? NO_PASSWORD);
+    if (!t || !u || !u.passwordHash || !ok || u.status !== 'active') {
+      this.limiter.fail(keys);
+      throw new Unauthenticated('wrong email or password');
+    }
+    this.limiter.ok(keys);
+    const expires = new Date(Date.now() + DAY).toISOString();
+    const { secret } = store.createKey({ tailnetId: t.id, keyType: 'session', userId: u.id, expires, description: 'session' });
+    return { token: secret.secret, expires, user: u };
+  }
+}

@@ -1,0 +1,83 @@
+// The tailnet's webhook endpoints (which events go where). Delivery is ../webhooks.ts.
+import { InvalidInput, NotFound } from '../errors.js';
+import { randomToken } from '../secrets.js';
+import type { Tailnet, Webhook } from '../store/index.js';
+import { Operations, type Caller } from './context.js';
+import { str, strList } from './input.js';
+
+export const WEBHOOK_EVENTS = [
+  'nodeCreated', 'nodeNeedsApproval', 'nodeApproved', 'nodeKeyExpiringInOneDay', 'nodeKeyExpired', 'nodeDeleted',
+  'policyUpdate', 'userCreated', 'userNeedsApproval', 'userSuspended', 'userRestored', 'userDeleted', 'userApproved',
+  'userRoleUpdated',
+];
+
+/** The endpoint URL and subscriptions of a request; `partial` (a PATCH) leaves out what is not given. */
+function checkWebhookBody(b: Record<string, unknown>, partial: boolean): { url?: string; subs?: string[] } {
+  const out: { url?: string; subs?: string[] } = {};
+  if (b.endpointUrl !== undefined || !partial) {
+    const url = str(b.endpointUrl, 'endpointUrl');
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new InvalidInput('"endpointUrl" is not a URL');
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new InvalidInput('"endpointUrl" must be an http(s) URL');
+    out.url = url;
+  }
+  if (b.subscriptions !== undefined || !partial) {
+    const subs = strList(b.subscriptions ?? [], 'subscriptions');
+    const bad = subs.filter((s) => !WEBHOOK_EVENTS.includes(s));
+    if (bad.length > 0) throw new InvalidInput(`unknown event types: ${bad.join(', ')} (known: ${WEBHOOK_EVENTS.join(', ')})`);
+    out.subs = subs;
+  }
+  return out;
+}
+
+export class WebhookOperations extends Operations {
+  /** Creates an endpoint; its signing secret is returned once. */
+  create(c: Caller, t: Tailnet, b: Record<string, unknown>): { webhook: Webhook; secret: string } {
+    const { url, subs } = checkWebhookBody(b, false);
+    const id = 'w' + randomToken(12);
+    const secret = 'mwwhsec-' + randomToken(40);
+    const { store } = this;
+    const webhook = store.tx(() => {
+      const w = store.createWebhook({
+        id, tailnetId: t.id, endpointUrl: url!, providerType: typeof b.providerType === 'string' ? b.providerType : '',
+        subscriptions: subs!, secret, creatorLoginName: c.user.email,
+      });
+      this.audit(c, 'CREATE', { id, name: url, type: 'WEBHOOK' }, undefined, { endpointUrl: url, subscriptions: subs });
+      return w;
+    });
+    return { webhook, secret };
+  }
+
+  list(t: Tailnet): Webhook[] {
+    return this.store.listWebhooks(t.id);
+  }
+
+  /** An endpoint of the caller's tailnet; any other is not found. */
+  find(c: Caller, id: string): Webhook {
+    const w = this.store.getWebhook(id);
+    if (!w || w.tailnetId !== c.tailnet.id) throw new NotFound(`webhook "${id}" not found`);
+    return w;
+  }
+
+  update(c: Caller, w: Webhook, b: Record<string, unknown>): Webhook {
+    const { url, subs } = checkWebhookBody(b, true);
+    const { store } = this;
+    return store.tx(() => {
+      const updated = store.updateWebhook(w.id, url ?? w.endpointUrl, subs ?? w.subscriptions);
+      this.audit(c, 'UPDATE', { id: w.id, name: w.endpointUrl, type: 'WEBHOOK' }, { endpointUrl: w.endpointUrl, subscriptions: w.subscriptions }, { endpointUrl: url, subscriptions: subs });
+      return updated;
+    });
+  }
+
+  delete(c: Caller, w: Webhook): void {
+    const { store } = this;
+    store.tx(() => {
+      store.deleteWebhook(w.id);
+      this.audit(c, 'DELETE', { id: w.id, name: w.endpointUrl, type: 'WEBHOOK' });
+    });
+  }
+}

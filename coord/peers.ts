@@ -1,6 +1,6 @@
 // Who may talk to whom, from the compiled filters: X and Y are peers when Y's address is among the
 // sources of X's rules, or X's among Y's. Computed incrementally so that a join, a leave, or a node's
-// new filter costs about what it changes, not the size of the network.
+// new filter costs about what it changes, not the size of the tailnet.
 //
 // Nodes whose rules have the same set of sources share a "group" holding the devices that set matches
 // (or `all`, when it matches every device — the common allow-all case, without an n² set). A reverse

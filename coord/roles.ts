@@ -37,11 +37,11 @@ export const MATRIX: Readonly<Record<Permission, readonly Role[]>> = {
   'share':              [O, A, I],
   'share:accept':       [O, A, I],
   'tags:any':           [O, A, N],
-  // Not a row of roles.md: who may call POST /device/{id}/tags at all. Network admins may (they may use
+  // Not a row of roles.md: who may call POST /device/{id}/tags at all. Tailnet admins may (they may use
   // any tag); IT admins may, but only with tags tagOwners gives them (then 'tags:any' decides).
   'device-tags:write':  [O, A, N, I],
   // Not a row of roles.md: an auth key whose devices belong to another user (our `user` extension of
-  // POST /keys) lets its holder act as that user on the network, so only owners and admins may make one
+  // POST /keys) lets its holder act as that user on the tailnet, so only owners and admins may make one
   // (and a key for the owner only the owner).
   'keys:for-others':    [O, A],
   'audit:read':         [O, A, N, I, B, U],

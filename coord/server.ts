@@ -7,7 +7,7 @@ import { AdminApi } from './api/admin/router.js';
 import { HttpError, sendError, sendJson } from './api/http.js';
 import { MachineApi } from './api/machine.js';
 import { Domain } from './domain/index.js';
-import { NetmapHub } from './netmap.js';
+import { NetmapHub } from './netmap-stream.js';
 import type { Store } from './store/index.js';
 import { Webhooks } from './webhooks.js';
 

@@ -1,4 +1,4 @@
-// Device sharing (issue 7): pure helpers on compiled rules. The recipient network must never let a
+// Device sharing (issue 7): pure helpers on compiled rules. The recipient tailnet must never let a
 // shared-in device start a connection, so its addresses are carved out of the sources of every rule
 // the recipient's devices get; and the recipient's own policy towards a shared-in device is handed to
 // the recipient's devices as outbound rules (restricted to their own addresses).

@@ -1,4 +1,4 @@
-// `coord tailnet create NAME --owner EMAIL`: creates a network in the database and prints the owner's
+// `coord tailnet create NAME --owner EMAIL`: creates a tailnet in the database and prints the owner's
 // first API key (once). `coord tailnet list`. These work on the database directly (on the server).
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
 import { checkTailnetName, createTailnet, listTailnets } from '../domain/index.js';

@@ -1,7 +1,7 @@
 // What every part of the domain layer works with: the store, the live tailnets (netmap streams), the
 // event sink (webhooks), and who is acting. Audit entries are written inside the change's transaction.
 import type { Logger } from 'pino';
-import type { NetmapHub } from '../netmap.js';
+import type { NetmapHub } from '../netmap-stream.js';
 import type { AuditInput, Store, Tailnet, User } from '../store/index.js';
 
 /** Called after every committed configuration change (webhooks subscribe here). */

@@ -6,7 +6,7 @@ import { Forbidden, InvalidInput, Unauthenticated } from '../errors.js';
 import { enabledRoutesFor } from '../routes.js';
 import { parseSecret, secretMatches } from '../secrets.js';
 import { fqdn, type Device, type Key, type Tailnet, type User } from '../store/index.js';
-import type { StreamSink } from '../netmap.js';
+import type { StreamSink } from '../netmap-stream.js';
 import { Operations, userActor, type DomainDeps } from './context.js';
 import type { DeviceOperations } from './devices.js';
 import { sameSet, uniqueStrings } from './input.js';

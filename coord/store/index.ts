@@ -95,7 +95,7 @@ export interface AuditEntry {
   new: unknown;
 }
 
-/** An invitation to share a device with a user of another network (issue 7). */
+/** An invitation to share a device with a user of another tailnet (issue 7). */
 export interface DeviceInvite {
   id: string;
   tailnetId: number;
@@ -108,7 +108,7 @@ export interface DeviceInvite {
   acceptedAt: string | null;
 }
 
-/** A device of one network shared with a user of another. */
+/** A device of one tailnet shared with a user of another. */
 export interface Share {
   id: string;
   tailnetId: number;
@@ -119,7 +119,7 @@ export interface Share {
   created: string;
 }
 
-/** An invitation to join a network with a role (the code is shown once and stored hashed). */
+/** An invitation to join a tailnet with a role (the code is shown once and stored hashed). */
 export interface UserInvite {
   id: string;
   tailnetId: number;
@@ -131,7 +131,7 @@ export interface UserInvite {
   accepted: string | null;
 }
 
-/** An endpoint that receives the network's events (see ../webhooks.ts). */
+/** An endpoint that receives the tailnet's events (see ../webhooks.ts). */
 export interface Webhook {
   id: string;
   tailnetId: number;
@@ -332,7 +332,7 @@ export class Store {
     return this.txFn(fn) as T;
   }
 
-  // ── networks ────────────────────────────────────────────────────────────────
+  // ── tailnets ────────────────────────────────────────────────────────────────
 
   createTailnet(name: string, ownerEmail: string, policy: string, policyEtag: string): { tailnet: Tailnet; owner: User; apiKey: NewSecret } {
     return this.tx(() => {
@@ -456,7 +456,7 @@ export class Store {
     return r && keyFrom(r);
   }
 
-  /** Keys of a network that are not sessions; api keys only the caller's own (as Tailscale lists them). */
+  /** Keys of a tailnet that are not sessions; api keys only the caller's own (as Tailscale lists them). */
   listKeys(tailnetId: number, callerId: string): Key[] {
     return (
       this.db
@@ -478,7 +478,7 @@ export class Store {
 
   // ── devices ─────────────────────────────────────────────────────────────────
 
-  /** Inserts a device, allocating addresses unique across all networks and a DNS label unique in its own. */
+  /** Inserts a device, allocating addresses unique across all tailnets and a DNS label unique in its own. */
   createDevice(d: Omit<Device, 'id' | 'name' | 'ipv4' | 'ipv6' | 'created' | 'lastSeen'>): Device {
     return this.tx(() => {
       const id = 'n' + randomToken(14);
@@ -502,7 +502,7 @@ export class Store {
     });
   }
 
-  /** `label`, or `label-1`, `label-2`, … the first not used by another device of the network. */
+  /** `label`, or `label-1`, `label-2`, … the first not used by another device of the tailnet. */
   freeName(tailnetId: number, label: string, exceptDeviceId = ''): string {
     const used = this.stmt('SELECT 1 FROM devices WHERE tailnet_id = ? AND name = ? AND id != ?');
     let name = label;
@@ -593,19 +593,19 @@ export class Store {
     this.stmt('DELETE FROM shares WHERE id = ?').run(id);
   }
 
-  /** Shares of this network's devices (sharer side). */
+  /** Shares of this tailnet's devices (sharer side). */
   sharesFrom(tailnetId: number): Share[] {
     return (this.stmt('SELECT * FROM shares WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as ShareRow[]).map(shareFrom);
   }
 
-  /** Shares of other networks' devices with this network's users (recipient side). */
+  /** Shares of other tailnets' devices with this tailnet's users (recipient side). */
   sharesInto(tailnetId: number): Share[] {
     return (this.stmt('SELECT * FROM shares WHERE recipient_tailnet_id = ? ORDER BY created, id').all(tailnetId) as ShareRow[]).map(shareFrom);
   }
 
   // ── user invites ────────────────────────────────────────────────────────────
 
-  /** Stores an invite to join the network; the code is returned once (only its hash is kept). */
+  /** Stores an invite to join the tailnet; the code is returned once (only its hash is kept). */
   createUserInvite(tailnetId: number, email: string, role: Role, inviterId: string): { invite: UserInvite; code: string } {
     const code = newSecret('invite', 'i');
     this.stmt('INSERT INTO user_invites (id, tailnet_id, email, role, code_hash, inviter_id, created) VALUES (?, ?, ?, ?, ?, ?, ?)')

@@ -1,4 +1,4 @@
-// The netmap hub: per network, the compiled policy (incremental), the devices, and the open netmap
+// The netmap hub: per tailnet, the compiled policy (incremental), the devices, and the open netmap
 // streams. On a change it works out which devices are affected, recomputes only their netmaps, and
 // sends each of them only what differs from what it was last sent (a delta), or nothing.
 import type { Logger } from 'pino';
@@ -27,18 +27,11 @@ interface Sent {
   peerTexts: string[];
 }
 
-let lastVersion = 0;
-/** Monotonic across restarts: milliseconds since the epoch, bumped when called twice in one ms. */
-function nextVersion(): number {
-  lastVersion = Math.max(lastVersion + 1, Date.now());
-  return lastVersion;
-}
-
 function userRef(u: User | undefined): UserRef {
   return u ? { id: u.id, loginName: u.email, displayName: u.displayName } : { id: '', loginName: '', displayName: '' };
 }
 
-/** A device of another network that this network's netmaps show (sharing, issue 7). */
+/** A device of another tailnet that this tailnet's netmaps show (sharing, issue 7). */
 interface ExtDevice {
   device: Device;
   tailnet: Tailnet;
@@ -46,28 +39,26 @@ interface ExtDevice {
   user: User | undefined;
 }
 
-/** Recipient side: a device of another network shared with some users of this one. */
+/** Recipient side: a device of another tailnet shared with some users of this one. */
 interface SharedIn extends ExtDevice {
   recipients: Set<string>;
 }
 
-class Network {
+class LiveTailnet {
   tailnet: Tailnet;
-  /** Sharer side: per shared device of this network, the recipients' devices that may reach it. */
+  /** Sharer side: per shared device of this tailnet, the recipients' devices that may reach it. */
   visitors = new Map<string, ExtDevice[]>();
   sharedUsersText = '[]';
-  /** Recipient side: devices of other networks shared into this one, by id (also nodes of `compiler`). */
+  /** Recipient side: devices of other tailnets shared into this one, by id (also nodes of `compiler`). */
   sharedIn = new Map<string, SharedIn>();
-  /** Users of this network who received a share. */
+  /** Users of this tailnet who received a share. */
   recipients = new Set<string>();
-  /** Networks this one shares with or receives from. */
+  /** Tailnets this one shares with or receives from. */
   partners = new Set<number>();
-  /** Addresses of shared-in devices: never in the sources of this network's rules. */
+  /** Addresses of shared-in devices: never in the sources of this tailnet's rules. */
   excluded: Excluded = excludedOf([]);
   /** SrcIPs entry → the same without `excluded` (reset when `excluded` changes). */
   carved = new Map<string, string[]>();
-  /** Whether a device (of any network) has a netmap stream open. */
-  onlineOf: (tailnetId: number, id: string) => boolean = () => false;
   compiler: PolicyCompiler;
   readonly peerIndex = new PeerIndex();
   readonly devices = new Map<string, Device>();
@@ -83,7 +74,17 @@ class Network {
   readonly sentPeers = new Map<string, string[]>();
   readonly shownIn = new Map<string, Set<string>>();
 
-  constructor(readonly store: Store, tailnet: Tailnet, public policy: Policy) {
+  constructor(
+    readonly store: Store,
+    tailnet: Tailnet,
+    public policy: Policy,
+    private readonly hub: {
+      /** Whether a device (of any tailnet) has a netmap stream open. */
+      isOnline(tailnetId: number, id: string): boolean;
+      /** The version of the next netmap or delta sent (the hub's counter, shared by its tailnets). */
+      nextVersion(): number;
+    },
+  ) {
     this.tailnet = tailnet;
     for (const u of store.listUsers(tailnet.id)) this.users.set(u.id, u);
     const nodes: Record<string, ReturnType<typeof topoNodeOf>> = {};
@@ -189,7 +190,7 @@ class Network {
     return s;
   }
 
-  /** The network's DNS settings as JSON (cached until the network changes). */
+  /** The tailnet's DNS settings as JSON (cached until the tailnet changes). */
   private dnsText: string | undefined;
   dnsJson(): string {
     if (this.dnsText === undefined) {
@@ -204,7 +205,7 @@ class Network {
     return this.dnsText;
   }
 
-  /** Drops every cached JSON piece (network, users or DNS changed). */
+  /** Drops every cached JSON piece (tailnet, users or DNS changed). */
   invalidateAll(): void {
     this.peerJson.clear();
     this.selfJson.clear();
@@ -245,7 +246,7 @@ class Network {
     };
   }
 
-  /** Sharer side: whether this network's policy lets the recipient's device reach shared device `id`. */
+  /** Sharer side: whether this tailnet's policy lets the recipient's device reach shared device `id`. */
   private visitorAllowed(id: string, v: Device): boolean {
     for (const r of this.compiler.filterFor(id) ?? []) {
       if (r.DstPorts && r.DstPorts.length > 0 && (sourcesContain(r.SrcIPs, v.ipv4) || sourcesContain(r.SrcIPs, v.ipv6))) return true;
@@ -254,8 +255,8 @@ class Network {
   }
 
   /**
-   * A device of another network as a peer. Shared in (recipient side): owned by the sharer, full DNS
-   * name of its own network, no tags or routes, quarantined. A visitor (sharer side): the recipient's
+   * A device of another tailnet as a peer. Shared in (recipient side): owned by the sharer, full DNS
+   * name of its own tailnet, no tags or routes, quarantined. A visitor (sharer side): the recipient's
    * device, which the shared device may answer.
    */
   private extEntry(e: ExtDevice, sharedIn: boolean): string {
@@ -271,7 +272,7 @@ class Network {
       user: userRef(e.user),
       tags: [],
       os: d.os,
-      online: this.onlineOf(d.tailnetId, d.id),
+      online: this.hub.isOnline(d.tailnetId, d.id),
       lastSeen: d.lastSeen,
       shared: sharedIn,
       quarantined: sharedIn,
@@ -301,7 +302,7 @@ class Network {
         for (const [sid, si] of this.sharedIn) {
           if (!si.recipients.has(d.userId)) continue;
           const r = rulesBetween(this.compiler.filterFor(sid) ?? [], [d.ipv4, d.ipv6], [si.device.ipv4, si.device.ipv6]);
-          if (r.length === 0) continue; // this network's policy does not let the device reach it
+          if (r.length === 0) continue; // this tailnet's policy does not let the device reach it
           rules.push(...r);
           peers.push(sid);
           peerTexts.push(this.extEntry(si, true));
@@ -321,7 +322,7 @@ class Network {
     let line: string;
     if (force || !prev) {
       const sharedPart = now.shared === '' ? '' : `,"sharedPeerRules":${now.shared}`;
-      line = `{"type":"netmap","netmap":{"version":${nextVersion()},"self":${now.self},"peers":[${now.peerTexts.join(',')}],"packetFilter":${now.filter}${sharedPart},"dns":${now.dns}}}\n`;
+      line = `{"type":"netmap","netmap":{"version":${this.hub.nextVersion()},"self":${now.self},"peers":[${now.peerTexts.join(',')}],"packetFilter":${now.filter}${sharedPart},"dns":${now.dns}}}\n`;
     } else {
       let parts = '';
       if (prev.self !== now.self) parts += `,"self":${now.self}`;
@@ -342,7 +343,7 @@ class Network {
       if (upsert.length > 0) parts += `,"peersUpsert":[${upsert.join(',')}]`;
       if (removed.length > 0) parts += `,"peersRemove":${JSON.stringify(removed)}`;
       if (parts === '') return;
-      line = `{"type":"delta","delta":{"version":${nextVersion()}${parts}}}\n`;
+      line = `{"type":"delta","delta":{"version":${this.hub.nextVersion()}${parts}}}\n`;
     }
     this.lastSent.set(id, now);
     this.recordPeers(id, peers);
@@ -351,8 +352,9 @@ class Network {
 }
 
 export class NetmapHub {
-  private readonly networks = new Map<number, Network>();
+  private readonly tailnets = new Map<number, LiveTailnet>();
   private keepaliveTimer: NodeJS.Timeout | undefined;
+  private lastVersion = 0;
 
   constructor(private readonly store: Store, readonly log: Logger, keepaliveMs = 30_000) {
     if (keepaliveMs > 0) {
@@ -361,8 +363,8 @@ export class NetmapHub {
     }
   }
 
-  private network(tailnetId: number): Network {
-    let n = this.networks.get(tailnetId);
+  private live(tailnetId: number): LiveTailnet {
+    let n = this.tailnets.get(tailnetId);
     if (!n) {
       const t = this.store.getTailnet(tailnetId);
       if (!t) throw new Error(`network ${tailnetId} not found`);
@@ -374,26 +376,31 @@ export class NetmapHub {
         this.log.error({ tailnet: t.name, err: (err as Error).message }, 'stored policy does not parse; the network denies all traffic until a valid policy is set');
         policy = parsePolicy('{}');
       }
-      n = new Network(this.store, t, policy);
-      n.onlineOf = (tid, id) => this.isOnline(tid, id);
-      this.networks.set(tailnetId, n);
+      n = new LiveTailnet(this.store, t, policy, { isOnline: (tid, id) => this.isOnline(tid, id), nextVersion: () => this.nextVersion() });
+      this.tailnets.set(tailnetId, n);
       this.loadSharing(n, false);
     }
     return n;
   }
 
+  /** Monotonic across restarts: milliseconds since the epoch, bumped when called twice in one ms. */
+  private nextVersion(): number {
+    this.lastVersion = Math.max(this.lastVersion + 1, Date.now());
+    return this.lastVersion;
+  }
+
   // ── sharing (issue 7) ────────────────────────────────────────────────────────
 
-  /** Shares were created or removed: the networks on both sides re-read theirs and update their devices. */
+  /** Shares were created or removed: the tailnets on both sides re-read theirs and update their devices. */
   sharingChanged(tailnetIds: Iterable<number>): void {
     for (const id of new Set(tailnetIds)) {
-      const n = this.networks.get(id);
-      if (n) this.loadSharing(n, true); // a network not loaded yet reads its shares when it loads
+      const n = this.tailnets.get(id);
+      if (n) this.loadSharing(n, true); // a tailnet not loaded yet reads its shares when it loads
     }
   }
 
-  /** Reads the network's shares (both sides) from the store into its compiler and netmaps. */
-  private loadSharing(n: Network, push: boolean): void {
+  /** Reads the tailnet's shares (both sides) from the store into its compiler and netmaps. */
+  private loadSharing(n: LiveTailnet, push: boolean): void {
     const { store } = this;
     const tid = n.tailnet.id;
     const partners = new Set<number>();
@@ -428,7 +435,7 @@ export class NetmapHub {
     }
     n.visitors = visitors;
 
-    // Recipient side: shared-in devices become nodes of this network's compiler (as destinations of its
+    // Recipient side: shared-in devices become nodes of this tailnet's compiler (as destinations of its
     // policy), peers of their recipients' devices, and are carved out of every source.
     const sharedIn = new Map<string, SharedIn>();
     const recipients = new Set<string>();
@@ -462,22 +469,22 @@ export class NetmapHub {
     if (push) for (const id of n.streams.keys()) n.push(id);
   }
 
-  /** Whether a change of this device matters to other networks through a share. */
-  private touchesSharing(n: Network, deviceId: string, userIds: (string | undefined)[]): boolean {
+  /** Whether a change of this device matters to other tailnets through a share. */
+  private touchesSharing(n: LiveTailnet, deviceId: string, userIds: (string | undefined)[]): boolean {
     if (n.partners.size === 0) return false;
     if (n.visitors.has(deviceId)) return true;
     for (const sh of this.store.sharesFrom(n.tailnet.id)) if (sh.deviceId === deviceId) return true;
     return userIds.some((u) => u !== undefined && n.recipients.has(u));
   }
 
-  /** The network's current policy (parsed once, kept with the live network). */
+  /** The tailnet's current policy (parsed once, kept with the live tailnet). */
   policyOf(tailnetId: number): Policy {
-    return this.network(tailnetId).policy;
+    return this.live(tailnetId).policy;
   }
 
   /** Opens a device's stream: it gets its full netmap at once. Returns the function that closes it. */
   subscribe(device: Device, sink: StreamSink): () => void {
-    const n = this.network(device.tailnetId);
+    const n = this.live(device.tailnetId);
     let sinks = n.streams.get(device.id);
     const wasOnline = (sinks?.size ?? 0) > 0;
     if (!sinks) n.streams.set(device.id, (sinks = new Set()));
@@ -499,15 +506,15 @@ export class NetmapHub {
   }
 
   isOnline(tailnetId: number, deviceId: string): boolean {
-    return (this.networks.get(tailnetId)?.streams.get(deviceId)?.size ?? 0) > 0;
+    return (this.tailnets.get(tailnetId)?.streams.get(deviceId)?.size ?? 0) > 0;
   }
 
-  private presenceChanged(n: Network, id: string): void {
+  private presenceChanged(n: LiveTailnet, id: string): void {
     n.peerJson.delete(id);
     for (const p of [...n.viewersOf(id)]) n.push(p);
     if (n.partners.size > 0 && this.touchesSharing(n, id, [n.devices.get(id)?.userId])) {
       for (const t of n.partners) {
-        const pn = this.networks.get(t);
+        const pn = this.tailnets.get(t);
         if (pn) for (const s of pn.streams.keys()) pn.push(s);
       }
     }
@@ -515,19 +522,19 @@ export class NetmapHub {
 
   /** The policy changed (already stored). */
   policyChanged(tailnetId: number, policy: Policy): void {
-    const n = this.networks.get(tailnetId);
+    const n = this.tailnets.get(tailnetId);
     if (!n) return;
     n.policy = policy;
     this.settle(n, n.applyFilters(n.compiler.setPolicy(policy)));
   }
 
   /**
-   * Compiles a new policy into the live network without telling any device yet. The caller stores the
+   * Compiles a new policy into the live tailnet without telling any device yet. The caller stores the
    * policy, then calls commit() (devices get their netmaps), or rollback() if storing failed. Throws
    * (and changes nothing) when the policy does not compile.
    */
   preparePolicy(tailnetId: number, policy: Policy): { commit(): void; rollback(): void } {
-    const n = this.network(tailnetId);
+    const n = this.live(tailnetId);
     const old = n.policy;
     const changed = n.compiler.setPolicy(policy);
     n.policy = policy;
@@ -542,7 +549,7 @@ export class NetmapHub {
 
   /** A device was created, changed (tags, routes, key, authorization, name, endpoints) or deleted. */
   deviceChanged(tailnetId: number, deviceId: string): void {
-    const n = this.networks.get(tailnetId);
+    const n = this.tailnets.get(tailnetId);
     if (!n) return;
     const after = this.store.getDevice(deviceId);
     const sharing = this.touchesSharing(n, deviceId, [n.devices.get(deviceId)?.userId, after?.userId]);
@@ -569,13 +576,13 @@ export class NetmapHub {
 
   /** Users changed (role, deletion, new user): role autogroups and owners may change filters. */
   usersChanged(tailnetId: number): void {
-    const n = this.networks.get(tailnetId);
+    const n = this.tailnets.get(tailnetId);
     if (!n) return;
     n.users.clear();
     for (const u of this.store.listUsers(tailnetId)) n.users.set(u.id, u);
     n.invalidateAll();
     const changed = new Set(n.applyFilters(n.compiler.setUsers([...n.users.values()].map(topoUserOf))));
-    // A suspended or deleted user's devices leave the network; a restored user's come back.
+    // A suspended or deleted user's devices leave the tailnet; a restored user's come back.
     for (const d of this.store.listDevices(tailnetId)) n.devices.set(d.id, d);
     for (const id of [...n.devices.keys()]) {
       if (!this.store.getDevice(id)) n.devices.delete(id);
@@ -586,9 +593,9 @@ export class NetmapHub {
     if (n.partners.size > 0 || this.store.sharesInto(tailnetId).length > 0) this.sharingChanged([tailnetId, ...n.partners]);
   }
 
-  /** Network settings or DNS changed: every device's netmap may differ. */
+  /** Tailnet settings or DNS changed: every device's netmap may differ. */
   tailnetChanged(tailnetId: number): void {
-    const n = this.networks.get(tailnetId);
+    const n = this.tailnets.get(tailnetId);
     if (!n) return;
     n.tailnet = this.store.getTailnet(tailnetId)!;
     n.invalidateAll();
@@ -599,9 +606,9 @@ export class NetmapHub {
    * After the compiler reported `changed` nodes (their filters differ): those nodes, and every node
    * that was or now is their peer, may have a different netmap. Push to the ones with a stream.
    */
-  private settle(n: Network, changed: Iterable<string>, affected: Set<string> = new Set()): void {
+  private settle(n: LiveTailnet, changed: Iterable<string>, affected: Set<string> = new Set()): void {
     const ids = [...changed];
-    // When most of the network changed, every streaming device is affected: skip working out which.
+    // When most of the tailnet changed, every streaming device is affected: skip working out which.
     if (ids.length >= n.streams.size / 2) {
       for (const id of n.streams.keys()) n.push(id);
       return;
@@ -628,7 +635,7 @@ export class NetmapHub {
   sweep(ephemeralGraceMs = 10 * 60_000): { tailnetId: number; deviceId: string }[] {
     const stale: { tailnetId: number; deviceId: string }[] = [];
     const now = Date.now();
-    for (const [tailnetId, n] of this.networks) {
+    for (const [tailnetId, n] of this.tailnets) {
       for (const [id, d] of n.devices) {
         if (n.isLive(id) !== n.shouldBeLive(d)) this.deviceChanged(tailnetId, id);
         const offline = (n.streams.get(id)?.size ?? 0) === 0;
@@ -640,13 +647,13 @@ export class NetmapHub {
 
   private keepalive(): void {
     const line = '{"type":"keepalive"}\n';
-    for (const n of this.networks.values()) for (const sinks of n.streams.values()) for (const s of sinks) s.write(line);
+    for (const n of this.tailnets.values()) for (const sinks of n.streams.values()) for (const s of sinks) s.write(line);
   }
 
   /** Ends every stream (shutdown). */
   close(): void {
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
-    for (const n of this.networks.values()) {
+    for (const n of this.tailnets.values()) {
       for (const sinks of n.streams.values()) for (const s of sinks) s.end();
       n.streams.clear();
     }

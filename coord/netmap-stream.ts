@@ -8,7 +8,7 @@ import { PeerIndex } from './peers.js';
 import { parsePolicy, PolicyCompiler, type Policy, type SharedUser } from './policy/index.js';
 import { isActive, topoNodeOf, topoUserOf } from './topology.js';
 import { carveSources, excludedOf, rulesBetween, sameExcluded, sourcesContain, type Excluded } from './sharing.js';
-import type { Device, Store, Tailnet, User } from './store/index.js';
+import { fqdn, type Device, type Store, type Tailnet, type User } from './store/index.js';
 
 /** Where a device's stream lines go: the HTTP response holding its netmap stream. */
 export interface StreamSink {
@@ -171,7 +171,7 @@ class LiveTailnet {
       const addresses = [`${d.ipv4}/32`, `${d.ipv6}/128`];
       const p: PeerNode = {
         id: d.id,
-        name: `${d.name}.${this.tailnet.domain}`,
+        name: fqdn(d, this.tailnet),
         addresses,
         nodeKey: d.nodeKey,
         endpoints: d.endpoints,
@@ -234,7 +234,7 @@ class LiveTailnet {
   private selfOf(d: Device) {
     return {
       id: d.id,
-      name: `${d.name}.${this.tailnet.domain}`,
+      name: fqdn(d, this.tailnet),
       hostname: d.hostname,
       addresses: [`${d.ipv4}/32`, `${d.ipv6}/128`],
       user: userRef(this.users.get(d.userId)),
@@ -264,7 +264,7 @@ class LiveTailnet {
     const addresses = [`${d.ipv4}/32`, `${d.ipv6}/128`];
     const p: PeerNode = {
       id: d.id,
-      name: `${d.name}.${e.tailnet.domain}`,
+      name: fqdn(d, e.tailnet),
       addresses,
       nodeKey: d.nodeKey,
       endpoints: d.endpoints,

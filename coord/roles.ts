@@ -1,5 +1,5 @@
 // The role matrix of ../shared/roles.md as data: one table, one check. Every admin API route names
-// exactly one permission from this table (see api/admin.ts), and the router calls `can` before the handler.
+// exactly one permission from this table (see api/admin/router.ts), and the router calls `can` before the handler.
 import type { Role } from './store/index.js';
 
 export type Permission =

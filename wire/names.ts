@@ -3,7 +3,7 @@
 /** Tailscale's rule for a tag: "tag:", a letter, then letters, digits and dashes. */
 export const TAG_PATTERN = /^tag:[A-Za-z][A-Za-z0-9-]*$/;
 
-export function isTag(s: unknown): s is string {
+export function isTag(s: unknown): boolean {
   return typeof s === 'string' && TAG_PATTERN.test(s);
 }
 

@@ -1,6 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { intToIp4, ip4ToInt, ip6For, randomIp4, usableIp4 } from './ipam.js';
+import { formatIPv4, parseIPv4 } from '../wire/addr.js';
+import { ip6For, randomIp4, usableIp4 } from './ipam.js';
+
+const ip4ToInt = (s: string) => parseIPv4(s)!;
+const intToIp4 = formatIPv4;
 
 describe('address allocation', () => {
   it('never proposes the reserved addresses', () => {

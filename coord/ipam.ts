@@ -3,21 +3,15 @@
 // from the IPv4 address, so it is unique whenever the IPv4 one is. Uniqueness across all networks is
 // enforced by the store (UNIQUE columns); this module only proposes candidates.
 import { randomInt } from 'node:crypto';
+import { CHROMEOS_VM_RANGE, formatIPv4, parseIPv4, parsePrefix, SERVICE_IPV4, TAILNET_IPV4_RANGE, tailnetIPv6For } from '../wire/addr.js';
 
-const BASE = (100 << 24) >>> 0 | (64 << 16); // 100.64.0.0
-const SIZE = 1 << 22; // /10
-const SERVICE = ip4ToInt('100.100.100.100');
-const CHROMEOS_START = ip4ToInt('100.115.92.0');
-const CHROMEOS_END = ip4ToInt('100.115.93.255');
-
-export function ip4ToInt(ip: string): number {
-  const p = ip.split('.').map(Number);
-  return (((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!) >>> 0;
-}
-
-export function intToIp4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
+const CGNAT = parsePrefix(TAILNET_IPV4_RANGE)!;
+const BASE = CGNAT.w[0]!;
+const SIZE = 2 ** (32 - CGNAT.len);
+const SERVICE = parseIPv4(SERVICE_IPV4)!;
+const CHROMEOS = parsePrefix(CHROMEOS_VM_RANGE)!;
+const CHROMEOS_START = CHROMEOS.w[0]!;
+const CHROMEOS_END = CHROMEOS_START + 2 ** (32 - CHROMEOS.len) - 1;
 
 /** Whether an IPv4 address (as integer) may be handed to a device. */
 export function usableIp4(n: number): boolean {
@@ -33,12 +27,13 @@ export function usableIp4(n: number): boolean {
 export function randomIp4(): string {
   for (;;) {
     const n = BASE + randomInt(SIZE);
-    if (usableIp4(n)) return intToIp4(n);
+    if (usableIp4(n)) return formatIPv4(n);
   }
 }
 
 /** The IPv6 address that goes with an IPv4 one: fd7a:115c:a1e0::XXXX:XXXX (low 32 bits = IPv4). */
 export function ip6For(ip4: string): string {
-  const n = ip4ToInt(ip4);
-  return `fd7a:115c:a1e0::${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
+  const n = parseIPv4(ip4);
+  if (n === null) throw new Error(`not an IPv4 address: ${JSON.stringify(ip4)}`);
+  return tailnetIPv6For(n);
 }

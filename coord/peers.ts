@@ -6,13 +6,8 @@
 // (or `all`, when it matches every device — the common allow-all case, without an n² set). A reverse
 // index says which groups' sources contain a device, so the peers of X are: X's own group's sources,
 // plus the members of every group whose sources contain X.
-import ipaddr from 'ipaddr.js';
+import { addrToBig, parseAddr, parseIPv4, parseRange, type Range } from '../wire/addr.js';
 import type { FilterRule } from '../wire/types.js';
-
-interface Range {
-  lo: bigint;
-  hi: bigint;
-}
 
 /** One source entry, parsed: exact addresses go through a map, the rest are ranges. */
 interface Sources {
@@ -34,33 +29,15 @@ interface Group {
   members: Set<string>;
 }
 
-/** Dotted-quad IPv4 → number (fast path: the compiler writes plain addresses). */
+/** An IPv4 address as the index keys it (a number); undefined when it is not one. */
 function v4(s: string): number | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const p of parts) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(p)) return undefined;
-    const b = Number(p);
-    if (b > 255) return undefined;
-    n = n * 256 + b;
-  }
-  return n;
+  return parseIPv4(s) ?? undefined;
 }
 
-const v6Cache = new Map<string, bigint | undefined>();
-
+/** An IPv6 address as the index keys it (a bigint); undefined when it is not one. */
 function v6(s: string): bigint | undefined {
-  if (!s.includes(':')) return undefined;
-  if (v6Cache.has(s)) return v6Cache.get(s);
-  let n: bigint | undefined;
-  if (ipaddr.IPv6.isValid(s)) {
-    n = 0n;
-    for (const byte of ipaddr.IPv6.parse(s).toByteArray()) n = (n << 8n) | BigInt(byte);
-  }
-  if (v6Cache.size > 500_000) v6Cache.clear();
-  v6Cache.set(s, n);
-  return n;
+  const a = parseAddr(s);
+  return a?.family === 6 ? addrToBig(a) : undefined;
 }
 
 export function parseSources(entries: Iterable<string>): Sources {
@@ -68,39 +45,14 @@ export function parseSources(entries: Iterable<string>): Sources {
   for (const e of entries) {
     if (e === '*') {
       s.any = true;
-      continue;
+    } else if (e.includes('/') || e.includes('-')) {
+      const r = parseRange(e);
+      if (r) (r.v6 ? s.ranges6 : s.ranges4).push(r);
+    } else {
+      const a = parseAddr(e);
+      if (a?.family === 4) s.exact4.push(a.w[0]!);
+      else if (a) s.exact6.push(addrToBig(a));
     }
-    const dash = e.indexOf('-');
-    if (dash > 0) {
-      const a = e.slice(0, dash), b = e.slice(dash + 1);
-      const a4 = v4(a), b4 = v4(b);
-      if (a4 !== undefined && b4 !== undefined) s.ranges4.push({ lo: BigInt(a4), hi: BigInt(b4) });
-      const a6 = v6(a), b6 = v6(b);
-      if (a6 !== undefined && b6 !== undefined) s.ranges6.push({ lo: a6, hi: b6 });
-      continue;
-    }
-    const slash = e.indexOf('/');
-    if (slash > 0) {
-      const ip = e.slice(0, slash);
-      const bits = Number(e.slice(slash + 1));
-      const a4 = v4(ip);
-      if (a4 !== undefined && bits >= 0 && bits <= 32) {
-        const size = 2n ** BigInt(32 - bits);
-        const lo = (BigInt(a4) / size) * size;
-        s.ranges4.push({ lo, hi: lo + size - 1n });
-      }
-      const a6 = v6(ip);
-      if (a6 !== undefined && bits >= 0 && bits <= 128) {
-        const size = 2n ** BigInt(128 - bits);
-        const lo = (a6 / size) * size;
-        s.ranges6.push({ lo, hi: lo + size - 1n });
-      }
-      continue;
-    }
-    const a4 = v4(e);
-    if (a4 !== undefined) s.exact4.push(a4);
-    const a6 = v6(e);
-    if (a6 !== undefined) s.exact6.push(a6);
   }
   return s;
 }

@@ -1,25 +1,16 @@
 // Subnet routes and exit nodes: which advertised routes are enabled. An admin enables routes through
 // the API; the policy's autoApprovers enable them on their own when the device (by its tags, or its
 // user, group or role when untagged) is an approver for a prefix that contains the route.
-import ipaddr from 'ipaddr.js';
+import { parsePrefix, prefixWithin as within } from '../wire/addr.js';
 import { isAutoApprover, type Policy } from './policy/index.js';
 import type { Device, User } from './store/index.js';
 
 const EXIT_ROUTES = new Set(['0.0.0.0/0', '::/0']);
 
-function cidr(s: string): [ipaddr.IPv4 | ipaddr.IPv6, number] | undefined {
-  try {
-    return ipaddr.parseCIDR(s);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Whether prefix `inner` lies within prefix `outer`. */
+/** Whether prefix `inner` lies within prefix `outer` (both CIDR text; false when either is not one). */
 export function prefixWithin(inner: string, outer: string): boolean {
-  const a = cidr(inner), b = cidr(outer);
-  if (!a || !b || a[0].kind() !== b[0].kind() || a[1] < b[1]) return false;
-  return (a[0] as ipaddr.IPv4).match(b as [ipaddr.IPv4, number]);
+  const a = parsePrefix(inner), b = parsePrefix(outer);
+  return a !== null && b !== null && within(a, b);
 }
 
 /** The advertised routes that autoApprovers enable for this device. */

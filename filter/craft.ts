@@ -1,7 +1,7 @@
 // Builds raw IPv4/IPv6 packets from a description: for tests, benchmarks and diagnostics (allocates;
 // not for the packet path). Checksums are left zero: the filter does not look at them.
 
-import { parseAddr } from './addr.js';
+import { parseAddr } from '../wire/addr.js';
 
 export interface PacketSpec {
   src: string;

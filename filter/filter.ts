@@ -2,7 +2,7 @@
 // Semantics follow Tailscale's wgengine/filter; see index.ts for the rules in one place.
 
 import type { FilterRule } from '../wire/types.js';
-import { maskOf } from './addr.js';
+import { maskOf } from '../wire/addr.js';
 import { FlowTable, type FlowOptions } from './flows.js';
 import {
   loadAddr,

@@ -4,7 +4,7 @@
 // same parser, same flow table, same destination check; only the source lookup differs.
 
 import type { FilterRule } from '../wire/types.js';
-import { parseEntry, type Prefix } from './addr.js';
+import { parseEntry, rangeOfPrefix, type Prefix } from '../wire/addr.js';
 import { FlowTable } from './flows.js';
 import {
   loadAddr,
@@ -34,12 +34,8 @@ const key = new Int32Array(10);
 const w = new Int32Array(8);
 
 function toBig(p: Prefix): [bigint, bigint] {
-  let v = 0n;
-  for (let k = 0; k < 4; k++) v = (v << 32n) | BigInt(p.w[k]!);
-  const bits = p.family === 4 ? 32n : 128n;
-  if (p.family === 4) v >>= 96n;
-  const host = (1n << (bits - BigInt(p.len))) - 1n;
-  return [v, v | host];
+  const r = rangeOfPrefix(p);
+  return [r.lo, r.hi];
 }
 
 /** Sorted, merged ranges of one family: v4 as numbers, v6 as 4 words each (lo and hi). */

@@ -2,7 +2,7 @@
 // into trie entries. Also the CapGrant lookup the agent's whois needs.
 
 import { DEFAULT_IPPROTO, type FilterRule, type NetPortRange } from '../wire/types.js';
-import { AddrError, maskOf, parseAddr, parseEntry, parseEntryInto, prefixContains, type PrefixSink } from './addr.js';
+import { AddrError, entriesContain, isAddr, maskOf, parseEntryInto, type PrefixSink } from '../wire/addr.js';
 import { PrefixList } from './trie.js';
 
 /** Match kinds: which port condition a destination entry must meet. */
@@ -198,29 +198,13 @@ export type CapMap = Record<string, unknown[] | null>;
  * not for the packet path. Unparseable addresses give no grants; bad rule entries are skipped.
  */
 export function capGrantsFor(rules: readonly FilterRule[], srcIP: string, dstIP: string): CapMap[] {
-  const src = parseAddr(srcIP);
-  const dst = parseAddr(dstIP);
-  if (!src || !dst) return [];
+  if (!isAddr(srcIP) || !isAddr(dstIP)) return [];
   const out: CapMap[] = [];
-  const contains = (entry: string): boolean => {
-    try {
-      return parseEntry(entry).some((p) => prefixContains(p, src));
-    } catch {
-      return false;
-    }
-  };
-  const containsDst = (entry: string): boolean => {
-    try {
-      return parseEntry(entry).some((p) => prefixContains(p, dst));
-    } catch {
-      return false;
-    }
-  };
   for (const rule of rules) {
     if (!Array.isArray(rule?.CapGrant) || !Array.isArray(rule.SrcIPs)) continue;
-    if (!rule.SrcIPs.some(contains)) continue;
+    if (!entriesContain(rule.SrcIPs, srcIP)) continue;
     for (const grant of rule.CapGrant) {
-      if (Array.isArray(grant?.Dsts) && grant.Dsts.some(containsDst)) out.push(grant.CapMap);
+      if (Array.isArray(grant?.Dsts) && entriesContain(grant.Dsts, dstIP)) out.push(grant.CapMap);
     }
   }
   return out;

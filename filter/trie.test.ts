@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { FilterRule } from '../wire/types.js';
 import { DEFAULT_IPPROTO } from '../wire/types.js';
-import { parseEntry, prefixContains, type Addr } from './addr.js';
+import { parseEntry, prefixContains, type Addr } from '../wire/addr.js';
 import { craft } from './craft.js';
 import { DropReason, Filter } from './index.js';
 import { LinearFilter } from './linear.js';

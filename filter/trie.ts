@@ -15,7 +15,7 @@
 // Sets are interned in a SetPool shared by both families. A set id is its offset in the pool's data:
 // data[id] is the member count, data[id+1 ..] the members (one cache line for small sets).
 
-import { maskOf as maskWordsOf, type Family, type Prefix } from './addr.js';
+import { maskOf as maskWordsOf, type Family, type Prefix } from '../wire/addr.js';
 
 /** Interned sorted sets of small integers (rule ids), in one flat array. Set id -1 is the empty set. */
 export class SetPool {

@@ -1,7 +1,8 @@
 // Parsing and local validation of the agent's command-line arguments. Everything here is pure so that
 // the messages a person sees can be tested without a daemon.
-import { isIP } from 'node:net';
+import { isAddr } from '../../wire/addr.js';
 import { parseFlags, UsageError } from '../../wire/cli.js';
+import { isDnsLabel, isTag } from '../../wire/names.js';
 
 export const DEFAULT_SOCKET = '/run/meshward/agent.sock';
 
@@ -16,16 +17,12 @@ export interface UpArgs {
   advertiseTags?: string[];
 }
 
-// Tailscale's rule: "tag:" then a letter, then letters, digits and dashes.
-const TAG = /^tag:[A-Za-z][A-Za-z0-9-]*$/;
-// A DNS label: letters, digits and dashes, not starting or ending with a dash, at most 63 characters.
-const HOSTNAME = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
 
 /** Splits and checks a comma-separated tag list, naming the first bad tag. */
 export function parseTags(list: string): string[] {
   const tags = list.split(',').map((t) => t.trim()).filter((t) => t !== '');
   for (const tag of tags) {
-    if (!TAG.test(tag)) {
+    if (!isTag(tag)) {
       const fix = tag.startsWith('tag:') ? '' : ` (did you mean "tag:${tag}"?)`;
       throw new UsageError(
         `invalid tag ${JSON.stringify(tag)}: a tag is "tag:" followed by a letter, then letters, digits or dashes${fix}`,
@@ -49,7 +46,7 @@ export function parseCoordUrl(raw: string): string {
 }
 
 export function parseHostname(raw: string): string {
-  if (!HOSTNAME.test(raw)) {
+  if (!isDnsLabel(raw)) {
     throw new UsageError(
       `invalid --hostname ${JSON.stringify(raw)}: use 1 to 63 letters, digits or dashes, not starting or ending with a dash`,
     );
@@ -98,9 +95,9 @@ export function parseWhoisArgs(argv: string[]): WhoisArgs {
   const target = positionals[0];
   if (target === undefined) throw new UsageError('which address? try: agent whois 100.64.0.1');
   const socket = values.socket ?? DEFAULT_SOCKET;
-  if (isIP(target)) return { socket, ip: target };
+  if (isAddr(target)) return { socket, ip: target };
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(target) ?? /^([^:]+):(\d+)$/.exec(target);
-  if (m && isIP(m[1]!)) {
+  if (m && isAddr(m[1]!)) {
     const port = Number(m[2]);
     if (port >= 1 && port <= 65535) return { socket, ip: m[1]!, port };
   }

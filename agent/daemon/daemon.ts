@@ -11,6 +11,8 @@ import type { Server } from 'node:http';
 import { hostname as osHostname, networkInterfaces, platform } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { bareAddr } from '../../wire/addr.js';
+import { dnsLabel, firstLabel, isTag } from '../../wire/names.js';
 import type { Netmap } from '../../wire/protocol.js';
 import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, type NetmapStream } from '../control/index.js';
 import type { AgentStatus, BackendState, UpRequest, WhoisResponse } from '../localapi/types.js';
@@ -18,7 +20,7 @@ import { LocalApiHttpError, serveLocalApi, type Routes } from '../localapi/serve
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
 import { Engine, type EngineOptions } from './engine.js';
-import { bareIP, localEndpoints, onLocalSubnet, peerStatusOf, selfStatusOf, whoisOf } from './netmap.js';
+import { localEndpoints, onLocalSubnet, peerStatusOf, selfStatusOf, whoisOf } from './netmap.js';
 
 export const FILES = { machine: 'machine.json', node: 'node.json', prefs: 'prefs.json', netmap: 'netmap.json' } as const;
 
@@ -81,8 +83,7 @@ export function agentVersion(): string {
 
 /** A DNS label from the machine's hostname ("Web_1.example.com" → "web-1"). */
 export function defaultHostname(raw = osHostname()): string {
-  const label = raw.split('.')[0]!.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
-  return label || 'device';
+  return dnsLabel(firstLabel(raw));
 }
 
 const sameSet = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
@@ -103,7 +104,7 @@ function parseUpRequest(body: unknown): UpRequest {
     return b[k] as string | undefined;
   };
   const tags = b.advertiseTags;
-  if (tags !== undefined && !(Array.isArray(tags) && tags.every((t) => typeof t === 'string' && /^tag:[A-Za-z][A-Za-z0-9-]*$/.test(t)))) {
+  if (tags !== undefined && !(Array.isArray(tags) && tags.every(isTag))) {
     throw new LocalApiHttpError(400, 'up: "advertiseTags" must be a list of tags like "tag:web"');
   }
   return { coord: str('coord'), authkey: str('authkey'), hostname: str('hostname'), advertiseTags: tags as string[] | undefined };
@@ -327,7 +328,7 @@ export class Daemon {
       this.log.error({ err: errorText(err) }, 'could not save the netmap');
     }
     const self = netmap.self;
-    const addresses = self.addresses.map(bareIP);
+    const addresses = self.addresses.map(bareAddr);
     if (!sameSet(self.tags, reg.tags) || self.authorized !== reg.authorized || self.name !== reg.name || !sameSet(addresses, reg.addresses)) {
       this.prefs.registration = { ...reg, tags: self.tags, authorized: self.authorized, name: self.name, addresses };
       this.savePrefs();
@@ -458,7 +459,7 @@ export class Daemon {
         throw new LocalApiHttpError(503, `coord at ${coordUrl} is unreachable (${errorText(err)})`);
       }
       const next: Registration = {
-        coordUrl, deviceId: resp.deviceId, name: resp.name, hostname, addresses: resp.addresses.map(bareIP),
+        coordUrl, deviceId: resp.deviceId, name: resp.name, hostname, addresses: resp.addresses.map(bareAddr),
         user: resp.user, tags: resp.tags, network: resp.network, authorized: resp.authorized,
       };
       const moved = !reg || reg.deviceId !== next.deviceId || reg.coordUrl !== coordUrl || !sameSet(reg.addresses, next.addresses);

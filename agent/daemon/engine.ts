@@ -7,9 +7,10 @@
 // with one assignment: the hooks read the current filter per packet, so none sees half a filter.
 import { Filter, type FilterCounters } from '../../filter/index.js';
 import type { NativeError, TunBatchHandler } from '../../native/index.js';
+import { hostPrefix, TAILNET_ROUTES } from '../../wire/addr.js';
 import type { Netmap } from '../../wire/protocol.js';
 import { Device, DropCounters, WireGuardInterface, type TunLike, type UdpBatchHandler, type UdpLike } from '../wireguard/index.js';
-import { filterConfigOf, hostPrefix, planPeers, TAILNET_ROUTES, type PeerLive, type PeerPlan } from './netmap.js';
+import { filterConfigOf, planPeers, type PeerLive, type PeerPlan } from './netmap.js';
 
 /** The TUN device as the engine uses it (native Tun's shape; tests pass an in-memory one). */
 export interface TunDevice extends TunLike {

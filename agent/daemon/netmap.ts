@@ -1,26 +1,15 @@
 // Pure functions from a netmap to what the daemon configures and shows: the WireGuard peer plan, the
 // filter configuration, `agent status` and `agent whois` answers, and this device's endpoints.
 // Nothing here does I/O, so each decision can be tested on its own.
-import { isIP } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import type { FilterConfig } from '../../filter/index.js';
+import {
+  bareAddr, canonicalAddr, familyOf, hostPrefix, isAddr, parseAddr, parsePrefix, prefixContains, TAILNET_IPV4_RANGE, TAILNET_IPV6_RANGE,
+  type Prefix,
+} from '../../wire/addr.js';
+import { firstLabel } from '../../wire/names.js';
 import type { Netmap, PeerNode } from '../../wire/protocol.js';
 import type { PeerStatus, SelfStatus, WhoisResponse } from '../localapi/types.js';
-
-/** The tailnet's address ranges: routed through the TUN device, and never reported as endpoints. */
-export const TAILNET_ROUTES = ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'] as const;
-
-/** "100.64.0.1/32" → "100.64.0.1". */
-export function bareIP(cidr: string): string {
-  const slash = cidr.indexOf('/');
-  return slash < 0 ? cidr : cidr.slice(0, slash);
-}
-
-/** An address with its host prefix length: "100.64.0.1" → "100.64.0.1/32". */
-export function hostPrefix(addr: string): string {
-  if (addr.includes('/')) return addr;
-  return isIP(addr) === 6 ? `${addr}/128` : `${addr}/32`;
-}
 
 export interface PeerPlan {
   /** WireGuard public key, base64. */
@@ -43,20 +32,17 @@ function endpointHost(ep: string): string | null {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(ep) ?? /^([^:]+):(\d+)$/.exec(ep);
   if (!m) return null;
   const port = Number(m[2]);
-  return isIP(m[1]!) && port > 0 && port < 65536 ? m[1]! : null;
+  return isAddr(m[1]!) && port > 0 && port < 65536 ? m[1]! : null;
 }
 
-/** Loopback, link-local and tailnet addresses are useless (or harmful) as another device's endpoint. */
+/** Loopback, "this network", link-local and tailnet addresses are useless (or harmful) as another device's endpoint. */
+const UNUSABLE_ENDPOINTS: Prefix[] = [
+  '127.0.0.0/8', '0.0.0.0/8', '169.254.0.0/16', TAILNET_IPV4_RANGE, '::1/128', '::/128', 'fe80::/10', TAILNET_IPV6_RANGE,
+].map((p) => parsePrefix(p)!);
+
 function usableEndpointIP(ip: string): boolean {
-  const v = ip.toLowerCase();
-  if (isIP(v) === 4) {
-    const [a, b] = v.split('.').map(Number) as [number, number];
-    if (a === 127 || a === 0 || (a === 169 && b === 254)) return false;
-    if (a === 100 && b >= 64 && b < 128) return false;
-    return true;
-  }
-  if (v === '::1' || v === '::' || v.startsWith('fe8') || v.startsWith('fe9') || v.startsWith('fea') || v.startsWith('feb')) return false;
-  return !v.startsWith('fd7a:115c:a1e0:');
+  const a = parseAddr(ip);
+  return a !== null && !UNUSABLE_ENDPOINTS.some((p) => prefixContains(p, a));
 }
 
 /**
@@ -70,7 +56,7 @@ export function orderEndpoints(endpoints: string[], localSubnets: ((ip: string) 
   });
   const score = (ep: string) => {
     const host = endpointHost(ep)!;
-    return (localSubnets?.(host) ? 0 : 2) + (isIP(host) === 4 ? 0 : 1);
+    return (localSubnets?.(host) ? 0 : 2) + (familyOf(host) === 4 ? 0 : 1);
   };
   return valid.map((ep, i) => ({ ep, i, s: score(ep) })).sort((x, y) => x.s - y.s || x.i - y.i).map((e) => e.ep);
 }
@@ -113,17 +99,12 @@ export function filterConfigOf(netmap: Netmap): FilterConfig {
   return cfg;
 }
 
-/** The first DNS label: "web.example-com.meshward.internal" → "web". */
-export function shortName(fqdn: string): string {
-  return fqdn.replace(/\.$/, '').split('.')[0] ?? fqdn;
-}
-
 export function selfStatusOf(netmap: Netmap, os: string): SelfStatus {
   const s = netmap.self;
   return {
-    name: shortName(s.name),
+    name: firstLabel(s.name),
     dnsName: s.name,
-    addresses: s.addresses.map(bareIP),
+    addresses: s.addresses.map(bareAddr),
     owner: s.user.loginName,
     os,
     tags: s.tags,
@@ -144,9 +125,9 @@ export function peerStatusOf(p: PeerNode, live: PeerLive | undefined): PeerStatu
   return {
     id: p.id,
     // A shared-in device is known here only by its full name in the sharer's network.
-    name: p.shared ? p.name.replace(/\.$/, '') : shortName(p.name),
+    name: p.shared ? p.name.replace(/\.$/, '') : firstLabel(p.name),
     dnsName: p.name,
-    addresses: p.addresses.map(bareIP),
+    addresses: p.addresses.map(bareAddr),
     owner: p.user.loginName,
     os: p.os,
     tags: p.shared ? [] : p.tags,
@@ -161,16 +142,6 @@ export function peerStatusOf(p: PeerNode, live: PeerLive | undefined): PeerStatu
   };
 }
 
-/** Canonical text of an IP for comparisons ("FD7A::1" and "fd7a:0::1" are the same address). */
-function canonicalIP(ip: string): string {
-  if (isIP(ip) !== 6) return ip;
-  const [head, tail] = ip.toLowerCase().split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  return groups.map((g) => g.replace(/^0+(?=.)/, '')).join(':');
-}
-
 /**
  * `agent whois IP`: the device behind a tailnet address (a peer or this device), its user and tags, and
  * the application capabilities the policy grants it towards this device.
@@ -180,13 +151,13 @@ export function whoisOf(
   ip: string,
   capGrantsFor: (srcIP: string, dstIP: string) => Record<string, unknown[] | null>[],
 ): WhoisResponse | null {
-  const want = canonicalIP(ip);
-  const has = (addrs: string[]) => addrs.some((a) => canonicalIP(bareIP(a)) === want);
+  const want = canonicalAddr(ip);
+  const has = (addrs: string[]) => addrs.some((a) => canonicalAddr(bareAddr(a)) === want);
   const self = netmap.self;
   const peer = netmap.peers.find((p) => has(p.addresses));
   if (!peer && !has(self.addresses)) return null;
-  const family = isIP(ip);
-  const dst = self.addresses.map(bareIP).find((a) => isIP(a) === family);
+  const family = familyOf(ip);
+  const dst = self.addresses.map(bareAddr).find((a) => familyOf(a) === family);
   const capabilities: Record<string, unknown[]> = {};
   if (peer && dst) {
     for (const capMap of capGrantsFor(ip, dst)) {
@@ -198,7 +169,7 @@ export function whoisOf(
   if (peer) {
     return {
       device: {
-        id: peer.id, name: peerStatusOf(peer, undefined).name, dnsName: peer.name, addresses: peer.addresses.map(bareIP),
+        id: peer.id, name: peerStatusOf(peer, undefined).name, dnsName: peer.name, addresses: peer.addresses.map(bareAddr),
         os: peer.os, tags: peer.shared ? [] : peer.tags, shared: peer.shared,
       },
       // A tagged device belongs to its tags, not to the person who registered it (as in Tailscale).
@@ -207,7 +178,7 @@ export function whoisOf(
     };
   }
   return {
-    device: { id: self.id, name: shortName(self.name), dnsName: self.name, addresses: self.addresses.map(bareIP), os: 'linux', tags: self.tags, shared: false },
+    device: { id: self.id, name: firstLabel(self.name), dnsName: self.name, addresses: self.addresses.map(bareAddr), os: 'linux', tags: self.tags, shared: false },
     user: self.tags.length ? null : { loginName: self.user.loginName, displayName: self.user.displayName },
     capabilities,
   };
@@ -232,16 +203,17 @@ export function localEndpoints(ifaces: NodeJS.Dict<NetworkInterfaceInfo[]>, port
 
 /** A predicate "is this IPv4 address on one of our own subnets", from the interfaces' CIDRs. */
 export function onLocalSubnet(ifaces: NodeJS.Dict<NetworkInterfaceInfo[]>, tunName: string): (ip: string) => boolean {
-  const nets: Array<{ net: number; mask: number }> = [];
-  const v4 = (ip: string) => ip.split('.').reduce((acc, o) => ((acc << 8) | Number(o)) >>> 0, 0);
+  const nets: Prefix[] = [];
   for (const [name, list] of Object.entries(ifaces)) {
     if (name === tunName || !list) continue;
     for (const a of list) {
       if (a.family !== 'IPv4' || a.internal || !a.cidr) continue;
-      const len = Number(a.cidr.split('/')[1]);
-      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-      nets.push({ net: (v4(a.address) & mask) >>> 0, mask });
+      const net = parsePrefix(a.cidr);
+      if (net) nets.push(net);
     }
   }
-  return (ip: string) => isIP(ip) === 4 && nets.some((n) => ((v4(ip) & n.mask) >>> 0) === n.net);
+  return (ip: string) => {
+    const a = parseAddr(ip);
+    return a !== null && a.family === 4 && nets.some((n) => prefixContains(n, a));
+  };
 }

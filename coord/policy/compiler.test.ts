@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileFilters, parsePolicy, PolicyCompiler, type Topology, type TopoNode } from './index.js';
-import { INTERNET_PREFIXES } from './ip.js';
+import { INTERNET_PREFIXES } from './internet.js';
 import { filterAccepts } from './tests.js';
 
 const TOPO: Topology = {

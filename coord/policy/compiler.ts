@@ -7,7 +7,8 @@
 // changes, only units whose selectors mention it are touched, and only nodes that receive those
 // units are invalidated.
 import type { FilterRule, NetPortRange, PortRange } from '../../wire/types.js';
-import { hostPrefix, INTERNET_PREFIXES, isDefaultRoute, overlaps, parseRange, TAILNET_RANGES, type Range } from './ip.js';
+import { hostPrefix, isFullRange, parseRange, rangesOverlap, TAILNET_SOURCES, type Range } from '../../wire/addr.js';
+import { INTERNET_PREFIXES } from './internet.js';
 import { portRange, type Policy, type Sel } from './parse.js';
 import { postureMatches } from './posture.js';
 import type { Role, SharedUser, Topology, TopoNode, TopoUser } from './types.js';
@@ -404,7 +405,7 @@ export class PolicyCompiler {
     for (const text of node.approved_routes ?? []) {
       const range = parseRange(text);
       if (!range) continue;
-      if (isDefaultRoute(range)) exit = true;
+      if (isFullRange(range)) exit = true;
       else routes.push({ text, range });
     }
     const tagged = (node.tags ?? []).length > 0;
@@ -539,7 +540,7 @@ export class PolicyCompiler {
         if (side === 'dst' && via.length > 0) return;
         const env = sel.range.v6 ? this.v6Env : this.v4Env;
         if (!env || sel.range.hi < env[0] || sel.range.lo > env[1]) return;
-        for (const n of this.nodes.values()) if (n.addrRanges.some((r) => overlaps(r, sel.range))) yield n.name;
+        for (const n of this.nodes.values()) if (n.addrRanges.some((r) => rangesOverlap(r, sel.range))) yield n.name;
         return;
       }
       case 'internet': yield* this.exitNodes; return;
@@ -558,7 +559,7 @@ export class PolicyCompiler {
       case 'member': return n.email !== undefined;
       case 'tagged': return n.tagged;
       case 'role': return n.role === sel.role;
-      case 'prefix': return n.addrRanges.some((r) => overlaps(r, sel.range));
+      case 'prefix': return n.addrRanges.some((r) => rangesOverlap(r, sel.range));
       default: return false;
     }
   }
@@ -577,8 +578,8 @@ export class PolicyCompiler {
         else out.push({ ip: '*', ports: d.ports, capDst: '*' });
       } else if (s.k === 'prefix') {
         const viaRouter = u.via.length > 0;
-        const served = n.routes.some((r) => overlaps(r.range, s.range));
-        const local = !viaRouter && n.addrRanges.some((r) => overlaps(r, s.range));
+        const served = n.routes.some((r) => rangesOverlap(r.range, s.range));
+        const local = !viaRouter && n.addrRanges.some((r) => rangesOverlap(r, s.range));
         if ((served && this.viaOk(u, n)) || local) out.push({ ip: s.text, ports: d.ports, capDst: s.text });
       } else if (s.k === 'internet') {
         if (n.exit && this.viaOk(u, n)) for (const p of INTERNET_PREFIXES) out.push({ ip: p, ports: d.ports, capDst: p });
@@ -627,7 +628,7 @@ export class PolicyCompiler {
     switch (sel.k) {
       case 'danger': addrs = ['*']; break;
       case 'all': {
-        const out = new Set<string>(TAILNET_RANGES);
+        const out = new Set<string>(TAILNET_SOURCES);
         for (const name of this.routers) for (const r of this.nodes.get(name)!.routes) out.add(r.text);
         addrs = [...out].sort();
         break;
@@ -984,7 +985,7 @@ function acceptsFrom(rules: FilterRule[], n: NodeInfo): boolean {
       const a = n.addrs[i]!;
       if (list[lowerBound(list, a)] === a) return true;
       const ar = n.addrRanges[i];
-      if (ar) for (const x of info.ranges) if (overlaps(x, ar)) return true;
+      if (ar) for (const x of info.ranges) if (rangesOverlap(x, ar)) return true;
     }
   }
   return false;

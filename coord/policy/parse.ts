@@ -2,7 +2,7 @@
 // All checks that depend only on the policy (not on the devices) happen here, so compiling never fails.
 import { parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
 import { PolicyError } from './errors.js';
-import { isDefaultRoute, parseRange, type Range } from './ip.js';
+import { isFullRange, parseRange, type Range } from '../../wire/addr.js';
 import type { PortRange } from '../../wire/types.js';
 import { IPPROTO } from '../../wire/types.js';
 import type { Pos, Role } from './types.js';
@@ -501,7 +501,7 @@ export function parsePolicy(text: string): Policy {
       const dst = strList(ctx, dstNode, 'dst').map(([t, n]): Selector => {
         const sel = selector(t, n, 'dst');
         if (sel.k === 'danger') ctx.fail(n, 'cannot use autogroup:danger-all as a dst');
-        if (sel.k === 'prefix' && isDefaultRoute(sel.range)) ctx.fail(n, `dst ${JSON.stringify(t)}: to allow all IP addresses, use "*" or "autogroup:internet"`);
+        if (sel.k === 'prefix' && isFullRange(sel.range)) ctx.fail(n, `dst ${JSON.stringify(t)}: to allow all IP addresses, use "*" or "autogroup:internet"`);
         if (sel.k === 'internet' && app) ctx.fail(n, 'cannot use app grants with autogroup:internet');
         return { text: t, at: ctx.pos(n.offset), sel };
       });

@@ -1,6 +1,6 @@
 // Preview (Tailscale's POST /acl/preview): for a user, the rules that let them reach something; for an
 // "ip:port", the rules that let someone reach it. Each match carries the rule's line in the policy file.
-import { parseAddr, parseRange, type Range } from './ip.js';
+import { parseAddr, parseRange, rangeContains, rangeOfAddr, type Range } from '../../wire/addr.js';
 import type { AclRule, Grant, Policy, Sel } from './parse.js';
 import type { Topology } from './types.js';
 
@@ -74,7 +74,8 @@ export function preview(policy: Policy, topo: Topology, who: { user?: string; ip
   const colon = ipPort.lastIndexOf(':');
   const ip = ipPort.slice(0, colon).replace(/^\[|\]$/g, '');
   const port = Number(ipPort.slice(colon + 1));
-  const addr = parseAddr(ip);
+  const parsed = parseAddr(ip);
+  const addr = parsed && rangeOfAddr(parsed);
   if (colon < 0 || !addr || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`preview: ${JSON.stringify(ipPort)} is not an ip:port like 100.64.0.1:22`);
   }
@@ -83,7 +84,7 @@ export function preview(policy: Policy, topo: Topology, who: { user?: string; ip
   const isDst = (s: Sel): boolean => {
     switch (s.k) {
       case 'all': return true;
-      case 'prefix': return s.range.v6 === addr.v6 && s.range.lo <= addr.lo && addr.hi <= s.range.hi;
+      case 'prefix': return rangeContains(s.range, addr);
       case 'tag': return node !== undefined && (node.tags ?? []).includes(s.name);
       case 'tagged': return node !== undefined && (node.tags ?? []).length > 0;
       case 'member': case 'self': return owner !== undefined;
@@ -109,5 +110,5 @@ export function preview(policy: Policy, topo: Topology, who: { user?: string; ip
 
 function contains(range: Range, addr: string): boolean {
   const a = parseRange(addr);
-  return a !== null && a.v6 === range.v6 && range.lo <= a.lo && a.hi <= range.hi;
+  return a !== null && rangeContains(range, a);
 }

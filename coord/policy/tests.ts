@@ -6,31 +6,23 @@ import type { FilterRule } from '../../wire/types.js';
 import { DEFAULT_IPPROTO, IPPROTO } from '../../wire/types.js';
 import { PolicyCompiler } from './compiler.js';
 import { PolicyError, type TestFailure } from './errors.js';
-import { parseAddr, parseRange, type Range } from './ip.js';
+import { addrFromBig, entriesContain, formatAddr, isAddr, isTailnetAddr, parseAddr, parseRange, type Range } from '../../wire/addr.js';
 import { parsePolicy, splitTestDst, type Policy, type Sel } from './parse.js';
 import type { Topology, TopoNode, TopoUser } from './types.js';
 
 /** Whether a filter accepts a new connection from `src` to `dst`:`port` over `proto`. */
 export function filterAccepts(rules: FilterRule[], src: string, dst: string, port: number, proto: number): boolean {
-  const s = parseAddr(src);
-  const d = parseAddr(dst);
-  if (!s || !d) return false;
+  if (!isAddr(src) || !isAddr(dst)) return false;
   for (const r of rules) {
     if (!r.DstPorts) continue;
     const protos = r.IPProto && r.IPProto.length > 0 ? r.IPProto : DEFAULT_IPPROTO;
     if (!protos.includes(proto)) continue;
-    if (!r.SrcIPs.some((x) => inRange(x, s))) continue;
+    if (!entriesContain(r.SrcIPs, src)) continue;
     for (const dp of r.DstPorts) {
-      if (inRange(dp.IP, d) && dp.Ports.First <= port && port <= dp.Ports.Last) return true;
+      if (entriesContain([dp.IP], dst) && dp.Ports.First <= port && port <= dp.Ports.Last) return true;
     }
   }
   return false;
-}
-
-function inRange(text: string, a: Range): boolean {
-  if (text === '*') return true;
-  const r = parseRange(text);
-  return r !== null && r.v6 === a.v6 && r.lo <= a.lo && a.hi <= r.hi;
 }
 
 /**
@@ -94,9 +86,8 @@ class TestNet {
   addrNode(addr: string, range: Range): string {
     for (const [name, n] of Object.entries(this.nodes)) if (n.ipv4 === addr || n.ipv6 === addr) return name;
     return this.add(`addr ${addr}`, (name) => {
-      const inTailnet = range.v6
-        ? addr.toLowerCase().startsWith('fd7a:115c:a1e0:')
-        : range.lo >= 0x64400000n && range.lo <= 0x647fffffn;
+      const parsed = parseAddr(addr);
+      const inTailnet = parsed !== null && isTailnetAddr(parsed);
       if (inTailnet) return { hostname: name, tags: ['tag:__test-host'], ipv4: range.v6 ? '' : addr, ipv6: range.v6 ? addr : '', user: null };
       const a = this.addr();
       return { hostname: name, tags: ['tag:__test-router'], ipv4: a.v4, ipv6: a.v6, user: null, approved_routes: [`${addr}/${range.v6 ? 128 : 32}`] };
@@ -117,10 +108,7 @@ interface Target {
 }
 
 function rangeFirst(r: Range): string {
-  if (!r.v6) return [24n, 16n, 8n, 0n].map((s) => ((r.lo >> s) & 255n).toString()).join('.');
-  const groups: string[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(((r.lo >> BigInt(i * 16)) & 0xffffn).toString(16));
-  return groups.join(':');
+  return formatAddr(addrFromBig(r.v6 ? 6 : 4, r.lo));
 }
 
 /** A test's source devices' addresses, or why the source is not usable. */

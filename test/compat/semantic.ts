@@ -4,7 +4,7 @@
 // ranges versus prefixes and duplicate entries do not matter.
 import type { FilterRule } from '../../wire/types.js';
 import { DEFAULT_IPPROTO } from '../../wire/types.js';
-import { parseRange } from '../../coord/policy/ip.js';
+import { parseRange } from '../../wire/addr.js';
 
 type Iv = [bigint, bigint];
 

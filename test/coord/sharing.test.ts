@@ -20,6 +20,8 @@ const POLICY_B_22 = `{"acls": [
   {"action": "accept", "src": ["*"], "dst": ["100.64.0.0/10:22", "fd7a:115c:a1e0::/48:22"]},
 ]}`;
 
+const GIT_ROUTE = '10.77.0.0/24';
+
 const ownKeyBody = { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } };
 
 describe('device sharing', () => {
@@ -68,6 +70,10 @@ describe('device sharing', () => {
     bobdev = await dev(bobAuth, 'bobdev');
     caroldev = await dev(carolAuth, 'caroldev');
     gitAddrs = (await git.waitFor(() => true)).self.addresses.map((a) => a.split('/')[0]!);
+    // git routes a subnet in A; a share must never carry it to B
+    await git.client.update({ advertisedRoutes: [GIT_ROUTE] });
+    expect((await alice.post(`/device/${git.id}/routes`, { routes: [GIT_ROUTE] })).body.enabledRoutes).toEqual([GIT_ROUTE]);
+    await laptop.waitFor((n) => !!peerNamed(n, 'git')?.allowedIPs.includes(GIT_ROUTE));
     await caroldev.waitFor((n) => n.peers.length === 1);
   });
   afterAll(async () => {

@@ -46,7 +46,28 @@ export class TestDevice {
     }
   }
 
+  /** The netmaps received since `from` (a value of `netmaps.length` taken earlier). */
+  since(from: number): Netmap[] {
+    return this.netmaps.slice(from);
+  }
+
   close(): void {
     this.stream?.close();
   }
+}
+
+let markers = 0;
+
+/**
+ * Proves a negative without a fixed sleep: makes a later change that reaches every device of the
+ * network (a new DNS search path) and waits until each of `devices` has it. A netmap caused by an
+ * earlier change would have arrived before this one, so once the marker is in, the test can assert
+ * that the unwanted netmap never came. `post` is an admin-API POST of the network's owner or an admin.
+ */
+export async function sendMarker(post: (path: string, body: unknown) => Promise<{ status: number }>, devices: TestDevice[]): Promise<string> {
+  const marker = `marker-${++markers}.test`;
+  const r = await post('/tailnet/-/dns/searchpaths', { searchPaths: [marker] });
+  if (r.status !== 200) throw new Error(`setting the marker search path failed: ${r.status}`);
+  for (const d of devices) await d.waitFor((n) => n.dns.searchPaths.includes(marker), 15_000);
+  return marker;
 }

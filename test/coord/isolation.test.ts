@@ -1,7 +1,7 @@
 // Several networks in one server: nothing of one is visible or reachable from another.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, Coord } from './harness.js';
-import { TestDevice } from './devices.js';
+import { sendMarker, TestDevice } from './devices.js';
 
 describe('networks are isolated from each other', () => {
   const coord = new Coord();
@@ -50,10 +50,12 @@ describe('networks are isolated from each other', () => {
   it("never lists another network's devices as peers, even with allow-all policies", async () => {
     const extra = new TestDevice(coord.url);
     all.push(extra);
+    const fromB = devB.netmaps.length;
     await extra.register((await a.post('/tailnet/-/keys', {})).body.key, 'second');
     await devA.waitFor((m) => m.peers.length === 1);
     expect(devA.peerNames()).toEqual(['second']);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(devB.last!.peers).toEqual([]);
+    // B's next change reaches devB: nothing of A's new device came before it
+    const marker = await sendMarker(b.post, [devB]);
+    expect(devB.since(fromB).map((m) => [m.peers, m.dns.searchPaths])).toEqual([[[], [marker]]]);
   });
 });

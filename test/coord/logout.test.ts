@@ -71,7 +71,7 @@ describe('POST /machine/logout', () => {
 
     expect(await deviceIds()).toEqual([laptop.id]);
     expect((await owner.get(`/device/${web.id}`)).status).toBe(404);
-    await laptop.waitFor((m) => m.peers.length === 0, 1000);
+    await laptop.waitFor((m) => m.peers.length === 0, 15_000);
     await web.stream!.done; // coord ended its stream with `logout`
     expect(web.errors.some((e) => e.fatal && /removed/.test(e.err.message))).toBe(true);
 

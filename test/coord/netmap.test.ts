@@ -1,9 +1,9 @@
 // The machine API and netmap streams against the real server: signed requests (no replay), the full
 // netmap first, updates on changes to exactly the affected devices, logout on removal.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateMachineKey, signedHeaders } from '../../agent/control/index.js';
 import { api, Coord } from './harness.js';
-import { TestDevice } from './devices.js';
+import { sendMarker, TestDevice } from './devices.js';
 
 const POLICY_ALL = `{
   "tagOwners": {"tag:db": ["alice@example.com"], "tag:web": ["alice@example.com"]},
@@ -60,15 +60,14 @@ describe('machine API and netmap streams', () => {
     await laptop.waitFor((m) => m.peers.every((p) => p.online));
   });
 
-  it('on a policy change sends new netmaps to the affected devices only, quickly', async () => {
+  // How fast the change reaches the devices is measured by `npm run -s bench:coord`, not here.
+  it('on a policy change sends new netmaps to the affected devices only', async () => {
     await db.waitFor((m) => m.peers.length === 2);
     await web.waitFor((m) => m.peers.length === 2);
-    const t0 = Date.now();
     expect((await owner.post('/tailnet/-/acl', POLICY_WEB_DB)).status).toBe(200);
-    const nDb = await db.waitFor((m) => m.peers.length === 1, 1000);
-    await web.waitFor((m) => m.peers.length === 1, 1000);
-    await laptop.waitFor((m) => m.peers.length === 0, 1000);
-    expect(Date.now() - t0).toBeLessThan(1000);
+    const nDb = await db.waitFor((m) => m.peers.length === 1, 15_000);
+    await web.waitFor((m) => m.peers.length === 1, 15_000);
+    await laptop.waitFor((m) => m.peers.length === 0, 15_000);
     expect(db.peerNames()).toEqual(['web']);
     expect(web.peerNames()).toEqual(['db']);
     const webAddr = web.last!.self.addresses.map((a) => a.split('/')[0]);
@@ -81,16 +80,17 @@ describe('machine API and netmap streams', () => {
     const laptopCount = laptop.netmaps.length;
     const webCount = web.netmaps.length;
     expect((await owner.post('/tailnet/-/acl', POLICY_WEB_DB_2)).status).toBe(200);
-    await db.waitFor((m) => m.packetFilter[0]?.DstPorts?.[0]?.Ports.First === 5433, 1000);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(laptop.netmaps.length).toBe(laptopCount);
-    expect(web.netmaps.length).toBe(webCount);
+    await db.waitFor((m) => m.packetFilter[0]?.DstPorts?.[0]?.Ports.First === 5433, 15_000);
+    // then a change that reaches everyone: laptop and web must get it as their only new netmap
+    const marker = await sendMarker(owner.post, [laptop, web, db]);
+    expect(laptop.since(laptopCount).map((m) => m.dns.searchPaths)).toEqual([[marker]]);
+    expect(web.since(webCount).map((m) => m.dns.searchPaths)).toEqual([[marker]]);
   });
 
   it('updates peers when a device reports new endpoints, and versions increase', async () => {
     const before = db.last!.version;
     await web.client.update({ endpoints: ['198.51.100.7:41641'] });
-    const n = await db.waitFor((m) => m.peers[0]?.endpoints[0] === '198.51.100.7:41641', 1000);
+    const n = await db.waitFor((m) => m.peers[0]?.endpoints[0] === '198.51.100.7:41641', 15_000);
     expect(n.version).toBeGreaterThan(before);
   });
 
@@ -99,9 +99,9 @@ describe('machine API and netmap streams', () => {
     all.push(extra);
     await extra.register(authKey, 'extra', ['tag:web']);
     extra.connect();
-    await db.waitFor((m) => m.peers.length === 2, 1000);
+    await db.waitFor((m) => m.peers.length === 2, 15_000);
     expect((await owner.del(`/device/${extra.id}`)).status).toBe(200);
-    await db.waitFor((m) => m.peers.length === 1, 1000);
+    await db.waitFor((m) => m.peers.length === 1, 15_000);
     await extra.stream!.done;
     expect(extra.errors.some((e) => e.fatal && /removed/.test(e.err.message))).toBe(true);
   });
@@ -129,9 +129,15 @@ describe('machine API and netmap streams', () => {
     expect(replay.status).toBe(401);
     expect(((await replay.json()) as { message: string }).message).toMatch(/replay/);
 
+    // Signed correctly, but ten minutes ago: refused for its age (the nonce cache only remembers
+    // requests within the allowed skew, so replay protection rests on this check).
+    const now = Date.now();
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(now - 10 * 60_000);
     const stale = signedHeaders(key, 'POST', '/machine/register', body);
-    stale['mw-timestamp'] = String(Date.now() - 10 * 60_000);
-    expect((await post(stale)).status).toBe(401);
+    clock.mockRestore();
+    const r2 = await post(stale);
+    expect(r2.status).toBe(401);
+    expect(((await r2.json()) as { message: string }).message).toMatch(/timestamp is too far/);
 
     // The stream is signed too: another machine cannot open a device's stream.
     const other = generateMachineKey();
@@ -148,8 +154,8 @@ describe('machine API and netmap streams', () => {
     await db.waitFor(() => db.netmaps.length > count, 10_000);
     expect(db.errors.some((e) => !e.fatal)).toBe(true); // it did notice the outage
     expect(db.errors.some((e) => e.fatal)).toBe(false);
-    const n = await db.waitFor((m) => m.peers.length === 1, 3000);
+    const n = await db.waitFor((m) => m.peers.length === 1, 15_000);
     expect(n.peers.map((p) => p.name.split('.')[0])).toEqual(['web']);
-    await web.waitFor((m) => m.peers.length === 1 && m.peers[0]!.online, 3000);
+    await web.waitFor((m) => m.peers.length === 1 && m.peers[0]!.online, 15_000);
   });
 });

@@ -32,16 +32,33 @@ describe.skipIf(!haveOpenssl)('coord over TLS', () => {
     expect(coord.url.startsWith('https://127.0.0.1:')).toBe(true);
     const apiKey = coord.createTailnet('example.com', 'alice@example.com');
     const dispatcher = new Agent({ connect: { ca } });
-    const r = await request(`${coord.url}/api/v2/tailnet/-/keys`, {
-      method: 'POST', dispatcher, body: '{}', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    });
-    expect(r.statusCode).toBe(200);
-    const authKey = ((await r.body.json()) as { key: string }).key;
+    const newAuthKey = async () => {
+      const r = await request(`${coord.url}/api/v2/tailnet/-/keys`, {
+        method: 'POST', dispatcher, body: '{}', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      });
+      expect(r.statusCode).toBe(200);
+      return ((await r.body.json()) as { key: string }).key;
+    };
+    const authKey = await newAuthKey();
     const client = new ControlClient(coord.url, generateMachineKey(), { ca });
     const reg = await client.register({ nodeKey: Buffer.alloc(32, 3).toString('base64'), hostname: 'tls-device', authKey });
     expect(reg.name).toBe('tls-device.example-com.meshward.internal');
-    // without trusting the certificate, the client refuses to talk
-    await expect(new ControlClient(coord.url, generateMachineKey()).register({ nodeKey: Buffer.alloc(32, 4).toString('base64'), hostname: 'x', authKey })).rejects.toThrow();
+
+    // Without trusting the certificate, the client refuses to talk. The key is fresh (single-use keys
+    // are spent by the first registration), so the only reason left to refuse is the certificate.
+    const unusedKey = await newAuthKey();
+    const untrusting = new ControlClient(coord.url, generateMachineKey());
+    const err = await untrusting.register({ nodeKey: Buffer.alloc(32, 4).toString('base64'), hostname: 'x', authKey: unusedKey }).then(
+      () => undefined,
+      (e: Error & { code?: string }) => e,
+    );
+    expect(err, 'registration without trusting the certificate must fail').toBeInstanceOf(Error);
+    expect(err!.code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+    // and the same key is still good for a client that trusts the certificate
+    const later = await new ControlClient(coord.url, generateMachineKey(), { ca }).register({
+      nodeKey: Buffer.alloc(32, 5).toString('base64'), hostname: 'tls-device-2', authKey: unusedKey,
+    });
+    expect(later.name).toBe('tls-device-2.example-com.meshward.internal');
     await dispatcher.close();
   });
 });

@@ -17,7 +17,7 @@ export const KEEPALIVE_TIMEOUT = 10_000;
 export const ZERO_KEYS_AFTER = REJECT_AFTER_TIME * 3;
 export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME / REKEY_TIMEOUT;
 const REKEY_TIMEOUT_JITTER_MAX = 334;
-/** Early initiations (see Device.answeredWhileWaiting) allowed per REKEY_TIMEOUT window. */
+/** Early initiations (see Handshakes.answeredWhileWaiting in handshakes.ts) allowed per REKEY_TIMEOUT window. */
 export const MAX_EARLY_INITIATIONS = 2;
 /** Packets held per peer while a handshake is pending. */
 export const MAX_STAGED_PACKETS = 128;

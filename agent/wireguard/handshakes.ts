@@ -1,0 +1,218 @@
+// Handshakes: answering initiations and responses (with cookies under load), initiating, and turning
+// a finished handshake into the peer's session keys. Rare compared to transport packets, so this code
+// may allocate.
+import { formatIP } from './allowedips.js';
+import { CookieChecker } from './cookie.js';
+import type { PublicKey } from './crypto.js';
+import type { Device } from './device.js';
+import { COOKIE_RECEIVER, MSG_COOKIE_REPLY, MSG_INITIATION, RESP_RECEIVER } from './messages.js';
+import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveKeypair, type Keypair } from './noise.js';
+import { MAX_EARLY_INITIATIONS, REKEY_TIMEOUT, type Peer } from './peer.js';
+import { HandshakeRateLimiter } from './ratelimit.js';
+
+const UNDER_LOAD_HOLD_MS = 1000;
+// Delays of an early initiation after a collision (see answeredWhileWaiting). The first exceeds the
+// peer's 20 ms initiation flood limit and the 16.7 ms granularity of the TAI64N timestamp.
+const EARLY_FIRST_MS = 30;
+const EARLY_SECOND_MS = 200;
+const EARLY_JITTER_MS = 50;
+
+export class Handshakes {
+  private readonly cookieChecker: CookieChecker;
+  private readonly rateLimiter: HandshakeRateLimiter;
+  private hsWindowStart = -Infinity;
+  private hsCount = 0;
+  private underLoadUntil = -Infinity;
+
+  constructor(
+    private readonly dev: Device,
+    private readonly underLoadThreshold: number,
+  ) {
+    this.cookieChecker = new CookieChecker(() => dev.clock.now());
+    this.rateLimiter = new HandshakeRateLimiter(dev.clock);
+  }
+
+  /** Our public key changed (null: no key): cookies and mac1 follow it. */
+  setPublicKey(key: PublicKey | null): void {
+    this.cookieChecker.init(key);
+  }
+
+  /** A handshake message (initiation, response or cookie reply) from the given source. */
+  handle(msg: Buffer, type: number, family: number, addrs: Uint8Array, addrOff: number, port: number): void {
+    const dev = this.dev;
+    const now = dev.clock.now();
+    if (type === MSG_COOKIE_REPLY) {
+      const e = dev.sessions.get(msg.readUInt32LE(COOKIE_RECEIVER));
+      if (!e || !e.peer.cookies.consumeReply(msg)) dev.drops.handshake++;
+      return;
+    }
+    if (!this.cookieChecker.checkMac1(msg)) {
+      dev.drops.handshake++;
+      return;
+    }
+    if (this.underLoad(now)) {
+      const alen = family === 4 ? 4 : 16;
+      const src = Buffer.alloc(alen + 2);
+      src.set(addrs.subarray(addrOff, addrOff + alen));
+      src.writeUInt16LE(port, alen);
+      if (!this.cookieChecker.checkMac2(msg, src)) {
+        const reply = this.cookieChecker.createReply(msg, src);
+        if (reply) dev.send.sendTo(reply, family, addrs, addrOff, port);
+        return;
+      }
+      if (!this.rateLimiter.allow(formatIP(src.subarray(0, alen)))) {
+        dev.drops.handshake++;
+        return;
+      }
+    }
+    if (type === MSG_INITIATION) this.answerInitiation(msg, family, addrs, addrOff, port, now);
+    else this.finishWithResponse(msg, family, addrs, addrOff, port, now);
+  }
+
+  private answerInitiation(msg: Buffer, family: number, addrs: Uint8Array, addrOff: number, port: number, now: number): void {
+    const dev = this.dev;
+    const res = consumeInitiation(dev, msg);
+    if ('error' in res) {
+      dev.drops.handshake++;
+      if (res.error !== 'decrypt') dev.log(`handshake initiation refused: ${res.error}`);
+      return;
+    }
+    const peer = res.hs.owner as Peer;
+    peer.updateEndpoint(family, addrs, addrOff, port);
+    peer.rxBytes += msg.length;
+    const resp = createResponse(dev, res.hs);
+    if (!resp) {
+      dev.drops.handshake++;
+      return;
+    }
+    peer.cookies.addMacs(resp);
+    const kp = deriveKeypair(res.hs, now)!;
+    this.beginSession(peer, kp);
+    peer.timersSessionDerived();
+    peer.timersAnyAuthenticatedPacketTraversal();
+    peer.timersAnyAuthenticatedPacketSent();
+    dev.send.sendOne(peer, resp, 0, resp.length);
+    if (peer.staged.length > 0) this.answeredWhileWaiting(peer);
+  }
+
+  private finishWithResponse(msg: Buffer, family: number, addrs: Uint8Array, addrOff: number, port: number, now: number): void {
+    const dev = this.dev;
+    const e = dev.sessions.get(msg.readUInt32LE(RESP_RECEIVER));
+    if (!e || e.keypair !== null || !consumeResponse(dev, e.peer.handshake, msg)) {
+      dev.drops.handshake++;
+      return;
+    }
+    const peer = e.peer;
+    peer.updateEndpoint(family, addrs, addrOff, port);
+    peer.rxBytes += msg.length;
+    peer.timersAnyAuthenticatedPacketTraversal();
+    peer.timersAnyAuthenticatedPacketReceived();
+    const kp = deriveKeypair(peer.handshake, now)!;
+    this.beginSession(peer, kp);
+    peer.timersSessionDerived();
+    peer.timersHandshakeComplete();
+    dev.send.sendKeepalive(peer);
+  }
+
+  private underLoad(now: number): boolean {
+    if (now - this.hsWindowStart >= 1000) {
+      this.hsWindowStart = now;
+      this.hsCount = 0;
+    }
+    if (++this.hsCount > this.underLoadThreshold) this.underLoadUntil = now + UNDER_LOAD_HOLD_MS;
+    return now < this.underLoadUntil;
+  }
+
+  /** Starts a handshake unless one went out less than REKEY_TIMEOUT ago. */
+  sendInitiation(peer: Peer, isRetry: boolean): void {
+    if (!isRetry) peer.handshakeAttempts = 0;
+    const now = this.dev.clock.now();
+    if (now - peer.handshake.lastSentInitiation < REKEY_TIMEOUT) return;
+    this.initiate(peer);
+  }
+
+  /**
+   * The early initiation answeredWhileWaiting scheduled: sent only if the staged packets still cannot
+   * go, and at most MAX_EARLY_INITIATIONS per REKEY_TIMEOUT, so two devices can never loop on it.
+   */
+  sendEarly(peer: Peer): void {
+    const now = this.dev.clock.now();
+    if (peer.staged.length === 0 || peer.canSend(peer.current, now)) return;
+    if (now - peer.earlyWindowStart >= REKEY_TIMEOUT) {
+      peer.earlyWindowStart = now;
+      peer.earlyInitiations = 0;
+    }
+    if (peer.earlyInitiations >= MAX_EARLY_INITIATIONS) return;
+    peer.earlyInitiations++;
+    this.initiate(peer);
+  }
+
+  private initiate(peer: Peer): void {
+    const dev = this.dev;
+    if (!dev.udp || !peer.endpointFamily) {
+      // Nowhere to send yet; keep retrying so a later endpoint gets one.
+      peer.timersHandshakeInitiated();
+      return;
+    }
+    const msg = createInitiation(dev, peer.handshake);
+    if (!msg) return;
+    peer.cookies.addMacs(msg);
+    peer.timersAnyAuthenticatedPacketTraversal();
+    peer.timersAnyAuthenticatedPacketSent();
+    dev.send.sendOne(peer, msg, 0, msg.length);
+    peer.timersHandshakeInitiated();
+  }
+
+  /**
+   * We answered the peer's initiation while packets wait for it, so we hold a responder keypair that we
+   * may not send with until the peer has used it. Normally the peer's first packet on it arrives within
+   * a round trip. But when both sides initiated at the same moment, each consumed the other's initiation
+   * (which replaces its own handshake state) and each then drops the other's response as stale: nothing
+   * arrives, and plain WireGuard (wireguard-go, the kernel) waits REKEY_TIMEOUT (5 s) for the retransmit.
+   * So if nothing has confirmed a session shortly, we initiate again, which is what the retransmit would
+   * send, only sooner (wire-compatible). The side with the larger public key goes first; the other waits
+   * longer, so two meshward devices do not collide again (the first side's initiation restarts the
+   * other's timer, and its handshake completes before that fires). The other still goes early if the
+   * first never does, as when the peer is wireguard-go.
+   */
+  private answeredWhileWaiting(peer: Peer): void {
+    const dev = this.dev;
+    const first = Buffer.compare(dev.staticKey!.publicKey.raw, peer.publicKey.raw) > 0;
+    const delay = (first ? EARLY_FIRST_MS : EARLY_SECOND_MS) + Math.floor(dev.clock.random() * EARLY_JITTER_MS);
+    peer.earlyInitiationTimer.mod(delay);
+  }
+
+  /** A handshake produced `kp`: the initiator sends with it at once, the responder holds it as next. */
+  private beginSession(peer: Peer, kp: Keypair): void {
+    const dev = this.dev;
+    dev.sessions.set(kp.localIndex, { peer, keypair: kp });
+    if (kp.isInitiator) {
+      if (peer.next) {
+        dev.deleteKeypair(peer.previous);
+        peer.previous = peer.next;
+        peer.next = null;
+        dev.deleteKeypair(peer.current);
+      } else {
+        dev.deleteKeypair(peer.previous);
+        peer.previous = peer.current;
+      }
+      peer.current = kp;
+    } else {
+      dev.deleteKeypair(peer.next);
+      peer.next = kp;
+      dev.deleteKeypair(peer.previous);
+      peer.previous = null;
+    }
+  }
+
+  /** The responder's new keypair becomes current once the initiator has used it. */
+  confirmNext(peer: Peer, kp: Keypair): void {
+    const dev = this.dev;
+    dev.deleteKeypair(peer.previous);
+    peer.previous = peer.current;
+    peer.current = kp;
+    peer.next = null;
+    peer.timersHandshakeComplete();
+    if (peer.staged.length > 0) dev.send.sendStaged(peer);
+  }
+}

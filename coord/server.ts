@@ -9,6 +9,7 @@ import { MachineApi } from './api/machine.js';
 import { Domain } from './domain/index.js';
 import { NetmapHub } from './netmap-stream.js';
 import type { Store } from './store/index.js';
+import { StunServer } from './stun.js';
 import { Webhooks } from './webhooks.js';
 
 export interface ServerOptions {
@@ -22,6 +23,8 @@ export interface ServerOptions {
   keepaliveMs?: number;
   /** Ephemeral devices offline for this long are removed (default 10 minutes). */
   ephemeralTimeoutMs?: number;
+  /** STUN on this UDP port and the next, on the listener's host (absent or 0: off). */
+  stunPort?: number;
 }
 
 export interface CoordServer {
@@ -29,6 +32,7 @@ export interface CoordServer {
   server: Server;
   hub: NetmapHub;
   webhooks: Webhooks;
+  stun: StunServer | null;
   /** Stops accepting, ends every stream, waits for requests in flight. Does not close the store. */
   close(): Promise<void>;
 }
@@ -67,6 +71,13 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
       resolve();
     });
   });
+  let stun: StunServer | null = null;
+  try {
+    if (o.stunPort) stun = await StunServer.start({ host: o.host, port: o.stunPort, log: o.log });
+  } catch (err) {
+    server.close();
+    throw new Error(`STUN ports ${o.stunPort} and ${o.stunPort! + 1} on ${o.host}: ${(err as Error).message}`);
+  }
   // Upkeep: expired devices leave netmaps; ephemeral devices offline for a while are removed.
   const ephemeralTimeoutMs = o.ephemeralTimeoutMs ?? 10 * 60_000;
   const sweeper = setInterval(() => {
@@ -88,8 +99,10 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     server,
     hub,
     webhooks,
+    stun,
     async close() {
       clearInterval(sweeper);
+      stun?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       hub.close();
       server.closeIdleConnections();

@@ -74,7 +74,7 @@ function peakRssMB(pid: number): number {
 async function startCoord(db: string): Promise<{ url: string; proc: ChildProcess }> {
   // MW_BENCH_COORD_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof" to profile it.
   const nodeArgs = (process.env.MW_BENCH_COORD_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, join(root, 'dist/coord/main.js'), 'serve', '--listen', '127.0.0.1:0', '--db', db, '--log-level', 'warn'], {
+  const proc = spawn(process.execPath, [...nodeArgs, join(root, 'dist/coord/main.js'), 'serve', '--listen', '127.0.0.1:0', '--db', db, '--log-level', 'warn', '--stun-port', '0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {

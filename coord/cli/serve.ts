@@ -7,7 +7,7 @@ import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
 export const serveCommand: Command = {
-  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--log-level LEVEL]',
+  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--log-level LEVEL]',
   summary: 'run the coordination server',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -18,18 +18,21 @@ export const serveCommand: Command = {
       'public-url': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'ephemeral-timeout': { type: 'string', default: '10m' },
+      'stun-port': { type: 'string', default: '3478' },
     });
     const ephemeralTimeoutMs = parseDuration(values['ephemeral-timeout']!) * 1000;
     if (ephemeralTimeoutMs < 1000) throw new UsageError('--ephemeral-timeout must be at least 1s');
     const { host, port } = parseListen(values.listen!);
+    const stunPort = /^\d+$/.test(values['stun-port']!) ? Number(values['stun-port']) : NaN;
+    if (!(stunPort >= 0 && stunPort <= 65534)) throw new UsageError('--stun-port must be a UDP port below 65535 (0 turns STUN off)');
     if (!!values['tls-cert'] !== !!values['tls-key']) throw new UsageError('--tls-cert and --tls-key go together');
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
     if (!levels.includes(values['log-level']!)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
     const log = pino({ level: values['log-level']!, base: { program: 'coord' } });
     const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) } : undefined;
     const store = new Store(values.db!);
-    const server = await startServer({ store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs });
-    log.info({ url: server.url, db: values.db, schema: store.schemaVersion() }, 'coord listening');
+    const server = await startServer({ store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort });
+    log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null }, 'coord listening');
     // For scripts and tests: the address actually bound (useful with port 0).
     process.stdout.write(JSON.stringify({ listening: server.url }) + '\n');
     await new Promise<void>((resolve) => {

@@ -26,7 +26,7 @@ export class Coord {
   }
 
   async start(extra: string[] = []): Promise<this> {
-    const proc = spawn(process.execPath, [main, 'serve', '--listen', '127.0.0.1:0', '--db', this.db, '--log-level', 'warn', ...extra], {
+    const proc = spawn(process.execPath, [main, 'serve', '--listen', '127.0.0.1:0', '--db', this.db, '--log-level', 'warn', '--stun-port', '0', ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;

@@ -114,6 +114,14 @@ export class PeerIndex {
   private readonly exactIndex6 = new Map<bigint, Set<Group>>();
   private readonly rangeGroups = new Set<Group>();
 
+  /** An index over a whole network at once: devices by id, and each one's compiled filter. */
+  static of(devices: Record<string, { ipv4: string; ipv6: string }>, filters: Record<string, FilterRule[]>): PeerIndex {
+    const idx = new PeerIndex();
+    for (const [id, d] of Object.entries(devices)) idx.addDevice(id, d.ipv4, d.ipv6);
+    for (const id of Object.keys(devices)) idx.setFilter(id, filters[id] ?? []);
+    return idx;
+  }
+
   get size(): number {
     return this.devices.size;
   }

@@ -11,7 +11,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { callDaemon } from '../agent/localapi/client.js';
 import type { AgentStatus } from '../agent/localapi/types.js';
-import { compileFilters, filterAccepts, parsePolicy, PolicyCompiler, type Topology } from '../coord/policy/index.js';
+import { PeerIndex } from '../coord/peers.js';
+import { compileFilters, filterAccepts, parsePolicy, type Topology } from '../coord/policy/index.js';
 import { DEVICES, LIVE_CHANGE, NETWORK, OWNER, PARTNER, PEOPLE, SERVICES, companyPolicy, type DemoDevice } from './demo-company.js';
 import { VirtualLan } from './netns.js';
 
@@ -380,7 +381,7 @@ class Demo {
   }
 
   /** What the stored policy says, per cell: compiled by the policy engine for the current network. */
-  async expected(): Promise<{ verdict: (from: string, service: string) => Verdict; compiler: PolicyCompiler }> {
+  async expected(): Promise<{ verdict: (from: string, service: string) => Verdict; peers: PeerIndex }> {
     const r = await this.api('GET', '/tailnet/-/acl', undefined, this.ownerKey, 'application/hujson');
     if (r.status !== 200) throw new Error(`GET acl: ${r.status} ${r.text}`);
     const policy = parsePolicy(r.text);
@@ -392,14 +393,14 @@ class Demo {
       const dst = this.devices.get(s.device)!;
       return filterAccepts(filters[dst.id] ?? [], src.ipv4, dst.ipv4, s.port, 6) ? 'allowed' : 'blocked';
     };
-    return { verdict, compiler: new PolicyCompiler(policy, topo) };
+    return { verdict, peers: PeerIndex.of(topo.nodes, filters) };
   }
 
   /** Waits until every agent's netmap lists exactly the peers the policy gives it. */
-  async waitForNetmaps(compiler: PolicyCompiler): Promise<void> {
+  async waitForNetmaps(peers: PeerIndex): Promise<void> {
     await waitFor('every device to receive its netmap', async () => {
       for (const reg of this.devices.values()) {
-        const want = new Set(compiler.peersOf(reg.id).map((id) => [...this.devices.values()].find((r) => r.id === id)?.ipv4 ?? id));
+        const want = new Set(peers.peersOf(reg.id).map((id) => [...this.devices.values()].find((r) => r.id === id)?.ipv4 ?? id));
         const s = await callDaemon<AgentStatus>(reg.socket, 'GET', '/status');
         const have = new Set(s.peers.filter((p) => !p.shared).map((p) => p.addresses[0] ?? p.id));
         if (s.backendState !== 'Running' || have.size !== want.size || [...want].some((a) => !have.has(a))) return false;
@@ -619,7 +620,7 @@ async function main(argv: string[]): Promise<number> {
       say(`  ${pad(d.name, 13)} ${pad(r.ipv4, 16)} ${pad(owner, 18)} ${d.what}${svcs ? dim(` — listening on ${svcs}`) : ''}`);
     }
     const first = await demo.expected();
-    await demo.waitForNetmaps(first.compiler);
+    await demo.waitForNetmaps(first.peers);
 
     step('sharing the git server with another network');
     const sharing = await demo.sharing().catch((err: Error): Summary['sharing'] => ({ available: false, message: `sharing: failed: ${err.message}` }));

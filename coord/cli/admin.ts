@@ -3,8 +3,8 @@
 // environment (MESHWARD_COORD, MESHWARD_API_KEY; prefer the environment or --api-key-file so the key
 // does not show in `ps`).
 import { readFileSync } from 'node:fs';
-import { request } from 'undici';
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
+import { AdminClient, type CreateKeyRequest, type Device, type User, type UserAction } from '../client/index.js';
 import { parseDuration } from './common.js';
 
 const CONN_FLAGS = {
@@ -17,46 +17,12 @@ const CONN_FLAGS = {
 
 type Flags = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
 
-class Api {
-  constructor(readonly base: string, private readonly key: string, readonly tailnet: string) {}
-
-  async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; text: string; headers: Record<string, unknown> }> {
-    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    let res;
-    try {
-      res = await request(`${this.base}/api/v2${path}`, {
-        method: method as 'GET',
-        body: payload,
-        headers: { authorization: `Bearer ${this.key}`, ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-      });
-    } catch (err) {
-      throw new Error(`cannot reach coord at ${this.base}: ${(err as Error).message}`);
-    }
-    const text = await res.body.text();
-    let parsed: any;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    if (res.statusCode >= 400) {
-      const data = parsed?.data ? '\n' + JSON.stringify(parsed.data, null, 2) : '';
-      throw new Error(`${parsed?.message ?? `coord answered ${res.statusCode}`}${data}`);
-    }
-    return { status: res.statusCode, body: parsed, text, headers: res.headers };
-  }
-
-  t(path: string): string {
-    return `/tailnet/${encodeURIComponent(this.tailnet)}${path}`;
-  }
-}
-
-function connect(values: Record<string, unknown>): Api {
-  const base = String(values.coord ?? process.env.MESHWARD_COORD ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+function connect(values: Record<string, unknown>): AdminClient {
+  const base = String(values.coord ?? process.env.MESHWARD_COORD ?? 'http://127.0.0.1:8080');
   let key = (values['api-key'] as string | undefined) ?? process.env.MESHWARD_API_KEY;
   if (values['api-key-file']) key = readFileSync(values['api-key-file'] as string, 'utf8').trim();
   if (!key) throw new UsageError('no API key: set MESHWARD_API_KEY, or pass --api-key-file FILE (or --api-key KEY)');
-  return new Api(base, key, (values.tailnet as string | undefined) ?? '-');
+  return new AdminClient(base, key, (values.tailnet as string | undefined) ?? '-');
 }
 
 function out(values: Record<string, unknown>, json: unknown, lines: () => string[]): void {
@@ -72,7 +38,7 @@ interface Sub {
   usage: string;
   flags?: Flags;
   positionals?: number;
-  run(api: Api, values: Record<string, any>, args: string[]): Promise<void>;
+  run(api: AdminClient, values: Record<string, any>, args: string[]): Promise<void>;
 }
 
 function group(name: string, summary: string, subs: Record<string, Sub>): Command {
@@ -101,20 +67,20 @@ function need(args: string[], i: number, what: string): string {
 }
 
 /** A user by id or email. */
-async function findUser(api: Api, ref: string): Promise<any> {
-  const users = (await api.call('GET', api.t('/users'))).body.users as any[];
+async function findUser(api: AdminClient, ref: string): Promise<User> {
+  const users = await api.users();
   const u = users.find((x) => x.id === ref || x.loginName.toLowerCase() === ref.toLowerCase());
   if (!u) throw new Error(`no user ${JSON.stringify(ref)} in this network (coord users list shows them)`);
   return u;
 }
 
 /** A device by id, DNS name or hostname. */
-async function findDevice(api: Api, ref: string): Promise<any> {
-  const devices = (await api.call('GET', api.t('/devices'))).body.devices as any[];
+async function findDevice(api: AdminClient, ref: string): Promise<Device> {
+  const devices = await api.devices();
   const hits = devices.filter((d) => d.id === ref || d.name === ref || d.name.split('.')[0] === ref || d.hostname === ref);
   if (hits.length === 0) throw new Error(`no device ${JSON.stringify(ref)} in this network (coord devices list shows them)`);
   if (hits.length > 1) throw new Error(`${JSON.stringify(ref)} matches ${hits.length} devices; use the id`);
-  return hits[0];
+  return hits[0]!;
 }
 
 function splitList(s: string | undefined): string[] {
@@ -125,8 +91,8 @@ export const usersCommand = group('users', 'list users, invite them, change role
   list: {
     usage: 'list',
     async run(api, v) {
-      const { users } = (await api.call('GET', api.t('/users'))).body;
-      out(v, { users }, () => table([['ID', 'EMAIL', 'ROLE', 'STATUS', 'DEVICES'], ...users.map((u: any) => [u.id, u.loginName, u.role, u.status, String(u.deviceCount)])]));
+      const users = await api.users();
+      out(v, { users }, () => table([['ID', 'EMAIL', 'ROLE', 'STATUS', 'DEVICES'], ...users.map((u) => [u.id, u.loginName, u.role, u.status, String(u.deviceCount)])]));
     },
   },
   invite: {
@@ -135,7 +101,8 @@ export const usersCommand = group('users', 'list users, invite them, change role
     positionals: 1,
     async run(api, v, args) {
       const email = need(args, 0, 'EMAIL');
-      const [inv] = (await api.call('POST', api.t('/user-invites'), [{ email, role: v.role ?? 'member' }])).body;
+      const [inv] = await api.inviteUsers([{ email, role: v.role ?? 'member' }]);
+      if (!inv) throw new Error('coord answered no invite');
       out(v, inv, () => [`invited ${inv.email} as ${inv.role}; send them this one-time code (shown only now):`, inv.code]);
     },
   },
@@ -144,19 +111,19 @@ export const usersCommand = group('users', 'list users, invite them, change role
     positionals: 2,
     async run(api, v, args) {
       const u = await findUser(api, need(args, 0, 'USER (id or email)'));
-      const r = (await api.call('POST', `/users/${u.id}/role`, { role: need(args, 1, 'ROLE') })).body;
+      const r = await api.setUserRole(u.id, need(args, 1, 'ROLE'));
       out(v, r, () => [`${r.loginName} is now ${r.role}`]);
     },
   },
   ...Object.fromEntries(
-    (['approve', 'suspend', 'restore', 'delete'] as const).map((action) => [
+    (['approve', 'suspend', 'restore', 'delete'] satisfies UserAction[]).map((action) => [
       action,
       {
         usage: `${action} USER`,
         positionals: 1,
-        async run(api: Api, v: Record<string, unknown>, args: string[]) {
+        async run(api: AdminClient, v: Record<string, unknown>, args: string[]) {
           const u = await findUser(api, need(args, 0, 'USER (id or email)'));
-          await api.call('POST', `/users/${u.id}/${action}`);
+          await api.changeUser(u.id, action);
           out(v, {}, () => [`${u.loginName}: ${action.endsWith('e') ? action + 'd' : action + 'ed'}`]);
         },
       } satisfies Sub,
@@ -168,11 +135,11 @@ export const keysCommand = group('keys', 'create, list and revoke auth keys and 
   list: {
     usage: 'list',
     async run(api, v) {
-      const { keys } = (await api.call('GET', api.t('/keys'))).body;
+      const keys = await api.keys();
       out(v, { keys }, () =>
         table([
           ['ID', 'TYPE', 'DESCRIPTION', 'EXPIRES', 'FLAGS'],
-          ...keys.map((k: any) => {
+          ...keys.map((k) => {
             const c = k.capabilities?.devices?.create;
             const flags = c ? [c.reusable && 'reusable', c.ephemeral && 'ephemeral', c.preauthorized && 'preauthorized', ...(c.tags ?? [])].filter(Boolean).join(',') : '';
             return [k.id, k.keyType, k.description || '-', k.expires ?? 'never', flags];
@@ -188,7 +155,7 @@ export const keysCommand = group('keys', 'create, list and revoke auth keys and 
       user: { type: 'string' }, expiry: { type: 'string' }, description: { type: 'string' }, api: { type: 'boolean' },
     },
     async run(api, v) {
-      const body: Record<string, unknown> = { description: v.description ?? '' };
+      const body: CreateKeyRequest = { description: v.description ?? '' };
       if (v.expiry) body.expirySeconds = parseDuration(v.expiry);
       if (v.api) {
         if (v.reusable || v.ephemeral || v.preauthorized || v.tags || v.user) throw new UsageError('--api makes an API token; device flags do not apply');
@@ -197,7 +164,7 @@ export const keysCommand = group('keys', 'create, list and revoke auth keys and 
         body.capabilities = { devices: { create: { reusable: !!v.reusable, ephemeral: !!v.ephemeral, preauthorized: !!v.preauthorized, tags: splitList(v.tags) } } };
         if (v.user) body.user = v.user;
       }
-      const k = (await api.call('POST', api.t('/keys'), body)).body;
+      const k = await api.createKey(body);
       out(v, k, () => [`created ${k.keyType} key ${k.id}, expires ${k.expires}; the key (shown only now):`, k.key]);
     },
   },
@@ -206,7 +173,7 @@ export const keysCommand = group('keys', 'create, list and revoke auth keys and 
     positionals: 1,
     async run(api, v, args) {
       const id = need(args, 0, 'key ID');
-      await api.call('DELETE', api.t(`/keys/${encodeURIComponent(id)}`));
+      await api.revokeKey(id);
       out(v, {}, () => [`revoked ${id}`]);
     },
   },
@@ -216,11 +183,11 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
   list: {
     usage: 'list',
     async run(api, v) {
-      const { devices } = (await api.call('GET', api.t('/devices'))).body;
+      const devices = await api.devices();
       out(v, { devices }, () =>
         table([
           ['ID', 'NAME', 'ADDRESS', 'USER', 'TAGS', 'OS', 'STATE'],
-          ...devices.map((d: any) => [
+          ...devices.map((d) => [
             d.id, d.name.split('.')[0], d.addresses[0], d.user, d.tags.join(',') || '-', d.os || '-',
             !d.authorized ? 'needs approval' : d.connectedToControl ? 'online' : `offline${d.lastSeen ? `, last seen ${d.lastSeen}` : ''}`,
           ]),
@@ -233,7 +200,7 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
     positionals: 1,
     async run(api, v, args) {
       const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.call('POST', `/device/${d.id}/authorized`, { authorized: true });
+      await api.authorizeDevice(d.id);
       out(v, {}, () => [`${d.name}: approved`]);
     },
   },
@@ -242,7 +209,7 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
     positionals: 2,
     async run(api, v, args) {
       const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.call('POST', `/device/${d.id}/name`, { name: need(args, 1, 'NAME') });
+      await api.renameDevice(d.id, need(args, 1, 'NAME'));
       out(v, {}, () => [`${d.name}: renamed to ${args[1]}`]);
     },
   },
@@ -252,7 +219,7 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
     async run(api, v, args) {
       const d = await findDevice(api, need(args, 0, 'DEVICE'));
       const tags = splitList(need(args, 1, 'TAGS'));
-      await api.call('POST', `/device/${d.id}/tags`, { tags });
+      await api.setDeviceTags(d.id, tags);
       out(v, {}, () => [`${d.name}: tags ${tags.join(',') || '(none)'}`]);
     },
   },
@@ -262,9 +229,7 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
     positionals: 1,
     async run(api, v, args) {
       const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      const r = v.enable !== undefined
-        ? (await api.call('POST', `/device/${d.id}/routes`, { routes: splitList(v.enable) })).body
-        : (await api.call('GET', `/device/${d.id}/routes`)).body;
+      const r = v.enable !== undefined ? await api.setDeviceRoutes(d.id, splitList(v.enable)) : await api.deviceRoutes(d.id);
       out(v, r, () => [`advertised: ${r.advertisedRoutes.join(', ') || '-'}`, `enabled:    ${r.enabledRoutes.join(', ') || '-'}`]);
     },
   },
@@ -273,7 +238,7 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
     positionals: 1,
     async run(api, v, args) {
       const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.call('POST', `/device/${d.id}/expire`);
+      await api.expireDevice(d.id);
       out(v, {}, () => [`${d.name}: key expired; it must register again with an auth key`]);
     },
   },
@@ -282,7 +247,7 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
     positionals: 1,
     async run(api, v, args) {
       const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.call('DELETE', `/device/${d.id}`);
+      await api.deleteDevice(d.id);
       out(v, {}, () => [`${d.name}: removed`]);
     },
   },
@@ -301,9 +266,15 @@ export const aclCommand = group('acl', "get, set, check and preview the network'
   get: {
     usage: 'get   (prints the HuJSON file; --json: parsed JSON)',
     async run(api, v) {
-      const r = await api.call('GET', api.t('/acl'), undefined, v.json ? {} : { accept: 'application/hujson' });
-      process.stderr.write(`etag: ${String(r.headers.etag)}\n`);
-      process.stdout.write(v.json ? JSON.stringify(r.body, null, 2) + '\n' : r.text.endsWith('\n') ? r.text : r.text + '\n');
+      if (v.json) {
+        const { policy, etag } = await api.policyJson();
+        process.stderr.write(`etag: ${etag}\n`);
+        process.stdout.write(JSON.stringify(policy, null, 2) + '\n');
+      } else {
+        const { text, etag } = await api.policy();
+        process.stderr.write(`etag: ${etag}\n`);
+        process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+      }
     },
   },
   set: {
@@ -312,21 +283,21 @@ export const aclCommand = group('acl', "get, set, check and preview the network'
     positionals: 1,
     async run(api, v, args) {
       const text = readPolicyArg(need(args, 0, 'FILE'));
-      const r = await api.call('POST', api.t('/acl'), text, { 'content-type': 'application/hujson', ...(v['if-match'] ? { 'if-match': v['if-match'] } : {}) });
-      out(v, { etag: r.headers.etag }, () => [`policy updated (etag ${String(r.headers.etag)})`]);
+      const { etag } = await api.setPolicy(text, v['if-match']);
+      out(v, { etag }, () => [`policy updated (etag ${etag})`]);
     },
   },
   check: {
     usage: 'check [FILE]   (without FILE: the stored policy)',
     positionals: 1,
     async run(api, v, args) {
-      const r = await api.call('POST', api.t('/acl/validate'), readPolicyArg(args[0]), { 'content-type': 'application/hujson' });
-      if (r.body?.message) {
-        out(v, r.body, () => [r.body.message, ...(r.body.data ?? []).flatMap((d: any) => d.errors.map((e: string) => `  ${d.user}: ${e}`))]);
+      const r = await api.validatePolicy(readPolicyArg(args[0]));
+      if (r.message) {
+        out(v, r, () => [r.message!, ...(r.data ?? []).flatMap((d) => d.errors.map((e) => `  ${d.user}: ${e}`))]);
         process.exitCode = 1;
         throw new Error('policy check failed');
       }
-      out(v, r.body, () => ['policy is valid; its tests pass']);
+      out(v, r, () => ['policy is valid; its tests pass']);
     },
   },
   preview: {
@@ -335,12 +306,11 @@ export const aclCommand = group('acl', "get, set, check and preview the network'
     positionals: 1,
     async run(api, v, args) {
       if (!!v.user === !!v['ip-port']) throw new UsageError('give exactly one of --user EMAIL or --ip-port IP:PORT');
-      const q = v.user ? `type=user&previewFor=${encodeURIComponent(v.user)}` : `type=ipport&previewFor=${encodeURIComponent(v['ip-port'])}`;
-      const r = (await api.call('POST', api.t(`/acl/preview?${q}`), readPolicyArg(args[0]), { 'content-type': 'application/hujson' })).body;
+      const r = await api.previewPolicy(v.user ? { user: v.user } : { ipPort: v['ip-port'] }, readPolicyArg(args[0]));
       out(v, r, () =>
         r.matches.length === 0
           ? ['nothing matches']
-          : table([['LINE', 'USERS', 'PORTS'], ...r.matches.map((m: any) => [String(m.lineNumber), m.users.join(','), m.ports.join(',')])]),
+          : table([['LINE', 'USERS', 'PORTS'], ...r.matches.map((m) => [String(m.lineNumber), m.users.join(','), m.ports.join(',')])]),
       );
     },
   },
@@ -352,14 +322,13 @@ export const auditCommand: Command = {
   async run(argv) {
     const { values } = parseFlags(argv, { ...CONN_FLAGS, since: { type: 'string', default: '24h' } });
     const api = connect(values);
-    const start = new Date(Date.now() - parseDuration(values.since!) * 1000).toISOString();
-    const r = (await api.call('GET', api.t(`/logging/configuration?start=${encodeURIComponent(start)}`))).body;
+    const r = await api.auditLog(new Date(Date.now() - parseDuration(values.since!) * 1000));
     out(values, r, () =>
       r.logs.length === 0
         ? ['no configuration changes in that time']
         : table([
             ['TIME', 'ACTOR', 'ACTION', 'TARGET'],
-            ...r.logs.map((e: any) => [e.eventTime, e.actor.loginName || e.actor.type, e.action, `${e.target.type} ${e.target.name ?? ''}${e.target.property ? ` (${e.target.property})` : ''}`]),
+            ...r.logs.map((e) => [e.eventTime, e.actor.loginName || e.actor.type, e.action, `${e.target.type} ${e.target.name ?? ''}${e.target.property ? ` (${e.target.property})` : ''}`]),
           ]),
     );
     return 0;

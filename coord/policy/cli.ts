@@ -1,7 +1,7 @@
 // `coord policy compile|check|preview`: the policy engine on files, without a server.
 import { readFileSync } from 'node:fs';
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
-import { compileFilters } from './compile.js';
+import { compileFilters } from './index.js';
 import { PolicyError } from './errors.js';
 import { parsePolicy, type Policy } from './parse.js';
 import { preview } from './preview.js';

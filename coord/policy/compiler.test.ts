@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileFilters, parsePolicy, PolicyCompiler, type Topology, type TopoNode } from './index.js';
+import { PeerIndex } from '../peers.js';
 import { INTERNET_PREFIXES } from './internet.js';
 import { filterAccepts } from './tests.js';
 
@@ -242,12 +243,10 @@ describe('PolicyCompiler: incremental', () => {
     expect(reach({ web: c.filterFor('web') }, 'b1', 'web', 22)).toBe(true);
   });
 
-  it('peers: who may talk to whom in either direction', () => {
-    const c = new PolicyCompiler(parsePolicy(`{${DEFS}, "acls": [{"action": "accept", "src": ["bob@example.com"], "dst": ["tag:web:443", "lan:22"]}]}`), TOPO);
-    expect(c.canTalk('b1', 'web')).toBe(true);
-    expect(c.canTalk('web', 'b1')).toBe(true);
-    expect(c.canTalk('a1', 'web')).toBe(false);
-    expect(c.peersOf('b1').sort()).toEqual(['router', 'web']);
-    expect(c.peersOf('a1')).toEqual([]);
+  it('peers (PeerIndex, what coord serves, over the compiled filters): who may talk to whom in either direction', () => {
+    const peers = PeerIndex.of(TOPO.nodes, compile(`"acls": [{"action": "accept", "src": ["bob@example.com"], "dst": ["tag:web:443", "lan:22"]}]`));
+    expect(peers.peersOf('b1').sort()).toEqual(['router', 'web']);
+    expect(peers.peersOf('web')).toEqual(['b1']);
+    expect(peers.peersOf('a1')).toEqual([]);
   });
 });

@@ -365,27 +365,6 @@ export class PolicyCompiler {
     return this.rebuildAndDiff();
   }
 
-  /** True when either node may open a connection to the other under the current filters. */
-  canTalk(a: string, b: string): boolean {
-    const na = this.nodes.get(a);
-    const nb = this.nodes.get(b);
-    if (!na || !nb || a === b) return false;
-    return acceptsFrom(this.filterFor(b), na) || acceptsFrom(this.filterFor(a), nb);
-  }
-
-  /** The nodes `name` may talk to in either direction (its netmap peers). */
-  peersOf(name: string): string[] {
-    const self = this.nodes.get(name);
-    if (!self) return [];
-    const mine = this.filterFor(name);
-    const out: string[] = [];
-    for (const other of this.nodes.values()) {
-      if (other.name === name) continue;
-      if (acceptsFrom(mine, other) || acceptsFrom(this.filterFor(other.name), self)) out.push(other.name);
-    }
-    return out;
-  }
-
   // ---- topology indices ----
 
   private loadUsers(users: TopoUser[]): void {
@@ -949,46 +928,6 @@ export class PolicyCompiler {
     this.built.delete(name);
     this.pending.delete(name);
   }
-}
-
-/** The entries of a source list that are not single addresses ("*", prefixes, ranges), per list. */
-const nonAddrs = new WeakMap<string[], { any: boolean; ranges: Range[] }>();
-
-function rangesOf(list: string[]): { any: boolean; ranges: Range[] } {
-  let info = nonAddrs.get(list);
-  if (!info) {
-    info = { any: false, ranges: [] };
-    for (const x of list) {
-      if (x === '*') info.any = true;
-      else if (x.includes('/') || x.includes('-')) {
-        const r = parseRange(x);
-        if (r) info.ranges.push(r);
-      }
-    }
-    nonAddrs.set(list, info);
-  }
-  return info;
-}
-
-/**
- * Whether a node's packet rules accept connections from device `n` (for peer lists). Source lists are
- * sorted, so single addresses are found by binary search; their prefixes and ranges are cached per
- * list (patching a list in place only adds or removes device addresses, never those).
- */
-function acceptsFrom(rules: FilterRule[], n: NodeInfo): boolean {
-  for (const r of rules) {
-    if (!r.DstPorts) continue;
-    const list = r.SrcIPs;
-    const info = rangesOf(list);
-    if (info.any && n.addrs.length > 0) return true;
-    for (let i = 0; i < n.addrs.length; i++) {
-      const a = n.addrs[i]!;
-      if (list[lowerBound(list, a)] === a) return true;
-      const ar = n.addrRanges[i];
-      if (ar) for (const x of info.ranges) if (rangesOverlap(x, ar)) return true;
-    }
-  }
-  return false;
 }
 
 function add(m: Map<string, Set<string>>, k: string, v: string): void {

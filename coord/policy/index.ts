@@ -9,6 +9,11 @@
 // checkPolicy(text, topo) does parse + tests in one call and throws PolicyError("test(s) failed…") the way
 // a policy write must be gated (contract 1: a failing test refuses the change).
 
+import type { FilterRule } from '../../wire/types.js';
+import { PolicyCompiler } from './compiler.js';
+import type { Policy } from './parse.js';
+import type { Topology } from './types.js';
+
 export { PolicyError, type TestFailure } from './errors.js';
 export type { Role, Topology, TopoNode, TopoUser, SharedUser } from './types.js';
 export type { FilterRule } from '../../wire/types.js';
@@ -39,7 +44,9 @@ export { parsePolicy } from './parse.js';
  * the named routers only; srcPosture limits sources to devices whose posture matches.
  * Shared-in users (topo.sharedUsers) appear as sources only on the devices shared with them.
  */
-export { compileFilters } from './compile.js';
+export function compileFilters(policy: Policy, topo: Topology): Record<string, FilterRule[]> {
+  return new PolicyCompiler(policy, topo).compileAll();
+}
 
 /**
  * runPolicyTests(policy, topo?): runs the policy's `tests` with Tailscale's semantics: `src` is a user,
@@ -69,10 +76,8 @@ export { preview, type PreviewResult, type PreviewMatch } from './preview.js';
  *    and return the names of the other nodes whose filter changed (setNode includes `name` itself).
  *  - `setUsers(users)`, `setSharedUsers(list)`, `setPolicy(policy)` rebuild and return every node whose
  *    filter changed.
- *  - `canTalk(a, b)`: either node may open a connection to the other (netmap peers); `peersOf(name)`
- *    lists them — O(nodes) per call, so after `setNode(x)` ask `peersOf(x)` once (the other affected
- *    nodes only gained or lost x among their sources), not peersOf of every affected node.
  *  - `nodeNames()`, `compileAll()`.
+ * Who may talk to whom (a device's netmap peers) follows from these filters: coord/peers.ts (PeerIndex).
  */
 export { PolicyCompiler } from './compiler.js';
 

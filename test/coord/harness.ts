@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { AdminClient, type ApiResponse, type Role } from '../../coord/client/index.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 const main = join(root, 'dist/coord/main.js');
@@ -87,33 +88,13 @@ export class Coord {
   }
 }
 
-export interface Res {
-  status: number;
-  body: any;
-  text: string;
-  headers: Headers;
-}
+/** An answer as tests look at it: status, parsed body, text, headers (error statuses do not throw). */
+export type Res = ApiResponse<any>;
 
-/** A small client of the admin API over real HTTP. */
+/** The admin API over real HTTP, as the typed client's raw `request`: tests check every status. */
 export function api(base: string, key?: string) {
-  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res> => {
-    const h: Record<string, string> = { ...headers };
-    if (key) h.authorization = `Bearer ${key}`;
-    let payload: string | undefined;
-    if (body !== undefined) {
-      payload = typeof body === 'string' ? body : JSON.stringify(body);
-      h['content-type'] ??= 'application/json';
-    }
-    const r = await fetch(base + '/api/v2' + path, { method, headers: h, body: payload });
-    const text = await r.text();
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    return { status: r.status, body: parsed, text, headers: r.headers };
-  };
+  const client = new AdminClient(base, key);
+  const call = (method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Res> => client.request(method, path, body, headers);
   return {
     get: (p: string, headers?: Record<string, string>) => call('GET', p, undefined, headers),
     post: (p: string, body?: unknown, headers?: Record<string, string>) => call('POST', p, body ?? {}, headers),
@@ -124,14 +105,11 @@ export function api(base: string, key?: string) {
 }
 
 /** Invites a user with a role, accepts the invite with a password, signs in; returns id and session token. */
-export async function addUser(base: string, ownerKey: string, tailnet: string, email: string, role: string) {
-  const owner = api(base, ownerKey);
-  const inv = await owner.post(`/tailnet/-/user-invites`, [{ email, role }]);
-  if (inv.status !== 200) throw new Error(`invite failed: ${inv.status} ${inv.text}`);
+export async function addUser(base: string, ownerKey: string, tailnet: string, email: string, role: Role) {
+  const [invite] = await new AdminClient(base, ownerKey).inviteUsers([{ email, role }]);
   const pw = 'correct horse battery staple';
-  const acc = await api(base).post('/user-invites/-/accept', { code: inv.body[0].code, password: pw });
-  if (acc.status !== 200) throw new Error(`accept failed: ${acc.status} ${acc.text}`);
-  const login = await api(base).post('/login', { tailnet, email, password: pw });
-  if (login.status !== 200) throw new Error(`login failed: ${login.status} ${login.text}`);
-  return { id: acc.body.id as string, token: login.body.token as string };
+  const anyone = new AdminClient(base);
+  const user = await anyone.acceptUserInvite(invite!.code, pw);
+  const session = await anyone.login(tailnet, email, pw);
+  return { id: user.id, token: session.token };
 }

@@ -1,0 +1,176 @@
+// The JSON the admin API answers (Tailscale's API v2 shapes where Tailscale has them; docs/api.md), as
+// a client sees it. Written from the documented shapes, not from the server's code, so that a client
+// never depends on coord's internals.
+
+/** A role in a network (the role table: docs/api.md). */
+export type Role = 'owner' | 'admin' | 'network-admin' | 'it-admin' | 'billing-admin' | 'auditor' | 'member';
+
+export interface User {
+  id: string;
+  displayName: string;
+  /** The user's email. */
+  loginName: string;
+  profilePicUrl: string;
+  tailnetId: string;
+  created: string;
+  type: 'member' | 'shared';
+  role: Role;
+  status: 'active' | 'needs-approval' | 'suspended';
+  deviceCount: number;
+  lastSeen: string;
+  currentlyConnected: boolean;
+}
+
+/** A user as another object refers to it (sharer, acceptedBy). */
+export interface UserRef {
+  id: string;
+  loginName: string;
+  displayName: string;
+  profilePicUrl: string;
+}
+
+export interface Device {
+  id: string;
+  nodeId: string;
+  /** [IPv4, IPv6] in the network. */
+  addresses: string[];
+  /** The owner's email (for a shared-in device: the sharer's). */
+  user: string;
+  /** The full DNS name, "host.<network domain>". */
+  name: string;
+  hostname: string;
+  clientVersion: string;
+  updateAvailable: boolean;
+  os: string;
+  created: string;
+  lastSeen: string | null;
+  connectedToControl: boolean;
+  keyExpiryDisabled: boolean;
+  expires: string | null;
+  authorized: boolean;
+  /** A device of another network shared into this one. */
+  isExternal: boolean;
+  machineKey: string;
+  nodeKey: string;
+  blocksIncomingConnections: boolean;
+  tags: string[];
+  advertisedRoutes: string[];
+  enabledRoutes: string[];
+  clientConnectivity: { endpoints: string[] };
+}
+
+export interface DeviceRoutes {
+  advertisedRoutes: string[];
+  enabledRoutes: string[];
+}
+
+export interface AuthKeyCapabilities {
+  devices: { create: { reusable?: boolean; ephemeral?: boolean; preauthorized?: boolean; tags?: string[] } };
+}
+
+export interface Key {
+  id: string;
+  keyType: 'auth' | 'api';
+  description: string;
+  created: string;
+  expires: string | null;
+  revoked?: string;
+  invalid: boolean;
+  /** Auth keys: what a device that registers with it gets. */
+  capabilities?: AuthKeyCapabilities;
+  /** Auth keys: the email of the user the devices will belong to. */
+  user?: string;
+  /** API keys: the id of the user the key acts as. */
+  userId?: string;
+}
+
+/** A key just created: the secret is in the answer this once. */
+export interface NewKey extends Key {
+  key: string;
+}
+
+/** POST /tailnet/{t}/keys. Without `keyType` (or "auth"): an auth key for devices. */
+export interface CreateKeyRequest {
+  keyType?: 'auth' | 'api';
+  capabilities?: AuthKeyCapabilities;
+  expirySeconds?: number;
+  description?: string;
+  /** Auth keys: the email of the user the devices will belong to (default: the caller). */
+  user?: string;
+}
+
+/** An invitation for a person to join the network (the code is shown only in the creating answer). */
+export interface UserInvite {
+  id: string;
+  role: Role;
+  tailnetId: string;
+  inviterId: string;
+  email: string;
+  code: string;
+  inviteUrl: string;
+}
+
+export interface Session {
+  token: string;
+  expires: string;
+  user: User;
+}
+
+export interface DeviceInvite {
+  id: string;
+  created: string;
+  tailnetId: string;
+  deviceId: string;
+  sharerId: string;
+  label: string;
+  multiUse: boolean;
+  allowExitNode: boolean;
+  accepted: boolean;
+  acceptedBy: UserRef | null;
+  acceptedAt: string | null;
+  /** Only in the creating answer: the link to send (its last part is the code). */
+  inviteUrl?: string;
+}
+
+export interface AcceptedShare {
+  /** The shared device, as the accepting network now sees it. */
+  device: Device;
+  sharer: UserRef;
+  acceptedBy: UserRef;
+}
+
+/** POST /acl/validate: {} when the file is valid and its tests pass, else the failing tests. */
+export interface PolicyValidation {
+  message?: string;
+  data?: { user: string; errors: string[] }[];
+}
+
+export interface PolicyPreview {
+  type: 'user' | 'ipport';
+  previewFor: string;
+  matches: { users: string[]; ports: string[]; lineNumber: number }[];
+}
+
+export interface AuditEvent {
+  eventGroupID: string;
+  eventTime: string;
+  type: string;
+  origin: string;
+  actor: { id?: string; type: string; loginName?: string; displayName?: string };
+  target: { id?: string; name?: string; type: string; property?: string };
+  action: string;
+  old: unknown;
+  new: unknown;
+}
+
+export interface AuditLog {
+  version: string;
+  tailnet: string;
+  logs: AuditEvent[];
+}
+
+/** An error answer: `message`, and for some (failing policy tests) `data`. */
+export interface ErrorBody {
+  message: string;
+  data?: unknown;
+}

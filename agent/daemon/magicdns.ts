@@ -52,7 +52,6 @@ export class MagicDns {
   private listening: string[] = [];
   private osStatus: OsDnsStatus | null = null;
   private appliedPlan = '';
-  private localAddrs = new Set<string>(['127.0.0.1', '::1', SERVICE_IPV4, SERVICE_IPV6]);
   private netmap: Netmap | null = null;
 
   constructor(
@@ -62,6 +61,11 @@ export class MagicDns {
     resolvConf?: string,
   ) {
     this.os = new OsDns(stateDir, tunName, resolvConf);
+  }
+
+  /** Sources the resolver answers: loopback, the service addresses, this device's tailnet addresses. */
+  private localAddresses(): string[] {
+    return ['127.0.0.1', '::1', SERVICE_IPV4, SERVICE_IPV6, ...(this.netmap?.self.addresses.map(strip) ?? [])];
   }
 
   /** After a crash, the system may still point at a resolver that is gone: put the original back. */
@@ -76,7 +80,7 @@ export class MagicDns {
   /** Starts answering on the service addresses (already on the TUN device). */
   async start(): Promise<void> {
     if (this.server) return;
-    const server = new DnsServer(this.resolver, (ip) => this.localAddrs.has(ip.replace(/^::ffff:/, '')), this.log.child({ component: 'dns' }));
+    const server = new DnsServer(this.resolver, this.localAddresses(), this.log.child({ component: 'dns' }));
     this.server = server;
     for (const addr of [SERVICE_IPV4, SERVICE_IPV6]) {
       try {
@@ -92,7 +96,7 @@ export class MagicDns {
   /** New names and settings from a netmap; (re)configures the system when `acceptDns`. */
   apply(netmap: Netmap, acceptDns: boolean): void {
     this.netmap = netmap;
-    this.localAddrs = new Set(['127.0.0.1', '::1', SERVICE_IPV4, SERVICE_IPV6, ...netmap.self.addresses.map(strip)]);
+    this.server?.setLocalAddresses(this.localAddresses());
     const settings = settingsFromDns(netmap.dns);
     this.resolver.setNetmap(netmap, settings);
     this.resolver.setSystemResolvers(this.os.systemResolvers());

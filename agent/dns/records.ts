@@ -10,6 +10,23 @@ export interface HostRecord {
   name: string;
   v4: string[];
   v6: string[];
+  /** The same addresses in wire form (4 and 16 bytes), for answers built without a codec. */
+  v4Raw: Buffer[];
+  v6Raw: Buffer[];
+}
+
+function rawIPv4(ip: string): Buffer {
+  return Buffer.from(ip.split('.').map(Number));
+}
+
+function rawIPv6(ip: string): Buffer {
+  const [head, tail] = ip.toLowerCase().split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
 }
 
 export interface DnsRecords {
@@ -60,13 +77,17 @@ export function reverseName(ip: string): string | null {
 function addHost(hosts: Map<string, HostRecord>, ptr: Map<string, string>, fqdn: string, addresses: string[]): void {
   const name = normalizeName(fqdn);
   if (!name || hosts.has(name)) return;
-  const rec: HostRecord = { name, v4: [], v6: [] };
+  const rec: HostRecord = { name, v4: [], v6: [], v4Raw: [], v6Raw: [] };
   for (const a of addresses) {
     const ip = bare(a);
     const family = isIP(ip);
-    if (family === 4) rec.v4.push(ip);
-    else if (family === 6) rec.v6.push(ip);
-    else continue;
+    if (family === 4) {
+      rec.v4.push(ip);
+      rec.v4Raw.push(rawIPv4(ip));
+    } else if (family === 6) {
+      rec.v6.push(ip);
+      rec.v6Raw.push(rawIPv6(ip));
+    } else continue;
     const rev = reverseName(ip);
     if (rev && !ptr.has(rev)) ptr.set(rev, name);
   }

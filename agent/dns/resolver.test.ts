@@ -114,6 +114,31 @@ describe('MagicResolver', () => {
     expect(sys.upstreamsFor('example.org')).toEqual(['192.0.2.9']);
   });
 
+  it('answers the common A/AAAA case without the codec exactly as the general path does', () => {
+    const r = resolverFor(netmap());
+    const names = ['git.acme.meshward.internal', 'GIT.acme.meshward.internal', 'db.partner.meshward.internal', 'laptop.acme.meshward.internal'];
+    for (const name of names) for (const type of ['A', 'AAAA'] as const) for (const edns of [true, false]) {
+      const q = dnsPacket.encode({
+        type: 'query', id: 4242, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }],
+        additionals: edns ? [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0 } as Answer] : [],
+      });
+      const fast = r.fastAnswer(q);
+      expect(fast, `${name} ${type}`).not.toBeNull();
+      const slow = r.decide(dnsPacket.decode(q)).answer!;
+      const [f, s] = [dnsPacket.decode(fast!), dnsPacket.decode(slow)];
+      expect(f.id).toBe(s.id);
+      expect(f.flags).toBe(s.flags);
+      expect(f.questions).toEqual(s.questions);
+      expect(f.answers!.map((a) => ('data' in a ? [a.type, a.data, a.ttl] : null))).toEqual(s.answers!.map((a) => ('data' in a ? [a.type, a.data, a.ttl] : null)));
+      expect((f.additionals ?? []).length).toBe(edns ? 1 : 0);
+    }
+    // Everything else takes the general path.
+    for (const [name, type] of [['nope.acme.meshward.internal', 'A'], ['git.acme.meshward.internal', 'MX'], ['example.org', 'A']] as const) {
+      expect(r.fastAnswer(dnsPacket.encode({ type: 'query', id: 1, flags: 0x100, questions: [{ type, name }] }))).toBeNull();
+    }
+    expect(r.fastAnswer(Buffer.alloc(40))).toBeNull();
+  });
+
   it('search domains put this network first, then the configured search paths', () => {
     expect(settingsFromDns({ domain: 'a.internal', magicDNS: true, nameservers: [], searchPaths: ['b.internal', 'a.internal'] }).searchDomains)
       .toEqual(['a.internal', 'b.internal']);
@@ -163,7 +188,7 @@ describe('DnsServer forwarding', () => {
   function serverWith(nameservers: string[]): DnsServer {
     const nm = netmap({ nameservers });
     const r = resolverFor(nm);
-    const s = new DnsServer(r, () => true);
+    const s = new DnsServer(r, ['127.0.0.1']);
     made.push(s);
     return s;
   }

@@ -9,6 +9,9 @@ import type { Netmap } from '../../wire/protocol.js';
 /** How long clients may cache the names this resolver answers itself. */
 export const LOCAL_TTL = 300;
 
+/** The largest answer the fast path writes (a 512-byte query with a few addresses). */
+export const MAX_FAST_ANSWER = 1024;
+
 const QR = 0x8000;
 const AA = 0x0400;
 const TC = 0x0200;
@@ -120,6 +123,80 @@ export class MagicResolver {
     }
     if (servers) return servers;
     return this.settings.nameservers.length > 0 ? this.settings.nameservers : this.systemResolvers;
+  }
+
+  /**
+   * The common case without the codec: one A or AAAA question (class IN) for a name this resolver has,
+   * at most an EDNS OPT record beside it. Returns the answer, or null to take the general path.
+   */
+  fastAnswer(q: Buffer): Buffer | null {
+    const out = Buffer.allocUnsafe(MAX_FAST_ANSWER);
+    const n = this.fastAnswerInto(q, 0, q.length, out, 0);
+    return n < 0 ? null : Buffer.from(out.subarray(0, n));
+  }
+
+  /**
+   * fastAnswer over buffers the caller owns (a receive batch and a send batch): reads the query at
+   * q[qOff, qOff+qLen), writes the answer at out[outOff..] (room for MAX_FAST_ANSWER bytes) and returns
+   * its length, or -1 to take the general path. Allocates only the name it looks up.
+   */
+  fastAnswerInto(q: Buffer, qOff: number, qLen: number, out: Buffer, outOff: number): number {
+    if (!this.settings.magicDNS || qLen < 17 || qLen > 512) return -1;
+    const flags = q.readUInt16BE(qOff + 2);
+    // QR=0, opcode 0; one question, no answers or authority, at most one additional (OPT).
+    if ((flags & 0xf800) !== 0 || q.readUInt16BE(qOff + 4) !== 1 || q.readUInt16BE(qOff + 6) !== 0 || q.readUInt16BE(qOff + 8) !== 0) return -1;
+    const arcount = q.readUInt16BE(qOff + 10);
+    if (arcount > 1) return -1;
+    const qEndAll = qOff + qLen;
+    let off = qOff + 12;
+    for (;;) {
+      if (off >= qEndAll) return -1;
+      const len = q[off]!;
+      if (len === 0) break;
+      if (len > 63 || off + 1 + len >= qEndAll) return -1;
+      for (let i = off + 1; i <= off + len; i++) if (q[i] === 0x2e) return -1; // a dot inside a label
+      off += 1 + len;
+    }
+    const qEnd = off + 5;
+    if (qEnd > qEndAll) return -1;
+    const qtype = q.readUInt16BE(off + 1);
+    if ((qtype !== 1 && qtype !== 28) || q.readUInt16BE(off + 3) !== 1) return -1;
+    const edns = arcount === 1 && qEnd + 11 <= qEndAll && q[qEnd] === 0 && q.readUInt16BE(qEnd + 1) === 41;
+    if (arcount === 1 && !edns) return -1;
+    // The name in presentation form: labels joined by dots (the wire's length bytes become dots).
+    let name = '';
+    for (let p = qOff + 12; q[p] !== 0; p += 1 + q[p]!) name += (name ? '.' : '') + q.toString('latin1', p + 1, p + 1 + q[p]!);
+    const host = this.records.hosts.get(name.toLowerCase());
+    if (!host) return -1;
+    const raws = qtype === 1 ? host.v4Raw : host.v6Raw;
+    const qBytes = qEnd - qOff;
+    let size = qBytes + (edns ? 11 : 0);
+    for (const r of raws) size += 12 + r.length;
+    if (size > MAX_FAST_ANSWER) return -1;
+    q.copy(out, outOff, qOff, qEnd);
+    out.writeUInt16BE(QR | AA | (flags & RD) | RA, outOff + 2);
+    out.writeUInt16BE(raws.length, outOff + 6);
+    out.writeUInt16BE(0, outOff + 8);
+    out.writeUInt16BE(edns ? 1 : 0, outOff + 10);
+    let w = outOff + qBytes;
+    for (const r of raws) {
+      out.writeUInt16BE(0xc00c, w); // the name: a pointer to the question's
+      out.writeUInt16BE(qtype, w + 2);
+      out.writeUInt16BE(1, w + 4);
+      out.writeUInt32BE(LOCAL_TTL, w + 6);
+      out.writeUInt16BE(r.length, w + 10);
+      r.copy(out, w + 12);
+      w += 12 + r.length;
+    }
+    if (edns) {
+      out[w] = 0;
+      out.writeUInt16BE(41, w + 1);
+      out.writeUInt16BE(1232, w + 3);
+      out.writeUInt32BE(0, w + 5);
+      out.writeUInt16BE(0, w + 9);
+      w += 11;
+    }
+    return w - outOff;
   }
 
   /** Decides one query (already decoded). */

@@ -3,12 +3,15 @@
 // device). Only queries the device itself sends are answered: a source address must be local (the
 // service addresses, loopback, or one of this device's tailnet addresses); a peer cannot forge one of
 // those, since WireGuard only accepts sources inside the sending peer's allowed IPs.
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket, type Socket as NodeUdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import dnsPacket, { type Answer } from 'dns-packet';
+import { nativeAvailable, parseAddrInto, UdpSocket } from '../../native/index.js';
 import { forward } from './forwarder.js';
-import { decodeQuery, errorAnswer, formErr, isTruncated, maxUdpSize, RCODE, truncatedAnswer, type AnswerSource, type MagicResolver } from './resolver.js';
+import {
+  decodeQuery, errorAnswer, formErr, isTruncated, MAX_FAST_ANSWER, maxUdpSize, RCODE, truncatedAnswer, type AnswerSource, type MagicResolver,
+} from './resolver.js';
 
 /** How long an upstream may take before the client gets SERVFAIL. */
 export const UPSTREAM_TIMEOUT_MS = 2500;
@@ -31,33 +34,61 @@ export interface QueryOutcome {
   upstream: string | null;
 }
 
+/** Datagrams per receive batch on the native socket, and the answers sent back in one sendmmsg. */
+const BATCH = 64;
+
+/** An address as a set key: IPv4 as its 32-bit number, IPv6 as the hex of its 16 bytes. */
+function addrKey(addrs: Uint8Array, i: number, family: number): number | string {
+  const o = 16 * i;
+  if (family === 4) return ((addrs[o]! << 24) | (addrs[o + 1]! << 16) | (addrs[o + 2]! << 8) | addrs[o + 3]!) >>> 0;
+  return Buffer.from(addrs.buffer, addrs.byteOffset + o, 16).toString('hex');
+}
+
 export class DnsServer {
   readonly counters: DnsCounters = { queries: 0, local: 0, forwarded: 0, servfail: 0, dropped: 0 };
-  private readonly udp: UdpSocket[] = [];
+  private readonly udp: Array<UdpSocket | NodeUdpSocket> = [];
   private readonly tcp: Server[] = [];
   private readonly tcpClients = new Set<Socket>();
+  private local = new Set<number | string>();
+  private readonly scratch = new Uint8Array(16);
 
   constructor(
     private readonly resolver: MagicResolver,
-    /** Is this source address this device's own (tailnet addresses, loopback, service addresses)? */
-    private readonly isLocalSource: (ip: string) => boolean,
+    /** This device's own addresses (tailnet addresses, loopback, the service addresses): the only sources answered. */
+    localAddresses: string[],
     private readonly log: Logger | null = null,
-  ) {}
+  ) {
+    this.setLocalAddresses(localAddresses);
+  }
 
-  /** Binds UDP and TCP port `port` on each address; resolves once all listen. */
-  async listen(addresses: string[], port = 53): Promise<void> {
+  setLocalAddresses(list: string[]): void {
+    const next = new Set<number | string>();
+    for (const a of list) {
+      try {
+        next.add(addrKey(this.scratch, 0, parseAddrInto(this.scratch, 0, a.replace(/^::ffff:(?=\d+\.)/, ''))));
+      } catch {
+        // not an address
+      }
+    }
+    this.local = next;
+  }
+
+  private isLocalText(ip: string): boolean {
+    try {
+      return this.local.has(addrKey(this.scratch, 0, parseAddrInto(this.scratch, 0, ip.replace(/^::ffff:(?=\d+\.)/, ''))));
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Binds UDP and TCP port `port` on each address; resolves once all listen. UDP goes through the
+   * native batched socket (recvmmsg/sendmmsg) when the addon is built, else node:dgram.
+   */
+  async listen(addresses: string[], port = 53, opts: { native?: boolean } = {}): Promise<void> {
     for (const addr of addresses) {
-      const udp = createSocket({ type: addr.includes(':') ? 'udp6' : 'udp4' });
-      udp.on('message', (msg, rinfo) => this.onUdp(udp, msg, rinfo.address, rinfo.port));
-      udp.on('error', (err) => this.log?.warn({ err: err.message, addr }, 'dns: udp socket error'));
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind({ address: addr, port, exclusive: true }, () => {
-          udp.off('error', reject);
-          resolve();
-        });
-      });
-      this.udp.push(udp);
+      if ((opts.native ?? true) && nativeAvailable()) this.udp.push(this.listenNative(addr, port));
+      else this.udp.push(await this.listenDgram(addr, port));
       const tcp = createServer((sock) => this.onTcp(sock));
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
@@ -68,6 +99,63 @@ export class DnsServer {
       });
       this.tcp.push(tcp);
     }
+  }
+
+  private async listenDgram(addr: string, port: number): Promise<NodeUdpSocket> {
+    const udp = createSocket({ type: addr.includes(':') ? 'udp6' : 'udp4' });
+    udp.on('message', (msg, rinfo) => this.onUdp(udp, msg, rinfo.address, rinfo.port));
+    udp.on('error', (err) => this.log?.warn({ err: err.message, addr }, 'dns: udp socket error'));
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind({ address: addr, port, exclusive: true }, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    return udp;
+  }
+
+  /** A batch in, the answers the resolver has at hand out in one sendmmsg; the rest answered one by one. */
+  private listenNative(addr: string, port: number): UdpSocket {
+    const sock = UdpSocket.bind(port, addr, { batch: BATCH, maxPacket: 4096, gso: false, gro: false, rcvbuf: 1 << 20, sndbuf: 1 << 20 });
+    const out = Buffer.alloc(BATCH * MAX_FAST_ANSWER);
+    const outOffsets = new Uint32Array(BATCH);
+    const outLengths = new Uint32Array(BATCH);
+    const outAddrs = new Uint8Array(16 * BATCH);
+    const outPorts = new Uint16Array(BATCH);
+    const outFamilies = new Uint8Array(BATCH);
+    for (let i = 0; i < BATCH; i++) outOffsets[i] = i * MAX_FAST_ANSWER;
+    sock.start((buf, offsets, lengths, addrs, ports, families, count) => {
+      let n = 0;
+      for (let i = 0; i < count; i++) {
+        if (!this.local.has(addrKey(addrs, i, families[i]!))) {
+          this.counters.queries++;
+          this.counters.dropped++;
+          continue;
+        }
+        const len = this.resolver.fastAnswerInto(buf, offsets[i]!, lengths[i]!, out, outOffsets[n]!);
+        if (len >= 0) {
+          this.counters.queries++;
+          this.counters.local++;
+          outLengths[n] = len;
+          outAddrs.set(addrs.subarray(16 * i, 16 * i + 16), 16 * n);
+          outPorts[n] = ports[i]!;
+          outFamilies[n] = families[i]!;
+          n++;
+          continue;
+        }
+        // The general path is asynchronous (it may forward): keep copies of what the batch reuses.
+        const query = Buffer.from(buf.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+        const peer = { addr: addrs.slice(16 * i, 16 * i + 16), port: ports[i]!, family: families[i]! };
+        void this.answer(query, false).then((res) => {
+          if (!res) return;
+          sock.sendBatch(res.answer, new Uint32Array([0]), new Uint32Array([res.answer.length]), peer.addr, new Uint16Array([peer.port]), new Uint8Array([peer.family]), 1);
+        });
+      }
+      // A full socket buffer drops the rest, as the kernel would a datagram: the client asks again.
+      if (n > 0) sock.sendBatch(out, outOffsets, outLengths, outAddrs, outPorts, outFamilies, n);
+    }, (err) => this.log?.warn({ err: err.message, addr }, 'dns: udp socket failed'));
+    return sock;
   }
 
   close(): void {
@@ -81,6 +169,11 @@ export class DnsServer {
   /** Answers one raw query; never rejects. Null when the packet deserves no answer at all. */
   async answer(raw: Buffer, overTcp: boolean): Promise<QueryOutcome | null> {
     this.counters.queries++;
+    const fast = this.resolver.fastAnswer(raw);
+    if (fast) {
+      this.counters.local++;
+      return { answer: fast, source: 'magicdns', upstream: null };
+    }
     const query = decodeQuery(raw);
     if (!query) {
       this.counters.dropped++;
@@ -107,8 +200,8 @@ export class DnsServer {
     }
   }
 
-  private onUdp(sock: UdpSocket, msg: Buffer, address: string, port: number): void {
-    if (!this.isLocalSource(address)) {
+  private onUdp(sock: NodeUdpSocket, msg: Buffer, address: string, port: number): void {
+    if (!this.isLocalText(address)) {
       this.counters.dropped++;
       return;
     }
@@ -118,7 +211,7 @@ export class DnsServer {
   }
 
   private onTcp(sock: Socket): void {
-    if (this.tcpClients.size >= MAX_TCP_CLIENTS || !this.isLocalSource(sock.remoteAddress ?? '')) {
+    if (this.tcpClients.size >= MAX_TCP_CLIENTS || !this.isLocalText(sock.remoteAddress ?? '')) {
       this.counters.dropped++;
       sock.destroy();
       return;

@@ -127,7 +127,7 @@ export class OsDns {
       const ours = current?.toString('utf8').startsWith(MARKER) ?? false;
       if (!ours) writeFileSync(this.backupPath, current ?? Buffer.alloc(0), { mode: 0o600 });
       // In place: the path may be a bind mount (ip netns exec), which cannot be replaced by rename.
-      writeFileSync(this.resolvConf, renderResolvConf(plan, this.backupPath));
+      writeFileSync(this.resolvConf, renderResolvConf(plan, this.backupPath), { mode: 0o644 });
     }
     this.applied = mode;
     return { mode, detail: mode === 'file' ? `${this.resolvConf} points at ${SERVICE_IPV4}; the original is kept in ${this.backupPath}` : detail, applied: true };
@@ -158,7 +158,7 @@ export class OsDns {
       } catch {
         // gone: put the original back all the same
       }
-      if (current === '' || current.startsWith(MARKER)) writeFileSync(this.resolvConf, readFileSync(this.backupPath));
+      if (current === '' || current.startsWith(MARKER)) writeFileSync(this.resolvConf, readFileSync(this.backupPath), { mode: 0o644 });
       rmSync(this.backupPath, { force: true });
     }
     this.applied = null;

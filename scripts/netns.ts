@@ -3,6 +3,7 @@
 // network testing), so nothing here can reach or be reached from a real network. Everything made is
 // recorded and removed by destroy(), which is safe to call more than once and after a partial setup.
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 
 function ip(args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -65,12 +66,19 @@ export class VirtualLan {
     throw new Error('no free test subnet in 198.18.0.0/16');
   }
 
-  /** Adds a host namespace with address .N on the LAN (N from 2 to 254). */
-  addHost(name: string, n: number): Host {
+  /**
+   * Adds a host namespace with address .N on the LAN (N from 2 to 254). It gets its own resolv.conf
+   * (/etc/netns/NS/resolv.conf, which `ip netns exec` binds over /etc/resolv.conf), so that an agent
+   * configuring DNS there never touches the machine's own file. `resolvConf` is its text (default: a
+   * nameserver on the namespace's loopback, where nothing answers unless a test starts one).
+   */
+  addHost(name: string, n: number, resolvConf = 'nameserver 127.0.0.1\n'): Host {
     if (this.destroyed) throw new Error('LAN already destroyed');
     const ns = `mw-${this.id}-${name}`;
     const host: Host = { name, ns, addr: `${this.subnet}.${n}` };
     this.hosts.set(name, host);
+    mkdirSync(VirtualLan.etcDir(ns), { recursive: true });
+    writeFileSync(VirtualLan.resolvConfPath(ns), resolvConf);
     const outside = `mwv${this.id}h${n}`.slice(0, 15);
     ip(['netns', 'add', ns]);
     ip(['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -80,6 +88,15 @@ export class VirtualLan {
     ip(['-n', ns, 'addr', 'add', `${host.addr}/24`, 'dev', 'eth0']);
     ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
     return host;
+  }
+
+  static etcDir(ns: string): string {
+    return `/etc/netns/${ns}`;
+  }
+
+  /** The file a host sees as /etc/resolv.conf. */
+  static resolvConfPath(ns: string): string {
+    return `${VirtualLan.etcDir(ns)}/resolv.conf`;
   }
 
   host(name: string): Host {
@@ -127,6 +144,7 @@ export class VirtualLan {
         // namespace never made
       }
       tryIp(['netns', 'del', host.ns]);
+      rmSync(VirtualLan.etcDir(host.ns), { recursive: true, force: true });
     }
     tryIp(['link', 'del', this.bridge]);
   }

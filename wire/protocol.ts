@@ -113,6 +113,8 @@ export interface DnsConfig {
   magicDNS: boolean;
   nameservers: string[];
   searchPaths: string[];
+  /** Split DNS: domain → nameservers for names under it (absent: none). */
+  routes?: Record<string, string[]>;
 }
 
 export interface Netmap {

@@ -15,6 +15,34 @@ export interface UpArgs {
   hostname?: string;
   /** Undefined when the flag was not given (keep what the device has); [] when given empty. */
   advertiseTags?: string[];
+  /** `--accept-dns[=true|false]`; undefined when not given (keep the remembered choice). */
+  acceptDns?: boolean;
+}
+
+/**
+ * Boolean flags written as Tailscale writes them: `--flag`, `--flag=true|false` or `--flag true|false`.
+ * Rewrites them to `--flag=VALUE` for parseArgs (declared as strings), so that each spelling works.
+ */
+export function normalizeBoolFlags(argv: string[], names: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const name = a.startsWith('--') ? a.slice(2) : '';
+    if (names.includes(name)) {
+      const next = argv[i + 1];
+      if (next === 'true' || next === 'false') {
+        out.push(`${a}=${next}`);
+        i++;
+      } else out.push(`${a}=true`);
+    } else out.push(a);
+  }
+  return out;
+}
+
+export function parseBool(flag: string, raw: string): boolean {
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new UsageError(`--${flag} takes true or false, not ${JSON.stringify(raw)} (e.g. --${flag}=false)`);
 }
 
 
@@ -55,8 +83,9 @@ export function parseHostname(raw: string): string {
 }
 
 export function parseUpArgs(argv: string[]): UpArgs {
-  const { values } = parseFlags(argv, {
+  const { values } = parseFlags(normalizeBoolFlags(argv, ['accept-dns']), {
     ...socketFlag,
+    'accept-dns': { type: 'string' },
     coord: { type: 'string' },
     authkey: { type: 'string' },
     hostname: { type: 'string' },
@@ -70,6 +99,7 @@ export function parseUpArgs(argv: string[]): UpArgs {
   }
   if (values.hostname !== undefined) up.hostname = parseHostname(values.hostname);
   if (values['advertise-tags'] !== undefined) up.advertiseTags = parseTags(values['advertise-tags']);
+  if (values['accept-dns'] !== undefined) up.acceptDns = parseBool('accept-dns', values['accept-dns']);
   return up;
 }
 
@@ -102,4 +132,20 @@ export function parseWhoisArgs(argv: string[]): WhoisArgs {
     if (port >= 1 && port <= 65535) return { socket, ip: m[1]!, port };
   }
   throw new UsageError(`${JSON.stringify(target)} is not an IP address, IP:PORT or [IPv6]:PORT`);
+}
+
+export interface DnsQueryArgs {
+  socket: string;
+  name: string;
+  type: string;
+}
+
+/** `agent dns query NAME [TYPE]`; an IP address as NAME asks for its PTR. */
+export function parseDnsQueryArgs(argv: string[]): DnsQueryArgs {
+  const { values, positionals } = parseFlags(argv, { ...socketFlag }, 2);
+  const name = positionals[0];
+  if (name === undefined) throw new UsageError('which name? try: agent dns query git   (or: agent dns query git.example-com.meshward.internal AAAA)');
+  const type = (positionals[1] ?? (isAddr(name) ? 'PTR' : 'A')).toUpperCase();
+  if (!/^[A-Z0-9]{1,10}$/.test(type)) throw new UsageError(`${JSON.stringify(positionals[1])} is not a record type; try A, AAAA, PTR, TXT, MX`);
+  return { socket: values.socket ?? DEFAULT_SOCKET, name, type };
 }

@@ -3,13 +3,15 @@ import type { Command } from '../../wire/cli.js';
 import type { LogoutResponse } from '../daemon/daemon.js';
 import { callDaemon } from '../localapi/client.js';
 import type { AgentStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
-import { parseSocketOnly, parseStatusArgs, parseUpArgs, parseWhoisArgs } from './args.js';
+import type { DnsQueryResult, DnsStatus } from '../daemon/magicdns.js';
+import { UsageError } from '../../wire/cli.js';
+import { parseDnsQueryArgs, parseSocketOnly, parseStatusArgs, parseUpArgs, parseWhoisArgs } from './args.js';
 import { formatStatus } from './status-format.js';
 
 const print = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 
 export const upCommand: Command = {
-  usage: 'up [--coord URL] [--authkey KEY] [--hostname NAME] [--advertise-tags tag:a,tag:b] [--socket PATH]',
+  usage: 'up [--coord URL] [--authkey KEY] [--hostname NAME] [--advertise-tags tag:a,tag:b] [--accept-dns=true|false] [--socket PATH]',
   summary: 'connect this device to its network (registering it first if needed)',
   async run(argv) {
     const { socket, ...request } = parseUpArgs(argv);
@@ -82,5 +84,45 @@ export const whoisCommand: Command = {
     }
     print(lines.join('\n'));
     return 0;
+  },
+};
+
+function formatDnsStatus(s: DnsStatus): string {
+  const lines = [
+    `MagicDNS:        ${s.magicDNS ? 'on' : 'off'}${s.domain ? ` (network domain ${s.domain})` : ''}`,
+    `Resolver:        ${s.listening.length ? s.listening.join(', ') + ' port 53 (UDP and TCP)' : 'not running (the device is down)'}`,
+    `System DNS:      ${!s.acceptDns ? 'not managed (--accept-dns=false)' : s.system ? `${s.system.mode}: ${s.system.detail}` : 'not configured yet'}`,
+    `Search domains:  ${s.searchDomains.join(' ') || '(none)'}`,
+    `Nameservers:     ${s.nameservers.join(' ') || `(none set; other names go to the system's: ${s.systemResolvers.join(' ') || 'none known'})`}`,
+  ];
+  const split = Object.entries(s.splitDns);
+  if (split.length) {
+    lines.push('Split DNS:');
+    for (const [domain, servers] of split) lines.push(`  ${domain} → ${servers.join(' ')}`);
+  }
+  lines.push(`Names:           ${s.names} devices in ${s.zones.join(', ') || 'no domain'}`);
+  if (s.counters) lines.push(`Queries:         ${s.counters.queries} (${s.counters.local} answered here, ${s.counters.forwarded} forwarded, ${s.counters.servfail} failed, ${s.counters.dropped} dropped)`);
+  return lines.join('\n');
+}
+
+export const dnsCommand: Command = {
+  usage: 'dns status [--json] [--socket PATH] | dns query NAME [TYPE] [--socket PATH]',
+  summary: 'MagicDNS: what the resolver and the system are configured with; ask the resolver a name',
+  async run(argv) {
+    const [sub, ...rest] = argv;
+    if (sub === 'status') {
+      const { socket, json } = parseStatusArgs(rest);
+      const s = await callDaemon<DnsStatus>(socket, 'GET', '/dns/status');
+      print(json ? JSON.stringify(s, null, 2) : formatDnsStatus(s));
+      return 0;
+    }
+    if (sub === 'query') {
+      const { socket, name, type } = parseDnsQueryArgs(rest);
+      const r = await callDaemon<DnsQueryResult>(socket, 'POST', '/dns/query', { name, type });
+      const from = r.source === 'magicdns' ? 'answered by MagicDNS' : r.source === 'upstream' ? `forwarded to ${r.upstream}` : 'no upstream answered';
+      print([`${r.name} ${r.type}: ${r.rcode}, ${from}`, ...r.answers.map((a) => `  ${a}`)].join('\n'));
+      return r.rcode === 'NOERROR' ? 0 : 1;
+    }
+    throw new UsageError(sub === undefined ? 'which dns command? status or query' : `unknown dns command ${JSON.stringify(sub)}: status or query`);
   },
 };

@@ -20,6 +20,7 @@ import { LocalApiHttpError, serveLocalApi, type Routes } from '../localapi/serve
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
 import { Engine, type EngineOptions } from './engine.js';
+import { MagicDns, QUERY_TYPES, SERVICE_ADDRESSES, type DnsQueryResult, type DnsStatus } from './magicdns.js';
 import { localEndpoints, onLocalSubnet, peerStatusOf, selfStatusOf, whoisOf } from './netmap.js';
 
 export const FILES = { machine: 'machine.json', node: 'node.json', prefs: 'prefs.json', netmap: 'netmap.json' } as const;
@@ -42,6 +43,8 @@ export interface Prefs {
   /** The tags this device last asked for (null: never asked; the auth key's tags apply). */
   advertiseTags: string[] | null;
   wantRunning: boolean;
+  /** Point the system's resolver at the agent's (MagicDNS); `agent up --accept-dns`. */
+  acceptDns: boolean;
   registration: Registration | null;
 }
 
@@ -52,7 +55,7 @@ export interface LogoutResponse extends AgentStatus {
   coordLogoutError?: string;
 }
 
-const NO_PREFS: Prefs = { coordUrl: null, hostname: null, advertiseTags: null, wantRunning: false, registration: null };
+const NO_PREFS: Prefs = { coordUrl: null, hostname: null, advertiseTags: null, wantRunning: false, acceptDns: true, registration: null };
 
 export interface DaemonOptions {
   stateDir: string;
@@ -66,6 +69,8 @@ export interface DaemonOptions {
   engine?: Pick<EngineOptions, 'openTun' | 'bindUdp'>;
   /** How long `agent up` waits for the first netmap before answering. */
   upWaitMs?: number;
+  /** The resolver configuration file MagicDNS manages (default /etc/resolv.conf). */
+  resolvConf?: string;
 }
 
 export function agentVersion(): string {
@@ -107,7 +112,10 @@ function parseUpRequest(body: unknown): UpRequest {
   if (tags !== undefined && !(Array.isArray(tags) && tags.every(isTag))) {
     throw new LocalApiHttpError(400, 'up: "advertiseTags" must be a list of tags like "tag:web"');
   }
-  return { coord: str('coord'), authkey: str('authkey'), hostname: str('hostname'), advertiseTags: tags as string[] | undefined };
+  if (b.acceptDns !== undefined && typeof b.acceptDns !== 'boolean') throw new LocalApiHttpError(400, 'up: "acceptDns" must be true or false');
+  const up: UpRequest = { coord: str('coord'), authkey: str('authkey'), hostname: str('hostname'), advertiseTags: tags as string[] | undefined };
+  if (b.acceptDns !== undefined) up.acceptDns = b.acceptDns as boolean;
+  return up;
 }
 
 export class Daemon {
@@ -132,10 +140,12 @@ export class Daemon {
   /** Local API calls that change state run one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly log: Logger;
+  private readonly dns: MagicDns;
 
   constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
     this.state = new StateDir(opts.stateDir);
+    this.dns = new MagicDns(this.state.dir, opts.tunName, opts.log, opts.resolvConf);
     this.machineKey = loadOrCreateMachineKey(join(this.state.dir, FILES.machine));
     this.nodeKey = this.loadOrCreateNodeKey();
     this.prefs = { ...NO_PREFS, ...(this.state.read<Prefs>(FILES.prefs) ?? {}) };
@@ -171,9 +181,13 @@ export class Daemon {
       'POST /down': () => this.serial(() => this.down()),
       'POST /logout': () => this.serial(() => this.logout()),
       'GET /whois': (_body, query) => this.whois(query.get('ip') ?? ''),
+      'GET /dns/status': () => this.dnsStatus(),
+      'POST /dns/query': (body) => this.dnsQuery(body),
     };
     // The socket first: a second daemon on the same socket stops here, before touching the TUN device.
     this.server = await serveLocalApi(this.opts.socket, routes, (err) => this.log.error({ err }, 'local API handler failed'));
+    // A crash may have left the system pointing at our resolver: give it its own configuration back.
+    this.dns.recover();
     await this.serial(() => this.resume());
     this.log.info({ socket: this.opts.socket, stateDir: this.state.dir, version: this.version }, 'agent daemon ready');
   }
@@ -220,17 +234,26 @@ export class Daemon {
       ...(this.opts.mtu ? { mtu: this.opts.mtu } : {}),
       privateKey: this.nodeKey.raw,
       localSubnets: onLocalSubnet(networkInterfaces(), this.opts.tunName),
+      serviceAddresses: SERVICE_ADDRESSES,
       log: (level, msg, fields) => log[level](fields ?? {}, msg),
       ...this.opts.engine,
     });
     this.log.info({ tun: this.engine.tun.name, port: this.engine.listenPort }, 'data path up');
-    if (this.netmap) this.engine.apply(this.netmap);
+    await this.dns.start();
+    if (this.netmap) this.applyNetmap(this.netmap);
+  }
+
+  /** The netmap to the data path and the resolver. */
+  private applyNetmap(netmap: Netmap): void {
+    this.engine?.apply(netmap);
+    if (this.engine) this.dns.apply(netmap, this.prefs.acceptDns !== false);
   }
 
   private async stopEngine(): Promise<void> {
     const engine = this.engine;
     if (!engine) return;
     this.engine = null;
+    this.dns.stop();
     await engine.close();
     this.log.info('data path down');
   }
@@ -320,7 +343,7 @@ export class Daemon {
     this.netmapFromDisk = false;
     // Apply first (a policy change takes effect now), then persist for the next start.
     const t0 = performance.now();
-    this.engine?.apply(netmap);
+    this.applyNetmap(netmap);
     const applyMs = Math.round((performance.now() - t0) * 100) / 100;
     try {
       this.state.write(FILES.netmap, netmap);
@@ -475,14 +498,32 @@ export class Daemon {
     }
     this.prefs.coordUrl = coordUrl;
     this.prefs.hostname = hostname;
+    if (req.acceptDns !== undefined) this.prefs.acceptDns = req.acceptDns;
     if (req.advertiseTags !== undefined) this.prefs.advertiseTags = req.advertiseTags;
     this.prefs.wantRunning = true;
     this.savePrefs();
     await this.startEngine();
+    if (this.netmap && this.engine) this.dns.apply(this.netmap, this.prefs.acceptDns !== false);
     this.startStream();
     // After a (re-)registration the netmap in hand is stale (tags, name, addresses): wait for coord's next one.
     if (mustRegister || !this.netmap || this.netmapFromDisk) await this.waitForNetmap(this.opts.upWaitMs ?? 10_000);
     return this.status();
+  }
+
+  private dnsStatus(): DnsStatus {
+    return this.dns.status(this.prefs.acceptDns !== false);
+  }
+
+  private async dnsQuery(body: unknown): Promise<DnsQueryResult> {
+    const b = (body ?? {}) as { name?: unknown; type?: unknown };
+    if (typeof b.name !== 'string' || b.name === '' || b.name.length > 253) throw new LocalApiHttpError(400, 'dns query: "name" must be a domain name');
+    const type = typeof b.type === 'string' ? b.type.toUpperCase() : 'A';
+    if (!(QUERY_TYPES as readonly string[]).includes(type)) throw new LocalApiHttpError(400, `dns query: type must be one of ${QUERY_TYPES.join(', ')}`);
+    try {
+      return await this.dns.queryAsStub(b.name, type);
+    } catch (err) {
+      throw new LocalApiHttpError(409, `dns query: ${(err as Error).message}`);
+    }
   }
 
   private waitForNetmap(ms: number): Promise<void> {

@@ -32,6 +32,8 @@ export interface EngineOptions {
   privateKey: Uint8Array;
   mtu?: number;
   log: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
+  /** Addresses the device always has, whatever the netmap says (the resolver's service addresses). */
+  serviceAddresses?: readonly string[];
   /** Is this IPv4 address on one of our LAN subnets (endpoint preference). */
   localSubnets?: (ip: string) => boolean;
   /** For tests: open the TUN device and bind UDP without the native addon. */
@@ -91,6 +93,7 @@ export class Engine {
     this.now = opts.now ?? Date.now;
     this.timer = setInterval(() => this.tryEndpoints(), 2_000);
     this.timer.unref();
+    this.applyAddresses([]);
   }
 
   private get filter(): Filter {
@@ -173,7 +176,7 @@ export class Engine {
 
   /** Makes the device's addresses the netmap's: new ones added first, then the ones it no longer lists removed. */
   private applyAddresses(addresses: string[]): void {
-    const wanted = new Set(addresses.map(hostPrefix));
+    const wanted = new Set([...addresses, ...(this.opts.serviceAddresses ?? [])].map(hostPrefix));
     for (const a of wanted) {
       if (this.addresses.has(a)) continue;
       try {
@@ -195,7 +198,7 @@ export class Engine {
         this.opts.log('warn', `could not remove address ${a} from ${this.tun.name}`, { code: (err as NativeError).code, err: (err as Error).message });
       }
     }
-    if (!this.routesAdded && this.addresses.size > 0) {
+    if (!this.routesAdded && addresses.length > 0) {
       for (const r of TAILNET_ROUTES) {
         try {
           this.tun.addRoute(r);

@@ -74,6 +74,8 @@ export interface UpRequest {
   authkey?: string;
   hostname?: string;
   advertiseTags?: string[];
+  /** Point the system's resolver at MagicDNS (remembered; default true). */
+  acceptDns?: boolean;
 }
 
 export interface WhoisResponse {

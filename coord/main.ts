@@ -2,7 +2,7 @@
 // The coordination server's command line. Each subcommand lives in its own module; this table names them.
 import { dispatch, type Command } from '../wire/cli.js';
 import { policyCommand } from './policy/cli.js';
-import { aclCommand, auditCommand, devicesCommand, keysCommand, usersCommand } from './cli/admin.js';
+import { aclCommand, auditCommand, devicesCommand, dnsCommand, keysCommand, usersCommand } from './cli/admin.js';
 import { serveCommand } from './cli/serve.js';
 import { tailnetCommand } from './cli/tailnet.js';
 
@@ -15,6 +15,7 @@ const commands: Record<string, Command> = {
   devices: devicesCommand,
   acl: aclCommand,
   audit: auditCommand,
+  dns: dnsCommand,
 };
 
 await dispatch('coord', commands, process.argv.slice(2));

@@ -200,6 +200,9 @@ class LiveTailnet {
         nameservers: (this.tailnet.dns.nameservers as string[] | undefined) ?? [],
         searchPaths: (this.tailnet.dns.searchPaths as string[] | undefined) ?? [],
       };
+      // Split DNS (the admin API checks the shape when it is written).
+      const split = this.tailnet.dns.splitDns as Record<string, string[]> | undefined;
+      if (split && Object.keys(split).length > 0) dns.routes = split;
       this.dnsText = JSON.stringify(dns);
     }
     return this.dnsText;

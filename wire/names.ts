@@ -10,6 +10,12 @@ export function isTag(s: unknown): boolean {
 /** A DNS label as a device name: 1 to 63 letters, digits and dashes, not starting or ending with a dash. */
 export const DNS_LABEL_PATTERN = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
 
+/** A domain name of DNS labels ("corp.example.com"; a trailing dot allowed), at most 253 characters. */
+export function isDomainName(s: string): boolean {
+  const name = s.endsWith('.') ? s.slice(0, -1) : s;
+  return name.length > 0 && name.length <= 253 && name.split('.').every((l) => DNS_LABEL_PATTERN.test(l));
+}
+
 export function isDnsLabel(s: string): boolean {
   return DNS_LABEL_PATTERN.test(s);
 }

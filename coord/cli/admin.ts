@@ -334,3 +334,55 @@ export const auditCommand: Command = {
     return 0;
   },
 };
+
+export const dnsCommand = group('dns', 'DNS of the network: nameservers, search paths, MagicDNS, split DNS (admin API)', {
+  show: {
+    usage: 'show',
+    async run(api, v) {
+      const [nameservers, searchPaths, magicDNS, splitDns] = await Promise.all([api.nameservers(), api.searchPaths(), api.magicDNS(), api.splitDns()]);
+      out(v, { magicDNS, nameservers, searchPaths, splitDns }, () => [
+        `MagicDNS:     ${magicDNS ? 'on' : 'off'}`,
+        `nameservers:  ${nameservers.join(' ') || '- (devices use their own resolvers for other names)'}`,
+        `search paths: ${searchPaths.join(' ') || '-'}`,
+        ...Object.entries(splitDns).map(([d, s]) => `split DNS:    ${d} → ${s.join(' ')}`),
+      ]);
+    },
+  },
+  nameservers: {
+    usage: 'nameservers IP,… (an empty list "" removes them)',
+    positionals: 1,
+    async run(api, v, args) {
+      const r = await api.setNameservers(splitList(need(args, 0, 'IP,… (or "")')));
+      out(v, { dns: r }, () => [`nameservers: ${r.join(' ') || '-'}`]);
+    },
+  },
+  searchpaths: {
+    usage: 'searchpaths DOMAIN,… (an empty list "" removes them)',
+    positionals: 1,
+    async run(api, v, args) {
+      const r = await api.setSearchPaths(splitList(need(args, 0, 'DOMAIN,… (or "")')));
+      out(v, { searchPaths: r }, () => [`search paths: ${r.join(' ') || '-'}`]);
+    },
+  },
+  magicdns: {
+    usage: 'magicdns on|off',
+    positionals: 1,
+    async run(api, v, args) {
+      const want = need(args, 0, 'on or off');
+      if (want !== 'on' && want !== 'off') throw new UsageError(`magicdns takes on or off, not ${JSON.stringify(want)}`);
+      const r = await api.setMagicDNS(want === 'on');
+      out(v, { magicDNS: r }, () => [`MagicDNS is ${r ? 'on' : 'off'}`]);
+    },
+  },
+  'split-dns': {
+    usage: 'split-dns DOMAIN IP,… | split-dns DOMAIN --remove',
+    flags: { remove: { type: 'boolean' } },
+    positionals: 2,
+    async run(api, v, args) {
+      const domain = need(args, 0, 'DOMAIN');
+      if (v.remove && args[1] !== undefined) throw new UsageError('give either nameservers or --remove, not both');
+      const r = await api.patchSplitDns({ [domain]: v.remove ? null : splitList(need(args, 1, 'IP,… (or --remove)')) });
+      out(v, r, () => (Object.keys(r).length ? Object.entries(r).map(([d, s]) => `${d} → ${s.join(' ')}`) : ['no split DNS']));
+    },
+  },
+});

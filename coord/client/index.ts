@@ -207,6 +207,41 @@ export class AdminClient {
     return this.answer('POST', '/device-invites/-/accept', { invite });
   }
 
+  // ── DNS ──
+
+  async nameservers(): Promise<string[]> {
+    return (await this.answer<{ dns: string[] }>('GET', this.t('/dns/nameservers'))).dns;
+  }
+
+  async setNameservers(dns: string[]): Promise<string[]> {
+    return (await this.answer<{ dns: string[] }>('POST', this.t('/dns/nameservers'), { dns })).dns;
+  }
+
+  async searchPaths(): Promise<string[]> {
+    return (await this.answer<{ searchPaths: string[] }>('GET', this.t('/dns/searchpaths'))).searchPaths;
+  }
+
+  async setSearchPaths(searchPaths: string[]): Promise<string[]> {
+    return (await this.answer<{ searchPaths: string[] }>('POST', this.t('/dns/searchpaths'), { searchPaths })).searchPaths;
+  }
+
+  async magicDNS(): Promise<boolean> {
+    return (await this.answer<{ magicDNS: boolean }>('GET', this.t('/dns/preferences'))).magicDNS;
+  }
+
+  async setMagicDNS(magicDNS: boolean): Promise<boolean> {
+    return (await this.answer<{ magicDNS: boolean }>('POST', this.t('/dns/preferences'), { magicDNS })).magicDNS;
+  }
+
+  splitDns(): Promise<Record<string, string[]>> {
+    return this.answer('GET', this.t('/dns/split-dns'));
+  }
+
+  /** PATCH: sets the domains given, removes those whose value is null. */
+  patchSplitDns(changes: Record<string, string[] | null>): Promise<Record<string, string[]>> {
+    return this.answer('PATCH', this.t('/dns/split-dns'), changes);
+  }
+
   // ── audit ──
 
   auditLog(start: Date): Promise<AuditLog> {

@@ -40,7 +40,7 @@ export class Domain {
 export type { Caller, DomainDeps, EventSink } from './context.js';
 export type { DeviceView } from './devices.js';
 export type { UserView, StatusAction } from './users.js';
-export type { DnsField, DnsSettings, Settings, Billing } from './tailnets.js';
-export { settingsOf, dnsOf, billingOf, createTailnet, listTailnets, checkTailnetName } from './tailnets.js';
+export type { DnsField, DnsSettings, SplitDns, Settings, Billing } from './tailnets.js';
+export { settingsOf, dnsOf, splitDnsOf, billingOf, createTailnet, listTailnets, checkTailnetName } from './tailnets.js';
 export { DEFAULT_POLICY, etagOf, checkPolicy, previewSubject, type PreviewSubject } from './policy.js';
 export { WEBHOOK_EVENTS } from './webhooks.js';

@@ -1,5 +1,5 @@
 // Checks of values that come from outside (request bodies, query strings): each refusal names the field.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isAddr, parsePrefix } from '../../wire/addr.js';
 import { InvalidInput } from '../errors.js';
 
 export function str(v: unknown, field: string): string {
@@ -22,15 +22,11 @@ export function bool(v: unknown, field: string): boolean {
 }
 
 export function isCidr(s: string): boolean {
-  const [ip, bits, ...rest] = s.split('/');
-  if (rest.length > 0 || bits === undefined || !/^\d+$/.test(bits)) return false;
-  if (isIPv4(ip!)) return Number(bits) <= 32;
-  if (isIPv6(ip!)) return Number(bits) <= 128;
-  return false;
+  return s.includes('/') && parsePrefix(s) !== null;
 }
 
 export function isIp(s: string): boolean {
-  return isIPv4(s) || isIPv6(s);
+  return isAddr(s);
 }
 
 /** A loose email check (something@something), as the API has always applied it. */

@@ -3,6 +3,7 @@
 import { InvalidInput } from '../errors.js';
 import type { Store, Tailnet } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
+import { isDomainName } from '../../wire/names.js';
 import { bool, EMAIL_RE, isIp, str, strList, TAILNET_NAME_RE } from './input.js';
 import { DEFAULT_POLICY, etagOf } from './policy.js';
 
@@ -12,6 +13,39 @@ export interface DnsSettings {
   nameservers: string[];
   searchPaths: string[];
   magicDNS: boolean;
+}
+
+/** Split DNS: domain → the nameservers for names under it. */
+export type SplitDns = Record<string, string[]>;
+
+/** Bounds that keep a netmap (sent to every device) small whatever an admin types. */
+const MAX_NAMESERVERS = 16;
+const MAX_SEARCH_PATHS = 32;
+const MAX_SPLIT_DOMAINS = 64;
+
+function lowerDomain(d: string): string {
+  return d.toLowerCase().replace(/\.$/, '');
+}
+
+/** A list of nameserver addresses: each an IP, no duplicates, a bounded count. */
+function checkNameservers(value: unknown, field: string): string[] {
+  const list = strList(value, field);
+  if (list.length > MAX_NAMESERVERS) throw new InvalidInput(`"${field}": at most ${MAX_NAMESERVERS} nameservers`);
+  const bad = list.filter((ip) => !isIp(ip));
+  if (bad.length > 0) throw new InvalidInput(`invalid nameserver address: ${bad.map((b) => JSON.stringify(b.slice(0, 64))).join(', ')} (an IPv4 or IPv6 address)`);
+  const dup = list.find((ip, i) => list.indexOf(ip) !== i);
+  if (dup !== undefined) throw new InvalidInput(`nameserver ${dup} is listed twice`);
+  return list;
+}
+
+function checkDomain(d: string, field: string): string {
+  if (!isDomainName(d)) throw new InvalidInput(`"${field}": ${JSON.stringify(d.slice(0, 80))} is not a domain name (labels of letters, digits and dashes, separated by dots)`);
+  return lowerDomain(d);
+}
+
+export function splitDnsOf(t: Tailnet): SplitDns {
+  const raw = t.dns.splitDns;
+  return raw && typeof raw === 'object' && !Array.isArray(raw) ? { ...(raw as SplitDns) } : {};
 }
 
 const SETTINGS_DEFAULTS = { devicesApprovalOn: false, devicesAutoUpdatesOn: false, devicesKeyDurationDays: 180, usersApprovalOn: false };
@@ -70,12 +104,13 @@ export class TailnetOperations extends Operations {
   setDns(c: Caller, t: Tailnet, field: DnsField, value: unknown): DnsSettings {
     const dns = { ...t.dns };
     if (field === 'nameservers') {
-      const list = strList(value, 'dns');
-      const bad = list.filter((ip) => !isIp(ip));
-      if (bad.length > 0) throw new InvalidInput(`invalid nameserver address: ${bad.join(', ')}`);
-      dns.nameservers = list;
+      dns.nameservers = checkNameservers(value, 'dns');
     } else if (field === 'searchPaths') {
-      dns.searchPaths = strList(value, 'searchPaths');
+      const list = strList(value, 'searchPaths').map((d) => checkDomain(d, 'searchPaths'));
+      if (list.length > MAX_SEARCH_PATHS) throw new InvalidInput(`"searchPaths": at most ${MAX_SEARCH_PATHS} domains`);
+      const dup = list.find((d, i) => list.indexOf(d) !== i);
+      if (dup !== undefined) throw new InvalidInput(`search path ${dup} is listed twice`);
+      dns.searchPaths = list;
     } else {
       dns.magicDNS = bool(value, 'magicDNS');
     }
@@ -86,6 +121,34 @@ export class TailnetOperations extends Operations {
     });
     this.hub.tailnetChanged(t.id);
     return dnsOf({ ...t, dns });
+  }
+
+  /**
+   * Split DNS, as Tailscale's API: `replace` (PUT) sets the whole map; otherwise (PATCH) each domain in
+   * the body is set, or removed when its value is null. Returns the map after the change.
+   */
+  setSplitDns(c: Caller, t: Tailnet, body: Record<string, unknown>, replace: boolean): SplitDns {
+    const next: SplitDns = replace ? {} : splitDnsOf(t);
+    for (const [domain, value] of Object.entries(body)) {
+      const d = checkDomain(domain, 'split-dns');
+      if (value === null) {
+        if (replace) throw new InvalidInput(`split-dns: ${d}: null removes a domain only in PATCH; leave it out of a PUT`);
+        delete next[d];
+        continue;
+      }
+      const servers = checkNameservers(value, d);
+      if (servers.length === 0) throw new InvalidInput(`split-dns: ${d} needs at least one nameserver (null removes it)`);
+      next[d] = servers;
+    }
+    if (Object.keys(next).length > MAX_SPLIT_DOMAINS) throw new InvalidInput(`split-dns: at most ${MAX_SPLIT_DOMAINS} domains`);
+    const old = splitDnsOf(t);
+    const { store } = this;
+    store.tx(() => {
+      store.setTailnetDns(t.id, { ...t.dns, splitDns: next });
+      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: 'DNS_SPLIT_DNS' }, old, next);
+    });
+    this.hub.tailnetChanged(t.id);
+    return next;
   }
 
   patchSettings(c: Caller, t: Tailnet, patch: Record<string, unknown>): Settings {

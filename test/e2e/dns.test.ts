@@ -9,7 +9,8 @@ import { VirtualLan } from '../../scripts/netns.js';
 import { api } from '../coord/harness.js';
 import { AgentLan, canRunE2e, createAuthKey, waitFor } from './harness.js';
 
-const NAMES = ['laptop', 'git', 'hidden', 'db', 'bgit', 'upstream'] as const;
+const NAMES = ['laptop', 'git', 'hidden', 'db', 'bgit', 'upstream', 'corpdns'] as const;
+const SERVERS: readonly Name[] = ['upstream', 'corpdns'];
 type Name = (typeof NAMES)[number];
 
 describe.skipIf(!canRunE2e)('MagicDNS end to end (agents in namespaces, dig and getent, dnsmasq upstream)', () => {
@@ -45,8 +46,13 @@ describe.skipIf(!canRunE2e)('MagicDNS end to end (agents in namespaces, dig and 
       `--listen-address=${up.addr}`, '--bind-interfaces', '--address=/example.org/192.0.2.10', '--host-record=big.example.org,192.0.2.11',
       ...Array.from({ length: 60 }, (_, i) => `--txt-record=long.example.org,${'x'.repeat(200)}${i}`),
     ]);
+    // A second nameserver that alone knows corp.example (split DNS); the upstream refuses it.
+    net.lan.spawn('corpdns', 'dnsmasq', [
+      '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
+      `--listen-address=${net.lan.host('corpdns').addr}`, '--bind-interfaces', '--host-record=wiki.corp.example,192.0.2.30', '--local=/corp.example/',
+    ]);
     // Every agent namespace starts with the upstream as its system resolver.
-    for (const n of NAMES) if (n !== 'upstream') {
+    for (const n of NAMES) if (!SERVERS.includes(n)) {
       const conf = `# the namespace's own resolver configuration\nnameserver ${up.addr}\noptions edns0\n`;
       writeFileSync(VirtualLan.resolvConfPath(net.lan.host(n).ns), conf);
     }
@@ -60,8 +66,8 @@ describe.skipIf(!canRunE2e)('MagicDNS end to end (agents in namespaces, dig and 
     }`)).status).toBe(200);
     expect((await admin('b', 'POST', '/tailnet/-/acl', `{"acls": [{"action": "accept", "src": ["autogroup:shared"], "dst": ["*:*"]}]}`)).status).toBe(200);
     await waitFor('dnsmasq', () => { try { return net.lan.exec('laptop', 'dig', [`@${up.addr}`, 'x.example.org', '+short', '+time=1', '+tries=1']).includes('192.0.2.10'); } catch { return false; } });
-    for (const n of NAMES) if (n !== 'upstream') net.startAgent(n);
-    await waitFor('agent sockets', () => NAMES.every((n) => n === 'upstream' || net.status(n)));
+    for (const n of NAMES) if (!SERVERS.includes(n)) net.startAgent(n);
+    await waitFor('agent sockets', () => NAMES.every((n) => SERVERS.includes(n) || net.status(n)));
     const ups: [Name, string, string, string[]][] = [
       ['laptop', 'a', 'laptop', []], ['git', 'a', 'git', ['--advertise-tags', 'tag:git']], ['hidden', 'a', 'hidden', ['--advertise-tags', 'tag:hidden']],
       ['db', 'b', 'db', []], ['bgit', 'b', 'git', []],
@@ -145,6 +151,18 @@ describe.skipIf(!canRunE2e)('MagicDNS end to end (agents in namespaces, dig and 
     await waitFor('nameservers in the netmap', () => JSON.parse(net.cli('laptop', ['dns', 'status', '--json']).stdout).nameservers.length === 1);
     expect(dig('big.example.org')).toEqual(['192.0.2.11']);
     expect((await admin('a', 'POST', '/tailnet/-/dns/nameservers', { dns: [] })).status).toBe(200);
+  });
+
+  it('split DNS sends a domain to its own nameserver, and only that domain', async () => {
+    expect(dig('wiki.corp.example')).toEqual([]); // the system's upstream does not know it
+    const corp = net.lan.host('corpdns').addr;
+    expect((await admin('a', 'PATCH', '/tailnet/-/dns/split-dns', { 'corp.example': [corp] })).status).toBe(200);
+    await waitFor('split DNS in the netmap', () => JSON.parse(net.cli('laptop', ['dns', 'status', '--json']).stdout).splitDns['corp.example']?.[0] === corp);
+    expect(dig('wiki.corp.example')).toEqual(['192.0.2.30']);
+    expect(getent('wiki.corp.example')).toBe('192.0.2.30');
+    expect(net.cli('laptop', ['dns', 'query', 'wiki.corp.example']).stdout).toContain(`forwarded to ${corp}`);
+    expect(dig('www.example.org')).toEqual(['192.0.2.10']); // everything else still goes to the system's
+    expect((await admin('a', 'PATCH', '/tailnet/-/dns/split-dns', { 'corp.example': null })).status).toBe(200);
   });
 
   it('with MagicDNS off, tailnet names are no longer answered and forwarding still works', async () => {

@@ -1,5 +1,5 @@
 // The tailnet's own configuration: /dns/*, /settings, /name, /billing.
-import { billingOf, dnsOf, settingsOf, type DnsField } from '../../domain/index.js';
+import { billingOf, dnsOf, settingsOf, splitDnsOf, type DnsField } from '../../domain/index.js';
 import { bodyObject, route, tailnetParam, type Answer, type Call } from './call.js';
 
 /** Each DNS endpoint's field in the request and answer bodies. */
@@ -19,6 +19,17 @@ function dnsSet(field: DnsField) {
     // Setting nameservers answers whether MagicDNS is on too, as Tailscale does.
     const body = field === 'nameservers' ? { dns: dns.nameservers, magicDNS: dns.magicDNS } : { [DNS_BODY_FIELD[field]]: dns[field] };
     return { body };
+  };
+}
+
+function getSplitDns(c: Call): Answer {
+  return { body: splitDnsOf(tailnetParam(c)) };
+}
+
+function setSplitDns(replace: boolean) {
+  return async (c: Call): Promise<Answer> => {
+    const t = tailnetParam(c);
+    return { body: c.domain.tailnets.setSplitDns(c.caller, t, await bodyObject(c), replace) };
   };
 }
 
@@ -54,6 +65,9 @@ export const dnsRoutes = [
   route('POST', '/tailnet/:t/dns/nameservers', 'network:write', dnsSet('nameservers')),
   route('POST', '/tailnet/:t/dns/searchpaths', 'network:write', dnsSet('searchPaths')),
   route('POST', '/tailnet/:t/dns/preferences', 'network:write', dnsSet('magicDNS')),
+  route('GET', '/tailnet/:t/dns/split-dns', 'network:read', getSplitDns),
+  route('PATCH', '/tailnet/:t/dns/split-dns', 'network:write', setSplitDns(false)),
+  route('PUT', '/tailnet/:t/dns/split-dns', 'network:write', setSplitDns(true)),
 ];
 
 export const settingsRoutes = [

@@ -1,0 +1,70 @@
+// Throughput of the relay core over loopback: `npm run -s bench:relay-core [-- --json]`.
+// The relay (RelayServer on an HTTP server) runs in a child process; this process runs two RelayClients,
+// one sending 1400-byte packets (about a WireGuard packet on a 1500-byte path) as fast as its queue
+// allows, the other receiving. Gbit/s = packet bytes received per second over a measured window of a few
+// seconds, after a warm-up. {"gbps": n, "pps": n, "packetBytes": n, "seconds": n}
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { RelayClient } from '../agent/connectivity/relay-client.js';
+import { RelayServer } from '../coord/relay/server.js';
+import { X25519Key } from '../wire/x25519.js';
+
+const PACKET = 1400;
+const WARMUP_MS = 1000;
+const MEASURE_MS = 4000;
+
+async function serve(): Promise<void> {
+  const http = createServer((_q, r) => r.writeHead(404).end());
+  new RelayServer({ authorizer: { mayConnect: () => true, maySend: () => true } }).attach(http);
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  process.stdout.write(`${(http.address() as AddressInfo).port}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
+
+async function main(): Promise<void> {
+  const json = process.argv.includes('--json');
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
+  const url = `ws://127.0.0.1:${port}/relay`;
+  const [a, b] = [X25519Key.generate(), X25519Key.generate()];
+  let received = 0;
+  const sender = new RelayClient({ url, key: a, onPacket: () => {} }).start();
+  const receiver = new RelayClient({ url, key: b, onPacket: (_s, p) => (received += p.length) }).start();
+  await Promise.all([sender.waitConnected(), receiver.waitConnected()]);
+  const packet = Buffer.alloc(PACKET, 0x5a);
+  let from = 0;
+  let at = 0;
+  let running = true;
+  const pump = () => {
+    if (!running) return;
+    for (let i = 0; i < 256 && sender.queuedBytes < 1 << 20; i++) sender.send(b.publicKey, packet);
+    setImmediate(pump);
+  };
+  pump();
+  await new Promise((r) => setTimeout(r, WARMUP_MS));
+  from = received;
+  at = performance.now();
+  await new Promise((r) => setTimeout(r, MEASURE_MS));
+  const seconds = (performance.now() - at) / 1000;
+  const bytes = received - from;
+  running = false;
+  sender.close();
+  receiver.close();
+  child.stdin!.end();
+  const result = {
+    gbps: Number(((bytes * 8) / seconds / 1e9).toFixed(3)),
+    pps: Math.round(bytes / PACKET / seconds),
+    packetBytes: PACKET,
+    seconds: Number(seconds.toFixed(2)),
+  };
+  if (json) console.log(JSON.stringify(result));
+  else console.log(`relay core over loopback: ${result.gbps} Gbit/s (${result.pps} packets/s of ${PACKET} bytes, ${result.seconds} s)`);
+}
+
+if (process.argv.includes('--serve')) void serve();
+else void main();

@@ -226,3 +226,21 @@ export class RelayClient {
     }
   }
 }
+
+/**
+ * Times a relay for netcheck: connects (unless already connected) and sends one relay ping. The client
+ * is left as it was found: one started here is closed again.
+ */
+export async function probeRelay(client: RelayClient, timeoutMs: number): Promise<number | null> {
+  const started = client.state === 'closed';
+  if (started) client.start();
+  const t0 = performance.now();
+  try {
+    await client.waitConnected(timeoutMs);
+    return await client.ping(Math.max(1, timeoutMs - (performance.now() - t0)));
+  } catch {
+    return null;
+  } finally {
+    if (started) client.close();
+  }
+}

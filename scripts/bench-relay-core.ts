@@ -2,7 +2,9 @@
 // The relay (RelayServer on an HTTP server) runs in a child process; this process runs two RelayClients,
 // one sending 1400-byte packets (about a WireGuard packet on a 1500-byte path) as fast as its queue
 // allows, the other receiving. Gbit/s = packet bytes received per second over a measured window of a few
-// seconds, after a warm-up. {"gbps": n, "pps": n, "packetBytes": n, "seconds": n}
+// seconds, after a warm-up. relayCpuGbps = the same bytes per second of CPU time the relay process used
+// in that window: what one core of relay forwards, less disturbed by other load on a shared machine.
+// {"gbps": n, "relayCpuGbps": n, "pps": n, "packetBytes": n, "seconds": n}
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,14 +24,27 @@ async function serve(): Promise<void> {
   new RelayServer({ authorizer: { mayConnect: () => true, maySend: () => true } }).attach(http);
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   process.stdout.write(`${(http.address() as AddressInfo).port}\n`);
-  process.stdin.resume();
+  // "mark" lines from the parent: answer with the CPU seconds used since the previous mark.
+  let last = process.cpuUsage();
+  createInterface({ input: process.stdin }).on('line', () => {
+    const d = process.cpuUsage(last);
+    last = process.cpuUsage();
+    process.stdout.write(`${(d.user + d.system) / 1e6}\n`);
+  });
   process.stdin.on('end', () => process.exit(0));
 }
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const port = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
+  const lines = createInterface({ input: child.stdout! });
+  const nextLine = () => new Promise<string>((resolve) => lines.once('line', resolve));
+  const port = await nextLine();
+  const mark = async () => {
+    const answer = nextLine();
+    child.stdin!.write('mark\n');
+    return Number(await answer);
+  };
   const url = `ws://127.0.0.1:${port}/relay`;
   const [a, b] = [X25519Key.generate(), X25519Key.generate()];
   let received = 0;
@@ -47,23 +62,26 @@ async function main(): Promise<void> {
   };
   pump();
   await new Promise((r) => setTimeout(r, WARMUP_MS));
+  await mark();
   from = received;
   at = performance.now();
   await new Promise((r) => setTimeout(r, MEASURE_MS));
   const seconds = (performance.now() - at) / 1000;
   const bytes = received - from;
+  const relayCpu = await mark();
   running = false;
   sender.close();
   receiver.close();
   child.stdin!.end();
   const result = {
     gbps: Number(((bytes * 8) / seconds / 1e9).toFixed(3)),
+    relayCpuGbps: Number(((bytes * 8) / relayCpu / 1e9).toFixed(3)),
     pps: Math.round(bytes / PACKET / seconds),
     packetBytes: PACKET,
     seconds: Number(seconds.toFixed(2)),
   };
   if (json) console.log(JSON.stringify(result));
-  else console.log(`relay core over loopback: ${result.gbps} Gbit/s (${result.pps} packets/s of ${PACKET} bytes, ${result.seconds} s)`);
+  else console.log(`relay core over loopback: ${result.gbps} Gbit/s (${result.pps} packets/s of ${PACKET} bytes, ${result.seconds} s); ${result.relayCpuGbps} Gbit/s per CPU-second of the relay`);
 }
 
 if (process.argv.includes('--serve')) void serve();

@@ -1,10 +1,11 @@
-// Throughput of the relay core over loopback: `npm run -s bench:relay-core [-- --json]`.
+// Throughput of the relay core over loopback: `npm run -s bench:relay-core [-- --json] [-- --batch N]`.
 // The relay (RelayServer on an HTTP server) runs in a child process; this process runs two RelayClients,
 // one sending 1400-byte packets (about a WireGuard packet on a 1500-byte path) as fast as its queue
-// allows, the other receiving. Gbit/s = packet bytes received per second over a measured window of a few
+// allows, in batch frames of N packets (default 16, as the batched data path will; 1 = one frame per
+// packet), the other receiving. Gbit/s = packet bytes received per second over a measured window of a few
 // seconds, after a warm-up. relayCpuGbps = the same bytes per second of CPU time the relay process used
 // in that window: what one core of relay forwards, less disturbed by other load on a shared machine.
-// {"gbps": n, "relayCpuGbps": n, "pps": n, "packetBytes": n, "seconds": n}
+// {"gbps": n, "relayCpuGbps": n, "pps": n, "packetBytes": n, "batch": n, "seconds": n}
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -36,6 +37,9 @@ async function serve(): Promise<void> {
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
+  const bi = process.argv.indexOf('--batch');
+  const batch = bi > 0 ? Number(process.argv[bi + 1]) : 16;
+  if (!Number.isInteger(batch) || batch < 1 || batch > 40) throw new Error('--batch wants 1 to 40');
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const nextLine = () => new Promise<string>((resolve) => lines.once('line', resolve));
@@ -52,12 +56,16 @@ async function main(): Promise<void> {
   const receiver = new RelayClient({ url, key: b, onPacket: (_s, p) => (received += p.length) }).start();
   await Promise.all([sender.waitConnected(), receiver.waitConnected()]);
   const packet = Buffer.alloc(PACKET, 0x5a);
+  const packets = Array.from({ length: batch }, () => packet);
   let from = 0;
   let at = 0;
   let running = true;
   const pump = () => {
     if (!running) return;
-    for (let i = 0; i < 256 && sender.queuedBytes < 1 << 20; i++) sender.send(b.publicKey, packet);
+    for (let i = 0; i < 256 / batch && sender.queuedBytes < 1 << 20; i++) {
+      if (batch === 1) sender.send(b.publicKey, packet);
+      else sender.sendBatch(b.publicKey, packets);
+    }
     setImmediate(pump);
   };
   pump();
@@ -78,10 +86,11 @@ async function main(): Promise<void> {
     relayCpuGbps: Number(((bytes * 8) / relayCpu / 1e9).toFixed(3)),
     pps: Math.round(bytes / PACKET / seconds),
     packetBytes: PACKET,
+    batch,
     seconds: Number(seconds.toFixed(2)),
   };
   if (json) console.log(JSON.stringify(result));
-  else console.log(`relay core over loopback: ${result.gbps} Gbit/s (${result.pps} packets/s of ${PACKET} bytes, ${result.seconds} s); ${result.relayCpuGbps} Gbit/s per CPU-second of the relay`);
+  else console.log(`relay core over loopback: ${result.gbps} Gbit/s (${result.pps} packets/s of ${PACKET} bytes in frames of ${batch}, ${result.seconds} s); ${result.relayCpuGbps} Gbit/s per CPU-second of the relay`);
 }
 
 if (process.argv.includes('--serve')) void serve();

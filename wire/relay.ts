@@ -27,6 +27,10 @@ export const FRAME = {
   send: 0x10,
   /** relay → device: source key (32) | packet */
   recv: 0x11,
+  /** device → relay: destination key (32) | one or more of (length (2) | packet) */
+  sendBatch: 0x13,
+  /** relay → device: source key (32) | one or more of (length (2) | packet) */
+  recvBatch: 0x14,
   /** relay → device: destination key (32) | reason (1): a packet to it was not delivered */
   undeliverable: 0x12,
   /** either way: 8 bytes the other side echoes in a pong */
@@ -93,4 +97,43 @@ export function undeliverable(dst: Uint8Array, reason: number): Buffer {
 
 export function refused(reason: string): Buffer {
   return Buffer.concat([Buffer.from([FRAME.refused]), Buffer.from(reason, 'utf8')]);
+}
+
+/**
+ * A batch frame for packets to one destination: the data path works in batches, and one WebSocket
+ * message per batch costs far less than one per packet. Throws on our own bad arguments.
+ */
+export function batchFrame(type: number, key: Uint8Array, packets: readonly Uint8Array[], count = packets.length): Buffer {
+  let len = 1 + KEY_LEN;
+  for (let i = 0; i < count; i++) {
+    const n = packets[i]!.length;
+    if (n < 1 || n > MAX_PACKET) throw new Error('relay batch: packets of 1 to 65535 bytes');
+    len += 2 + n;
+  }
+  if (len > MAX_FRAME) throw new Error(`relay batch: at most ${MAX_FRAME} bytes in one frame`);
+  const f = Buffer.allocUnsafe(len);
+  f[0] = type;
+  f.set(key, 1);
+  let off = 1 + KEY_LEN;
+  for (let i = 0; i < count; i++) {
+    const p = packets[i]!;
+    f.writeUInt16BE(p.length, off);
+    f.set(p, off + 2);
+    off += 2 + p.length;
+  }
+  return f;
+}
+
+/** Number of packets in a batch frame's body, or -1 when the lengths do not add up (or one is 0). */
+export function countBatch(f: Uint8Array): number {
+  let off = 1 + KEY_LEN;
+  let n = 0;
+  while (off < f.length) {
+    if (off + 2 > f.length) return -1;
+    const len = (f[off]! << 8) | f[off + 1]!;
+    if (len === 0 || off + 2 + len > f.length) return -1;
+    off += 2 + len;
+    n++;
+  }
+  return n > 0 ? n : -1;
 }

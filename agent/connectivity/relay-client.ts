@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
-import { FRAME, keyedFrame, KEY_LEN, MAX_FRAME, MAX_PACKET, parseServerHello, relayProof, clientHello } from '../../wire/relay.js';
+import { batchFrame, countBatch, FRAME, keyedFrame, KEY_LEN, MAX_FRAME, MAX_PACKET, parseServerHello, relayProof, clientHello } from '../../wire/relay.js';
 import type { X25519Key } from '../../wire/x25519.js';
 
 export type RelayClientState = 'connecting' | 'connected' | 'backoff' | 'closed';
@@ -95,6 +95,18 @@ export class RelayClient {
     if (!this.ready || !ws || ws.bufferedAmount > this.maxQueueBytes) return false;
     if (dst.length !== KEY_LEN || packet.length > MAX_PACKET) throw new Error('relay send: a 32-byte key and at most 65535 bytes');
     ws.send(keyedFrame(FRAME.send, dst, packet));
+    return true;
+  }
+
+  /**
+   * Sends packets[0..count) to `dst` in one frame (what the batched data path wants). False (all are
+   * dropped) under the same conditions as send().
+   */
+  sendBatch(dst: Uint8Array, packets: readonly Uint8Array[], count = packets.length): boolean {
+    const ws = this.ws;
+    if (!this.ready || !ws || ws.bufferedAmount > this.maxQueueBytes) return false;
+    if (dst.length !== KEY_LEN) throw new Error('relay send: a 32-byte key');
+    if (count > 0) ws.send(batchFrame(FRAME.sendBatch, dst, packets, count));
     return true;
   }
 
@@ -202,6 +214,16 @@ export class RelayClient {
       case FRAME.recv:
         if (f.length > 1 + KEY_LEN) this.o.onPacket(f.subarray(1, 1 + KEY_LEN), f.subarray(1 + KEY_LEN));
         return;
+      case FRAME.recvBatch: {
+        if (countBatch(f) < 0) return; // a relay never sends one; ignore rather than deliver half
+        const src = f.subarray(1, 1 + KEY_LEN);
+        for (let off = 1 + KEY_LEN; off < f.length; ) {
+          const len = f.readUInt16BE(off);
+          this.o.onPacket(src, f.subarray(off + 2, off + 2 + len));
+          off += 2 + len;
+        }
+        return;
+      }
       case FRAME.undeliverable:
         if (f.length === 2 + KEY_LEN) this.o.onUndeliverable?.(f.subarray(1, 1 + KEY_LEN), f[1 + KEY_LEN]!);
         return;

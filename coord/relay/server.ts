@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
+  countBatch,
   FRAME,
   KEY_LEN,
   MAX_FRAME,
@@ -198,7 +199,12 @@ export class RelayServer {
   private onFrame(from: Client, f: Buffer): void {
     switch (f[0]) {
       case FRAME.send:
-        return this.forward(from, f);
+        return this.forward(from, f, 1);
+      case FRAME.sendBatch: {
+        const n = countBatch(f);
+        if (n < 0) return this.protocolError(from.ws, 'malformed batch');
+        return this.forward(from, f, n);
+      }
       case FRAME.ping:
         if (f.length !== 9) return this.protocolError(from.ws, 'a ping carries 8 bytes');
         f[0] = FRAME.pong;
@@ -211,22 +217,23 @@ export class RelayServer {
     }
   }
 
-  private forward(from: Client, f: Buffer): void {
+  /** Forwards a send or sendBatch frame holding `packets` packets. */
+  private forward(from: Client, f: Buffer, packets: number): void {
     if (f.length < 1 + KEY_LEN + 1) {
       this.counters.dropped.malformed++;
       return;
     }
     const to = this.table.get(f, 1);
     if (!to) {
-      this.counters.dropped.notHere++;
+      this.counters.dropped.notHere += packets;
       return this.notice(from, f, UNDELIVERABLE.notHere);
     }
     if (!this.o.authorizer.maySend(from.id, to.id)) {
-      this.counters.dropped.notAllowed++;
+      this.counters.dropped.notAllowed += packets;
       return this.notice(from, f, UNDELIVERABLE.notAllowed);
     }
     if (to.ws.bufferedAmount > this.maxQueueBytes) {
-      this.counters.dropped.queueFull++;
+      this.counters.dropped.queueFull += packets;
       const now = Date.now();
       if (!to.fullSince) to.fullSince = now;
       else if (now - to.fullSince > this.slowReaderMs) {
@@ -238,12 +245,13 @@ export class RelayServer {
       return;
     }
     to.fullSince = 0;
-    // The frame becomes the receiver's in place: same length, the source key where the destination was.
-    f[0] = FRAME.recv;
+    // The frame becomes the receiver's in place: same layout, the source key where the destination was.
+    const batch = f[0] === FRAME.sendBatch;
+    f[0] = batch ? FRAME.recvBatch : FRAME.recv;
     from.key.copy(f, 1);
     to.ws.send(f);
-    this.counters.forwardedPackets++;
-    this.counters.forwardedBytes += f.length - 1 - KEY_LEN;
+    this.counters.forwardedPackets += packets;
+    this.counters.forwardedBytes += f.length - 1 - KEY_LEN - (batch ? 2 * packets : 0);
   }
 
   private notice(from: Client, f: Buffer, reason: number): void {

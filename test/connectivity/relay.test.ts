@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { RelayClient } from '../../agent/connectivity/relay-client.js';
 import { RelayServer, type RelayAuthorizer } from '../../coord/relay/server.js';
-import { clientHello, FRAME, parseServerHello, relayProof, UNDELIVERABLE } from '../../wire/relay.js';
+import { batchFrame, clientHello, FRAME, parseServerHello, relayProof, UNDELIVERABLE } from '../../wire/relay.js';
 import { X25519Key } from '../../wire/x25519.js';
 
 const id = (k: X25519Key) => k.publicKey.toString('base64');
@@ -86,6 +86,12 @@ describe('relay over WebSocket', () => {
     expect(gotB.every((g) => g.src === id(a))).toBe(true);
     expect(gotA[0]).toEqual({ src: id(b), data: Buffer.from('pong') });
     expect(relay.counters.forwardedPackets).toBe(51);
+    // A batch arrives as its packets, in order; a malformed batch closes the sender's connection.
+    const batch = [Buffer.from('one'), randomBytes(1400), Buffer.from('three')];
+    expect(ca.sendBatch(b.publicKey, batch)).toBe(true);
+    await until(() => gotB.length === 53, 'the batch');
+    expect(gotB.slice(50).map((g) => g.data)).toEqual(batch);
+    expect(relay.counters.forwardedPackets).toBe(54);
     const rtt = await ca.ping();
     expect(rtt).toBeGreaterThan(0);
     expect(rtt).toBeLessThan(5000);
@@ -110,6 +116,15 @@ describe('relay over WebSocket', () => {
     expect(frames.some((f) => f[0] === FRAME.refused && f.subarray(1).toString() === 'bad client hello')).toBe(true);
     expect(frames.some((f) => f[0] === FRAME.ready)).toBe(false);
     expect(relay.counters.accepted).toBe(0);
+    // An authorized device that sends a batch whose lengths do not add up is disconnected.
+    const gotA: { src: string; data: Buffer }[] = [];
+    const ca = client(url, a, gotA);
+    await ca.waitConnected();
+    const bad = batchFrame(FRAME.sendBatch, a.publicKey, [Buffer.from('x')]);
+    bad.writeUInt16BE(5, 33);
+    (ca as unknown as { ws: WebSocket }).ws.send(bad);
+    await until(() => ca.lastError.includes('malformed batch'), 'the malformed batch to close the connection');
+    expect(gotA).toEqual([]);
     expect(relay.counters.refused).toBeGreaterThanOrEqual(2);
   });
 

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { RelayClient } from '../../agent/connectivity/relay-client.js';
@@ -230,5 +231,42 @@ describe('relay over WebSocket', () => {
     await until(() => one.lastError.includes('replaced'), 'the first to be replaced');
     expect(relay.size).toBe(1);
     one.close();
+  });
+
+  it('survives random frames from an authorized device (fuzz) and keeps serving the others', async () => {
+    const [a, b, fuzzer] = [X25519Key.generate(), X25519Key.generate(), X25519Key.generate()];
+    const { relay, url } = await startRelay(new TableAuthorizer().allow(a, b, fuzzer).pair(a, b).pair(fuzzer, b));
+    const gotB: { src: string; data: Buffer }[] = [];
+    const ca = client(url, a);
+    client(url, b, gotB);
+    const connect = () =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(url, { perMessageDeflate: false });
+        cleanup.push(() => ws.terminate());
+        ws.on('error', reject);
+        ws.on('message', (d: Buffer) => {
+          if (d[0] === FRAME.serverHello) {
+            const h = parseServerHello(d)!;
+            ws.send(clientHello(fuzzer.publicKey, relayProof(fuzzer.shared(h.ephemeral)!, h.challenge, fuzzer.publicKey)));
+          } else if (d[0] === FRAME.ready) resolve(ws);
+        });
+      });
+    const frame = fc.oneof(
+      fc.uint8Array({ maxLength: 80 }),
+      fc.tuple(fc.constantFrom(0x10, 0x13, 0x20, 0x21, 0x02, 0x11), fc.uint8Array({ maxLength: 80 })).map(([t, rest]) => Uint8Array.from([t, ...rest])),
+      fc.tuple(fc.constantFrom(0x10, 0x13), fc.uint8Array({ maxLength: 40 })).map(([t, rest]) => Uint8Array.from([t, ...b.publicKey, ...rest])),
+    );
+    const frames = fc.sample(frame, { numRuns: 300, seed: 42 });
+    let ws = await connect();
+    for (const f of frames) {
+      if (ws.readyState !== WebSocket.OPEN) ws = await connect();
+      ws.send(f.length ? f : Uint8Array.from([0]));
+      await new Promise((r) => setImmediate(r));
+    }
+    const before = gotB.length;
+    await ca.waitConnected();
+    ca.send(b.publicKey, Buffer.from('still here'));
+    await until(() => gotB.some((g, i) => i >= before && g.data.toString() === 'still here'), 'a packet after the fuzzing');
+    expect(relay.size).toBeGreaterThanOrEqual(2);
   });
 });

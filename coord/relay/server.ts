@@ -123,7 +123,15 @@ export class RelayServer {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const f = data as Buffer; // binaryType 'nodebuffer' and no fragments list: maxPayload bounds it
       if (!isBinary || !Buffer.isBuffer(f)) return this.protocolError(ws, 'binary frames only');
-      if (client) return this.onFrame(client, f);
+      if (client) {
+        try {
+          return this.onFrame(client, f);
+        } catch (err) {
+          // A bug here must cost one connection, never the server.
+          this.o.log?.error({ err }, 'relay: frame handling failed');
+          return this.protocolError(ws, 'internal error');
+        }
+      }
       if (checking) return this.protocolError(ws, 'a frame before the handshake finished');
       checking = true;
       const hello = parseClientHello(f);

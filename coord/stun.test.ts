@@ -76,6 +76,19 @@ describe('StunServer', () => {
     expect(msg.mapped).toEqual({ address: '::1', port: client.address().port, family: 6 });
   });
 
+  it('on a dual-stack "::" socket, tells an IPv4 client its plain IPv4 address', async () => {
+    let server: StunServer;
+    try {
+      server = await StunServer.start({ host: '::', port: 0 });
+    } catch {
+      return; // no IPv6 on this machine
+    }
+    const client = await clientSocket();
+    cleanup.push(() => server.close(), () => client.close());
+    const { msg } = await ask(client, server.ports[0], encodeBindingRequest(newTransactionId()));
+    expect(msg.mapped).toEqual({ address: '127.0.0.1', port: client.address().port, family: 4 });
+  });
+
   it('refuses to start when a port is taken, leaving nothing bound', async () => {
     const server = await StunServer.start({ host: '127.0.0.1', port: 0 });
     cleanup.push(() => server.close());

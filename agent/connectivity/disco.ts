@@ -7,17 +7,17 @@
 // On the wire: MAGIC (8) | sender's disco public key (32) | nonce (24) | sealed payload (+16 tag).
 // Opening never throws: a datagram that is not disco, is from an unknown sender, fails to open or holds
 // a malformed payload yields the reason.
-import { createPrivateKey, createPublicKey, diffieHellman, randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha';
 import { blake2s } from '@noble/hashes/blake2';
 import { ip16, ip16Text } from '../../wire/ipbytes.js';
+import { X25519_KEY_LEN, X25519Key as DiscoKey } from '../../wire/x25519.js';
 
 /** First byte 0xff: never a WireGuard message (types 1–4) nor STUN (first two bits zero). */
 export const DISCO_MAGIC = Buffer.from([0xff, 0x4d, 0x57, 0x44, 0x49, 0x53, 0x43, 0x4f]); // "\xffMWDISCO"
-export const DISCO_KEY_LEN = 32;
 const NONCE_LEN = 24;
 const TAG_LEN = 16;
-const HEADER_LEN = DISCO_MAGIC.length + DISCO_KEY_LEN; // authenticated, not encrypted
+const HEADER_LEN = DISCO_MAGIC.length + X25519_KEY_LEN; // authenticated, not encrypted
 const MIN_LEN = HEADER_LEN + NONCE_LEN + 2 + TAG_LEN;
 /** The largest call-me-maybe list we send or accept. */
 export const MAX_CALL_ME_MAYBE = 64;
@@ -45,40 +45,8 @@ export type DiscoMessage =
 
 export type OpenResult = { ok: true; from: Buffer; message: DiscoMessage } | { ok: false; reason: string };
 
-const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
-
 /** A device's disco key pair: separate from its WireGuard key; its public half goes in the netmap. */
-export class DiscoKey {
-  readonly publicKey: Buffer;
-  private readonly object: KeyObject;
-
-  constructor(privateRaw: Uint8Array) {
-    if (privateRaw.length !== DISCO_KEY_LEN) throw new Error('a disco private key has 32 bytes');
-    this.object = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, privateRaw]), format: 'der', type: 'pkcs8' });
-    const spki = createPublicKey(this.object).export({ format: 'der', type: 'spki' });
-    this.publicKey = Buffer.from(spki.subarray(spki.length - DISCO_KEY_LEN));
-  }
-
-  static generate(): DiscoKey {
-    return new DiscoKey(randomBytes(DISCO_KEY_LEN));
-  }
-
-  /** The shared secret with a peer's public key; null for a key that is no valid point or a low-order one. */
-  shared(peerPublic: Uint8Array): Buffer | null {
-    try {
-      const pub = createPublicKey({ key: Buffer.concat([SPKI_X25519, peerPublic]), format: 'der', type: 'spki' });
-      const out = diffieHellman({ privateKey: this.object, publicKey: pub });
-      return out.every((b) => b === 0) ? null : out;
-    } catch {
-      return null;
-    }
-  }
-
-  toJSON(): string {
-    return '<disco private key>';
-  }
-}
+export { DiscoKey };
 
 /** Quick check for demultiplexing the WireGuard socket (and relay frames). */
 export function isDiscoPacket(b: Uint8Array, len = b.length): boolean {

@@ -1,0 +1,268 @@
+// A device's connection to one relay: proves its key, sends and receives opaque packets addressed by
+// public key, measures latency with relay pings, and reconnects (exponential backoff with full jitter)
+// whenever the connection drops, until close().
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import WebSocket, { type ClientOptions, type RawData } from 'ws';
+import { batchFrame, countBatch, FRAME, keyedFrame, KEY_LEN, MAX_FRAME, MAX_PACKET, parseServerHello, relayProof, clientHello } from '../../wire/relay.js';
+import type { X25519Key } from '../../wire/x25519.js';
+
+export type RelayClientState = 'connecting' | 'connected' | 'backoff' | 'closed';
+
+export interface RelayClientOptions {
+  /** ws:// or wss:// URL of the relay, path included (…/relay). */
+  url: string;
+  /** The device's WireGuard key pair: the relay knows the device by its public half. */
+  key: X25519Key;
+  /** A packet from `src`; both are views valid only during the call. */
+  onPacket(src: Buffer, packet: Buffer): void;
+  /** The relay could not deliver a packet to `dst` (1: not connected there, 2: not a peer). */
+  onUndeliverable?(dst: Buffer, reason: number): void;
+  onState?(state: RelayClientState, detail?: string): void;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Bytes that may wait to be written before send() refuses packets (default 4 MiB). */
+  maxQueueBytes?: number;
+  /** Passed to the WebSocket (TLS trust for a private CA, for example). */
+  wsOptions?: ClientOptions;
+}
+
+export class RelayClient {
+  state: RelayClientState = 'closed';
+  /** Why the last connection ended, for status and logs. */
+  lastError = '';
+  private ws: WebSocket | null = null;
+  private ready = false;
+  private stopped = true;
+  private attempt = 0;
+  private retry: NodeJS.Timeout | null = null;
+  private readonly pings = new Map<string, { start: number; resolve: (ms: number | null) => void }>();
+  private readonly waiters = new Set<() => void>();
+  private readonly maxQueueBytes: number;
+
+  constructor(private readonly o: RelayClientOptions) {
+    this.maxQueueBytes = o.maxQueueBytes ?? 4 * 1024 * 1024;
+  }
+
+  get connected(): boolean {
+    return this.ready;
+  }
+
+  /** Bytes queued for writing on the current connection. */
+  get queuedBytes(): number {
+    return this.ws?.bufferedAmount ?? 0;
+  }
+
+  start(): this {
+    if (!this.stopped) return this;
+    this.stopped = false;
+    this.connect();
+    return this;
+  }
+
+  close(): void {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    this.ws?.terminate();
+    this.ws = null;
+    this.setReady(false);
+    this.setState('closed');
+  }
+
+  /** Resolves once connected (or rejects after `timeoutMs`). */
+  waitConnected(timeoutMs = 10_000): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(done);
+        reject(new Error(`relay ${this.o.url}: not connected after ${timeoutMs} ms${this.lastError ? ` (${this.lastError})` : ''}`));
+      }, timeoutMs);
+      this.waiters.add(done);
+    });
+  }
+
+  /**
+   * Sends a packet to the device with public key `dst`. False (the packet is dropped) while not
+   * connected or while more than maxQueueBytes wait to be written.
+   */
+  send(dst: Uint8Array, packet: Uint8Array): boolean {
+    const ws = this.ws;
+    if (!this.ready || !ws || ws.bufferedAmount > this.maxQueueBytes) return false;
+    if (dst.length !== KEY_LEN || packet.length > MAX_PACKET) throw new Error('relay send: a 32-byte key and at most 65535 bytes');
+    ws.send(keyedFrame(FRAME.send, dst, packet));
+    return true;
+  }
+
+  /**
+   * Sends packets[0..count) to `dst` in one frame (what the batched data path wants). False (all are
+   * dropped) under the same conditions as send().
+   */
+  sendBatch(dst: Uint8Array, packets: readonly Uint8Array[], count = packets.length): boolean {
+    const ws = this.ws;
+    if (!this.ready || !ws || ws.bufferedAmount > this.maxQueueBytes) return false;
+    if (dst.length !== KEY_LEN) throw new Error('relay send: a 32-byte key');
+    if (count > 0) ws.send(batchFrame(FRAME.sendBatch, dst, packets, count));
+    return true;
+  }
+
+  /** Round trip to the relay in milliseconds (null when not connected or no answer in time). */
+  ping(timeoutMs = 5000): Promise<number | null> {
+    const ws = this.ws;
+    if (!this.ready || !ws) return Promise.resolve(null);
+    const id = randomBytes(8);
+    const key = id.toString('hex');
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(key);
+        resolve(null);
+      }, timeoutMs);
+      this.pings.set(key, {
+        start: performance.now(),
+        resolve: (ms: number | null) => {
+          clearTimeout(timer);
+          resolve(ms);
+        },
+      });
+      ws.send(Buffer.concat([Buffer.from([FRAME.ping]), id]));
+    });
+  }
+
+  private setState(s: RelayClientState, detail?: string): void {
+    if (this.state === s) return;
+    this.state = s;
+    this.o.onState?.(s, detail);
+  }
+
+  private setReady(r: boolean): void {
+    this.ready = r;
+    if (r) {
+      for (const w of this.waiters) w();
+      this.waiters.clear();
+    }
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.setState('connecting');
+    const ws = new WebSocket(this.o.url, {
+      perMessageDeflate: false,
+      maxPayload: MAX_FRAME,
+      handshakeTimeout: 10_000,
+      // A zero masking key lets both ends skip masking each byte. Masking protects intermediaries from
+      // browser scripts that choose the bytes; ours are WireGuard ciphertext from no browser.
+      generateMask: (mask: Buffer) => void mask.fill(0),
+      ...this.o.wsOptions,
+    });
+    this.ws = ws;
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (!isBinary || !Buffer.isBuffer(data)) return ws.terminate();
+      this.onFrame(ws, data);
+    });
+    ws.on('error', (err) => {
+      this.lastError = err.message;
+    });
+    ws.on('close', (code, reason) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.setReady(false);
+      if (reason.length) this.lastError = `${code} ${reason.toString()}`;
+      for (const p of this.pings.values()) p.resolve(null);
+      this.pings.clear();
+      this.scheduleReconnect();
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped) return;
+    const min = this.o.minBackoffMs ?? 250;
+    const max = this.o.maxBackoffMs ?? 10_000;
+    const ceiling = Math.min(max, min * 2 ** Math.min(this.attempt++, 16));
+    const delay = min / 2 + Math.random() * ceiling;
+    this.setState('backoff', this.lastError);
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      this.connect();
+    }, delay);
+  }
+
+  private onFrame(ws: WebSocket, f: Buffer): void {
+    switch (f[0]) {
+      case FRAME.serverHello: {
+        const hello = parseServerHello(f);
+        const shared = hello && this.o.key.shared(hello.ephemeral);
+        if (!hello || !shared) {
+          this.lastError = 'bad server hello';
+          return ws.terminate();
+        }
+        ws.send(clientHello(this.o.key.publicKey, relayProof(shared, hello.challenge, this.o.key.publicKey)));
+        return;
+      }
+      case FRAME.ready:
+        this.attempt = 0;
+        this.lastError = '';
+        this.setReady(true);
+        this.setState('connected');
+        return;
+      case FRAME.refused:
+        this.lastError = `refused: ${f.subarray(1).toString('utf8')}`;
+        return;
+      case FRAME.recv:
+        if (f.length > 1 + KEY_LEN) this.o.onPacket(f.subarray(1, 1 + KEY_LEN), f.subarray(1 + KEY_LEN));
+        return;
+      case FRAME.recvBatch: {
+        if (countBatch(f) < 0) return; // a relay never sends one; ignore rather than deliver half
+        const src = f.subarray(1, 1 + KEY_LEN);
+        for (let off = 1 + KEY_LEN; off < f.length; ) {
+          const len = f.readUInt16BE(off);
+          this.o.onPacket(src, f.subarray(off + 2, off + 2 + len));
+          off += 2 + len;
+        }
+        return;
+      }
+      case FRAME.undeliverable:
+        if (f.length === 2 + KEY_LEN) this.o.onUndeliverable?.(f.subarray(1, 1 + KEY_LEN), f[1 + KEY_LEN]!);
+        return;
+      case FRAME.ping:
+        if (f.length === 9) {
+          f[0] = FRAME.pong;
+          ws.send(f);
+        }
+        return;
+      case FRAME.pong: {
+        const key = f.subarray(1).toString('hex');
+        const p = this.pings.get(key);
+        if (p) {
+          this.pings.delete(key);
+          p.resolve(performance.now() - p.start);
+        }
+        return;
+      }
+      default:
+        // A newer relay's frame: ignore it.
+        return;
+    }
+  }
+}
+
+/**
+ * Times a relay for netcheck: connects (unless already connected) and sends one relay ping. The client
+ * is left as it was found: one started here is closed again.
+ */
+export async function probeRelay(client: RelayClient, timeoutMs: number): Promise<number | null> {
+  const started = client.state === 'closed';
+  if (started) client.start();
+  const t0 = performance.now();
+  try {
+    await client.waitConnected(timeoutMs);
+    return await client.ping(Math.max(1, timeoutMs - (performance.now() - t0)));
+  } catch {
+    return null;
+  } finally {
+    if (started) client.close();
+  }
+}

@@ -230,6 +230,8 @@ export function formatIPv4(n: number): string {
 /** RFC 5952 text of an address given as words. */
 export function formatWords(family: Family, w: Words): string {
   if (family === 4) return formatIPv4(w[0]!);
+  // An IPv4-mapped address keeps its IPv4 part dotted (RFC 5952 section 5, as Go's netip prints it).
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0xffff) return `::ffff:${formatIPv4(w[3]!)}`;
   const g: number[] = [];
   for (let k = 0; k < 4; k++) g.push(w[k]! >>> 16, w[k]! & 0xffff);
   // The longest run of zero groups, at least two long; the first one on a tie.
@@ -305,6 +307,29 @@ export function addrFromBytes(b: Uint8Array, off: number, family: Family): Addr 
     w[k] = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
   }
   return { family, w };
+}
+
+/**
+ * Any address as 16 bytes, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d), for binary formats with one
+ * fixed-size address field (disco); a zone (%eth0) is ignored. Null when the text is no address.
+ */
+export function addrTo16(text: string): Uint8Array | null {
+  const zone = text.indexOf('%');
+  const a = parseAddr(zone < 0 ? text : text.slice(0, zone));
+  if (!a) return null;
+  if (a.family === 6) return addrToBytes(a);
+  const out = new Uint8Array(16);
+  out[10] = 0xff;
+  out[11] = 0xff;
+  out.set(addrToBytes(a), 12);
+  return out;
+}
+
+/** The text of 16 address bytes; an IPv4-mapped address comes back as plain dotted IPv4. */
+export function addrFrom16(b: Uint8Array, off = 0): string {
+  let mapped = b[off + 10] === 0xff && b[off + 11] === 0xff;
+  for (let i = 0; mapped && i < 10; i++) mapped = b[off + i] === 0;
+  return mapped ? formatAddr(addrFromBytes(b, off + 12, 4)) : formatAddr(addrFromBytes(b, off, 6));
 }
 
 // ---- Numbers and ranges ----

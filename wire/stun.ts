@@ -3,8 +3,7 @@
 // refused, so that a server can count and drop it. Classic RFC 3489 requests (no magic cookie, a 16-byte
 // transaction id) are understood too, and answered with MAPPED-ADDRESS as those clients expect.
 import { randomBytes } from 'node:crypto';
-import { isIPv4, isIPv6 } from 'node:net';
-import { ipv6Bytes, ipv6Text } from './ipbytes.js';
+import { addrFromBytes, addrToBytes, formatAddr, parseAddr } from './addr.js';
 
 export const STUN_MAGIC_COOKIE = 0x2112a442;
 export const STUN_HEADER_LEN = 20;
@@ -100,10 +99,11 @@ interface Attr {
 }
 
 function encodeAddress(type: number, a: { address: string; port: number }, xorWith: Buffer | null): Attr {
-  const v6 = isIPv6(a.address);
-  if (!v6 && !isIPv4(a.address)) throw new Error(`not an IP address: ${JSON.stringify(a.address)}`);
+  const parsed = parseAddr(a.address.replace(/%.*$/, ''));
+  if (!parsed) throw new Error(`not an IP address: ${JSON.stringify(a.address)}`);
   if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new Error(`not a port: ${a.port}`);
-  const ip = v6 ? ipv6Bytes(a.address) : Buffer.from(a.address.split('.').map(Number));
+  const v6 = parsed.family === 6;
+  const ip = Buffer.from(addrToBytes(parsed));
   const value = Buffer.alloc(4 + ip.length);
   value[1] = v6 ? FAMILY_IPV6 : FAMILY_IPV4;
   let port = a.port;
@@ -218,7 +218,7 @@ function decodeAddress(v: Buffer, xorWith: Buffer | null): StunAddress | string 
     port ^= STUN_MAGIC_COOKIE >>> 16;
     for (let i = 0; i < ipLen; i++) ip[i]! ^= xorWith[i]!;
   }
-  return ipLen === 4 ? { address: Array.from(ip).join('.'), port, family: 4 } : { address: ipv6Text(ip), port, family: 6 };
+  return ipLen === 4 ? { address: Array.from(ip).join('.'), port, family: 4 } : { address: formatAddr(addrFromBytes(ip, 0, 6)), port, family: 6 };
 }
 
 /** Decodes one whole STUN datagram. Never throws. */

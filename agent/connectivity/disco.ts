@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha';
 import { blake2s } from '@noble/hashes/blake2';
-import { ip16, ip16Text } from '../../wire/ipbytes.js';
+import { addrFrom16, addrTo16 } from '../../wire/addr.js';
 import { X25519_KEY_LEN, X25519Key as DiscoKey } from '../../wire/x25519.js';
 
 /** First byte 0xff: never a WireGuard message (types 1–4) nor STUN (first two bits zero). */
@@ -118,17 +118,17 @@ export class DiscoBox {
 }
 
 function encodeEndpoint(e: Endpoint, out: Buffer, off: number): void {
-  const a = ip16(e.address);
+  const a = addrTo16(e.address);
   if (!a) throw new Error(`not an IP address: ${JSON.stringify(e.address)}`);
   if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new Error(`not a port: ${e.port}`);
-  a.copy(out, off);
+  out.set(a, off);
   out.writeUInt16BE(e.port, off + 16);
 }
 
 function decodeEndpoint(b: Buffer, off: number): Endpoint | null {
   const port = b.readUInt16BE(off + 16);
   if (port === 0) return null;
-  return { address: ip16Text(b.subarray(off, off + 16)), port };
+  return { address: addrFrom16(b, off), port };
 }
 
 /** The plaintext: type (1) | version (1) | body. */

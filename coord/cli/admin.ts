@@ -41,6 +41,17 @@ interface Sub {
   run(api: AdminClient, values: Record<string, any>, args: string[]): Promise<void>;
 }
 
+/** A `list` subcommand: the items as a table, or with --json as {"<key>": [...]} (the API's own shape). */
+function listing<T>(key: string, fetch: (api: AdminClient) => Promise<T[]>, header: string[], row: (item: T) => string[]): Sub {
+  return {
+    usage: 'list',
+    async run(api, v) {
+      const items = await fetch(api);
+      out(v, { [key]: items }, () => table([header, ...items.map(row)]));
+    },
+  };
+}
+
 function group(name: string, summary: string, subs: Record<string, Sub>): Command {
   const usage = `${name} <${Object.keys(subs).join('|')}> … [--coord URL] [--api-key-file FILE] [--json]`;
   return {
@@ -88,13 +99,7 @@ function splitList(s: string | undefined): string[] {
 }
 
 export const usersCommand = group('users', 'list users, invite them, change roles (admin API)', {
-  list: {
-    usage: 'list',
-    async run(api, v) {
-      const users = await api.users();
-      out(v, { users }, () => table([['ID', 'EMAIL', 'ROLE', 'STATUS', 'DEVICES'], ...users.map((u) => [u.id, u.loginName, u.role, u.status, String(u.deviceCount)])]));
-    },
-  },
+  list: listing('users', (api) => api.users(), ['ID', 'EMAIL', 'ROLE', 'STATUS', 'DEVICES'], (u) => [u.id, u.loginName, u.role, u.status, String(u.deviceCount)]),
   invite: {
     usage: 'invite EMAIL [--role ROLE]',
     flags: { role: { type: 'string' } },
@@ -132,22 +137,11 @@ export const usersCommand = group('users', 'list users, invite them, change role
 });
 
 export const keysCommand = group('keys', 'create, list and revoke auth keys and API tokens (admin API)', {
-  list: {
-    usage: 'list',
-    async run(api, v) {
-      const keys = await api.keys();
-      out(v, { keys }, () =>
-        table([
-          ['ID', 'TYPE', 'DESCRIPTION', 'EXPIRES', 'FLAGS'],
-          ...keys.map((k) => {
-            const c = k.capabilities?.devices?.create;
-            const flags = c ? [c.reusable && 'reusable', c.ephemeral && 'ephemeral', c.preauthorized && 'preauthorized', ...(c.tags ?? [])].filter(Boolean).join(',') : '';
-            return [k.id, k.keyType, k.description || '-', k.expires ?? 'never', flags];
-          }),
-        ]),
-      );
-    },
-  },
+  list: listing('keys', (api) => api.keys(), ['ID', 'TYPE', 'DESCRIPTION', 'EXPIRES', 'FLAGS'], (k) => {
+    const c = k.capabilities?.devices?.create;
+    const flags = c ? [c.reusable && 'reusable', c.ephemeral && 'ephemeral', c.preauthorized && 'preauthorized', ...(c.tags ?? [])].filter(Boolean).join(',') : '';
+    return [k.id, k.keyType, k.description || '-', k.expires ?? 'never', flags];
+  }),
   create: {
     usage: 'create [--reusable] [--ephemeral] [--preauthorized] [--tags tag:a,tag:b] [--user EMAIL] [--expiry 90d] [--description TEXT] [--api]',
     flags: {
@@ -180,21 +174,10 @@ export const keysCommand = group('keys', 'create, list and revoke auth keys and 
 });
 
 export const devicesCommand = group('devices', 'list, approve, rename, tag and remove devices (admin API)', {
-  list: {
-    usage: 'list',
-    async run(api, v) {
-      const devices = await api.devices();
-      out(v, { devices }, () =>
-        table([
-          ['ID', 'NAME', 'ADDRESS', 'USER', 'TAGS', 'OS', 'STATE'],
-          ...devices.map((d) => [
-            d.id, d.name.split('.')[0], d.addresses[0], d.user, d.tags.join(',') || '-', d.os || '-',
-            !d.authorized ? 'needs approval' : d.connectedToControl ? 'online' : `offline${d.lastSeen ? `, last seen ${d.lastSeen}` : ''}`,
-          ]),
-        ]),
-      );
-    },
-  },
+  list: listing('devices', (api) => api.devices(), ['ID', 'NAME', 'ADDRESS', 'USER', 'TAGS', 'OS', 'STATE'], (d) => [
+    d.id, d.name.split('.')[0]!, d.addresses[0] ?? '', d.user, d.tags.join(',') || '-', d.os || '-',
+    !d.authorized ? 'needs approval' : d.connectedToControl ? 'online' : `offline${d.lastSeen ? `, last seen ${d.lastSeen}` : ''}`,
+  ]),
   approve: {
     usage: 'approve DEVICE',
     positionals: 1,

@@ -94,6 +94,19 @@ async function findDevice(api: AdminClient, ref: string): Promise<Device> {
   return hits[0]!;
 }
 
+/** A subcommand that acts on one device (its first argument) and says what it did. */
+function onDevice(usage: string, positionals: number, act: (api: AdminClient, d: Device, args: string[]) => Promise<string>): Sub {
+  return {
+    usage,
+    positionals,
+    async run(api, v, args) {
+      const d = await findDevice(api, need(args, 0, 'DEVICE'));
+      const done = await act(api, d, args);
+      out(v, {}, () => [`${d.name}: ${done}`]);
+    },
+  };
+}
+
 function splitList(s: string | undefined): string[] {
   return (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 }
@@ -178,34 +191,20 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
     d.id, d.name.split('.')[0]!, d.addresses[0] ?? '', d.user, d.tags.join(',') || '-', d.os || '-',
     !d.authorized ? 'needs approval' : d.connectedToControl ? 'online' : `offline${d.lastSeen ? `, last seen ${d.lastSeen}` : ''}`,
   ]),
-  approve: {
-    usage: 'approve DEVICE',
-    positionals: 1,
-    async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.authorizeDevice(d.id);
-      out(v, {}, () => [`${d.name}: approved`]);
-    },
-  },
-  rename: {
-    usage: 'rename DEVICE NAME',
-    positionals: 2,
-    async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.renameDevice(d.id, need(args, 1, 'NAME'));
-      out(v, {}, () => [`${d.name}: renamed to ${args[1]}`]);
-    },
-  },
-  tag: {
-    usage: 'tag DEVICE tag:a,tag:b   (empty string removes all tags)',
-    positionals: 2,
-    async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      const tags = splitList(need(args, 1, 'TAGS'));
-      await api.setDeviceTags(d.id, tags);
-      out(v, {}, () => [`${d.name}: tags ${tags.join(',') || '(none)'}`]);
-    },
-  },
+  approve: onDevice('approve DEVICE', 1, async (api, d) => {
+    await api.authorizeDevice(d.id);
+    return 'approved';
+  }),
+  rename: onDevice('rename DEVICE NAME', 2, async (api, d, args) => {
+    const name = need(args, 1, 'NAME');
+    await api.renameDevice(d.id, name);
+    return `renamed to ${name}`;
+  }),
+  tag: onDevice('tag DEVICE tag:a,tag:b   (empty string removes all tags)', 2, async (api, d, args) => {
+    const tags = splitList(need(args, 1, 'TAGS'));
+    await api.setDeviceTags(d.id, tags);
+    return `tags ${tags.join(',') || '(none)'}`;
+  }),
   routes: {
     usage: 'routes DEVICE [--enable 10.0.0.0/24,…]',
     flags: { enable: { type: 'string' } },
@@ -216,24 +215,14 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
       out(v, r, () => [`advertised: ${r.advertisedRoutes.join(', ') || '-'}`, `enabled:    ${r.enabledRoutes.join(', ') || '-'}`]);
     },
   },
-  expire: {
-    usage: 'expire DEVICE',
-    positionals: 1,
-    async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.expireDevice(d.id);
-      out(v, {}, () => [`${d.name}: key expired; it must register again with an auth key`]);
-    },
-  },
-  delete: {
-    usage: 'delete DEVICE',
-    positionals: 1,
-    async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.deleteDevice(d.id);
-      out(v, {}, () => [`${d.name}: removed`]);
-    },
-  },
+  expire: onDevice('expire DEVICE', 1, async (api, d) => {
+    await api.expireDevice(d.id);
+    return 'key expired; it must register again with an auth key';
+  }),
+  delete: onDevice('delete DEVICE', 1, async (api, d) => {
+    await api.deleteDevice(d.id);
+    return 'removed';
+  }),
 });
 
 function readPolicyArg(file: string | undefined): string {

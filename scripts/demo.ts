@@ -3,22 +3,20 @@
 // WireGuard, the per-packet filter). It shows `agent status`, then a table of who can reach what, each
 // cell a real TCP connection compared with what coord's policy engine says, then edits the policy
 // through the admin API and shows the table change. scripts/demo (bash) bootstraps and runs this as root.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { callDaemon } from '../agent/localapi/client.js';
 import type { AgentStatus } from '../agent/localapi/types.js';
+import { AdminClient } from '../coord/client/index.js';
 import { PeerIndex } from '../coord/peers.js';
 import { compileFilters, filterAccepts, parsePolicy, type Topology } from '../coord/policy/index.js';
 import { DEVICES, LIVE_CHANGE, NETWORK, OWNER, PARTNER, PEOPLE, SERVICES, companyPolicy, type DemoDevice } from './demo-company.js';
+import { AGENT, COORD, Coord, sleep, waitFor, writeNetHelper } from './lab.js';
 import { VirtualLan } from './netns.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const AGENT = join(ROOT, 'dist/agent/main.js');
-const COORD = join(ROOT, 'dist/coord/main.js');
 const PASSWORD = 'demo password, not a secret';
 const CONNECT_MS = 1500;
 
@@ -31,6 +29,9 @@ what, changes the policy live, and cleans everything up on exit.
   --yes, -y     do not pause (also when stdin is not a terminal)
   --json        print a machine-readable summary on stdout (the story goes to stderr)
   --down DIR    stop and remove a network left running by --keep (DIR as printed)
+  --restart-coord DIR
+                start coord of a kept network again (stopping it first if it runs), on the
+                address and port it had: the agents reconnect by themselves
   --help        this text`;
 
 // ---------- output ----------
@@ -40,6 +41,7 @@ interface Options {
   yes: boolean;
   json: boolean;
   down?: string;
+  restartCoord?: string;
 }
 
 function parseArgs(argv: string[]): Options | 'help' {
@@ -54,6 +56,10 @@ function parseArgs(argv: string[]): Options | 'help' {
       const dir = argv[++i];
       if (!dir) throw new Error('--down needs the directory the demo printed (e.g. --down /tmp/mw-demo-AbC123)');
       o.down = dir;
+    } else if (a === '--restart-coord') {
+      const dir = argv[++i];
+      if (!dir) throw new Error('--restart-coord needs the directory the demo printed');
+      o.restartCoord = dir;
     } else throw new Error(`unknown option ${JSON.stringify(a)} (try: npm run demo -- --help)`);
   }
   return o;
@@ -71,40 +77,45 @@ const step = (s: string) => say('\n' + bold('▶ ' + s));
 
 // ---------- processes and cleanup ----------
 
-/** Everything a later `--down DIR` needs to remove a kept network. */
+/** Everything a later `--down DIR` needs to remove a kept network, and `--restart-coord DIR` to restart coord. */
 interface Made {
   dir: string;
   pids: number[];
   namespaces: string[];
   bridge: string;
+  /** Where coord listens (HOST:PORT, the port chosen at the first start and kept), and its process. */
+  coord?: { listen: string; pid: number };
 }
 
 function saveMade(m: Made): void {
   writeFileSync(join(m.dir, 'demo.json'), JSON.stringify(m, null, 2) + '\n');
 }
 
-/** Removes what a demo made: its processes, namespaces, bridge and directory. Safe to repeat. */
-function teardown(m: Made): void {
-  for (const pid of m.pids) {
-    // Only a process that is still ours: its command line names the demo's directory (a pid from an
-    // old --keep may belong to someone else by now).
-    let cmdline = '';
+/** Whether `pid` is still a process of this demo: its command line names the demo's directory (a pid from an old --keep may belong to someone else by now). */
+function ours(m: Made, pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(m.dir);
+  } catch {
+    return false; // gone
+  }
+}
+
+function killOurs(m: Made, pid: number): void {
+  if (!ours(m, pid)) return;
+  try {
+    process.kill(-pid, 'SIGKILL'); // each was started as its own process group
+  } catch {
     try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      process.kill(pid, 'SIGKILL');
     } catch {
-      continue; // already gone
-    }
-    if (!cmdline.includes(m.dir)) continue;
-    try {
-      process.kill(-pid, 'SIGKILL'); // each was started as its own process group
-    } catch {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+      // already gone
     }
   }
+}
+
+/** Removes what a demo made: its processes, namespaces, bridge and directory. Safe to repeat. */
+function teardown(m: Made): void {
+  for (const pid of m.pids) killOurs(m, pid);
   for (const ns of m.namespaces) {
     try {
       const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split(/\s+/).filter(Boolean);
@@ -128,34 +139,41 @@ function teardown(m: Made): void {
   rmSync(m.dir, { recursive: true, force: true });
 }
 
-function down(dir: string): number {
+/** What a kept demo recorded in DIR/demo.json, or undefined (and a message) when DIR is not one. */
+function kept(dir: string): Made | undefined {
   const file = join(dir, 'demo.json');
-  if (!existsSync(file)) {
-    process.stderr.write(`demo: ${file} not found: is ${dir} a directory printed by "npm run demo -- --keep"?\n`);
-    return 1;
-  }
-  const m = JSON.parse(readFileSync(file, 'utf8')) as Made;
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Made;
+  process.stderr.write(`demo: ${file} not found: is ${dir} a directory printed by "npm run demo -- --keep"?\n`);
+  return undefined;
+}
+
+function down(dir: string): number {
+  const m = kept(dir);
+  if (!m) return 1;
   teardown(m);
   process.stdout.write(`demo: stopped ${m.pids.length} processes, removed ${m.namespaces.length} namespaces, bridge ${m.bridge} and ${dir}\n`);
   return 0;
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? ` (${(last as Error).message})` : ''}`);
-    await sleep(50);
+/** Starts coord of a kept network again where it listened before (stopping it first if it still runs). */
+async function restartCoord(dir: string): Promise<number> {
+  const m = kept(dir);
+  if (!m) return 1;
+  if (!m.coord) {
+    process.stderr.write(`demo: ${join(dir, 'demo.json')} records no coord to restart\n`);
+    return 1;
   }
+  const old = m.coord.pid;
+  killOurs(m, old);
+  await waitFor('the old coord to exit', () => !ours(m, old), 5000);
+  const coord = await new Coord({ dir, log: join(dir, 'coord.log') }).start(['--listen', m.coord.listen]);
+  m.pids = m.pids.filter((p) => p !== old);
+  m.coord = { listen: m.coord.listen, pid: coord.proc!.pid! };
+  m.pids.push(m.coord.pid);
+  saveMade(m);
+  process.stdout.write(`demo: coord is listening on ${coord.url} again; the agents reconnect by themselves\n`);
+  return 0;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs a command to completion without blocking the event loop; rejects with its stderr. */
 function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
@@ -166,30 +184,6 @@ function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
     });
   });
 }
-
-// A TCP helper run inside namespaces. "listen PORT..." echoes on each port and prints "ready";
-// "try MS HOST:PORT..." connects to all at once and prints one JSON result per target;
-// "until-open MS HOST PORT" retries until a connection echoes and prints the time it did.
-const TCP_HELPER = `
-const net = require('net');
-const [mode, ...a] = process.argv.slice(2);
-function once(host, port, ms, done) {
-  const s = net.connect({ host, port: Number(port) });
-  const t = setTimeout(() => { s.destroy(); done('timeout'); }, ms);
-  s.on('connect', () => s.write('hello'));
-  s.on('data', (d) => { clearTimeout(t); s.destroy(); done(d.toString() === 'hello' ? null : 'bad echo'); });
-  s.on('error', (e) => { clearTimeout(t); done(e.code || e.message); });
-}
-if (mode === 'listen') {
-  let n = 0;
-  for (const p of a) net.createServer((s) => { s.on('error', () => {}); s.pipe(s); }).listen(Number(p), '::', () => { if (++n === a.length) console.log('ready'); });
-} else if (mode === 'try') {
-  const ms = Number(a[0]); const targets = a.slice(1); const results = {}; let left = targets.length;
-  for (const t of targets) { const i = t.lastIndexOf(':'); once(t.slice(0, i), t.slice(i + 1), ms, (err) => { results[t] = err || 'ok'; if (--left === 0) console.log(JSON.stringify(results)); }); }
-} else if (mode === 'until-open') {
-  const loop = () => once(a[1], a[2], Number(a[0]), (err) => err ? setTimeout(loop, 20) : (console.log(String(Date.now())), process.exit(0)));
-  loop();
-}`;
 
 // ---------- the demo ----------
 
@@ -236,26 +230,28 @@ interface Registered {
 
 class Demo {
   readonly dir: string;
+  /** The network helper program (scripts/lab.ts), run inside namespaces. */
+  readonly helper: string;
   readonly lan: VirtualLan;
   readonly made: Made;
   coordUrl = '';
-  ownerKey = '';
-  partnerKey = '';
+  /** The admin API as the company network's owner, and as the partner network's. */
+  owner!: AdminClient;
+  partner!: AdminClient;
   readonly devices = new Map<string, Registered>();
 
   constructor(readonly opts: Options) {
     this.dir = mkdtempSync(join(tmpdir(), 'mw-demo-'));
-    writeFileSync(join(this.dir, 'tcp.cjs'), TCP_HELPER);
+    this.helper = writeNetHelper(this.dir);
     this.lan = VirtualLan.create();
     this.made = { dir: this.dir, pids: [], namespaces: [], bridge: this.lan.bridge };
     saveMade(this.made);
   }
 
-  /** Starts a long-running process (in a namespace, or not), logging to DIR/NAME.log, in its own process group. */
-  private start(logName: string, host: string | null, cmd: string, args: string[]): ChildProcess {
+  /** Starts a long-running process in a namespace, logging to DIR/NAME.log, in its own process group. */
+  private start(logName: string, host: string, cmd: string, args: string[]): ChildProcess {
     const log = openSync(join(this.dir, `${logName}.log`), 'a');
-    const opts = { stdio: ['ignore', log, log] as ['ignore', number, number], detached: true };
-    const child = host ? this.lan.spawn(host, cmd, args, opts) : spawn(cmd, args, opts);
+    const child = this.lan.spawn(host, cmd, args, { stdio: ['ignore', log, log], detached: true });
     closeSync(log);
     child.unref();
     if (child.pid) this.made.pids.push(child.pid);
@@ -275,54 +271,31 @@ class Demo {
     return host.ns;
   }
 
-  async api(method: string, path: string, body?: unknown, key = this.ownerKey, accept?: string): Promise<{ status: number; body: any; text: string }> {
-    const headers: Record<string, string> = { authorization: `Bearer ${key}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (accept) headers.accept = accept;
-    const r = await fetch(`${this.coordUrl}/api/v2${path}`, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
-    const text = await r.text();
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    return { status: r.status, body: parsed, text };
-  }
-
-  async apiOk(method: string, path: string, body?: unknown, key?: string): Promise<any> {
-    const r = await this.api(method, path, body, key);
-    if (r.status !== 200) throw new Error(`${method} ${path}: coord answered ${r.status} ${r.text}`);
-    return r.body;
-  }
-
+  /**
+   * Creates both networks (their owners' API keys go to DIR/owner.key and DIR/partner.key) and starts
+   * coord on the LAN's gateway. The port it picks is recorded, so a restart (--restart-coord) reuses it.
+   */
   async startCoord(): Promise<void> {
-    const db = join(this.dir, 'coord.db');
-    const created = JSON.parse(await run(process.execPath, [COORD, 'tailnet', 'create', NETWORK, '--owner', OWNER, '--db', db, '--json'])) as { apiKey: string };
-    this.ownerKey = created.apiKey;
-    const partner = JSON.parse(await run(process.execPath, [COORD, 'tailnet', 'create', PARTNER.network, '--owner', PARTNER.owner, '--db', db, '--json'])) as { apiKey: string };
-    this.partnerKey = partner.apiKey;
-    this.start('coord', null, process.execPath, [COORD, 'serve', '--listen', `${this.lan.gateway}:0`, '--db', db, '--log-level', 'warn']);
-    const m = await this.waitForLog('coord', /"listening":"([^"]+)"/);
-    this.coordUrl = m[1]!;
+    const coord = new Coord({ dir: this.dir, log: join(this.dir, 'coord.log') });
+    const ownerKey = coord.createTailnet(NETWORK, OWNER);
+    const partnerKey = coord.createTailnet(PARTNER.network, PARTNER.owner);
+    writeFileSync(join(this.dir, 'owner.key'), ownerKey + '\n', { mode: 0o600 });
+    writeFileSync(join(this.dir, 'partner.key'), partnerKey + '\n', { mode: 0o600 });
+    await coord.start(['--listen', `${this.lan.gateway}:0`]);
+    const pid = coord.proc!.pid!;
+    this.made.pids.push(pid);
+    this.made.coord = { listen: new URL(coord.url).host, pid };
+    saveMade(this.made);
+    this.coordUrl = coord.url;
+    this.owner = new AdminClient(coord.url, ownerKey);
+    this.partner = new AdminClient(coord.url, partnerKey);
   }
 
   async addPeople(): Promise<void> {
-    for (const p of PEOPLE) {
-      if (p.email === OWNER) continue;
-      const inv = await this.apiOk('POST', '/tailnet/-/user-invites', [{ email: p.email, role: 'member' }]);
-      const r = await fetch(`${this.coordUrl}/api/v2/user-invites/-/accept`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ code: inv[0].code, password: PASSWORD }),
-      });
-      if (r.status !== 200) throw new Error(`accepting the invite of ${p.email}: ${r.status} ${await r.text()}`);
-    }
-  }
-
-  async setPolicy(text: string): Promise<void> {
-    const r = await this.api('POST', '/tailnet/-/acl', text);
-    if (r.status !== 200) throw new Error(`coord refused the policy: ${r.status} ${r.text}`);
+    const members = PEOPLE.filter((p) => p.email !== OWNER);
+    const invites = await this.owner.inviteUsers(members.map((p) => ({ email: p.email, role: 'member' })));
+    const anyone = new AdminClient(this.coordUrl);
+    for (const inv of invites) await anyone.acceptUserInvite(inv.code, PASSWORD);
   }
 
   /** Starts the daemon of every device, makes an auth key for each, and runs `agent up` in parallel. */
@@ -337,14 +310,14 @@ class Demo {
     await Promise.all(
       DEVICES.map(async (d) => {
         const create = d.tags ? { reusable: false, preauthorized: true, tags: d.tags } : { reusable: false, preauthorized: true };
-        const key = await this.apiOk('POST', '/tailnet/-/keys', {
+        const key = await this.owner.createKey({
           capabilities: { devices: { create } },
           expirySeconds: 3600,
           description: `demo: ${d.name}`,
           ...(d.user && d.user !== OWNER ? { user: d.user } : {}),
         });
         const reg = this.devices.get(d.name)!;
-        const args = ['up', '--coord', this.coordUrl, '--authkey', key.key as string, '--hostname', d.name, '--socket', reg.socket];
+        const args = ['up', '--coord', this.coordUrl, '--authkey', key.key, '--hostname', d.name, '--socket', reg.socket];
         if (d.tags) args.push('--advertise-tags', d.tags.join(','));
         await run('ip', ['netns', 'exec', reg.ns, process.execPath, AGENT, ...args]);
         const s = await callDaemon<AgentStatus>(reg.socket, 'GET', '/status');
@@ -352,8 +325,7 @@ class Demo {
         reg.ipv6 = s.self!.addresses[1] ?? '';
       }),
     );
-    const list = (await this.apiOk('GET', '/tailnet/-/devices')).devices as { id: string; hostname: string }[];
-    for (const d of list) {
+    for (const d of await this.owner.devices()) {
       const reg = this.devices.get(d.hostname);
       if (reg) reg.id = d.id;
     }
@@ -362,19 +334,18 @@ class Demo {
   async startServices(): Promise<void> {
     const byDevice = new Map<string, number[]>();
     for (const s of SERVICES) byDevice.set(s.device, [...(byDevice.get(s.device) ?? []), s.port]);
-    for (const [device, ports] of byDevice) this.start(`listen-${device}`, device, process.execPath, [join(this.dir, 'tcp.cjs'), 'listen', ...ports.map(String)]);
+    for (const [device, ports] of byDevice) this.start(`listen-${device}`, device, process.execPath, [this.helper, 'listen', ...ports.map(String)]);
     await Promise.all([...byDevice.keys()].map((d) => this.waitForLog(`listen-${d}`, /ready/)));
   }
 
   /** The network as the policy engine sees it, from coord's own API (as coord builds it from its store). */
   async topology(): Promise<Topology> {
-    const users = (await this.apiOk('GET', '/tailnet/-/users')).users as { id: string; loginName: string; role: string }[];
-    const devices = (await this.apiOk('GET', '/tailnet/-/devices')).devices as { id: string; hostname: string; addresses: string[]; user: string; tags?: string[]; isExternal?: boolean }[];
+    const users = await this.owner.users();
     const idOf = new Map(users.map((u) => [u.loginName, u.id]));
-    const topo: Topology = { users: users.map((u) => ({ id: u.id, name: u.id, email: u.loginName, role: u.role as never })), nodes: {} };
-    for (const d of devices) {
+    const topo: Topology = { users: users.map((u) => ({ id: u.id, name: u.id, email: u.loginName, role: u.role })), nodes: {} };
+    for (const d of await this.owner.devices()) {
       if (d.isExternal) continue;
-      const tags = d.tags ?? [];
+      const tags = d.tags;
       topo.nodes[d.id] = { hostname: d.hostname, tags, ipv4: d.addresses[0]!, ipv6: d.addresses[1] ?? '', user: tags.length > 0 ? null : (idOf.get(d.user) ?? d.user) };
     }
     return topo;
@@ -382,9 +353,7 @@ class Demo {
 
   /** What the stored policy says, per cell: compiled by the policy engine for the current network. */
   async expected(): Promise<{ verdict: (from: string, service: string) => Verdict; peers: PeerIndex }> {
-    const r = await this.api('GET', '/tailnet/-/acl', undefined, this.ownerKey, 'application/hujson');
-    if (r.status !== 200) throw new Error(`GET acl: ${r.status} ${r.text}`);
-    const policy = parsePolicy(r.text);
+    const policy = parsePolicy((await this.owner.policy()).text);
     const topo = await this.topology();
     const filters = compileFilters(policy, topo);
     const verdict = (from: string, service: string): Verdict => {
@@ -417,7 +386,7 @@ class Demo {
       DEVICES.map(async (d) => {
         const targets = SERVICES.filter((s) => s.device !== d.name);
         const addrs = targets.map((s) => `${this.devices.get(s.device)!.ipv4}:${s.port}`);
-        const out = await run('ip', ['netns', 'exec', this.devices.get(d.name)!.ns, process.execPath, join(this.dir, 'tcp.cjs'), 'try', String(CONNECT_MS), ...addrs]);
+        const out = await run('ip', ['netns', 'exec', this.devices.get(d.name)!.ns, process.execPath, this.helper, 'try', String(CONNECT_MS), ...addrs]);
         const results = JSON.parse(out) as Record<string, string>;
         targets.forEach((s, i) => {
           const detail = results[addrs[i]!]!;
@@ -470,11 +439,11 @@ class Demo {
   /** Edits the policy through the admin API while bob-laptop keeps trying ci:443; returns how long it took. */
   async liveChange(): Promise<number | null> {
     const svc = SERVICES.find((s) => s.id === LIVE_CHANGE.service)!;
-    const probe = this.lan.spawn(LIVE_CHANGE.from, process.execPath, [join(this.dir, 'tcp.cjs'), 'until-open', '200', this.devices.get(svc.device)!.ipv4, String(svc.port)]);
-    const opened = new Promise<number>((resolve) => createInterface({ input: probe.stdout! }).once('line', (l) => resolve(Number(l))));
+    const probe = this.lan.spawn(LIVE_CHANGE.from, process.execPath, [this.helper, 'probe', this.devices.get(svc.device)!.ipv4, String(svc.port)]);
+    const opened = new Promise<number>((resolve) => createInterface({ input: probe.stdout! }).once('line', (l) => resolve(Number(l.replace(/^ok /, '')))));
     await sleep(300);
     const t0 = Date.now();
-    await this.setPolicy(companyPolicy({ comment: LIVE_CHANGE.comment, rule: LIVE_CHANGE.rule }));
+    await this.owner.setPolicy(companyPolicy({ comment: LIVE_CHANGE.comment, rule: LIVE_CHANGE.rule }));
     let timer: NodeJS.Timeout | undefined;
     const t1 = await Promise.race([opened, new Promise<null>((r) => (timer = setTimeout(() => r(null), 10_000)))]);
     clearTimeout(timer);
@@ -485,21 +454,16 @@ class Demo {
   /** The second network and its share of the git server: invite, accept, and what crosses. */
   async sharing(): Promise<Summary['sharing']> {
     const git = this.devices.get(PARTNER.sharedDevice)!;
-    const invite = await this.api('POST', `/device/${git.id}/device-invites`, [{ email: PARTNER.owner }]);
-    if (invite.status !== 200) return { available: false, message: `sharing: coord refused the invite: ${invite.status} ${invite.text}` };
-    const first = Array.isArray(invite.body) ? invite.body[0] : invite.body;
-    const code = (first?.inviteUrl ?? first?.code) as string | undefined;
-    if (!code) return { available: false, message: `sharing: unexpected invite answer ${invite.text}` };
-    const accepted = await this.api('POST', '/device-invites/-/accept', { invite: code }, this.partnerKey);
-    if (accepted.status !== 200) return { available: false, message: `sharing: ${PARTNER.owner} could not accept: ${accepted.status} ${accepted.text}` };
+    const [invite] = await this.owner.createDeviceInvites(git.id, [{ label: `for ${PARTNER.owner}` }]);
+    await this.partner.acceptDeviceInvite(invite!.inviteUrl!);
     // Erin's laptop joins the partner network and should see the git server, shared in and quarantined.
     const d = PARTNER.device;
     const ns = this.addHost(d.name, d.lanHost);
     const socket = join(this.dir, d.name, 'agent.sock');
     this.start(d.name, d.name, process.execPath, [AGENT, 'daemon', '--state-dir', join(this.dir, d.name, 'state'), '--socket', socket, '--log-level', 'info']);
     await waitFor(`${d.name} daemon`, () => existsSync(socket));
-    const key = await this.apiOk('POST', '/tailnet/-/keys', { capabilities: { devices: { create: { reusable: false, preauthorized: true } } }, expirySeconds: 3600 }, this.partnerKey);
-    await run('ip', ['netns', 'exec', ns, process.execPath, AGENT, 'up', '--coord', this.coordUrl, '--authkey', key.key as string, '--hostname', d.name, '--socket', socket]);
+    const key = await this.partner.createKey({ capabilities: { devices: { create: { reusable: false, preauthorized: true } } }, expirySeconds: 3600 });
+    await run('ip', ['netns', 'exec', ns, process.execPath, AGENT, 'up', '--coord', this.coordUrl, '--authkey', key.key, '--hostname', d.name, '--socket', socket]);
     await waitFor(`the shared git server on ${d.name}`, async () => (await callDaemon<AgentStatus>(socket, 'GET', '/status')).peers.some((p) => p.shared && p.addresses[0] === git.ipv4));
     const out = await run('ip', ['netns', 'exec', ns, process.execPath, AGENT, 'status', '--socket', socket]);
     say(`  git is shared with ${PARTNER.owner}, who accepted it in ${PARTNER.network} (whose policy is the default: everyone reaches everything)`);
@@ -510,14 +474,13 @@ class Demo {
     // policy engine, with Erin as a shared user of git); git itself is quarantined on Erin's side, so
     // it may answer but never start a connection, whatever either policy says.
     const self = (await callDaemon<AgentStatus>(socket, 'GET', '/status')).self!;
-    this.start(`listen-${d.name}`, d.name, process.execPath, [join(this.dir, 'tcp.cjs'), 'listen', '22']);
+    this.start(`listen-${d.name}`, d.name, process.execPath, [this.helper, 'listen', '22']);
     await this.waitForLog(`listen-${d.name}`, /ready/);
-    const r = await this.api('GET', '/tailnet/-/acl', undefined, this.ownerKey, 'application/hujson');
     const topo = await this.topology();
     topo.sharedUsers = [{ email: PARTNER.owner, addrs: self.addresses, sharedNodes: [git.id] }];
-    const filters = compileFilters(parsePolicy(r.text), topo);
+    const filters = compileFilters(parsePolicy((await this.owner.policy()).text), topo);
     const tryFrom = async (nsName: string, target: string): Promise<string> =>
-      (JSON.parse(await run('ip', ['netns', 'exec', nsName, process.execPath, join(this.dir, 'tcp.cjs'), 'try', String(CONNECT_MS), target])) as Record<string, string>)[target]!;
+      (JSON.parse(await run('ip', ['netns', 'exec', nsName, process.execPath, this.helper, 'try', String(CONNECT_MS), target])) as Record<string, string>)[target]!;
     const cells: Cell[] = [];
     for (const port of [22, 80]) {
       const detail = await tryFrom(ns, `${git.ipv4}:${port}`);
@@ -569,6 +532,14 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   if (opts.down) return down(opts.down);
+  if (opts.restartCoord) {
+    try {
+      return await restartCoord(opts.restartCoord);
+    } catch (err) {
+      process.stderr.write(`demo: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
   if (opts.json) human = process.stderr;
 
   const began = Date.now();
@@ -603,7 +574,7 @@ async function main(argv: string[]): Promise<number> {
     await demo.addPeople();
     for (const p of PEOPLE) say(`  ${pad(p.email, 22)} ${p.job}${p.email === OWNER ? ', owner of the network' : ', member'}`);
     const policyText = companyPolicy();
-    await demo.setPolicy(policyText);
+    await demo.owner.setPolicy(policyText);
     const parsed = parsePolicy(policyText);
     const n = (x: number, w: string) => `${x} ${w}${x === 1 ? '' : 's'}`;
     say(`  policy uploaded through the admin API (POST /api/v2/tailnet/-/acl): ${n(parsed.groups.size, 'group')}, ${n(parsed.hosts.size, 'host')}, ${n(parsed.tagOwners.size, 'tag')}, ${n(parsed.acls.length, 'ACL')}, ${n(parsed.grants.length, 'grant')}; its ${n(parsed.tests.length, 'test')} passed`);
@@ -677,18 +648,19 @@ async function main(argv: string[]): Promise<number> {
     if (opts.keep) {
       const ns = (n: string) => demo!.devices.get(n)!.ns;
       const keyFile = join(demo.dir, 'owner.key');
-      writeFileSync(keyFile, demo.ownerKey + '\n', { mode: 0o600 });
       say(`
 ${bold('The network is still running.')} Explore it (as root):
   ${dim("# what Dave's laptop sees")}
   ip netns exec ${ns('dave-laptop')} node ${AGENT} status --socket ${demo.devices.get('dave-laptop')!.socket}
   ${dim('# try a connection from Bob\'s laptop to the git server\'s ssh port (the policy blocks it)')}
-  ip netns exec ${ns('bob-laptop')} node ${join(demo.dir, 'tcp.cjs')} try 1000 ${demo.devices.get('git')!.ipv4}:22
+  ip netns exec ${ns('bob-laptop')} node ${demo.helper} try 1000 ${demo.devices.get('git')!.ipv4}:22
   ${dim('# the TUN device of the git server')}
   ip netns exec ${ns('git')} ip addr show mw0
-  ${dim('# the admin side: devices, the policy (edit it with: acl set FILE)')}
+  ${dim(`# the admin side: devices, the policy (edit it with: acl set FILE); the partner's key is in ${join(demo.dir, 'partner.key')}`)}
   node ${COORD} devices list --coord ${demo.coordUrl} --api-key-file ${keyFile}
   node ${COORD} acl get --coord ${demo.coordUrl} --api-key-file ${keyFile}
+  ${dim(`# coord stopped or killed? start it again on ${demo.coordUrl} (the agents keep working meanwhile and reconnect)`)}
+  npm run demo -- --restart-coord ${demo.dir}
   ${dim(`# logs: ${demo.dir}/*.log; namespaces: ip netns list | grep mw-${demo.lan.id}-`)}
 Stop it and remove everything:
   npm run demo -- --down ${demo.dir}`);

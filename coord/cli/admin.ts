@@ -41,6 +41,17 @@ interface Sub {
   run(api: AdminClient, values: Record<string, any>, args: string[]): Promise<void>;
 }
 
+/** A `list` subcommand: the items as a table, or with --json as {"<key>": [...]} (the API's own shape). */
+function listing<T>(key: string, fetch: (api: AdminClient) => Promise<T[]>, header: string[], row: (item: T) => string[]): Sub {
+  return {
+    usage: 'list',
+    async run(api, v) {
+      const items = await fetch(api);
+      out(v, { [key]: items }, () => table([header, ...items.map(row)]));
+    },
+  };
+}
+
 function group(name: string, summary: string, subs: Record<string, Sub>): Command {
   const usage = `${name} <${Object.keys(subs).join('|')}> … [--coord URL] [--api-key-file FILE] [--json]`;
   return {
@@ -83,18 +94,25 @@ async function findDevice(api: AdminClient, ref: string): Promise<Device> {
   return hits[0]!;
 }
 
+/** A subcommand that acts on one device (its first argument) and says what it did. */
+function onDevice(usage: string, positionals: number, act: (api: AdminClient, d: Device, args: string[]) => Promise<string>): Sub {
+  return {
+    usage,
+    positionals,
+    async run(api, v, args) {
+      const d = await findDevice(api, need(args, 0, 'DEVICE'));
+      const done = await act(api, d, args);
+      out(v, {}, () => [`${d.name}: ${done}`]);
+    },
+  };
+}
+
 function splitList(s: string | undefined): string[] {
   return (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 }
 
 export const usersCommand = group('users', 'list users, invite them, change roles (admin API)', {
-  list: {
-    usage: 'list',
-    async run(api, v) {
-      const users = await api.users();
-      out(v, { users }, () => table([['ID', 'EMAIL', 'ROLE', 'STATUS', 'DEVICES'], ...users.map((u) => [u.id, u.loginName, u.role, u.status, String(u.deviceCount)])]));
-    },
-  },
+  list: listing('users', (api) => api.users(), ['ID', 'EMAIL', 'ROLE', 'STATUS', 'DEVICES'], (u) => [u.id, u.loginName, u.role, u.status, String(u.deviceCount)]),
   invite: {
     usage: 'invite EMAIL [--role ROLE]',
     flags: { role: { type: 'string' } },
@@ -132,22 +150,11 @@ export const usersCommand = group('users', 'list users, invite them, change role
 });
 
 export const keysCommand = group('keys', 'create, list and revoke auth keys and API tokens (admin API)', {
-  list: {
-    usage: 'list',
-    async run(api, v) {
-      const keys = await api.keys();
-      out(v, { keys }, () =>
-        table([
-          ['ID', 'TYPE', 'DESCRIPTION', 'EXPIRES', 'FLAGS'],
-          ...keys.map((k) => {
-            const c = k.capabilities?.devices?.create;
-            const flags = c ? [c.reusable && 'reusable', c.ephemeral && 'ephemeral', c.preauthorized && 'preauthorized', ...(c.tags ?? [])].filter(Boolean).join(',') : '';
-            return [k.id, k.keyType, k.description || '-', k.expires ?? 'never', flags];
-          }),
-        ]),
-      );
-    },
-  },
+  list: listing('keys', (api) => api.keys(), ['ID', 'TYPE', 'DESCRIPTION', 'EXPIRES', 'FLAGS'], (k) => {
+    const c = k.capabilities?.devices?.create;
+    const flags = c ? [c.reusable && 'reusable', c.ephemeral && 'ephemeral', c.preauthorized && 'preauthorized', ...(c.tags ?? [])].filter(Boolean).join(',') : '';
+    return [k.id, k.keyType, k.description || '-', k.expires ?? 'never', flags];
+  }),
   create: {
     usage: 'create [--reusable] [--ephemeral] [--preauthorized] [--tags tag:a,tag:b] [--user EMAIL] [--expiry 90d] [--description TEXT] [--api]',
     flags: {
@@ -180,49 +187,24 @@ export const keysCommand = group('keys', 'create, list and revoke auth keys and 
 });
 
 export const devicesCommand = group('devices', 'list, approve, rename, tag and remove devices (admin API)', {
-  list: {
-    usage: 'list',
-    async run(api, v) {
-      const devices = await api.devices();
-      out(v, { devices }, () =>
-        table([
-          ['ID', 'NAME', 'ADDRESS', 'USER', 'TAGS', 'OS', 'STATE'],
-          ...devices.map((d) => [
-            d.id, d.name.split('.')[0], d.addresses[0], d.user, d.tags.join(',') || '-', d.os || '-',
-            !d.authorized ? 'needs approval' : d.connectedToControl ? 'online' : `offline${d.lastSeen ? `, last seen ${d.lastSeen}` : ''}`,
-          ]),
-        ]),
-      );
-    },
-  },
-  approve: {
-    usage: 'approve DEVICE',
-    positionals: 1,
-    async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.authorizeDevice(d.id);
-      out(v, {}, () => [`${d.name}: approved`]);
-    },
-  },
-  rename: {
-    usage: 'rename DEVICE NAME',
-    positionals: 2,
-    async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.renameDevice(d.id, need(args, 1, 'NAME'));
-      out(v, {}, () => [`${d.name}: renamed to ${args[1]}`]);
-    },
-  },
-  tag: {
-    usage: 'tag DEVICE tag:a,tag:b   (empty string removes all tags)',
-    positionals: 2,
-    async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      const tags = splitList(need(args, 1, 'TAGS'));
-      await api.setDeviceTags(d.id, tags);
-      out(v, {}, () => [`${d.name}: tags ${tags.join(',') || '(none)'}`]);
-    },
-  },
+  list: listing('devices', (api) => api.devices(), ['ID', 'NAME', 'ADDRESS', 'USER', 'TAGS', 'OS', 'STATE'], (d) => [
+    d.id, d.name.split('.')[0]!, d.addresses[0] ?? '', d.user, d.tags.join(',') || '-', d.os || '-',
+    !d.authorized ? 'needs approval' : d.connectedToControl ? 'online' : `offline${d.lastSeen ? `, last seen ${d.lastSeen}` : ''}`,
+  ]),
+  approve: onDevice('approve DEVICE', 1, async (api, d) => {
+    await api.authorizeDevice(d.id);
+    return 'approved';
+  }),
+  rename: onDevice('rename DEVICE NAME', 2, async (api, d, args) => {
+    const name = need(args, 1, 'NAME');
+    await api.renameDevice(d.id, name);
+    return `renamed to ${name}`;
+  }),
+  tag: onDevice('tag DEVICE tag:a,tag:b   (empty string removes all tags)', 2, async (api, d, args) => {
+    const tags = splitList(need(args, 1, 'TAGS'));
+    await api.setDeviceTags(d.id, tags);
+    return `tags ${tags.join(',') || '(none)'}`;
+  }),
   routes: {
     usage: 'routes DEVICE [--enable 10.0.0.0/24,…]',
     flags: { enable: { type: 'string' } },
@@ -233,24 +215,14 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
       out(v, r, () => [`advertised: ${r.advertisedRoutes.join(', ') || '-'}`, `enabled:    ${r.enabledRoutes.join(', ') || '-'}`]);
     },
   },
-  expire: {
-    usage: 'expire DEVICE',
-    positionals: 1,
-    async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.expireDevice(d.id);
-      out(v, {}, () => [`${d.name}: key expired; it must register again with an auth key`]);
-    },
-  },
-  delete: {
-    usage: 'delete DEVICE',
-    positionals: 1,
-    async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      await api.deleteDevice(d.id);
-      out(v, {}, () => [`${d.name}: removed`]);
-    },
-  },
+  expire: onDevice('expire DEVICE', 1, async (api, d) => {
+    await api.expireDevice(d.id);
+    return 'key expired; it must register again with an auth key';
+  }),
+  delete: onDevice('delete DEVICE', 1, async (api, d) => {
+    await api.deleteDevice(d.id);
+    return 'removed';
+  }),
 });
 
 function readPolicyArg(file: string | undefined): string {

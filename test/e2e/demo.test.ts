@@ -8,9 +8,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { AdminClient } from '../../coord/client/index.js';
 import { compileFilters, filterAccepts, parsePolicy, type Topology } from '../../coord/policy/index.js';
 import { nativeAvailable } from '../../native/index.js';
 import { companyPolicy, DEVICES, LIVE_CHANGE, SERVICES } from '../../scripts/demo-company.js';
+import { waitFor } from '../../scripts/lab.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const DEMO = join(root, 'dist/scripts/demo.js');
@@ -29,6 +31,7 @@ interface Summary {
   tables: { phase: string; cells: Cell[]; mismatches: number }[];
   liveChange: { from: string; service: string; before: string; after: string; ms: number | null };
   sharing: { available: boolean; message: string; cells?: Cell[] };
+  coord: string;
   made: { dir: string; bridge: string; namespaces: string[] };
   ok: boolean;
 }
@@ -168,7 +171,7 @@ describe.skipIf(!isRoot || !nativeAvailable())('npm run demo (non-interactive, a
     expect(leftovers(made!)).toEqual([]);
   }, 100_000);
 
-  it('--keep leaves the network running, and --down removes it', async () => {
+  it('--keep leaves the network running, survives a restart of coord (--restart-coord), and --down removes it', async () => {
     const r = await runDemo(['--yes', '--json', '--keep']);
     const s = summaryOf(r);
     try {
@@ -181,10 +184,22 @@ describe.skipIf(!isRoot || !nativeAvailable())('npm run demo (non-interactive, a
       expect(out).toMatch(/dave-laptop +dave@example\.com +linux/);
       expect(out).toMatch(/ git +tagged-devices +linux +active; direct/);
       expect(leftovers(s.made)).toHaveLength(s.made.namespaces.length + 2);
+
+      // coord killed and started again with the printed command: same URL, every agent back on it.
+      expect(r.stderr).toContain(`npm run demo -- --restart-coord ${s.made.dir}`);
+      const admin = new AdminClient(s.coord, readFileSync(join(s.made.dir, 'owner.key'), 'utf8').trim());
+      const partner = new AdminClient(s.coord, readFileSync(join(s.made.dir, 'partner.key'), 'utf8').trim());
+      expect((await partner.devices()).map((d) => d.hostname).sort()).toEqual(['erin-laptop', 'git']);
+      const kept = JSON.parse(readFileSync(join(s.made.dir, 'demo.json'), 'utf8')) as { coord: { pid: number } };
+      process.kill(kept.coord.pid, 'SIGKILL');
+      await expect(admin.devices()).rejects.toThrow(/cannot reach coord/);
+      const again = execFileSync(process.execPath, [DEMO, '--restart-coord', s.made.dir], { encoding: 'utf8' });
+      expect(again).toContain(`coord is listening on ${s.coord} again`);
+      await waitFor('every device back on coord', async () => (await admin.devices()).every((d) => d.connectedToControl), 20_000);
     } finally {
       const down = execFileSync(process.execPath, [DEMO, '--down', s.made.dir], { encoding: 'utf8' });
       expect(down).toMatch(new RegExp(`removed ${s.made.namespaces.length} namespaces`));
     }
     expect(leftovers(s.made)).toEqual([]);
-  }, 100_000);
+  }, 150_000);
 });

@@ -1,6 +1,6 @@
-// End-to-end harness for agent tests: the real coord (test/coord/harness.ts) on the gateway of a
-// VirtualLan (scripts/netns.ts), and real agent daemons, each in its own namespace with its own state
-// directory, socket and log. Connections are made by a small helper program run inside namespaces.
+// End-to-end harness for agent tests: the real coord on the gateway of a VirtualLan (scripts/lab.ts,
+// scripts/netns.ts), and real agent daemons, each in its own namespace with its own state directory,
+// socket and log. Connections are made by the network helper program of scripts/lab.ts.
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,29 +9,14 @@ import { createInterface } from 'node:readline';
 import { expect } from 'vitest';
 import type { AgentStatus } from '../../agent/localapi/types.js';
 import { nativeAvailable } from '../../native/index.js';
+import { AGENT, Coord, waitFor, writeNetHelper } from '../../scripts/lab.js';
 import { VirtualLan } from '../../scripts/netns.js';
-import { type api, Coord, root } from '../coord/harness.js';
+import type { api } from '../coord/harness.js';
 
-export const AGENT = join(root, 'dist/agent/main.js');
+export { AGENT, waitFor };
 
 /** These tests need root (namespaces, TUN devices) and the native module. */
 export const canRunE2e = process.getuid?.() === 0 && nativeAvailable();
-
-/** Polls `fn` every 50 ms until it returns something truthy; throws after `ms` with the last error. */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 /** Creates a preauthorized auth key through the admin API; `extra` adds fields to the request. */
 export async function createAuthKey(admin: ReturnType<typeof api>, reusable: boolean, extra: Record<string, unknown> = {}): Promise<string> {
@@ -39,46 +24,6 @@ export async function createAuthKey(admin: ReturnType<typeof api>, reusable: boo
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   return r.body.key as string;
 }
-
-// Run inside namespaces:
-//   listen PORT...                  TCP echo servers; prints "ready"
-//   connect HOST PORT MS            one attempt; prints "ok" or "fail REASON"
-//   probe HOST PORT                 tries every 50 ms until a connection echoes; prints "ok T" (when it did)
-//   probe-closed HOST PORT MS WHAT  tries every MS ms until an attempt fails — WHAT "timeout": goes
-//                                   unanswered, "any": fails in any way; prints "ok T" (when it began)
-//   hold HOST PORT                  one connection kept busy: a write every 100 ms must be echoed within
-//                                   400 ms; prints "up", then "dead T" with the time of the first write
-//                                   that got no echo
-//   udp HOST PORT                   sends one datagram
-const NET_HELPER = `
-const net = require('net');
-const [mode, ...a] = process.argv.slice(2);
-const once = (host, port, ms, done) => {
-  const s = net.connect({ host, port: Number(port) });
-  const t = setTimeout(() => { s.destroy(); done('timeout'); }, ms);
-  s.on('connect', () => s.write('ping'));
-  s.on('data', (d) => { clearTimeout(t); s.destroy(); done(d.toString() === 'ping' ? null : 'bad echo'); });
-  s.on('error', (e) => { clearTimeout(t); done(e.code || e.message); });
-};
-if (mode === 'listen') {
-  let n = 0;
-  for (const p of a) net.createServer((s) => s.pipe(s)).listen(Number(p), '::', () => { if (++n === a.length) console.log('ready'); });
-} else if (mode === 'connect') once(a[0], a[1], Number(a[2]), (err) => { console.log(err ? 'fail ' + err : 'ok'); process.exit(err ? 1 : 0); });
-else if (mode === 'probe') { const loop = () => once(a[0], a[1], 250, (err) => err ? setTimeout(loop, 50) : (console.log('ok ' + Date.now()), process.exit(0))); loop(); }
-else if (mode === 'probe-closed') {
-  const closed = (err) => (a[3] === 'any' ? Boolean(err) : err === 'timeout');
-  const loop = (t) => once(a[0], a[1], 250, (err) => closed(err) ? (console.log('ok ' + t), process.exit(0)) : setTimeout(() => loop(Date.now()), Number(a[2])));
-  loop(Date.now());
-} else if (mode === 'hold') {
-  const s = net.connect({ host: a[0], port: Number(a[1]) });
-  let sent = 0, timer = null, said = false;
-  const tick = () => { sent = Date.now(); s.write('ping'); timer = setTimeout(() => { console.log('dead ' + sent); process.exit(0); }, 400); };
-  s.on('connect', tick);
-  s.on('data', () => { clearTimeout(timer); if (!said) { said = true; console.log('up'); } setTimeout(tick, 100); });
-  s.on('error', () => { console.log('dead ' + sent); process.exit(0); });
-}
-else if (mode === 'udp') { const s = require('dgram').createSocket(a[0].includes(':') ? 'udp6' : 'udp4'); s.send('hello', Number(a[1]), a[0], () => setTimeout(() => process.exit(0), 50)); }
-`;
 
 export interface CliResult {
   status: number;
@@ -99,6 +44,8 @@ export class AgentLan<N extends string> {
   readonly addr: Partial<Record<N, string>> = {};
   readonly addr6: Partial<Record<N, string>> = {};
   private readonly agents = new Map<N, ChildProcess>();
+  /** The network helper program (scripts/lab.ts) in `dir`. */
+  private helper = '';
 
   /** `label` names the temporary directory (mw-LABEL-e2e-…) and the "logs kept" message. */
   constructor(
@@ -109,7 +56,7 @@ export class AgentLan<N extends string> {
   setUp(): void {
     this.dir = mkdtempSync(join(tmpdir(), `mw-${this.label}-e2e-`));
     this.coord = new Coord();
-    writeFileSync(this.helper, NET_HELPER);
+    this.helper = writeNetHelper(this.dir);
     this.lan = VirtualLan.create();
     this.names.forEach((n, i) => this.lan.addHost(n, i + 2));
   }
@@ -130,10 +77,6 @@ export class AgentLan<N extends string> {
 
   logOf(n: N): string {
     return join(this.dir, `${n}.log`);
-  }
-
-  private get helper(): string {
-    return join(this.dir, 'net-helper.cjs');
   }
 
   /** Starts `agent daemon` in n's namespace, its output appended to n's log. */

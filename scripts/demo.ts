@@ -214,9 +214,20 @@ interface Summary {
   liveChange: { story: string; from: string; service: string; before: Verdict; after: Verdict; ms: number | null };
   /** The share of the git server with a second network (issue 7); `cells` only when available. */
   sharing: { available: boolean; message: string; cells?: Cell[] };
+  /** MagicDNS: names looked up and connections made by name, as the sharing document says they work. */
+  names: NameCheck[];
   /** What the demo made (all removed on exit unless --keep). */
   made: { dir: string; bridge: string; namespaces: string[] };
   ok: boolean;
+}
+
+interface NameCheck {
+  on: string;
+  /** "lookup NAME" or "connect NAME:PORT". */
+  what: string;
+  expected: string;
+  observed: string;
+  why: string;
 }
 
 interface Registered {
@@ -239,6 +250,8 @@ class Demo {
   owner!: AdminClient;
   partner!: AdminClient;
   readonly devices = new Map<string, Registered>();
+  /** Erin's laptop in the partner network, once sharing() made it. */
+  partnerLaptop: { ns: string; socket: string } | null = null;
 
   constructor(readonly opts: Options) {
     this.dir = mkdtempSync(join(tmpdir(), 'mw-demo-'));
@@ -464,6 +477,7 @@ class Demo {
     await waitFor(`${d.name} daemon`, () => existsSync(socket));
     const key = await this.partner.createKey({ capabilities: { devices: { create: { reusable: false, preauthorized: true } } }, expirySeconds: 3600 });
     await run('ip', ['netns', 'exec', ns, process.execPath, AGENT, 'up', '--coord', this.coordUrl, '--authkey', key.key, '--hostname', d.name, '--socket', socket]);
+    this.partnerLaptop = { ns, socket };
     await waitFor(`the shared git server on ${d.name}`, async () => (await callDaemon<AgentStatus>(socket, 'GET', '/status')).peers.some((p) => p.shared && p.addresses[0] === git.ipv4));
     const out = await run('ip', ['netns', 'exec', ns, process.execPath, AGENT, 'status', '--socket', socket]);
     say(`  git is shared with ${PARTNER.owner}, who accepted it in ${PARTNER.network} (whose policy is the default: everyone reaches everything)`);
@@ -495,6 +509,50 @@ class Demo {
       say(c.observed === c.expected ? line : red(bold(`${line}  !! MISMATCH: expected ${c.expected}`)));
     }
     return { available: true, message: `sharing: git shared with ${PARTNER.owner} (${PARTNER.network})`, cells };
+  }
+
+  /**
+   * MagicDNS: on Dave's laptop `git` is the git server (the search domain is the company's); on Erin's
+   * laptop, in the partner network, the shared git server answers only to its full name.
+   */
+  async names(): Promise<NameCheck[]> {
+    const git = this.devices.get('git')!;
+    const dave = this.devices.get('dave-laptop')!;
+    const fqdn = (await callDaemon<AgentStatus>(git.socket, 'GET', '/status')).self!.dnsName;
+    const lookup = async (ns: string, name: string): Promise<string> => {
+      try {
+        return (await run('ip', ['netns', 'exec', ns, 'getent', 'ahostsv4', name])).split(/\s+/)[0] || 'not found';
+      } catch {
+        return 'not found';
+      }
+    };
+    const connect = async (ns: string, target: string): Promise<string> => {
+      const r = (JSON.parse(await run('ip', ['netns', 'exec', ns, process.execPath, this.helper, 'try', String(CONNECT_MS), target])) as Record<string, string>)[target]!;
+      return r === 'ok' ? 'allowed' : `blocked (${r})`;
+    };
+    const checks: NameCheck[] = [];
+    const check = async (on: string, ns: string, what: string, expected: string, why: string) => {
+      const [verb, arg] = what.split(' ') as [string, string];
+      const observed = verb === 'lookup' ? await lookup(ns, arg) : await connect(ns, arg);
+      checks.push({ on, what, expected, observed, why });
+    };
+    // The agents pointed their namespace's resolv.conf at the resolver when their first netmap came.
+    await waitFor('names on dave-laptop', async () => (await lookup(dave.ns, 'git')) === git.ipv4);
+    await check('dave-laptop', dave.ns, 'lookup git', git.ipv4, 'the short name, through the company domain in the search list');
+    await check('dave-laptop', dave.ns, 'connect git:22', 'allowed', 'ssh to git by name');
+    if (this.partnerLaptop) {
+      const ns = this.partnerLaptop.ns;
+      await waitFor('names on erin-laptop', async () => (await lookup(ns, fqdn)) === git.ipv4);
+      await check(PARTNER.device.name, ns, `lookup ${fqdn}`, git.ipv4, 'a shared device, by its full name in the sharer\'s domain');
+      await check(PARTNER.device.name, ns, 'lookup git', 'not found', 'never by its short name in the recipient\'s network');
+      await check(PARTNER.device.name, ns, `connect ${fqdn}:22`, 'allowed', 'ssh to the shared git server by its full name');
+    }
+    for (const c of checks) {
+      const ok = c.observed === c.expected;
+      const line = `  ${pad(c.on, 12)} ${pad(c.what, 48)} → ${c.observed} ${ok ? '✓' : '✗'} ${dim(`(${c.why})`)}`;
+      say(ok ? line : red(bold(`${line}  !! expected ${c.expected}`)));
+    }
+    return checks;
   }
 
   async pause(what: string): Promise<void> {
@@ -597,6 +655,9 @@ async function main(argv: string[]): Promise<number> {
     const sharing = await demo.sharing().catch((err: Error): Summary['sharing'] => ({ available: false, message: `sharing: failed: ${err.message}` }));
     say(sharing.available ? `  ${sharing.message}` : yellow(`  ${sharing.message}`));
 
+    step('names (MagicDNS): every device answers to its name');
+    const names = await demo.names().catch((err: Error): NameCheck[] => [{ on: '-', what: 'names', expected: 'answers', observed: `failed: ${err.message}`, why: '' }]);
+
     step('what two devices see');
     await demo.showStatus('dave-laptop');
     say();
@@ -628,6 +689,7 @@ async function main(argv: string[]): Promise<number> {
       tables: [before, after],
       liveChange: { story: LIVE_CHANGE.story, from: LIVE_CHANGE.from, service: LIVE_CHANGE.service, before: cell(before).observed, after: cell(after).observed, ms },
       sharing,
+      names,
       made: { dir: demo.dir, bridge: demo.made.bridge, namespaces: [...demo.made.namespaces] },
       ok: false,
     };
@@ -637,6 +699,8 @@ async function main(argv: string[]): Promise<number> {
     if (summary.liveChange.before !== 'blocked' || summary.liveChange.after !== 'allowed') problems.push(`the live change did not show (${LIVE_CHANGE.from} → ${LIVE_CHANGE.service}: ${summary.liveChange.before}, then ${summary.liveChange.after})`);
     else if (ms === null || ms >= 1000) problems.push(`the live change took ${ms === null ? 'more than 10 s' : `${ms} ms`}, more than a second`);
     if (!sharing.available) problems.push(sharing.message);
+    const badNames = names.filter((c) => c.observed !== c.expected);
+    if (badNames.length > 0) problems.push(`${badNames.length} name check${badNames.length === 1 ? '' : 's'} did not do what MagicDNS should: ${badNames.map((c) => `${c.on} ${c.what} → ${c.observed}`).join('; ')}`);
     summary.ok = problems.length === 0;
 
     say();

@@ -20,7 +20,7 @@ import { LocalApiHttpError, serveLocalApi, type Routes } from '../localapi/serve
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
 import { Engine, type EngineOptions } from './engine.js';
-import { MagicDns, QUERY_TYPES, SERVICE_ADDRESSES, type DnsQueryResult, type DnsStatus } from './magicdns.js';
+import { MagicDns, QUERY_TYPES, type DnsQueryResult, type DnsStatus } from './magicdns.js';
 import { localEndpoints, onLocalSubnet, peerStatusOf, selfStatusOf, whoisOf } from './netmap.js';
 
 export const FILES = { machine: 'machine.json', node: 'node.json', prefs: 'prefs.json', netmap: 'netmap.json' } as const;
@@ -234,12 +234,11 @@ export class Daemon {
       ...(this.opts.mtu ? { mtu: this.opts.mtu } : {}),
       privateKey: this.nodeKey.raw,
       localSubnets: onLocalSubnet(networkInterfaces(), this.opts.tunName),
-      serviceAddresses: SERVICE_ADDRESSES,
       log: (level, msg, fields) => log[level](fields ?? {}, msg),
       ...this.opts.engine,
     });
     this.log.info({ tun: this.engine.tun.name, port: this.engine.listenPort }, 'data path up');
-    await this.dns.start();
+    await this.dns.start(this.engine.tun.name);
     if (this.netmap) this.applyNetmap(this.netmap);
   }
 

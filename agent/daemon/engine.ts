@@ -32,8 +32,6 @@ export interface EngineOptions {
   privateKey: Uint8Array;
   mtu?: number;
   log: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
-  /** Addresses the device always has, whatever the netmap says (the resolver's service addresses). */
-  serviceAddresses?: readonly string[];
   /** Is this IPv4 address on one of our LAN subnets (endpoint preference). */
   localSubnets?: (ip: string) => boolean;
   /** For tests: open the TUN device and bind UDP without the native addon. */
@@ -93,7 +91,6 @@ export class Engine {
     this.now = opts.now ?? Date.now;
     this.timer = setInterval(() => this.tryEndpoints(), 2_000);
     this.timer.unref();
-    this.applyAddresses([]);
   }
 
   private get filter(): Filter {
@@ -176,7 +173,7 @@ export class Engine {
 
   /** Makes the device's addresses the netmap's: new ones added first, then the ones it no longer lists removed. */
   private applyAddresses(addresses: string[]): void {
-    const wanted = new Set([...addresses, ...(this.opts.serviceAddresses ?? [])].map(hostPrefix));
+    const wanted = new Set(addresses.map(hostPrefix));
     for (const a of wanted) {
       if (this.addresses.has(a)) continue;
       try {

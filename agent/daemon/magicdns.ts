@@ -2,6 +2,7 @@
 // sit on the TUN device), each netmap refreshes its names and settings, and with `--accept-dns` the
 // system's resolver configuration points at it. `agent dns status` and `agent dns query` read it here.
 import type { Logger } from 'pino';
+import { execFileSync } from 'node:child_process';
 import { bareAddr, isAddr } from '../../wire/addr.js';
 import type { Netmap } from '../../wire/protocol.js';
 import {
@@ -72,9 +73,20 @@ export class MagicDns {
     }
   }
 
-  /** Starts answering on the service addresses (already on the TUN device). */
-  async start(): Promise<void> {
+  /**
+   * Puts the service addresses on the TUN device and starts answering on them. They get scope host:
+   * the kernel delivers packets to them locally but never picks them as the source of a packet to a
+   * peer (with global scope, 100.100.100.100 could become the device's source address in the tunnel).
+   */
+  async start(tunName: string): Promise<void> {
     if (this.server) return;
+    for (const [family, cidr] of [['-4', SERVICE_ADDRESSES[0]], ['-6', SERVICE_ADDRESSES[1]]] as const) {
+      try {
+        execFileSync('ip', [family, 'addr', 'replace', cidr, 'dev', tunName, 'scope', 'host', ...(family === '-6' ? ['nodad'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+      } catch (err) {
+        this.log.warn({ addr: cidr, err: String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim() }, 'dns: cannot put the service address on the TUN device');
+      }
+    }
     const server = new DnsServer(this.resolver, this.localAddresses(), this.log.child({ component: 'dns' }));
     this.server = server;
     for (const addr of [SERVICE_IPV4, SERVICE_IPV6]) {

@@ -108,6 +108,13 @@ describe.skipIf(!canRunE2e)('MagicDNS end to end (agents in namespaces, dig and 
     expect(getent(`git.${domainA}`)).toBe(addr.git);
   });
 
+  it('a connection by name goes through the tunnel from the device\'s own address, never from the service address', async () => {
+    await net.listen('git', [22]);
+    expect(net.lan.exec('laptop', 'ip', ['route', 'get', addr.git!])).toContain(`src ${addr.laptop}`);
+    const r = JSON.parse(net.lan.exec('laptop', process.execPath, [net.helper, 'try', '3000', 'git:22']));
+    expect(r['git:22']).toBe('ok');
+  });
+
   it('answers PTR for tailnet addresses and NXDOMAIN for unknown names in its domain, over UDP and TCP', () => {
     expect(dig(addr.git!, 'PTR').length).toBe(0); // dig needs -x for reverse; the name form below is what it sends
     expect(net.lan.exec('laptop', 'dig', ['@100.100.100.100', '-x', addr.git!, '+short']).trim()).toBe(`git.${domainA}.`);

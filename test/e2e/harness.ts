@@ -45,7 +45,8 @@ export class AgentLan<N extends string> {
   readonly addr6: Partial<Record<N, string>> = {};
   private readonly agents = new Map<N, ChildProcess>();
   /** The network helper program (scripts/lab.ts) in `dir`. */
-  private helper = '';
+  /** The network helper program (scripts/lab.ts), once setUp() wrote it. */
+  helper = '';
 
   /** `label` names the temporary directory (mw-LABEL-e2e-…) and the "logs kept" message. */
   constructor(

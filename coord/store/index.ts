@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { MIGRATIONS } from './migrations.js';
 import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
+import { dnsLabel } from '../../wire/names.js';
 
 export const ROLES = ['owner', 'admin', 'network-admin', 'it-admin', 'billing-admin', 'auditor', 'member'] as const;
 export type Role = (typeof ROLES)[number];
@@ -125,16 +126,8 @@ const now = () => new Date().toISOString();
 const json = (v: unknown) => JSON.stringify(v);
 const bool = (v: unknown) => v === 1 || v === true;
 
-/** A DNS label from a hostname: lowercase letters, digits and dashes, at most 63 characters. */
-export function dnsLabel(hostname: string): string {
-  const label = hostname
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 63)
-    .replace(/-+$/, '');
-  return label || 'device';
-}
+// Device names are DNS labels (wire/names.ts); re-exported for the admin API.
+export { dnsLabel };
 
 type Row = Record<string, any>;
 

@@ -25,6 +25,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { addrFromBytes, addrToBytes, formatAddr as formatAddrText, parseAddr } from '../wire/addr.js';
 
 export interface NativeError extends Error {
   /** errno name, e.g. 'EPERM', 'EBUSY', 'EINVAL', 'EBADF' */
@@ -460,43 +461,17 @@ export class AeadKey {
 
 /** Formats addrs[16*i..] of the given family as text (for logs and tests; allocates). */
 export function formatAddr(addrs: Uint8Array, i: number, family: number): string {
-  const o = 16 * i;
-  if (family === 4) return `${addrs[o]}.${addrs[o + 1]}.${addrs[o + 2]}.${addrs[o + 3]}`;
-  const parts: string[] = [];
-  for (let k = 0; k < 16; k += 2) parts.push(((addrs[o + k]! << 8) | addrs[o + k + 1]!).toString(16));
-  return parts.join(':');
+  return formatAddrText(addrFromBytes(addrs, 16 * i, family === 4 ? 4 : 6));
 }
 
 /** Writes an address given as text into addrs[16*i..] and returns its family (4 or 6); for setup, not per packet. */
 export function parseAddrInto(addrs: Uint8Array, i: number, text: string): 4 | 6 {
-  const o = 16 * i;
-  addrs.fill(0, o, o + 16);
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (v4) {
-    for (let k = 0; k < 4; k++) {
-      const n = Number(v4[k + 1]);
-      if (n > 255) throw Object.assign(new Error(`invalid IPv4 address '${text}'`), { code: 'EINVAL' });
-      addrs[o + k] = n;
-    }
-    return 4;
+  const a = parseAddr(text);
+  if (!a) {
+    const what = /^[\d.]+$/.test(text) ? 'IPv4 address' : 'IP address';
+    throw Object.assign(new Error(`invalid ${what} '${text}'`), { code: 'EINVAL' });
   }
-  const halves = text.split('::');
-  if (halves.length > 2 || text.length === 0) {
-    throw Object.assign(new Error(`invalid IP address '${text}'`), { code: 'EINVAL' });
-  }
-  const head = halves[0] ? halves[0].split(':') : [];
-  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
-  const groups = head.length + tail.length;
-  if ((halves.length === 1 && groups !== 8) || groups > 7 + (halves.length === 1 ? 1 : 0)) {
-    throw Object.assign(new Error(`invalid IP address '${text}'`), { code: 'EINVAL' });
-  }
-  const put = (g: string, idx: number): void => {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw Object.assign(new Error(`invalid IP address '${text}'`), { code: 'EINVAL' });
-    const v = parseInt(g, 16);
-    addrs[o + 2 * idx] = v >> 8;
-    addrs[o + 2 * idx + 1] = v & 0xff;
-  };
-  head.forEach((g, k) => put(g, k));
-  tail.forEach((g, k) => put(g, 8 - tail.length + k));
-  return 6;
+  addrs.fill(0, 16 * i, 16 * i + 16);
+  addrs.set(addrToBytes(a), 16 * i);
+  return a.family;
 }

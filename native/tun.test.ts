@@ -5,6 +5,7 @@ import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'nod
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addrToBytes, parseAddr } from '../wire/addr.js';
 import { nativeAvailable } from './index.js';
 
 const ns = `mw-native-${process.pid}`;
@@ -84,18 +85,9 @@ function csum(buf: Buffer, start = 0, end = buf.length, init = 0): number {
   return s;
 }
 
-function v4(a: string): Buffer {
-  return Buffer.from(a.split('.').map(Number));
-}
-
-function v6(a: string): Buffer {
-  const [h, t] = a.split('::') as [string, string | undefined];
-  const head = h ? h.split(':') : [];
-  const tail = t ? t.split(':') : [];
-  const groups = [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail];
-  const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), 2 * i));
-  return b;
+/** The 4 or 16 bytes of an address. */
+function addrBytes(a: string): Buffer {
+  return Buffer.from(addrToBytes(parseAddr(a)!));
 }
 
 function ipv4(src: string, dst: string, proto: number, payload: Buffer): Buffer {
@@ -104,8 +96,8 @@ function ipv4(src: string, dst: string, proto: number, payload: Buffer): Buffer 
   p.writeUInt16BE(p.length, 2);
   p[8] = 64;
   p[9] = proto;
-  v4(src).copy(p, 12);
-  v4(dst).copy(p, 16);
+  addrBytes(src).copy(p, 12);
+  addrBytes(dst).copy(p, 16);
   p.writeUInt16BE(~csum(p, 0, 20) & 0xffff, 10);
   payload.copy(p, 20);
   return p;
@@ -136,8 +128,8 @@ function udp6(src: string, sport: number, dst: string, dport: number, data: Buff
   p.writeUInt16BE(8 + data.length, 4);
   p[6] = 17;
   p[7] = 64;
-  v6(src).copy(p, 8);
-  v6(dst).copy(p, 24);
+  addrBytes(src).copy(p, 8);
+  addrBytes(dst).copy(p, 24);
   p.writeUInt16BE(sport, 40);
   p.writeUInt16BE(dport, 42);
   p.writeUInt16BE(8 + data.length, 44);
@@ -159,7 +151,7 @@ function tcp4(src: string, sport: number, dst: string, dport: number, seq: numbe
   t[13] = 0x10; // ACK
   t.writeUInt16BE(65535, 14);
   data.copy(t, 20);
-  const pseudo = Buffer.concat([v4(src), v4(dst), Buffer.from([0, 6, t.length >> 8, t.length & 255])]);
+  const pseudo = Buffer.concat([addrBytes(src), addrBytes(dst), Buffer.from([0, 6, t.length >> 8, t.length & 255])]);
   const sum = ~csum(t, 0, t.length, csum(pseudo)) & 0xffff;
   t.writeUInt16BE(badSum ? sum ^ 0x5a5a : sum, 16);
   return ipv4(src, dst, 6, t);
@@ -275,7 +267,7 @@ describe.skipIf(!canRun)('Tun (in a network namespace)', () => {
     const b = parsed.find((p) => p.body.subarray(8).toString() === 'routed');
     expect(b).toMatchObject({ version: 4, dst: '10.202.0.7' });
     const c = parsed.find((p) => p.body.subarray(8).toString() === 'hello-v6');
-    expect(c).toMatchObject({ version: 6, proto: 17, dst: v6('fd01:201::2').toString('hex') });
+    expect(c).toMatchObject({ version: 6, proto: 17, dst: addrBytes('fd01:201::2').toString('hex') });
     expect(got.batchSizes.reduce((x, y) => x + y, 0)).toBe(got.packets.length);
   });
 

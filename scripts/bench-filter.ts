@@ -19,6 +19,7 @@ import { runInNewContext } from 'node:vm';
 import { craft, type PacketSpec } from '../filter/craft.js';
 import { Filter, type FilterConfig } from '../filter/index.js';
 import { LinearFilter } from '../filter/linear.js';
+import { formatIPv4, tailnetIPv6For } from '../wire/addr.js';
 import type { FilterRule, NetPortRange } from '../wire/types.js';
 
 v8.setFlagsFromString('--expose-gc');
@@ -39,9 +40,7 @@ const randInt = (n: number): number => Math.floor(rand() * n);
 // Node addresses as meshward hands them out: 100.64.0.0/10 and fd7a:115c:a1e0::<ipv4 bits>.
 function node(i: number): { v4: string; v6: string } {
   const n = (100 << 24) + (64 << 16) + 256 + i * 7; // spread, skipping 100.64.0.x
-  const v4 = [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-  const v6 = `fd7a:115c:a1e0::${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
-  return { v4, v6 };
+  return { v4: formatIPv4(n), v6: tailnetIPv6For(n) };
 }
 
 const SELF = { v4: '100.64.0.1', v6: 'fd7a:115c:a1e0::6440:1' };

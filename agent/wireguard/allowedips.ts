@@ -1,7 +1,7 @@
 // Cryptokey routing: a binary trie per address family mapping prefixes to peers. Outbound, the
 // destination picks the peer; inbound, the source of a decrypted packet must map to its sender.
 // Lookups walk the address bytes in place (no allocation); a prefix belongs to at most one peer.
-import { isIP } from 'node:net';
+import { addrFromBytes, addrToBytes, formatAddr, parseAddr, parsePrefix as parseCidr } from '../../wire/addr.js';
 
 interface Node<P> {
   zero: Node<P> | null;
@@ -15,69 +15,23 @@ export interface Prefix {
   bits: number;
 }
 
+const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.length);
+
+/** The 4 or 16 bytes of an address; null when the text is not one. */
 export function parseIP(text: string): Buffer | null {
-  const family = isIP(text);
-  if (family === 4) return Buffer.from(text.split('.').map(Number));
-  if (family !== 6) return null;
-  let s = text;
-  let tail: number[] = [];
-  const lastColon = s.lastIndexOf(':');
-  if (s.includes('.', lastColon)) {
-    tail = s.slice(lastColon + 1).split('.').map(Number);
-    s = s.slice(0, lastColon + 1) + '0:0';
-  }
-  const [head, rest] = s.split('::');
-  const hs = head ? head.split(':') : [];
-  const rs = rest !== undefined ? (rest ? rest.split(':') : []) : [];
-  const groups = rest !== undefined ? [...hs, ...Array(8 - hs.length - rs.length).fill('0'), ...rs] : hs;
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  if (tail.length === 4) out.set(tail, 12);
-  return out;
+  const a = parseAddr(text);
+  return a && asBuffer(addrToBytes(a));
 }
 
+/** An address of 4 or 16 bytes as text (RFC 5952 for IPv6). */
 export function formatIP(b: Uint8Array): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((b[i] << 8) | b[i + 1]).toString(16));
-  // Compress the longest run of zero groups (RFC 5952).
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  return formatAddr(addrFromBytes(b, 0, b.length === 4 ? 4 : 6));
 }
 
 /** Parses "10.0.0.0/24", "fd00::/64" or a bare address (full-length prefix); masks host bits. */
 export function parsePrefix(text: string): Prefix | null {
-  const slash = text.indexOf('/');
-  const bytes = parseIP(slash < 0 ? text : text.slice(0, slash));
-  if (!bytes) return null;
-  const max = bytes.length * 8;
-  let bits = max;
-  if (slash >= 0) {
-    const b = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(b)) return null;
-    bits = Number(b);
-    if (bits > max) return null;
-  }
-  for (let i = 0; i < bytes.length; i++) {
-    const keep = Math.max(0, Math.min(8, bits - i * 8));
-    bytes[i] &= (0xff << (8 - keep)) & 0xff;
-  }
-  return { bytes, bits };
+  const p = parseCidr(text, { bare: true });
+  return p && { bytes: asBuffer(addrToBytes(p)), bits: p.len };
 }
 
 export function formatPrefix(p: Prefix): string {

@@ -7,6 +7,7 @@ import { MIGRATIONS } from './migrations.js';
 import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
 import { Conflict, NotFound } from '../errors.js';
+import { dnsLabel } from '../../wire/names.js';
 
 export { Conflict, NotFound };
 
@@ -150,16 +151,8 @@ const now = () => new Date().toISOString();
 const json = (v: unknown) => JSON.stringify(v);
 const bool = (v: unknown) => v === 1 || v === true;
 
-/** A DNS label from a hostname: lowercase letters, digits and dashes, at most 63 characters. */
-export function dnsLabel(hostname: string): string {
-  const label = hostname
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 63)
-    .replace(/-+$/, '');
-  return label || 'device';
-}
+// Device names are DNS labels (wire/names.ts); re-exported for the admin API.
+export { dnsLabel };
 
 /** A device's full DNS name: its label in its tailnet's domain. */
 export function fqdn(d: Pick<Device, 'name'>, t: Pick<Tailnet, 'domain'>): string {

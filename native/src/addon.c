@@ -132,6 +132,13 @@ void report_error(napi_env env, napi_async_context ctx, napi_ref on_error, int e
     napi_fatal_exception(env, error);
 }
 
+void drop_ref(napi_env env, napi_ref *r) {
+  if (*r) {
+    napi_delete_reference(env, *r);
+    *r = NULL;
+  }
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   if (tun_init(env, exports) != napi_ok || udp_init(env, exports) != napi_ok || aead_init(env, exports) != napi_ok)
     return NULL;

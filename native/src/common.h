@@ -27,6 +27,8 @@ int arg_func_opt(napi_env env, napi_value v, const char *what, napi_value *out);
 void call_js(napi_env env, napi_async_context ctx, napi_value fn, size_t argc, napi_value *argv);
 // Reports an error to onError (a napi_ref, may be NULL) or as an uncaught exception.
 void report_error(napi_env env, napi_async_context ctx, napi_ref on_error, int err, const char *what);
+// Deletes *r (when set) and clears it.
+void drop_ref(napi_env env, napi_ref *r);
 
 // Module parts.
 napi_status tun_init(napi_env env, napi_value exports);

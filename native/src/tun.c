@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "offload.h"
+#include "poller.h"
 
 #define TUN_MAX_PACKET 65535
 #define TUN_SLOT 2048  // buffer bytes per batch slot; plus one maximal packet so a read is never truncated
@@ -31,11 +32,8 @@ typedef struct {
   uint32_t *offsets;
   uint32_t *lengths;
   napi_ref buf_ref, off_ref, len_ref;
-  napi_ref on_batch, on_error;
-  napi_ref self;  // held while reading, so the device is not collected under the poll
   napi_async_context actx;
-  uv_poll_t poll;
-  int poll_init, polling, poll_closed, in_callback, finalized;
+  poller_t poller;
   // offload mode (IFF_VNET_HDR + TSO/checksum offload): a TCP super-packet being cut into segments
   int vnet, offload;
   uint8_t *scratch;
@@ -47,39 +45,16 @@ typedef struct {
   double stats[8];  // rxPackets, rxBytes, txPackets, txBytes, txDropped, rxSuper, rxDropped, txSuper
 } tun_t;
 
-static void tun_free(tun_t *t) {
+static void tun_free(void *p) {
+  tun_t *t = p;
   free(t->scratch);
   free(t->wbuf);
   free(t);
 }
 
-static void on_poll_closed(uv_handle_t *h) {
-  tun_t *t = h->data;
-  t->poll_closed = 1;
-  if (t->finalized && !t->in_callback) tun_free(t);
-}
-
-static void drop_ref(napi_env env, napi_ref *r) {
-  if (*r) {
-    napi_delete_reference(env, *r);
-    *r = NULL;
-  }
-}
-
-static void tun_stop_reading(tun_t *t) {
-  if (t->polling) {
-    uv_poll_stop(&t->poll);
-    t->polling = 0;
-  }
-  drop_ref(t->env, &t->on_batch);
-  drop_ref(t->env, &t->on_error);
-  drop_ref(t->env, &t->self);
-}
-
 static void tun_do_close(tun_t *t) {
   if (t->fd < 0) return;
-  tun_stop_reading(t);
-  if (t->poll_init && !t->poll_closed) uv_close((uv_handle_t *)&t->poll, on_poll_closed);
+  poller_close(&t->poller);
   close(t->fd);  // a non-persistent TUN disappears with its last file descriptor
   t->fd = -1;
 }
@@ -92,8 +67,7 @@ static void tun_finalize(napi_env env, void *data, void *hint) {
   drop_ref(env, &t->len_ref);
   if (t->actx) napi_async_destroy(env, t->actx);
   t->actx = NULL;
-  t->finalized = 1;
-  if ((!t->poll_init || t->poll_closed) && !t->in_callback) tun_free(t);
+  poller_finalized(&t->poller);
 }
 
 // Unwraps argv[0]; throws EBADF when the device is closed (unless allow_closed).
@@ -168,6 +142,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   t->offload = offload;
   t->wgro = offload;
   t->env = env;
+  poller_setup(&t->poller, env, t, tun_free);
   t->fd = fd;
   t->batch = batch;
   memcpy(t->name, ifr.ifr_name, IFNAMSIZ);
@@ -365,10 +340,9 @@ static ssize_t tun_read_one(tun_t *t, uint8_t *p) {
 
 static void tun_poll_cb(uv_poll_t *h, int status, int events) {
   tun_t *t = h->data;
-  if (t->fd < 0 || !t->polling) return;
+  if (t->fd < 0 || !t->poller.polling) return;
   napi_env env = t->env;
   int err = status < 0 ? -status : 0, open = 1, scoped = 0;
-  napi_handle_scope scope;
   do {
     uint32_t count = 0;
     size_t off = 0;
@@ -398,35 +372,26 @@ static void tun_poll_cb(uv_poll_t *h, int status, int events) {
     }
     if (!count && !err) break;
     if (!scoped) {
-      napi_open_handle_scope(env, &scope);
+      poller_enter(&t->poller);
       scoped = 1;
-      t->in_callback = 1;
     }
     if (count) {
-      napi_value fn, argv[4];
-      napi_get_reference_value(env, t->on_batch, &fn);
+      napi_value argv[4];
       napi_get_reference_value(env, t->buf_ref, &argv[0]);
       napi_get_reference_value(env, t->off_ref, &argv[1]);
       napi_get_reference_value(env, t->len_ref, &argv[2]);
       napi_create_uint32(env, count, &argv[3]);
-      call_js(env, t->actx, fn, 4, argv);
-      open = t->fd >= 0 && t->polling;
+      open = poller_deliver(&t->poller, t->actx, 4, argv) && t->fd >= 0;
     }
   } while (open && t->pending);  // the rest of a super-packet goes out in the next batch, now
   if (!scoped) return;
   if (err && open) {
     // Reading stops; the error goes to onError (or is uncaught).
-    napi_ref on_error = t->on_error;
-    t->on_error = NULL;
-    tun_stop_reading(t);
     char what[64];
     snprintf(what, sizeof what, "read from TUN device %s", t->name);
-    report_error(env, t->actx, on_error, err, what);
-    if (on_error) napi_delete_reference(env, on_error);
+    poller_fail(&t->poller, t->actx, err, what);
   }
-  t->in_callback = 0;
-  napi_close_handle_scope(env, scope);
-  if (t->finalized && (!t->poll_init || t->poll_closed)) tun_free(t);
+  poller_leave(&t->poller);  // may free t
 }
 
 // tunStart(h, onBatch, onError?)
@@ -438,27 +403,7 @@ static napi_value tun_start(napi_env env, napi_callback_info info) {
   if (!t || arg_func_opt(env, argv[1], "onBatch", &on_batch) || arg_func_opt(env, argv[2], "onError", &on_error))
     return NULL;
   if (!on_batch) return throw_code(env, "EINVAL", "onBatch must be a function", 0);
-  if (!t->poll_init) {
-    uv_loop_t *loop;
-    NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
-    int r = uv_poll_init(loop, &t->poll, t->fd);
-    if (r < 0) return throw_errno(env, -r, "watch TUN device (uv_poll_init)");
-    t->poll.data = t;
-    t->poll_init = 1;
-  }
-  drop_ref(env, &t->on_batch);
-  drop_ref(env, &t->on_error);
-  NAPI_CALL(env, napi_create_reference(env, on_batch, 1, &t->on_batch));
-  if (on_error) NAPI_CALL(env, napi_create_reference(env, on_error, 1, &t->on_error));
-  if (!t->self) NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &t->self));
-  if (!t->polling) {
-    int r = uv_poll_start(&t->poll, UV_READABLE, tun_poll_cb);
-    if (r < 0) {
-      tun_stop_reading(t);
-      return throw_errno(env, -r, "watch TUN device (uv_poll_start)");
-    }
-    t->polling = 1;
-  }
+  poller_start(&t->poller, t->fd, argv[0], on_batch, on_error, tun_poll_cb, "watch TUN device");
   return NULL;
 }
 
@@ -467,7 +412,7 @@ static napi_value tun_stop(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   tun_t *t = get_tun(env, argv[0], 1);
-  if (t) tun_stop_reading(t);
+  if (t) poller_stop(&t->poller);
   return NULL;
 }
 

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "common.h"
+#include "poller.h"
 
 #define GSO_MAX_SEGMENTS 64     // the kernel's UDP_MAX_SEGMENTS
 #define GSO_MAX_BYTES 65000     // payload of one GSO message, below the 65507 limit of a UDP datagram
@@ -48,14 +49,13 @@ typedef struct {
   struct mmsghdr *rmsgs, *smsgs;
   struct iovec *riov, *siov;
   struct sockaddr_in6 *rnames, *snames;
-  napi_ref on_batch, on_error, self;
   napi_async_context actx;
-  uv_poll_t poll;
-  int poll_init, polling, poll_closed, in_callback, finalized;
+  poller_t poller;
   double stats[8];  // rxPackets, rxBytes, rxTruncated, txPackets, txBytes, txDropped, rxCoalesced, txCoalesced
 } udp_t;
 
-static void udp_free(udp_t *u) {
+static void udp_free(void *p) {
+  udp_t *u = p;
   free(u->rctrl);
   free(u->sctrl);
   free(u->spk);
@@ -69,33 +69,9 @@ static void udp_free(udp_t *u) {
   free(u);
 }
 
-static void drop_ref(napi_env env, napi_ref *r) {
-  if (*r) {
-    napi_delete_reference(env, *r);
-    *r = NULL;
-  }
-}
-
-static void on_poll_closed(uv_handle_t *h) {
-  udp_t *u = h->data;
-  u->poll_closed = 1;
-  if (u->finalized && !u->in_callback) udp_free(u);
-}
-
-static void udp_stop_reading(udp_t *u) {
-  if (u->polling) {
-    uv_poll_stop(&u->poll);
-    u->polling = 0;
-  }
-  drop_ref(u->env, &u->on_batch);
-  drop_ref(u->env, &u->on_error);
-  drop_ref(u->env, &u->self);
-}
-
 static void udp_do_close(udp_t *u) {
   if (u->fd < 0) return;
-  udp_stop_reading(u);
-  if (u->poll_init && !u->poll_closed) uv_close((uv_handle_t *)&u->poll, on_poll_closed);
+  poller_close(&u->poller);
   close(u->fd);
   u->fd = -1;
 }
@@ -107,8 +83,7 @@ static void udp_finalize(napi_env env, void *data, void *hint) {
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) drop_ref(env, refs[i]);
   if (u->actx) napi_async_destroy(env, u->actx);
   u->actx = NULL;
-  u->finalized = 1;
-  if ((!u->poll_init || u->poll_closed) && !u->in_callback) udp_free(u);
+  poller_finalized(&u->poller);
 }
 
 static udp_t *get_udp(napi_env env, napi_value v, int allow_closed) {
@@ -230,6 +205,7 @@ static napi_value udp_bind(napi_env env, napi_callback_info info) {
     return throw_errno(env, ENOMEM, "allocate UDP socket");
   }
   u->env = env;
+  poller_setup(&u->poller, env, u, udp_free);
   u->fd = fd;
   u->family = family;
   u->port = bport;
@@ -282,8 +258,7 @@ static napi_value udp_bind(napi_env env, napi_callback_info info) {
 // Hands the first `count` entries to onBatch. Returns 0 when the socket was stopped or closed meanwhile.
 static int udp_deliver(udp_t *u, uint32_t count) {
   napi_env env = u->env;
-  napi_value fn, argv[7];
-  napi_get_reference_value(env, u->on_batch, &fn);
+  napi_value argv[7];
   napi_get_reference_value(env, u->buf_ref, &argv[0]);
   napi_get_reference_value(env, u->off_ref, &argv[1]);
   napi_get_reference_value(env, u->len_ref, &argv[2]);
@@ -291,14 +266,12 @@ static int udp_deliver(udp_t *u, uint32_t count) {
   napi_get_reference_value(env, u->port_ref, &argv[4]);
   napi_get_reference_value(env, u->fam_ref, &argv[5]);
   napi_create_uint32(env, count, &argv[6]);
-  call_js(env, u->actx, fn, 7, argv);
-  return u->fd >= 0 && u->polling;
+  return poller_deliver(&u->poller, u->actx, 7, argv) && u->fd >= 0;
 }
 
 static void udp_poll_cb(uv_poll_t *h, int status, int events) {
   udp_t *u = h->data;
-  if (u->fd < 0 || !u->polling) return;
-  napi_env env = u->env;
+  if (u->fd < 0 || !u->poller.polling) return;
   int err = status < 0 ? -status : 0, n = 0;
   if (!err) {
     for (uint32_t i = 0; i < u->batch; i++) {
@@ -319,9 +292,7 @@ static void udp_poll_cb(uv_poll_t *h, int status, int events) {
   }
   if (!n && !err) return;
 
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  u->in_callback = 1;
+  poller_enter(&u->poller);
   uint32_t count = 0;
   int open = 1;
   for (int i = 0; i < n && open; i++) {
@@ -377,16 +348,8 @@ static void udp_poll_cb(uv_poll_t *h, int status, int events) {
     } while (off < len);
   }
   if (open && count) open = udp_deliver(u, count);
-  if (err && open) {
-    napi_ref on_error = u->on_error;
-    u->on_error = NULL;
-    udp_stop_reading(u);
-    report_error(env, u->actx, on_error, err, "receive on UDP socket");
-    if (on_error) napi_delete_reference(env, on_error);
-  }
-  u->in_callback = 0;
-  napi_close_handle_scope(env, scope);
-  if (u->finalized && (!u->poll_init || u->poll_closed)) udp_free(u);
+  if (err && open) poller_fail(&u->poller, u->actx, err, "receive on UDP socket");
+  poller_leave(&u->poller);  // may free u
 }
 
 static napi_value udp_start(napi_env env, napi_callback_info info) {
@@ -397,27 +360,7 @@ static napi_value udp_start(napi_env env, napi_callback_info info) {
   if (!u || arg_func_opt(env, argv[1], "onBatch", &on_batch) || arg_func_opt(env, argv[2], "onError", &on_error))
     return NULL;
   if (!on_batch) return throw_code(env, "EINVAL", "onBatch must be a function", 0);
-  if (!u->poll_init) {
-    uv_loop_t *loop;
-    NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
-    int r = uv_poll_init(loop, &u->poll, u->fd);
-    if (r < 0) return throw_errno(env, -r, "watch UDP socket (uv_poll_init)");
-    u->poll.data = u;
-    u->poll_init = 1;
-  }
-  drop_ref(env, &u->on_batch);
-  drop_ref(env, &u->on_error);
-  NAPI_CALL(env, napi_create_reference(env, on_batch, 1, &u->on_batch));
-  if (on_error) NAPI_CALL(env, napi_create_reference(env, on_error, 1, &u->on_error));
-  if (!u->self) NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &u->self));
-  if (!u->polling) {
-    int r = uv_poll_start(&u->poll, UV_READABLE, udp_poll_cb);
-    if (r < 0) {
-      udp_stop_reading(u);
-      return throw_errno(env, -r, "watch UDP socket (uv_poll_start)");
-    }
-    u->polling = 1;
-  }
+  poller_start(&u->poller, u->fd, argv[0], on_batch, on_error, udp_poll_cb, "watch UDP socket");
   return NULL;
 }
 
@@ -426,7 +369,7 @@ static napi_value udp_stop(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   udp_t *u = get_udp(env, argv[0], 1);
-  if (u) udp_stop_reading(u);
+  if (u) poller_stop(&u->poller);
   return NULL;
 }
 

@@ -8,10 +8,7 @@ import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
 import { Conflict, NotFound } from '../errors.js';
 import { dnsLabel, type AuditEntry, type AuditInput, type Device, type DeviceInvite, type Key, type KeyType, type Role, type Share, type Tailnet, type User, type UserInvite, type UserStatus, type Webhook } from './model.js';
-import {
-  auditFrom, deviceFrom, inviteFrom, keyFrom, shareFrom, tailnetFrom, userFrom, userInviteFrom, webhookFrom,
-  type AuditRow, type DeviceInviteRow, type DeviceRow, type KeyRow, type ShareRow, type TailnetRow, type UserInviteRow, type UserRow, type WebhookRow,
-} from './rows.js';
+import { auditFrom, deviceFrom, inviteFrom, keyFrom, shareFrom, tailnetFrom, userFrom, userInviteFrom, webhookFrom } from './rows.js';
 
 export { Conflict, NotFound };
 export * from './model.js';
@@ -72,6 +69,17 @@ export class Store {
     return st;
   }
 
+  /** The first row of a query, converted to the model; undefined when there is none. */
+  private one<R, T>(sql: string, from: (r: R) => T, ...args: unknown[]): T | undefined {
+    const r = this.stmt(sql).get(...args) as R | undefined;
+    return r && from(r);
+  }
+
+  /** Every row of a query, converted to the model. */
+  private all<R, T>(sql: string, from: (r: R) => T, ...args: unknown[]): T[] {
+    return (this.stmt(sql).all(...args) as R[]).map((r) => from(r));
+  }
+
   schemaVersion(): number {
     return this.db.pragma('user_version', { simple: true }) as number;
   }
@@ -96,8 +104,7 @@ export class Store {
         domain = `${base}-${i}.meshward.internal`;
       }
       const created = now();
-      const info = this.db
-        .prepare('INSERT INTO tailnets (name, domain, created, policy, policy_etag, settings, dns) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      const info = this.stmt('INSERT INTO tailnets (name, domain, created, policy, policy_etag, settings, dns) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(name, domain, created, policy, policyEtag, json({}), json({ nameservers: [], searchPaths: [], magicDNS: true }));
       const tailnetId = Number(info.lastInsertRowid);
       const owner = this.createUser(tailnetId, ownerEmail, 'owner');
@@ -107,17 +114,15 @@ export class Store {
   }
 
   getTailnet(id: number): Tailnet | undefined {
-    const r = this.stmt('SELECT * FROM tailnets WHERE id = ?').get(id) as TailnetRow | undefined;
-    return r && tailnetFrom(r);
+    return this.one('SELECT * FROM tailnets WHERE id = ?', tailnetFrom, id);
   }
 
   getTailnetByName(name: string): Tailnet | undefined {
-    const r = this.stmt('SELECT * FROM tailnets WHERE name = ?').get(name) as TailnetRow | undefined;
-    return r && tailnetFrom(r);
+    return this.one('SELECT * FROM tailnets WHERE name = ?', tailnetFrom, name);
   }
 
   listTailnets(): Tailnet[] {
-    return (this.stmt('SELECT * FROM tailnets ORDER BY id').all() as TailnetRow[]).map(tailnetFrom);
+    return this.all('SELECT * FROM tailnets ORDER BY id', tailnetFrom);
   }
 
   setPolicy(tailnetId: number, policy: string, etag: string): void {
@@ -144,24 +149,21 @@ export class Store {
   createUser(tailnetId: number, email: string, role: Role = 'member', displayName?: string): User {
     if (this.getUserByEmail(tailnetId, email)) throw new Conflict(`user ${email} already exists`);
     const id = 'u' + randomToken(12);
-    this.db
-      .prepare('INSERT INTO users (id, tailnet_id, email, display_name, role, status, created) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    this.stmt('INSERT INTO users (id, tailnet_id, email, display_name, role, status, created) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(id, tailnetId, email, displayName ?? email.split('@')[0]!, role, 'active', now());
     return this.getUser(id)!;
   }
 
   getUser(id: string): User | undefined {
-    const r = this.stmt('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined;
-    return r && userFrom(r);
+    return this.one('SELECT * FROM users WHERE id = ?', userFrom, id);
   }
 
   getUserByEmail(tailnetId: number, email: string): User | undefined {
-    const r = this.stmt('SELECT * FROM users WHERE tailnet_id = ? AND email = ? COLLATE NOCASE').get(tailnetId, email) as UserRow | undefined;
-    return r && userFrom(r);
+    return this.one('SELECT * FROM users WHERE tailnet_id = ? AND email = ? COLLATE NOCASE', userFrom, tailnetId, email);
   }
 
   listUsers(tailnetId: number): User[] {
-    return (this.stmt('SELECT * FROM users WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as UserRow[]).map(userFrom);
+    return this.all('SELECT * FROM users WHERE tailnet_id = ? ORDER BY created, id', userFrom, tailnetId);
   }
 
   setUserRole(id: string, role: Role): void {
@@ -192,8 +194,7 @@ export class Store {
     ephemeral?: boolean; preauthorized?: boolean; tags?: string[]; description?: string; expires?: string | null;
   }): { key: Key; secret: NewSecret } {
     const secret = newSecret(k.keyType === 'session' ? 'session' : k.keyType === 'auth' ? 'auth' : 'api');
-    this.db
-      .prepare(
+    this.stmt(
         `INSERT INTO keys (id, tailnet_id, key_type, hash, user_id, device_user_id, reusable, ephemeral, preauthorized,
            tags, description, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -205,20 +206,13 @@ export class Store {
   }
 
   getKey(id: string): Key | undefined {
-    const r = this.stmt('SELECT * FROM keys WHERE id = ?').get(id) as KeyRow | undefined;
-    return r && keyFrom(r);
+    return this.one('SELECT * FROM keys WHERE id = ?', keyFrom, id);
   }
 
   /** Keys of a tailnet that are not sessions; api keys only the caller's own (as Tailscale lists them). */
   listKeys(tailnetId: number, callerId: string): Key[] {
-    return (
-      this.db
-        .prepare(
-          `SELECT * FROM keys WHERE tailnet_id = ? AND revoked IS NULL AND
-             (key_type = 'auth' OR (key_type = 'api' AND user_id = ?)) ORDER BY created, id`,
-        )
-        .all(tailnetId, callerId) as KeyRow[]
-    ).map(keyFrom);
+    return this.all(`SELECT * FROM keys WHERE tailnet_id = ? AND revoked IS NULL AND
+             (key_type = 'auth' OR (key_type = 'api' AND user_id = ?)) ORDER BY created, id`, keyFrom, tailnetId, callerId);
   }
 
   revokeKey(id: string): void {
@@ -239,8 +233,7 @@ export class Store {
       const taken = this.stmt('SELECT 1 FROM devices WHERE ipv4 = ?');
       let ipv4 = randomIp4();
       while (taken.get(ipv4)) ipv4 = randomIp4();
-      this.db
-        .prepare(
+      this.stmt(
           `INSERT INTO devices (id, tailnet_id, user_id, machine_key, node_key, hostname, name, ipv4, ipv6, tags, os,
              client_version, endpoints, advertised_routes, enabled_routes, posture, authorized, ephemeral,
              key_expiry_disabled, created, last_seen, expires, auth_key_id)
@@ -264,17 +257,15 @@ export class Store {
   }
 
   getDevice(id: string): Device | undefined {
-    const r = this.stmt('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
-    return r && deviceFrom(r);
+    return this.one('SELECT * FROM devices WHERE id = ?', deviceFrom, id);
   }
 
   getDeviceByMachineKey(machineKey: string): Device | undefined {
-    const r = this.stmt('SELECT * FROM devices WHERE machine_key = ?').get(machineKey) as DeviceRow | undefined;
-    return r && deviceFrom(r);
+    return this.one('SELECT * FROM devices WHERE machine_key = ?', deviceFrom, machineKey);
   }
 
   listDevices(tailnetId: number): Device[] {
-    return (this.stmt('SELECT * FROM devices WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as DeviceRow[]).map(deviceFrom);
+    return this.all('SELECT * FROM devices WHERE tailnet_id = ? ORDER BY created, id', deviceFrom, tailnetId);
   }
 
   updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'tailnetId' | 'machineKey' | 'ipv4' | 'ipv6' | 'created'>>): Device {
@@ -306,12 +297,11 @@ export class Store {
   }
 
   getDeviceInvite(id: string): DeviceInvite | undefined {
-    const r = this.stmt('SELECT * FROM device_invites WHERE id = ?').get(id) as DeviceInviteRow | undefined;
-    return r && inviteFrom(r);
+    return this.one('SELECT * FROM device_invites WHERE id = ?', inviteFrom, id);
   }
 
   listDeviceInvites(deviceId: string): DeviceInvite[] {
-    return (this.stmt('SELECT * FROM device_invites WHERE device_id = ? ORDER BY created, id').all(deviceId) as DeviceInviteRow[]).map(inviteFrom);
+    return this.all('SELECT * FROM device_invites WHERE device_id = ? ORDER BY created, id', inviteFrom, deviceId);
   }
 
   /** Marks the invite accepted and records the share; undefined when it was accepted already. */
@@ -329,8 +319,7 @@ export class Store {
 
   /** The share of a device with a user, if any. */
   shareFor(deviceId: string, recipientId: string): Share | undefined {
-    const r = this.stmt('SELECT * FROM shares WHERE device_id = ? AND recipient_id = ?').get(deviceId, recipientId) as ShareRow | undefined;
-    return r && shareFrom(r);
+    return this.one('SELECT * FROM shares WHERE device_id = ? AND recipient_id = ?', shareFrom, deviceId, recipientId);
   }
 
   deleteDeviceInvite(id: string): void {
@@ -338,8 +327,7 @@ export class Store {
   }
 
   getShare(id: string): Share | undefined {
-    const r = this.stmt('SELECT * FROM shares WHERE id = ?').get(id) as ShareRow | undefined;
-    return r && shareFrom(r);
+    return this.one('SELECT * FROM shares WHERE id = ?', shareFrom, id);
   }
 
   deleteShare(id: string): void {
@@ -348,12 +336,12 @@ export class Store {
 
   /** Shares of this tailnet's devices (sharer side). */
   sharesFrom(tailnetId: number): Share[] {
-    return (this.stmt('SELECT * FROM shares WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as ShareRow[]).map(shareFrom);
+    return this.all('SELECT * FROM shares WHERE tailnet_id = ? ORDER BY created, id', shareFrom, tailnetId);
   }
 
   /** Shares of other tailnets' devices with this tailnet's users (recipient side). */
   sharesInto(tailnetId: number): Share[] {
-    return (this.stmt('SELECT * FROM shares WHERE recipient_tailnet_id = ? ORDER BY created, id').all(tailnetId) as ShareRow[]).map(shareFrom);
+    return this.all('SELECT * FROM shares WHERE recipient_tailnet_id = ? ORDER BY created, id', shareFrom, tailnetId);
   }
 
   // ── user invites ────────────────────────────────────────────────────────────
@@ -367,12 +355,11 @@ export class Store {
   }
 
   getUserInvite(id: string): UserInvite | undefined {
-    const r = this.stmt('SELECT * FROM user_invites WHERE id = ?').get(id) as UserInviteRow | undefined;
-    return r && userInviteFrom(r);
+    return this.one('SELECT * FROM user_invites WHERE id = ?', userInviteFrom, id);
   }
 
   listUserInvites(tailnetId: number): UserInvite[] {
-    return (this.stmt('SELECT * FROM user_invites WHERE tailnet_id = ? ORDER BY created').all(tailnetId) as UserInviteRow[]).map(userInviteFrom);
+    return this.all('SELECT * FROM user_invites WHERE tailnet_id = ? ORDER BY created', userInviteFrom, tailnetId);
   }
 
   markUserInviteAccepted(id: string): void {
@@ -395,12 +382,11 @@ export class Store {
   }
 
   getWebhook(id: string): Webhook | undefined {
-    const r = this.stmt('SELECT * FROM webhooks WHERE id = ?').get(id) as WebhookRow | undefined;
-    return r && webhookFrom(r);
+    return this.one('SELECT * FROM webhooks WHERE id = ?', webhookFrom, id);
   }
 
   listWebhooks(tailnetId: number): Webhook[] {
-    return (this.stmt('SELECT * FROM webhooks WHERE tailnet_id = ? ORDER BY created').all(tailnetId) as WebhookRow[]).map(webhookFrom);
+    return this.all('SELECT * FROM webhooks WHERE tailnet_id = ? ORDER BY created', webhookFrom, tailnetId);
   }
 
   updateWebhook(id: string, endpointUrl: string, subscriptions: string[]): Webhook {
@@ -418,18 +404,13 @@ export class Store {
 
   addAudit(tailnetId: number, e: AuditInput): AuditEntry {
     const eventTime = now();
-    const info = this.db
-      .prepare('INSERT INTO audit (tailnet_id, event_time, type, origin, actor, target, action, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    const info = this.stmt('INSERT INTO audit (tailnet_id, event_time, type, origin, actor, target, action, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(tailnetId, eventTime, e.type, e.origin, json(e.actor), json(e.target), e.action,
         e.old === undefined ? null : json(e.old), e.new === undefined ? null : json(e.new));
     return { ...e, id: Number(info.lastInsertRowid), tailnetId, eventTime };
   }
 
   listAudit(tailnetId: number, start: string, end: string): AuditEntry[] {
-    return (
-      this.db
-        .prepare('SELECT * FROM audit WHERE tailnet_id = ? AND event_time >= ? AND event_time <= ? ORDER BY id')
-        .all(tailnetId, start, end) as AuditRow[]
-    ).map(auditFrom);
+    return this.all('SELECT * FROM audit WHERE tailnet_id = ? AND event_time >= ? AND event_time <= ? ORDER BY id', auditFrom, tailnetId, start, end);
   }
 }

@@ -2,6 +2,7 @@
 // authorization, names, key expiry, tags, subnet routes, and removal (by an admin, by the device
 // itself, or by the upkeep of ephemeral devices).
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { firstLabel } from '../../wire/names.js';
 import { dnsLabel, fqdn, type Device, type Share, type Store, type Tailnet, type User } from '../store/index.js';
 import { Operations, SYSTEM_ACTOR, userActor, type AuditActor, type Caller, type DomainDeps } from './context.js';
 import { isCidr } from './input.js';
@@ -82,7 +83,7 @@ export class DeviceOperations extends Operations {
 
   /** Renames the device to the DNS label of `name` (its first label); another device's label is a conflict. */
   rename(c: Caller, d: Device, name: string): void {
-    const label = dnsLabel(name.split('.')[0]!);
+    const label = dnsLabel(firstLabel(name));
     if (this.store.freeName(d.tailnetId, label, d.id) !== label) throw new Conflict(`name "${label}" is already used by another device`);
     this.change(c, d, 'NAME', { name: label }, d.name, label);
   }

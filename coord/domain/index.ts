@@ -24,7 +24,7 @@ export class Domain {
   readonly audit: AuditOperations;
   readonly webhooks: WebhookOperations;
 
-  constructor(readonly deps: DomainDeps) {
+  constructor(deps: DomainDeps) {
     this.policy = new PolicyOperations(deps);
     this.shares = new ShareOperations(deps);
     this.devices = new DeviceOperations(deps, this.policy, this.shares);

@@ -7,257 +7,14 @@ import { MIGRATIONS } from './migrations.js';
 import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
 import { Conflict, NotFound } from '../errors.js';
-import { dnsLabel } from '../../wire/names.js';
+import { dnsLabel, type AuditEntry, type AuditInput, type Device, type DeviceInvite, type Key, type KeyType, type Role, type Share, type Tailnet, type User, type UserInvite, type UserStatus, type Webhook } from './model.js';
+import { auditFrom, deviceFrom, inviteFrom, keyFrom, shareFrom, tailnetFrom, userFrom, userInviteFrom, webhookFrom } from './rows.js';
 
 export { Conflict, NotFound };
-
-export const ROLES = ['owner', 'admin', 'network-admin', 'it-admin', 'billing-admin', 'auditor', 'member'] as const;
-export type Role = (typeof ROLES)[number];
-export type UserStatus = 'active' | 'suspended' | 'needs-approval';
-export type KeyType = 'auth' | 'api' | 'session';
-
-export interface Tailnet {
-  id: number;
-  name: string;
-  domain: string;
-  created: string;
-  policy: string;
-  policyEtag: string;
-  settings: Record<string, unknown>;
-  dns: Record<string, unknown>;
-}
-
-export interface User {
-  id: string;
-  tailnetId: number;
-  email: string;
-  displayName: string;
-  role: Role;
-  status: UserStatus;
-  passwordHash: string | null;
-  created: string;
-  lastSeen: string | null;
-}
-
-export interface Key {
-  id: string;
-  tailnetId: number;
-  keyType: KeyType;
-  hash: Buffer;
-  userId: string;
-  deviceUserId: string | null;
-  reusable: boolean;
-  ephemeral: boolean;
-  preauthorized: boolean;
-  tags: string[];
-  description: string;
-  created: string;
-  expires: string | null;
-  revoked: string | null;
-  uses: number;
-}
-
-export interface Device {
-  id: string;
-  tailnetId: number;
-  userId: string;
-  machineKey: string;
-  nodeKey: string;
-  hostname: string;
-  name: string;
-  ipv4: string;
-  ipv6: string;
-  tags: string[];
-  os: string;
-  clientVersion: string;
-  endpoints: string[];
-  advertisedRoutes: string[];
-  enabledRoutes: string[];
-  posture: Record<string, unknown>;
-  authorized: boolean;
-  ephemeral: boolean;
-  keyExpiryDisabled: boolean;
-  created: string;
-  lastSeen: string | null;
-  expires: string | null;
-  authKeyId: string | null;
-}
-
-export interface AuditEntry {
-  id: number;
-  tailnetId: number;
-  eventTime: string;
-  type: string;
-  origin: string;
-  actor: Record<string, unknown>;
-  target: Record<string, unknown>;
-  action: string;
-  old: unknown;
-  new: unknown;
-}
-
-/** An invitation to share a device with a user of another tailnet (issue 7). */
-export interface DeviceInvite {
-  id: string;
-  tailnetId: number;
-  deviceId: string;
-  sharerId: string;
-  label: string;
-  codeHash: Buffer;
-  created: string;
-  acceptedBy: string | null;
-  acceptedAt: string | null;
-}
-
-/** A device of one tailnet shared with a user of another. */
-export interface Share {
-  id: string;
-  tailnetId: number;
-  deviceId: string;
-  sharerId: string;
-  recipientId: string;
-  recipientTailnetId: number;
-  created: string;
-}
-
-/** An invitation to join a tailnet with a role (the code is shown once and stored hashed). */
-export interface UserInvite {
-  id: string;
-  tailnetId: number;
-  email: string;
-  role: Role;
-  codeHash: Buffer;
-  inviterId: string;
-  created: string;
-  accepted: string | null;
-}
-
-/** An endpoint that receives the tailnet's events (see ../webhooks.ts). */
-export interface Webhook {
-  id: string;
-  tailnetId: number;
-  endpointUrl: string;
-  providerType: string;
-  subscriptions: string[];
-  secret: string;
-  creatorLoginName: string;
-  created: string;
-  lastModified: string;
-}
-
-export type AuditInput = Omit<AuditEntry, 'id' | 'eventTime' | 'tailnetId'>;
+export * from './model.js';
 
 const now = () => new Date().toISOString();
 const json = (v: unknown) => JSON.stringify(v);
-const bool = (v: unknown) => v === 1 || v === true;
-
-// Device names are DNS labels (wire/names.ts); re-exported for the admin API.
-export { dnsLabel };
-
-/** A device's full DNS name: its label in its tailnet's domain. */
-export function fqdn(d: Pick<Device, 'name'>, t: Pick<Tailnet, 'domain'>): string {
-  return `${d.name}.${t.domain}`;
-}
-
-type SqlBool = 0 | 1;
-interface TailnetRow { id: number; name: string; domain: string; created: string; policy: string; policy_etag: string; settings: string; dns: string }
-interface UserRow {
-  id: string; tailnet_id: number; email: string; display_name: string; role: Role; status: UserStatus; password_hash: string | null;
-  created: string; last_seen: string | null;
-}
-interface KeyRow {
-  id: string; tailnet_id: number; key_type: KeyType; hash: Buffer; user_id: string; device_user_id: string | null; reusable: SqlBool;
-  ephemeral: SqlBool; preauthorized: SqlBool; tags: string; description: string; created: string; expires: string | null;
-  revoked: string | null; uses: number;
-}
-interface DeviceRow {
-  id: string; tailnet_id: number; user_id: string; machine_key: string; node_key: string; hostname: string; name: string;
-  ipv4: string; ipv6: string; tags: string; os: string; client_version: string; endpoints: string; advertised_routes: string;
-  enabled_routes: string; posture: string; authorized: SqlBool; ephemeral: SqlBool; key_expiry_disabled: SqlBool;
-  created: string; last_seen: string | null; expires: string | null; auth_key_id: string | null;
-}
-interface AuditRow {
-  id: number; tailnet_id: number; event_time: string; type: string; origin: string; actor: string; target: string;
-  action: string; old: string | null; new: string | null;
-}
-interface DeviceInviteRow {
-  id: string; tailnet_id: number; device_id: string; sharer_id: string; label: string; code_hash: Buffer; created: string;
-  accepted_by: string | null; accepted_at: string | null;
-}
-interface ShareRow {
-  id: string; tailnet_id: number; device_id: string; sharer_id: string; recipient_id: string; recipient_tailnet_id: number; created: string;
-}
-interface UserInviteRow {
-  id: string; tailnet_id: number; email: string; role: Role; code_hash: Buffer; inviter_id: string; created: string; accepted: string | null;
-}
-interface WebhookRow {
-  id: string; tailnet_id: number; endpoint_url: string; provider_type: string; subscriptions: string; secret: string;
-  creator_login_name: string; created: string; last_modified: string;
-}
-
-function tailnetFrom(r: TailnetRow): Tailnet {
-  return {
-    id: r.id, name: r.name, domain: r.domain, created: r.created, policy: r.policy, policyEtag: r.policy_etag,
-    settings: JSON.parse(r.settings), dns: JSON.parse(r.dns),
-  };
-}
-function userFrom(r: UserRow): User {
-  return {
-    id: r.id, tailnetId: r.tailnet_id, email: r.email, displayName: r.display_name, role: r.role, status: r.status,
-    passwordHash: r.password_hash ?? null, created: r.created, lastSeen: r.last_seen ?? null,
-  };
-}
-function keyFrom(r: KeyRow): Key {
-  return {
-    id: r.id, tailnetId: r.tailnet_id, keyType: r.key_type, hash: r.hash, userId: r.user_id,
-    deviceUserId: r.device_user_id ?? null, reusable: bool(r.reusable), ephemeral: bool(r.ephemeral),
-    preauthorized: bool(r.preauthorized), tags: JSON.parse(r.tags), description: r.description, created: r.created,
-    expires: r.expires ?? null, revoked: r.revoked ?? null, uses: r.uses,
-  };
-}
-function deviceFrom(r: DeviceRow): Device {
-  return {
-    id: r.id, tailnetId: r.tailnet_id, userId: r.user_id, machineKey: r.machine_key, nodeKey: r.node_key,
-    hostname: r.hostname, name: r.name, ipv4: r.ipv4, ipv6: r.ipv6, tags: JSON.parse(r.tags), os: r.os,
-    clientVersion: r.client_version, endpoints: JSON.parse(r.endpoints), advertisedRoutes: JSON.parse(r.advertised_routes),
-    enabledRoutes: JSON.parse(r.enabled_routes), posture: JSON.parse(r.posture), authorized: bool(r.authorized),
-    ephemeral: bool(r.ephemeral), keyExpiryDisabled: bool(r.key_expiry_disabled), created: r.created,
-    lastSeen: r.last_seen ?? null, expires: r.expires ?? null, authKeyId: r.auth_key_id ?? null,
-  };
-}
-function auditFrom(r: AuditRow): AuditEntry {
-  return {
-    id: r.id, tailnetId: r.tailnet_id, eventTime: r.event_time, type: r.type, origin: r.origin,
-    actor: JSON.parse(r.actor), target: JSON.parse(r.target), action: r.action,
-    old: r.old == null ? undefined : JSON.parse(r.old), new: r.new == null ? undefined : JSON.parse(r.new),
-  };
-}
-
-function inviteFrom(r: DeviceInviteRow): DeviceInvite {
-  return {
-    id: r.id, tailnetId: r.tailnet_id, deviceId: r.device_id, sharerId: r.sharer_id, label: r.label, codeHash: r.code_hash,
-    created: r.created, acceptedBy: r.accepted_by ?? null, acceptedAt: r.accepted_at ?? null,
-  };
-}
-function shareFrom(r: ShareRow): Share {
-  return {
-    id: r.id, tailnetId: r.tailnet_id, deviceId: r.device_id, sharerId: r.sharer_id, recipientId: r.recipient_id,
-    recipientTailnetId: r.recipient_tailnet_id, created: r.created,
-  };
-}
-function userInviteFrom(r: UserInviteRow): UserInvite {
-  return {
-    id: r.id, tailnetId: r.tailnet_id, email: r.email, role: r.role, codeHash: r.code_hash, inviterId: r.inviter_id,
-    created: r.created, accepted: r.accepted ?? null,
-  };
-}
-function webhookFrom(r: WebhookRow): Webhook {
-  return {
-    id: r.id, tailnetId: r.tailnet_id, endpointUrl: r.endpoint_url, providerType: r.provider_type,
-    subscriptions: JSON.parse(r.subscriptions), secret: r.secret, creatorLoginName: r.creator_login_name,
-    created: r.created, lastModified: r.last_modified,
-  };
-}
 
 const DEVICE_COLUMNS: Record<string, string> = {
   userId: 'user_id', nodeKey: 'node_key', hostname: 'hostname', name: 'name', tags: 'tags', os: 'os',
@@ -312,6 +69,17 @@ export class Store {
     return st;
   }
 
+  /** The first row of a query, converted to the model; undefined when there is none. */
+  private one<R, T>(sql: string, from: (r: R) => T, ...args: unknown[]): T | undefined {
+    const r = this.stmt(sql).get(...args) as R | undefined;
+    return r && from(r);
+  }
+
+  /** Every row of a query, converted to the model. */
+  private all<R, T>(sql: string, from: (r: R) => T, ...args: unknown[]): T[] {
+    return (this.stmt(sql).all(...args) as R[]).map((r) => from(r));
+  }
+
   schemaVersion(): number {
     return this.db.pragma('user_version', { simple: true }) as number;
   }
@@ -336,8 +104,7 @@ export class Store {
         domain = `${base}-${i}.meshward.internal`;
       }
       const created = now();
-      const info = this.db
-        .prepare('INSERT INTO tailnets (name, domain, created, policy, policy_etag, settings, dns) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      const info = this.stmt('INSERT INTO tailnets (name, domain, created, policy, policy_etag, settings, dns) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(name, domain, created, policy, policyEtag, json({}), json({ nameservers: [], searchPaths: [], magicDNS: true }));
       const tailnetId = Number(info.lastInsertRowid);
       const owner = this.createUser(tailnetId, ownerEmail, 'owner');
@@ -347,17 +114,15 @@ export class Store {
   }
 
   getTailnet(id: number): Tailnet | undefined {
-    const r = this.stmt('SELECT * FROM tailnets WHERE id = ?').get(id) as TailnetRow | undefined;
-    return r && tailnetFrom(r);
+    return this.one('SELECT * FROM tailnets WHERE id = ?', tailnetFrom, id);
   }
 
   getTailnetByName(name: string): Tailnet | undefined {
-    const r = this.stmt('SELECT * FROM tailnets WHERE name = ?').get(name) as TailnetRow | undefined;
-    return r && tailnetFrom(r);
+    return this.one('SELECT * FROM tailnets WHERE name = ?', tailnetFrom, name);
   }
 
   listTailnets(): Tailnet[] {
-    return (this.stmt('SELECT * FROM tailnets ORDER BY id').all() as TailnetRow[]).map(tailnetFrom);
+    return this.all('SELECT * FROM tailnets ORDER BY id', tailnetFrom);
   }
 
   setPolicy(tailnetId: number, policy: string, etag: string): void {
@@ -384,24 +149,21 @@ export class Store {
   createUser(tailnetId: number, email: string, role: Role = 'member', displayName?: string): User {
     if (this.getUserByEmail(tailnetId, email)) throw new Conflict(`user ${email} already exists`);
     const id = 'u' + randomToken(12);
-    this.db
-      .prepare('INSERT INTO users (id, tailnet_id, email, display_name, role, status, created) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    this.stmt('INSERT INTO users (id, tailnet_id, email, display_name, role, status, created) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(id, tailnetId, email, displayName ?? email.split('@')[0]!, role, 'active', now());
     return this.getUser(id)!;
   }
 
   getUser(id: string): User | undefined {
-    const r = this.stmt('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined;
-    return r && userFrom(r);
+    return this.one('SELECT * FROM users WHERE id = ?', userFrom, id);
   }
 
   getUserByEmail(tailnetId: number, email: string): User | undefined {
-    const r = this.stmt('SELECT * FROM users WHERE tailnet_id = ? AND email = ? COLLATE NOCASE').get(tailnetId, email) as UserRow | undefined;
-    return r && userFrom(r);
+    return this.one('SELECT * FROM users WHERE tailnet_id = ? AND email = ? COLLATE NOCASE', userFrom, tailnetId, email);
   }
 
   listUsers(tailnetId: number): User[] {
-    return (this.stmt('SELECT * FROM users WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as UserRow[]).map(userFrom);
+    return this.all('SELECT * FROM users WHERE tailnet_id = ? ORDER BY created, id', userFrom, tailnetId);
   }
 
   setUserRole(id: string, role: Role): void {
@@ -432,8 +194,7 @@ export class Store {
     ephemeral?: boolean; preauthorized?: boolean; tags?: string[]; description?: string; expires?: string | null;
   }): { key: Key; secret: NewSecret } {
     const secret = newSecret(k.keyType === 'session' ? 'session' : k.keyType === 'auth' ? 'auth' : 'api');
-    this.db
-      .prepare(
+    this.stmt(
         `INSERT INTO keys (id, tailnet_id, key_type, hash, user_id, device_user_id, reusable, ephemeral, preauthorized,
            tags, description, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -445,20 +206,13 @@ export class Store {
   }
 
   getKey(id: string): Key | undefined {
-    const r = this.stmt('SELECT * FROM keys WHERE id = ?').get(id) as KeyRow | undefined;
-    return r && keyFrom(r);
+    return this.one('SELECT * FROM keys WHERE id = ?', keyFrom, id);
   }
 
   /** Keys of a tailnet that are not sessions; api keys only the caller's own (as Tailscale lists them). */
   listKeys(tailnetId: number, callerId: string): Key[] {
-    return (
-      this.db
-        .prepare(
-          `SELECT * FROM keys WHERE tailnet_id = ? AND revoked IS NULL AND
-             (key_type = 'auth' OR (key_type = 'api' AND user_id = ?)) ORDER BY created, id`,
-        )
-        .all(tailnetId, callerId) as KeyRow[]
-    ).map(keyFrom);
+    return this.all(`SELECT * FROM keys WHERE tailnet_id = ? AND revoked IS NULL AND
+             (key_type = 'auth' OR (key_type = 'api' AND user_id = ?)) ORDER BY created, id`, keyFrom, tailnetId, callerId);
   }
 
   revokeKey(id: string): void {
@@ -479,8 +233,7 @@ export class Store {
       const taken = this.stmt('SELECT 1 FROM devices WHERE ipv4 = ?');
       let ipv4 = randomIp4();
       while (taken.get(ipv4)) ipv4 = randomIp4();
-      this.db
-        .prepare(
+      this.stmt(
           `INSERT INTO devices (id, tailnet_id, user_id, machine_key, node_key, hostname, name, ipv4, ipv6, tags, os,
              client_version, endpoints, advertised_routes, enabled_routes, posture, authorized, ephemeral,
              key_expiry_disabled, created, last_seen, expires, auth_key_id)
@@ -504,17 +257,15 @@ export class Store {
   }
 
   getDevice(id: string): Device | undefined {
-    const r = this.stmt('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
-    return r && deviceFrom(r);
+    return this.one('SELECT * FROM devices WHERE id = ?', deviceFrom, id);
   }
 
   getDeviceByMachineKey(machineKey: string): Device | undefined {
-    const r = this.stmt('SELECT * FROM devices WHERE machine_key = ?').get(machineKey) as DeviceRow | undefined;
-    return r && deviceFrom(r);
+    return this.one('SELECT * FROM devices WHERE machine_key = ?', deviceFrom, machineKey);
   }
 
   listDevices(tailnetId: number): Device[] {
-    return (this.stmt('SELECT * FROM devices WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as DeviceRow[]).map(deviceFrom);
+    return this.all('SELECT * FROM devices WHERE tailnet_id = ? ORDER BY created, id', deviceFrom, tailnetId);
   }
 
   updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'tailnetId' | 'machineKey' | 'ipv4' | 'ipv6' | 'created'>>): Device {
@@ -546,12 +297,11 @@ export class Store {
   }
 
   getDeviceInvite(id: string): DeviceInvite | undefined {
-    const r = this.stmt('SELECT * FROM device_invites WHERE id = ?').get(id) as DeviceInviteRow | undefined;
-    return r && inviteFrom(r);
+    return this.one('SELECT * FROM device_invites WHERE id = ?', inviteFrom, id);
   }
 
   listDeviceInvites(deviceId: string): DeviceInvite[] {
-    return (this.stmt('SELECT * FROM device_invites WHERE device_id = ? ORDER BY created, id').all(deviceId) as DeviceInviteRow[]).map(inviteFrom);
+    return this.all('SELECT * FROM device_invites WHERE device_id = ? ORDER BY created, id', inviteFrom, deviceId);
   }
 
   /** Marks the invite accepted and records the share; undefined when it was accepted already. */
@@ -569,8 +319,7 @@ export class Store {
 
   /** The share of a device with a user, if any. */
   shareFor(deviceId: string, recipientId: string): Share | undefined {
-    const r = this.stmt('SELECT * FROM shares WHERE device_id = ? AND recipient_id = ?').get(deviceId, recipientId) as ShareRow | undefined;
-    return r && shareFrom(r);
+    return this.one('SELECT * FROM shares WHERE device_id = ? AND recipient_id = ?', shareFrom, deviceId, recipientId);
   }
 
   deleteDeviceInvite(id: string): void {
@@ -578,8 +327,7 @@ export class Store {
   }
 
   getShare(id: string): Share | undefined {
-    const r = this.stmt('SELECT * FROM shares WHERE id = ?').get(id) as ShareRow | undefined;
-    return r && shareFrom(r);
+    return this.one('SELECT * FROM shares WHERE id = ?', shareFrom, id);
   }
 
   deleteShare(id: string): void {
@@ -588,12 +336,12 @@ export class Store {
 
   /** Shares of this tailnet's devices (sharer side). */
   sharesFrom(tailnetId: number): Share[] {
-    return (this.stmt('SELECT * FROM shares WHERE tailnet_id = ? ORDER BY created, id').all(tailnetId) as ShareRow[]).map(shareFrom);
+    return this.all('SELECT * FROM shares WHERE tailnet_id = ? ORDER BY created, id', shareFrom, tailnetId);
   }
 
   /** Shares of other tailnets' devices with this tailnet's users (recipient side). */
   sharesInto(tailnetId: number): Share[] {
-    return (this.stmt('SELECT * FROM shares WHERE recipient_tailnet_id = ? ORDER BY created, id').all(tailnetId) as ShareRow[]).map(shareFrom);
+    return this.all('SELECT * FROM shares WHERE recipient_tailnet_id = ? ORDER BY created, id', shareFrom, tailnetId);
   }
 
   // ── user invites ────────────────────────────────────────────────────────────
@@ -607,12 +355,11 @@ export class Store {
   }
 
   getUserInvite(id: string): UserInvite | undefined {
-    const r = this.stmt('SELECT * FROM user_invites WHERE id = ?').get(id) as UserInviteRow | undefined;
-    return r && userInviteFrom(r);
+    return this.one('SELECT * FROM user_invites WHERE id = ?', userInviteFrom, id);
   }
 
   listUserInvites(tailnetId: number): UserInvite[] {
-    return (this.stmt('SELECT * FROM user_invites WHERE tailnet_id = ? ORDER BY created').all(tailnetId) as UserInviteRow[]).map(userInviteFrom);
+    return this.all('SELECT * FROM user_invites WHERE tailnet_id = ? ORDER BY created', userInviteFrom, tailnetId);
   }
 
   markUserInviteAccepted(id: string): void {
@@ -635,12 +382,11 @@ export class Store {
   }
 
   getWebhook(id: string): Webhook | undefined {
-    const r = this.stmt('SELECT * FROM webhooks WHERE id = ?').get(id) as WebhookRow | undefined;
-    return r && webhookFrom(r);
+    return this.one('SELECT * FROM webhooks WHERE id = ?', webhookFrom, id);
   }
 
   listWebhooks(tailnetId: number): Webhook[] {
-    return (this.stmt('SELECT * FROM webhooks WHERE tailnet_id = ? ORDER BY created').all(tailnetId) as WebhookRow[]).map(webhookFrom);
+    return this.all('SELECT * FROM webhooks WHERE tailnet_id = ? ORDER BY created', webhookFrom, tailnetId);
   }
 
   updateWebhook(id: string, endpointUrl: string, subscriptions: string[]): Webhook {
@@ -658,18 +404,13 @@ export class Store {
 
   addAudit(tailnetId: number, e: AuditInput): AuditEntry {
     const eventTime = now();
-    const info = this.db
-      .prepare('INSERT INTO audit (tailnet_id, event_time, type, origin, actor, target, action, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    const info = this.stmt('INSERT INTO audit (tailnet_id, event_time, type, origin, actor, target, action, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(tailnetId, eventTime, e.type, e.origin, json(e.actor), json(e.target), e.action,
         e.old === undefined ? null : json(e.old), e.new === undefined ? null : json(e.new));
     return { ...e, id: Number(info.lastInsertRowid), tailnetId, eventTime };
   }
 
   listAudit(tailnetId: number, start: string, end: string): AuditEntry[] {
-    return (
-      this.db
-        .prepare('SELECT * FROM audit WHERE tailnet_id = ? AND event_time >= ? AND event_time <= ? ORDER BY id')
-        .all(tailnetId, start, end) as AuditRow[]
-    ).map(auditFrom);
+    return this.all('SELECT * FROM audit WHERE tailnet_id = ? AND event_time >= ? AND event_time <= ? ORDER BY id', auditFrom, tailnetId, start, end);
   }
 }

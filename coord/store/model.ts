@@ -1,0 +1,144 @@
+// coord's data model: what the store keeps, as the rest of coord sees it (camelCase, parsed JSON).
+export const ROLES = ['owner', 'admin', 'network-admin', 'it-admin', 'billing-admin', 'auditor', 'member'] as const;
+export type Role = (typeof ROLES)[number];
+export type UserStatus = 'active' | 'suspended' | 'needs-approval';
+export type KeyType = 'auth' | 'api' | 'session';
+
+export interface Tailnet {
+  id: number;
+  name: string;
+  domain: string;
+  created: string;
+  policy: string;
+  policyEtag: string;
+  settings: Record<string, unknown>;
+  dns: Record<string, unknown>;
+}
+
+export interface User {
+  id: string;
+  tailnetId: number;
+  email: string;
+  displayName: string;
+  role: Role;
+  status: UserStatus;
+  passwordHash: string | null;
+  created: string;
+  lastSeen: string | null;
+}
+
+export interface Key {
+  id: string;
+  tailnetId: number;
+  keyType: KeyType;
+  hash: Buffer;
+  userId: string;
+  deviceUserId: string | null;
+  reusable: boolean;
+  ephemeral: boolean;
+  preauthorized: boolean;
+  tags: string[];
+  description: string;
+  created: string;
+  expires: string | null;
+  revoked: string | null;
+  uses: number;
+}
+
+export interface Device {
+  id: string;
+  tailnetId: number;
+  userId: string;
+  machineKey: string;
+  nodeKey: string;
+  hostname: string;
+  name: string;
+  ipv4: string;
+  ipv6: string;
+  tags: string[];
+  os: string;
+  clientVersion: string;
+  endpoints: string[];
+  advertisedRoutes: string[];
+  enabledRoutes: string[];
+  posture: Record<string, unknown>;
+  authorized: boolean;
+  ephemeral: boolean;
+  keyExpiryDisabled: boolean;
+  created: string;
+  lastSeen: string | null;
+  expires: string | null;
+  authKeyId: string | null;
+}
+
+export interface AuditEntry {
+  id: number;
+  tailnetId: number;
+  eventTime: string;
+  type: string;
+  origin: string;
+  actor: Record<string, unknown>;
+  target: Record<string, unknown>;
+  action: string;
+  old: unknown;
+  new: unknown;
+}
+
+/** An invitation to share a device with a user of another tailnet (issue 7). */
+export interface DeviceInvite {
+  id: string;
+  tailnetId: number;
+  deviceId: string;
+  sharerId: string;
+  label: string;
+  codeHash: Buffer;
+  created: string;
+  acceptedBy: string | null;
+  acceptedAt: string | null;
+}
+
+/** A device of one tailnet shared with a user of another. */
+export interface Share {
+  id: string;
+  tailnetId: number;
+  deviceId: string;
+  sharerId: string;
+  recipientId: string;
+  recipientTailnetId: number;
+  created: string;
+}
+
+/** An invitation to join a tailnet with a role (the code is shown once and stored hashed). */
+export interface UserInvite {
+  id: string;
+  tailnetId: number;
+  email: string;
+  role: Role;
+  codeHash: Buffer;
+  inviterId: string;
+  created: string;
+  accepted: string | null;
+}
+
+/** An endpoint that receives the tailnet's events (see ../webhooks.ts). */
+export interface Webhook {
+  id: string;
+  tailnetId: number;
+  endpointUrl: string;
+  providerType: string;
+  subscriptions: string[];
+  secret: string;
+  creatorLoginName: string;
+  created: string;
+  lastModified: string;
+}
+
+export type AuditInput = Omit<AuditEntry, 'id' | 'eventTime' | 'tailnetId'>;
+
+// Device names are DNS labels (wire/names.ts).
+export { dnsLabel } from '../../wire/names.js';
+
+/** A device's full DNS name: its label in its tailnet's domain. */
+export function fqdn(d: Pick<Device, 'name'>, t: Pick<Tailnet, 'domain'>): string {
+  return `${d.name}.${t.domain}`;
+}

@@ -43,9 +43,11 @@ export async function createAuthKey(admin: ReturnType<typeof api>, reusable: boo
 // Run inside namespaces:
 //   listen PORT...                  TCP echo servers; prints "ready"
 //   connect HOST PORT MS            one attempt; prints "ok" or "fail REASON"
-//   probe HOST PORT                 tries every 50 ms until a connection echoes; prints "ok T" (when it did)
+//   probe HOST PORT                 tries every 50 ms until a connection echoes; prints "still closed" after
+//                                   each failed attempt, then "ok T" (when it did)
 //   probe-closed HOST PORT MS WHAT  tries every MS ms until an attempt fails — WHAT "timeout": goes
-//                                   unanswered, "any": fails in any way; prints "ok T" (when it began)
+//                                   unanswered, "any": fails in any way; prints "still open" after each
+//                                   attempt that worked, then "ok T" (when the failing one began)
 //   hold HOST PORT                  one connection kept busy: a write every 100 ms must be echoed within
 //                                   400 ms; prints "up", then "dead T" with the time of the first write
 //                                   that got no echo
@@ -64,10 +66,10 @@ if (mode === 'listen') {
   let n = 0;
   for (const p of a) net.createServer((s) => s.pipe(s)).listen(Number(p), '::', () => { if (++n === a.length) console.log('ready'); });
 } else if (mode === 'connect') once(a[0], a[1], Number(a[2]), (err) => { console.log(err ? 'fail ' + err : 'ok'); process.exit(err ? 1 : 0); });
-else if (mode === 'probe') { const loop = () => once(a[0], a[1], 250, (err) => err ? setTimeout(loop, 50) : (console.log('ok ' + Date.now()), process.exit(0))); loop(); }
+else if (mode === 'probe') { const loop = () => once(a[0], a[1], 250, (err) => err ? (console.log('still closed'), setTimeout(loop, 50)) : (console.log('ok ' + Date.now()), process.exit(0))); loop(); }
 else if (mode === 'probe-closed') {
   const closed = (err) => (a[3] === 'any' ? Boolean(err) : err === 'timeout');
-  const loop = (t) => once(a[0], a[1], 250, (err) => closed(err) ? (console.log('ok ' + t), process.exit(0)) : setTimeout(() => loop(Date.now()), Number(a[2])));
+  const loop = (t) => once(a[0], a[1], 250, (err) => closed(err) ? (console.log('ok ' + t), process.exit(0)) : (console.log('still open'), setTimeout(() => loop(Date.now()), Number(a[2]))));
   loop(Date.now());
 } else if (mode === 'hold') {
   const s = net.connect({ host: a[0], port: Number(a[1]) });
@@ -232,7 +234,40 @@ export class AgentLan<N extends string> {
     return this.probe(from, ['probe-closed', this.target(to), String(port), String(retryMs), fails], `${from} → ${to}:${port} still open after 15 s`);
   }
 
-  private probe(from: N, args: string[], timeoutMessage: string): Promise<number> {
+  /**
+   * probeOpen and probeClosed for timing a change: `before` resolves once an attempt has seen the old
+   * state (the probe is running and the port still closed, or still open), so that a change made after
+   * it is timed from a known state; `at` is probeOpen's or probeClosed's answer.
+   */
+  watchOpen(from: N, to: N, port: number): { before: Promise<void>; at: Promise<number> } {
+    return this.watch(from, ['probe', this.target(to), String(port)], 'still closed', `${from} → ${to}:${port} was open before the change`, `no connection ${from} → ${to}:${port} within 15 s`);
+  }
+
+  watchClosed(from: N, to: N, port: number, fails: 'timeout' | 'any', retryMs: number): { before: Promise<void>; at: Promise<number> } {
+    const args = ['probe-closed', this.target(to), String(port), String(retryMs), fails];
+    return this.watch(from, args, 'still open', `${from} → ${to}:${port} was closed before the change`, `${from} → ${to}:${port} still open after 15 s`);
+  }
+
+  private watch(from: N, args: string[], oldState: string, tooEarly: string, timeoutMessage: string): { before: Promise<void>; at: Promise<number> } {
+    let seen = false;
+    let settle!: (err?: Error) => void;
+    const before = new Promise<void>((resolve, reject) => (settle = (err) => (err ? reject(err) : resolve())));
+    const at = this.probe(from, args, timeoutMessage, (line) => {
+      if (seen) return;
+      seen = true;
+      settle(line === oldState ? undefined : new Error(tooEarly));
+    });
+    // the caller awaits `at` after `before`: a failure before then is reported through `before`
+    at.catch((err: Error) => {
+      if (!seen) {
+        seen = true;
+        settle(err);
+      }
+    });
+    return { before, at };
+  }
+
+  private probe(from: N, args: string[], timeoutMessage: string, onLine?: (line: string) => void): Promise<number> {
     const p = this.lan.spawn(from, process.execPath, [this.helper, ...args]);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -240,6 +275,7 @@ export class AgentLan<N extends string> {
         reject(new Error(timeoutMessage));
       }, 15_000);
       createInterface({ input: p.stdout! }).on('line', (line) => {
+        onLine?.(line);
         const m = /^ok (\d+)$/.exec(line);
         if (m) {
           clearTimeout(timer);

@@ -42,7 +42,7 @@ function collect(s: UdpSocket): { got: Got[]; batches: number[]; until(n: number
     }
   });
   const until = async (n: number): Promise<void> => {
-    const deadline = Date.now() + 3000;
+    const deadline = Date.now() + 10_000;
     while (got.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   };
   return { got, batches, until };
@@ -167,9 +167,11 @@ describe.skipIf(!nativeAvailable())('UdpSocket', () => {
     expect(sent).toBe(4);
     expect(tx.stats()).toMatchObject({ txPackets: 3, txDropped: 1 });
     await c.until(2);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(c.got.map((g) => g.text)).toEqual(['short', 'short-2']);
-    expect(rx.stats()).toMatchObject({ rxPackets: 2, rxTruncated: 1 });
+    // a later datagram from the same sender: the truncated one did not come before it
+    tx.sendBatch(...batchOf([{ text: 'marker', to: '127.0.0.1', port: rx.localPort }]));
+    await c.until(3);
+    expect(c.got.map((g) => g.text)).toEqual(['short', 'short-2', 'marker']);
+    expect(rx.stats()).toMatchObject({ rxPackets: 3, rxTruncated: 1 });
   });
 
   it('refuses bad arguments and use after close with clear errors', () => {
@@ -221,7 +223,15 @@ describe.skipIf(!nativeAvailable())('UdpSocket', () => {
     const items = (port: number) => Array.from({ length: 20 }, (_, i) => ({ text: `x${i}`, to: '127.0.0.1', port }));
     tx.sendBatch(...batchOf(items(a.localPort)));
     tx.sendBatch(...batchOf(items(b.localPort)));
-    await new Promise((r) => setTimeout(r, 100));
+    // Wait for the first callbacks; then for a marker sent afterwards to a third socket, so that any
+    // further (unwanted) callback of a or b would have run by the time the marker arrives.
+    const deadline0 = Date.now() + 10_000;
+    while ((seenA === 0 || seenB === 0) && Date.now() < deadline0) await new Promise((r) => setTimeout(r, 5));
+    const mrx = bind(0, '127.0.0.1');
+    const marker = collect(mrx);
+    tx.sendBatch(...batchOf([{ text: 'marker', to: '127.0.0.1', port: mrx.localPort }]));
+    await marker.until(1);
+    expect(marker.got.map((g) => g.text)).toEqual(['marker']);
     expect(seenA).toBeGreaterThan(0);
     expect(seenA).toBeLessThanOrEqual(4);
     expect(seenB).toBeGreaterThan(0);

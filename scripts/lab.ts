@@ -151,9 +151,11 @@ function listeningIn(text: string): string | undefined {
 //   listen PORT...                  TCP echo servers; prints "ready"
 //   connect HOST PORT MS            one attempt; prints "ok" or "fail REASON"
 //   try MS HOST:PORT...             one attempt to each, all at once; prints {"HOST:PORT": "ok" | REASON}
-//   probe HOST PORT                 tries every 50 ms until a connection echoes; prints "ok T" (when it did)
+//   probe HOST PORT                 tries every 50 ms until a connection echoes; prints "still closed" after
+//                                   each failed attempt, then "ok T" (when it did)
 //   probe-closed HOST PORT MS WHAT  tries every MS ms until an attempt fails — WHAT "timeout": goes
-//                                   unanswered, "any": fails in any way; prints "ok T" (when it began)
+//                                   unanswered, "any": fails in any way; prints "still open" after each
+//                                   attempt that worked, then "ok T" (when the failing one began)
 //   hold HOST PORT                  one connection kept busy: a write every 100 ms must be echoed within
 //                                   400 ms; prints "up", then "dead T" with the time of the first write
 //                                   that got no echo
@@ -177,10 +179,10 @@ else if (mode === 'try') {
   const results = {}; let left = a.length - 1;
   for (const t of a.slice(1)) { const i = t.lastIndexOf(':'); once(t.slice(0, i), t.slice(i + 1), Number(a[0]), (err) => { results[t] = err || 'ok'; if (--left === 0) console.log(JSON.stringify(results)); }); }
 }
-else if (mode === 'probe') { const loop = () => once(a[0], a[1], 250, (err) => err ? setTimeout(loop, 50) : (console.log('ok ' + Date.now()), process.exit(0))); loop(); }
+else if (mode === 'probe') { const loop = () => once(a[0], a[1], 250, (err) => err ? (console.log('still closed'), setTimeout(loop, 50)) : (console.log('ok ' + Date.now()), process.exit(0))); loop(); }
 else if (mode === 'probe-closed') {
   const closed = (err) => (a[3] === 'any' ? Boolean(err) : err === 'timeout');
-  const loop = (t) => once(a[0], a[1], 250, (err) => closed(err) ? (console.log('ok ' + t), process.exit(0)) : setTimeout(() => loop(Date.now()), Number(a[2])));
+  const loop = (t) => once(a[0], a[1], 250, (err) => closed(err) ? (console.log('ok ' + t), process.exit(0)) : (console.log('still open'), setTimeout(() => loop(Date.now()), Number(a[2]))));
   loop(Date.now());
 } else if (mode === 'hold') {
   const s = net.connect({ host: a[0], port: Number(a[1]) });

@@ -8,6 +8,7 @@ import { api, Coord } from './harness.js';
 import { TestDevice } from './devices.js';
 
 interface Delivery {
+  path: string;
   headers: Record<string, string | string[] | undefined>;
   body: string;
   at: number;
@@ -25,7 +26,7 @@ describe('webhooks', () => {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
-        deliveries.push({ headers: req.headers, body, at: Date.now() });
+        deliveries.push({ path: req.url ?? '', headers: req.headers, body, at: Date.now() });
         if (failNext > 0) {
           failNext--;
           res.writeHead(500).end();
@@ -80,17 +81,32 @@ describe('webhooks', () => {
     expect(events[0].tailnet).toBe('example.com');
 
     const key = (await owner.post('/tailnet/-/keys', {})).body.key;
-    await new TestDevice(coord.url).register(key, 'web');
+    const web = await new TestDevice(coord.url).register(key, 'web');
     await waitFor(3);
     const created = JSON.parse(deliveries[2]!.body);
     expect(created[0].type).toBe('nodeCreated');
     expect(created[0].data.deviceName).toBe('web');
 
-    // unsubscribed events are not sent
-    expect((await owner.post('/tailnet/-/settings', {})).status).toBe(405);
+    // Unsubscribed events are not sent: deleting the device (nodeDeleted) sends nothing. Two policy
+    // changes after it (subscribed) are the next deliveries, and the only ones.
+    const typesOf = (from: number) => deliveries.slice(from).map((d) => `${d.path} ${JSON.parse(d.body)[0].type}`);
+    const policy = async (ports: string) =>
+      expect((await owner.post('/tailnet/-/acl', `{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:${ports}"]}]}`)).status).toBe(200);
+    expect((await owner.del(`/device/${web.deviceId}`)).status).toBe(200);
+    await policy('80');
+    await waitFor(4);
+    await policy('443');
+    await waitFor(5);
+    expect(typesOf(3)).toEqual(['/hook policyUpdate', '/hook policyUpdate']);
+
+    // A deleted endpoint gets nothing: a second endpoint, still subscribed, receives the next events.
+    const other = await owner.post('/tailnet/-/webhooks', { endpointUrl: receiverUrl.replace(/hook$/, 'other'), subscriptions: ['policyUpdate'] });
+    expect(other.status).toBe(200);
     expect((await owner.del(`/webhooks/${hook.body.endpointId}`)).status).toBe(200);
-    expect((await owner.post('/tailnet/-/acl', '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}')).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(deliveries).toHaveLength(3);
+    await policy('*');
+    await waitFor(6);
+    await policy('22');
+    await waitFor(7);
+    expect(typesOf(5)).toEqual(['/other policyUpdate', '/other policyUpdate']);
   });
 });

@@ -186,7 +186,40 @@ export class AgentLan<N extends string> {
     return this.probe(from, ['probe-closed', this.target(to), String(port), String(retryMs), fails], `${from} → ${to}:${port} still open after 15 s`);
   }
 
-  private probe(from: N, args: string[], timeoutMessage: string): Promise<number> {
+  /**
+   * probeOpen and probeClosed for timing a change: `before` resolves once an attempt has seen the old
+   * state (the probe is running and the port still closed, or still open), so that a change made after
+   * it is timed from a known state; `at` is probeOpen's or probeClosed's answer.
+   */
+  watchOpen(from: N, to: N, port: number): { before: Promise<void>; at: Promise<number> } {
+    return this.watch(from, ['probe', this.target(to), String(port)], 'still closed', `${from} → ${to}:${port} was open before the change`, `no connection ${from} → ${to}:${port} within 15 s`);
+  }
+
+  watchClosed(from: N, to: N, port: number, fails: 'timeout' | 'any', retryMs: number): { before: Promise<void>; at: Promise<number> } {
+    const args = ['probe-closed', this.target(to), String(port), String(retryMs), fails];
+    return this.watch(from, args, 'still open', `${from} → ${to}:${port} was closed before the change`, `${from} → ${to}:${port} still open after 15 s`);
+  }
+
+  private watch(from: N, args: string[], oldState: string, tooEarly: string, timeoutMessage: string): { before: Promise<void>; at: Promise<number> } {
+    let seen = false;
+    let settle!: (err?: Error) => void;
+    const before = new Promise<void>((resolve, reject) => (settle = (err) => (err ? reject(err) : resolve())));
+    const at = this.probe(from, args, timeoutMessage, (line) => {
+      if (seen) return;
+      seen = true;
+      settle(line === oldState ? undefined : new Error(tooEarly));
+    });
+    // the caller awaits `at` after `before`: a failure before then is reported through `before`
+    at.catch((err: Error) => {
+      if (!seen) {
+        seen = true;
+        settle(err);
+      }
+    });
+    return { before, at };
+  }
+
+  private probe(from: N, args: string[], timeoutMessage: string, onLine?: (line: string) => void): Promise<number> {
     const p = this.lan.spawn(from, process.execPath, [this.helper, ...args]);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -194,6 +227,7 @@ export class AgentLan<N extends string> {
         reject(new Error(timeoutMessage));
       }, 15_000);
       createInterface({ input: p.stdout! }).on('line', (line) => {
+        onLine?.(line);
         const m = /^ok (\d+)$/.exec(line);
         if (m) {
           clearTimeout(timer);

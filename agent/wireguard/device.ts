@@ -281,6 +281,30 @@ export class Device implements NoiseHost, PeerHost {
     return `[${formatIP(peer.endpointAddr)}]:${peer.endpointPort}`;
   }
 
+  /** The peer whose endpoint is this address and port (a linear search: not for every packet). */
+  peerAtEndpoint(family: number, addrs: Uint8Array, addrOff: number, port: number): Peer | null {
+    const n = family === 4 ? 4 : 16;
+    for (const peer of this.peers.values()) {
+      if (peer.endpointFamily !== family || peer.endpointPort !== port) continue;
+      let k = 0;
+      while (k < n && peer.endpointAddr[k] === addrs[addrOff + k]) k++;
+      if (k === n) return peer;
+    }
+    return null;
+  }
+
+  /**
+   * Starts a handshake with the peer now instead of when a packet first needs one (at most one per
+   * REKEY_TIMEOUT). A freshly started device does this for the peers it expects traffic from, whose
+   * sessions with its previous run are gone. False if there is no such peer.
+   */
+  initiateHandshake(pub: Uint8Array): boolean {
+    const peer = this.getPeer(pub);
+    if (!peer) return false;
+    this.handshakes.sendInitiation(peer, false);
+    return true;
+  }
+
   /** Peer owning the longest prefix that matches `ip` (text), for tests and tools. */
   lookupPeer(ip: string): Peer | null {
     const b = parseIP(ip);

@@ -16,6 +16,8 @@ const UNDER_LOAD_HOLD_MS = 1000;
 const EARLY_FIRST_MS = 30;
 const EARLY_SECOND_MS = 200;
 const EARLY_JITTER_MS = 50;
+/** At most one search for the sender of a transport message with an unknown session per this many ms. */
+const UNKNOWN_SESSION_SEARCH_MS = 10;
 
 export class Handshakes {
   private readonly cookieChecker: CookieChecker;
@@ -23,6 +25,7 @@ export class Handshakes {
   private hsWindowStart = -Infinity;
   private hsCount = 0;
   private underLoadUntil = -Infinity;
+  private nextUnknownSearch = -Infinity;
 
   constructor(
     private readonly dev: Device,
@@ -112,6 +115,21 @@ export class Handshakes {
     peer.timersSessionDerived();
     peer.timersHandshakeComplete();
     dev.send.sendKeepalive(peer);
+  }
+
+  /**
+   * A transport message named a receiver index we do not know. After our restart that is how our
+   * peers' packets look: they still use the session they had with our previous run, and would wait out
+   * their keepalive and rekey timers (~15 s) before handshaking again. So if the sender is a peer we
+   * know (by the endpoint the message came from), we initiate now; sendInitiation already sends at most
+   * one initiation per peer per REKEY_TIMEOUT. The search itself is rate-limited, since anyone can send
+   * such messages.
+   */
+  unknownSession(family: number, addrs: Uint8Array, addrOff: number, port: number, now: number): void {
+    if (now < this.nextUnknownSearch) return;
+    this.nextUnknownSearch = now + UNKNOWN_SESSION_SEARCH_MS;
+    const peer = this.dev.peerAtEndpoint(family, addrs, addrOff, port);
+    if (peer !== null) this.sendInitiation(peer, false);
   }
 
   private underLoad(now: number): boolean {

@@ -61,7 +61,7 @@ export class ReceivePath {
           this.open(buf, addrs, ports, families, t, now);
           t = 0;
         }
-        if (this.check(buf, off, len, t, now)) this.openFrom[t++] = i;
+        if (this.check(buf, off, len, t, now, families[i], addrs, i * 16, ports[i])) this.openFrom[t++] = i;
       } else if (type !== 0) {
         if (t > 0) {
           this.open(buf, addrs, ports, families, t, now);
@@ -76,11 +76,26 @@ export class ReceivePath {
   }
 
   /** Checks a transport message before decryption; if it may be accepted, queues it as open slot t. */
-  private check(buf: Buffer, off: number, len: number, t: number, now: number): boolean {
+  private check(
+    buf: Buffer,
+    off: number,
+    len: number,
+    t: number,
+    now: number,
+    family: number,
+    addrs: Uint8Array,
+    addrOff: number,
+    port: number,
+  ): boolean {
     const dev = this.dev;
     const entry = dev.sessions.get(buf.readUInt32LE(off + 4));
-    const kp = entry === undefined ? null : entry.keypair;
-    if (kp === null || entry === undefined) {
+    if (entry === undefined) {
+      dev.drops.noKeypair++;
+      dev.handshakes.unknownSession(family, addrs, addrOff, port, now);
+      return false;
+    }
+    const kp = entry.keypair;
+    if (kp === null) {
       dev.drops.noKeypair++;
       return false;
     }

@@ -169,6 +169,16 @@ export class AgentLan<N extends string> {
     return p.signalCode;
   }
 
+  /** SIGKILL (a crash: no cleanup); resolves once the process is gone. */
+  async killAgent(n: N): Promise<void> {
+    const p = this.agents.get(n);
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+    this.agents.delete(n);
+  }
+
   /** Runs `agent ARGS --socket S` inside n's namespace; returns exit status, stdout, stderr. */
   cli(n: N, args: string[]): CliResult {
     try {

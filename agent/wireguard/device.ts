@@ -152,6 +152,7 @@ export class Device implements NoiseHost, PeerHost {
   close(): void {
     this.closed = true;
     for (const peer of [...this.peers.values()]) this.removePeerObject(peer);
+    this.handshakes.stop();
     this.udp?.close();
     this.udp = null;
   }
@@ -410,7 +411,8 @@ export class Device implements NoiseHost, PeerHost {
   };
 
   /** A bug (ours or a hook's) must not take the interface down: count it, say it, go on. */
-  private internalError(err: unknown): void {
+  /** @internal */
+  internalError(err: unknown): void {
     if (this.drops.internal++ < 10) this.log(`internal error in the data path: ${err instanceof Error ? err.stack : String(err)}`);
   }
 }

@@ -1,10 +1,10 @@
 // bench:flood — an allowed connection's throughput while a WireGuard device is flooded with handshake
 // initiations that carry a valid mac1 (anyone who knows the device's public key can make them; each
 // costs the device a cookie reply or a Diffie-Hellman). Two network namespaces, ours ⇄ ours (`agent
-// wireguard`), iperf3 TCP a → b with and without a flood from a third address into b's UDP port at
-// --rate initiations per second (default 100,000: the 20,000 in 0.2 s of the fault-injection report;
-// one node sender on a shared machine reaches less, and the report says how many it sent), for the
-// whole measurement. Prints {"gbps": {"normal", "flood"}, "ratio", "flood": {"sent", "rate",
+// wireguard`), iperf3 TCP a → b with and without a flood from a third address into b's UDP port for
+// the whole measurement: by default the fault-injection report's 20,000 initiations in 0.2 s, once
+// every second (--burst N changes the 20,000); --rate R instead sends R a second, evenly. The report
+// says how many were sent (one node sender on a shared machine may fall short of the target). Prints {"gbps": {"normal", "flood"}, "ratio", "flood": {"sent", "rate",
 // "kernelDrops"}}; kernelDrops is what b's socket lost at its receive buffer (/proc/net/udp).
 // Options: --seconds N (each iperf3 run, default 5), --rounds N (median of N pairs, default 1), --json,
 // --control (the same flood sent to a port where nothing listens: what the flood costs the machine,
@@ -36,7 +36,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
  * initiations with random contents and a valid mac1 for PUBKEY, sent in batches every 5 ms to keep
  * RATE per second; prints how many it sent.
  */
-async function flood(host: string, port: number, pubHex: string, rate: number, seconds: number): Promise<void> {
+async function flood(host: string, port: number, pubHex: string, rate: number, burst: number, seconds: number): Promise<void> {
   const n = 1024;
   const macs = new CookieGenerator(new PublicKey(Buffer.from(pubHex, 'hex')), () => Date.now());
   const buf = Buffer.alloc(n * INITIATION_SIZE);
@@ -59,7 +59,10 @@ async function flood(host: string, port: number, pubHex: string, rate: number, s
   let sent = 0;
   let next = 0;
   while (Date.now() - start < seconds * 1000) {
-    const due = Math.floor(((Date.now() - start) / 1000) * rate) - sent;
+    const t = (Date.now() - start) / 1000;
+    // Evenly at `rate`, or `burst` in the first 0.2 s of every second.
+    const target = burst > 0 ? Math.floor(t) * burst + Math.min(burst, Math.floor(((t % 1) / 0.2) * burst)) : Math.floor(t * rate);
+    const due = target - sent;
     let left = Math.min(due, 4096);
     while (left > 0) {
       const k = Math.min(left, n - next, 128);
@@ -83,7 +86,7 @@ interface Pair {
   kernelDrops: number;
 }
 
-async function measure(seconds: number, rate: number, rounds: number, control: boolean, log: (m: string) => void): Promise<Pair[]> {
+async function measure(seconds: number, rate: number, burst: number, rounds: number, control: boolean, log: (m: string) => void): Promise<Pair[]> {
   const P = `mwfl${process.pid % 10000}`;
   const ns = { a: `${P}-a`, b: `${P}-b` };
   const ifn = { a: `${P}a0`, b: `${P}b0` };
@@ -129,7 +132,7 @@ async function measure(seconds: number, rate: number, rounds: number, control: b
     for (let r = 0; r < rounds; r++) {
       const normal = await iperf();
       const before = drops();
-      const flooder = spawn('ip', ['netns', 'exec', ns.a, process.execPath, self, '--flood', '192.168.239.2', String(control ? PORT_B + 1 : PORT_B), pubHex, String(rate), String(seconds + 1.5)], {
+      const flooder = spawn('ip', ['netns', 'exec', ns.a, process.execPath, self, '--flood', '192.168.239.2', String(control ? PORT_B + 1 : PORT_B), pubHex, String(rate), String(burst), String(seconds + 1.5)], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       procs.push(flooder);
@@ -170,22 +173,23 @@ async function measure(seconds: number, rate: number, rounds: number, control: b
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      json: { type: 'boolean' }, control: { type: 'boolean' }, seconds: { type: 'string' }, rounds: { type: 'string' }, rate: { type: 'string' }, flood: { type: 'boolean' },
+      json: { type: 'boolean' }, control: { type: 'boolean' }, burst: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, rate: { type: 'string' }, flood: { type: 'boolean' },
     },
     allowPositionals: true,
     strict: false,
   });
   if (values.flood) {
-    const [host, port, pub, rate, seconds] = process.argv.slice(process.argv.indexOf('--flood') + 1);
-    return flood(host!, Number(port), pub!, Number(rate), Number(seconds));
+    const [host, port, pub, rate, burst, seconds] = process.argv.slice(process.argv.indexOf('--flood') + 1);
+    return flood(host!, Number(port), pub!, Number(rate), Number(burst), Number(seconds));
   }
   if (process.getuid?.() !== 0) throw new Error('bench:flood needs root (network namespaces, TUN devices)');
   for (const tool of ['wg', 'iperf3']) sh(`command -v ${tool} >/dev/null || (echo "${tool} missing" >&2; exit 1)`);
   const seconds = Number(values.seconds ?? 5);
-  const rate = Number(values.rate ?? 100_000);
+  const rate = Number(values.rate ?? 0);
+  const burst = rate > 0 ? 0 : Number(values.burst ?? 20_000);
   const rounds = Math.max(1, Number(values.rounds ?? 1));
   const log = values.json ? () => {} : (m: string) => process.stderr.write(m + '\n');
-  const pairs = await measure(seconds, rate, rounds, Boolean(values.control), log);
+  const pairs = await measure(seconds, rate, burst, rounds, Boolean(values.control), log);
   const round = (n: number) => Math.round(n * 1000) / 1000;
   const normal = median(pairs.map((p) => p.normal));
   const flooded = median(pairs.map((p) => p.flood));

@@ -20,9 +20,10 @@ const EARLY_SECOND_MS = 200;
 const EARLY_JITTER_MS = 50;
 // A flood of handshake messages (each costs a Diffie-Hellman or a cookie reply) must not starve
 // transport packets: they are handled at most HANDSHAKES_PER_SECOND (bursts of HANDSHAKE_BURST);
-// beyond that they wait in a bounded queue (hsqueue.ts), and beyond that they are dropped. A thousand
-// a second is far more than a device's peers need, and a few percent of one core's time.
-const HANDSHAKES_PER_SECOND = 1000;
+// beyond that they wait in a bounded queue (hsqueue.ts), and beyond that they are dropped. Each costs
+// some 0.3 ms (a cookie reply: mac1 check, XChaCha20-Poly1305, in JS) to 0.5 ms (a Diffie-Hellman
+// handshake), so this is under a tenth of a core, and still more than the rekeys of thousands of peers.
+const HANDSHAKES_PER_SECOND = 250;
 const HANDSHAKE_BURST = 100;
 const HANDSHAKE_QUEUE = 512;
 /** At most one search for the sender of a transport message with an unknown session per this many ms. */

@@ -1,5 +1,6 @@
 // The agent's client for coord's machine API (docs/protocol.md): signed requests, registration,
-// posture updates, and the netmap stream with reconnects (exponential backoff with full jitter).
+// posture updates, and the netmap stream with reconnects (reconnect.ts: back within seconds after a
+// short outage, backing off while one lasts, jittered).
 import { createHash, randomBytes, sign } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
 import {
@@ -7,6 +8,7 @@ import {
   type Netmap, type RegisterRequest, type RegisterResponse, type StreamMessage, type UpdateRequest,
 } from '../../wire/protocol.js';
 import type { MachineKey } from './keys.js';
+import { ReconnectSchedule, type ReconnectOptions } from './reconnect.js';
 
 /** A refusal from coord: HTTP status and coord's message, verbatim (the CLI prints it as is). */
 export class ControlError extends Error {
@@ -40,10 +42,10 @@ export interface StreamHandlers {
   onConnected?(): void;
 }
 
-export interface StreamOptions {
-  /** Reconnect delays: min(maxMs, baseMs·2^n), with full jitter. */
-  baseMs?: number;
-  maxMs?: number;
+export interface StreamOptions extends ReconnectOptions {
+  /** For tests: the clock and random source of the reconnect schedule. */
+  now?: () => number;
+  random?: () => number;
   /** With no line (netmap or keepalive) for this long, the stream is considered dead and reopened. */
   idleTimeoutMs?: number;
 }
@@ -111,8 +113,7 @@ export class ControlClient {
 
   /** Holds the netmap stream open, reconnecting after failures, until close() or a fatal error. */
   stream(h: StreamHandlers, o: StreamOptions = {}): NetmapStream {
-    const baseMs = o.baseMs ?? 500;
-    const maxMs = o.maxMs ?? 30_000;
+    const schedule = new ReconnectSchedule(o, o.now, o.random);
     const idleTimeoutMs = o.idleTimeoutMs ?? 90_000;
     let closed = false;
     let abort: AbortController | undefined;
@@ -202,13 +203,12 @@ export class ControlClient {
     };
 
     const done = (async () => {
-      let failures = 0;
       while (!closed) {
         const r = await once();
         if (r === 'fatal' || closed) break;
-        failures = r === 'gotNetmap' ? 0 : failures + 1;
-        const delay = Math.random() * Math.min(maxMs, baseMs * 2 ** failures);
-        await sleep(delay);
+        // A stream that delivered and then broke ends an outage-free spell: the next wait is short.
+        if (r === 'gotNetmap') schedule.succeeded();
+        await sleep(schedule.failed());
       }
     })();
 

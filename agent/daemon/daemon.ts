@@ -239,7 +239,12 @@ export class Daemon {
     });
     this.log.info({ tun: this.engine.tun.name, port: this.engine.listenPort }, 'data path up');
     await this.dns.start(this.engine.tun.name);
-    if (this.netmap) this.applyNetmap(this.netmap);
+    if (this.netmap) {
+      // A netmap from before this engine (on disk, or kept across `agent down`): its peers may still
+      // hold sessions with our previous data path.
+      this.applyNetmap(this.netmap);
+      this.engine.greetPeers();
+    }
   }
 
   /** The netmap to the data path and the resolver. */

@@ -171,6 +171,16 @@ export class Engine {
     }
   }
 
+  /**
+   * Handshakes with every peer right away. For a data path that restarted: peers that talked to this
+   * device before still hold sessions it no longer has, and would otherwise wait out their own timers
+   * (~15 s) before their packets get through again. (Not on a device's first start: with no sessions
+   * anywhere, both sides would initiate at once.)
+   */
+  greetPeers(): void {
+    for (const st of this.peers.values()) this.device.initiateHandshake(st.plan.publicKey);
+  }
+
   /** Makes the device's addresses the netmap's: new ones added first, then the ones it no longer lists removed. */
   private applyAddresses(addresses: string[]): void {
     const wanted = new Set(addresses.map(hostPrefix));

@@ -152,6 +152,7 @@ export class Device implements NoiseHost, PeerHost {
   close(): void {
     this.closed = true;
     for (const peer of [...this.peers.values()]) this.removePeerObject(peer);
+    this.handshakes.stop();
     this.udp?.close();
     this.udp = null;
   }
@@ -281,6 +282,30 @@ export class Device implements NoiseHost, PeerHost {
     return `[${formatIP(peer.endpointAddr)}]:${peer.endpointPort}`;
   }
 
+  /** The peer whose endpoint is this address and port (a linear search: not for every packet). */
+  peerAtEndpoint(family: number, addrs: Uint8Array, addrOff: number, port: number): Peer | null {
+    const n = family === 4 ? 4 : 16;
+    for (const peer of this.peers.values()) {
+      if (peer.endpointFamily !== family || peer.endpointPort !== port) continue;
+      let k = 0;
+      while (k < n && peer.endpointAddr[k] === addrs[addrOff + k]) k++;
+      if (k === n) return peer;
+    }
+    return null;
+  }
+
+  /**
+   * Starts a handshake with the peer now instead of when a packet first needs one (at most one per
+   * REKEY_TIMEOUT). A freshly started device does this for the peers it expects traffic from, whose
+   * sessions with its previous run are gone. False if there is no such peer.
+   */
+  initiateHandshake(pub: Uint8Array): boolean {
+    const peer = this.getPeer(pub);
+    if (!peer) return false;
+    this.handshakes.sendInitiation(peer, false);
+    return true;
+  }
+
   /** Peer owning the longest prefix that matches `ip` (text), for tests and tools. */
   lookupPeer(ip: string): Peer | null {
     const b = parseIP(ip);
@@ -386,7 +411,8 @@ export class Device implements NoiseHost, PeerHost {
   };
 
   /** A bug (ours or a hook's) must not take the interface down: count it, say it, go on. */
-  private internalError(err: unknown): void {
+  /** @internal */
+  internalError(err: unknown): void {
     if (this.drops.internal++ < 10) this.log(`internal error in the data path: ${err instanceof Error ? err.stack : String(err)}`);
   }
 }

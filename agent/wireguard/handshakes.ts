@@ -2,12 +2,14 @@
 // a finished handshake into the peer's session keys. Rare compared to transport packets, so this code
 // may allocate.
 import { formatIP } from './allowedips.js';
+import { Timer } from './clock.js';
 import { CookieChecker } from './cookie.js';
 import type { PublicKey } from './crypto.js';
 import type { Device } from './device.js';
 import { COOKIE_RECEIVER, MSG_COOKIE_REPLY, MSG_INITIATION, RESP_RECEIVER } from './messages.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveKeypair, type Keypair } from './noise.js';
 import { MAX_EARLY_INITIATIONS, REKEY_TIMEOUT, type Peer } from './peer.js';
+import { HandshakeQueue } from './hsqueue.js';
 import { HandshakeRateLimiter } from './ratelimit.js';
 
 const UNDER_LOAD_HOLD_MS = 1000;
@@ -16,6 +18,16 @@ const UNDER_LOAD_HOLD_MS = 1000;
 const EARLY_FIRST_MS = 30;
 const EARLY_SECOND_MS = 200;
 const EARLY_JITTER_MS = 50;
+// A flood of handshake messages (each costs a Diffie-Hellman or a cookie reply) must not starve
+// transport packets: they are handled at most HANDSHAKES_PER_SECOND (bursts of HANDSHAKE_BURST);
+// beyond that they wait in a bounded queue (hsqueue.ts), and beyond that they are dropped. Each costs
+// some 0.3 ms (a cookie reply: mac1 check, XChaCha20-Poly1305, in JS) to 0.5 ms (a Diffie-Hellman
+// handshake), so this is under a tenth of a core, and still more than the rekeys of thousands of peers.
+const HANDSHAKES_PER_SECOND = 250;
+const HANDSHAKE_BURST = 100;
+const HANDSHAKE_QUEUE = 512;
+/** At most one search for the sender of a transport message with an unknown session per this many ms. */
+const UNKNOWN_SESSION_SEARCH_MS = 10;
 
 export class Handshakes {
   private readonly cookieChecker: CookieChecker;
@@ -23,6 +35,12 @@ export class Handshakes {
   private hsWindowStart = -Infinity;
   private hsCount = 0;
   private underLoadUntil = -Infinity;
+  private nextUnknownSearch = -Infinity;
+  private readonly queue = new HandshakeQueue(HANDSHAKE_QUEUE);
+  /** Handshake messages that may be handled now (a token bucket). */
+  private tokens = HANDSHAKE_BURST;
+  private tokensAt: number;
+  private readonly drainTimer: Timer;
 
   constructor(
     private readonly dev: Device,
@@ -30,12 +48,69 @@ export class Handshakes {
   ) {
     this.cookieChecker = new CookieChecker(() => dev.clock.now());
     this.rateLimiter = new HandshakeRateLimiter(dev.clock);
+    this.tokensAt = dev.clock.now();
+    this.drainTimer = new Timer(dev.clock, () => this.drain());
   }
 
   /** Our public key changed (null: no key): cookies and mac1 follow it. */
   setPublicKey(key: PublicKey | null): void {
     this.cookieChecker.init(key);
   }
+
+  /**
+   * Whether the next handshake message is handled in line, right now and in order with the transport
+   * packets around it (true: the caller then calls handle()), or goes to the queue (false: enqueue()).
+   */
+  takeInline(): boolean {
+    if (this.queue.length > 0 || this.refill() < 1) return false;
+    this.tokens--;
+    return true;
+  }
+
+  private refill(): number {
+    const now = this.dev.clock.now();
+    this.tokens = Math.min(HANDSHAKE_BURST, this.tokens + ((now - this.tokensAt) * HANDSHAKES_PER_SECOND) / 1000);
+    this.tokensAt = now;
+    return this.tokens;
+  }
+
+  /** Queues a handshake message for later, or drops it (counted) when the queue is full. */
+  enqueue(buf: Buffer, off: number, len: number, type: number, family: number, addrs: Uint8Array, addrOff: number, port: number): void {
+    if (!this.queue.push(buf, off, len, type, family, addrs, addrOff, port)) {
+      this.dev.drops.handshake++;
+      return;
+    }
+    if (!this.drainTimer.pending()) this.drainTimer.mod(this.msUntilToken());
+  }
+
+  /** The device closed: forget what waits. */
+  stop(): void {
+    this.drainTimer.stop();
+    this.queue.clear();
+  }
+
+  private msUntilToken(): number {
+    return Math.max(0, Math.ceil(((1 - this.refill()) * 1000) / HANDSHAKES_PER_SECOND));
+  }
+
+  private drain(): void {
+    if (this.dev.udp === null) {
+      this.queue.clear();
+      return;
+    }
+    try {
+      while (this.queue.length > 0 && this.refill() >= 1) {
+        this.tokens--;
+        this.queue.shift(this.handleQueued);
+      }
+    } catch (err) {
+      this.dev.internalError(err);
+    }
+    if (this.queue.length > 0) this.drainTimer.mod(this.msUntilToken());
+  }
+
+  private readonly handleQueued = (msg: Buffer, type: number, family: number, addrs: Uint8Array, addrOff: number, port: number): void =>
+    this.handle(msg, type, family, addrs, addrOff, port);
 
   /** A handshake message (initiation, response or cookie reply) from the given source. */
   handle(msg: Buffer, type: number, family: number, addrs: Uint8Array, addrOff: number, port: number): void {
@@ -112,6 +187,21 @@ export class Handshakes {
     peer.timersSessionDerived();
     peer.timersHandshakeComplete();
     dev.send.sendKeepalive(peer);
+  }
+
+  /**
+   * A transport message named a receiver index we do not know. After our restart that is how our
+   * peers' packets look: they still use the session they had with our previous run, and would wait out
+   * their keepalive and rekey timers (~15 s) before handshaking again. So if the sender is a peer we
+   * know (by the endpoint the message came from), we initiate now; sendInitiation already sends at most
+   * one initiation per peer per REKEY_TIMEOUT. The search itself is rate-limited, since anyone can send
+   * such messages.
+   */
+  unknownSession(family: number, addrs: Uint8Array, addrOff: number, port: number, now: number): void {
+    if (now < this.nextUnknownSearch) return;
+    this.nextUnknownSearch = now + UNKNOWN_SESSION_SEARCH_MS;
+    const peer = this.dev.peerAtEndpoint(family, addrs, addrOff, port);
+    if (peer !== null) this.sendInitiation(peer, false);
   }
 
   private underLoad(now: number): boolean {

@@ -26,6 +26,13 @@ export interface InterfaceOptions {
   afterDecrypt?: DeviceOptions['afterDecrypt'];
 }
 
+// Socket buffers (the kernel doubles them for its bookkeeping). A small datagram takes about 1 KiB of
+// buffer, so 16 MiB holds a burst of some 16,000 (say a flood of handshake initiations) while the
+// event loop is busy, instead of losing legitimate packets that arrive with it. Beyond the sysctl
+// limits only with CAP_NET_ADMIN (which the agent has); otherwise the kernel caps them silently.
+const RECEIVE_BUFFER = 16 << 20;
+const SEND_BUFFER = 4 << 20;
+
 export class WireGuardInterface {
   private closed = false;
   private mtuPoll: NodeJS.Timeout | null = null;
@@ -54,7 +61,7 @@ export class WireGuardInterface {
         beforeEncrypt: opts.beforeEncrypt,
         afterDecrypt: opts.afterDecrypt,
         bindUdp: (port, onBatch) => {
-          const sock = UdpSocket.bind(port, '', { batch: 128 });
+          const sock = UdpSocket.bind(port, '', { batch: 128, rcvbuf: RECEIVE_BUFFER, sndbuf: SEND_BUFFER });
           sock.start(onBatch, onError('udp'));
           return sock;
         },

@@ -1,7 +1,8 @@
 // The receive path: datagrams from the UDP socket. Transport messages are checked (receiver index, key
 // age, replay window), opened in place in the receive buffer one AEAD call per run of one keypair, and
-// delivered to the TUN straight from that buffer. Handshake messages go to the handshake code; one
-// first finishes the transport messages before it, so a batch is handled in order.
+// delivered to the TUN straight from that buffer. Handshake messages go to the handshake code: the
+// first few of a batch in line (finishing the transport messages before them, so the batch is handled
+// in order), any more through its queue, so that a flood of them cannot starve transport packets.
 import type { AeadKey } from '../../native/index.js';
 import { ipSource } from './allowedips.js';
 import type { Device, SessionEntry } from './device.js';
@@ -50,6 +51,7 @@ export class ReceivePath {
     count: number,
   ): void {
     const dev = this.dev;
+    const hs = dev.handshakes;
     const now = dev.clock.now();
     let t = 0;
     for (let i = 0; i < count; i++) {
@@ -61,13 +63,17 @@ export class ReceivePath {
           this.open(buf, addrs, ports, families, t, now);
           t = 0;
         }
-        if (this.check(buf, off, len, t, now)) this.openFrom[t++] = i;
+        if (this.check(buf, off, len, t, now, families[i], addrs, i * 16, ports[i])) this.openFrom[t++] = i;
       } else if (type !== 0) {
+        if (!hs.takeInline()) {
+          hs.enqueue(buf, off, len, type, families[i], addrs, i * 16, ports[i]);
+          continue;
+        }
         if (t > 0) {
           this.open(buf, addrs, ports, families, t, now);
           t = 0;
         }
-        dev.handshakes.handle(Buffer.from(buf.subarray(off, off + len)), type, families[i], addrs, i * 16, ports[i]);
+        hs.handle(Buffer.from(buf.subarray(off, off + len)), type, families[i], addrs, i * 16, ports[i]);
       } else {
         dev.drops.malformed++;
       }
@@ -76,11 +82,26 @@ export class ReceivePath {
   }
 
   /** Checks a transport message before decryption; if it may be accepted, queues it as open slot t. */
-  private check(buf: Buffer, off: number, len: number, t: number, now: number): boolean {
+  private check(
+    buf: Buffer,
+    off: number,
+    len: number,
+    t: number,
+    now: number,
+    family: number,
+    addrs: Uint8Array,
+    addrOff: number,
+    port: number,
+  ): boolean {
     const dev = this.dev;
     const entry = dev.sessions.get(buf.readUInt32LE(off + 4));
-    const kp = entry === undefined ? null : entry.keypair;
-    if (kp === null || entry === undefined) {
+    if (entry === undefined) {
+      dev.drops.noKeypair++;
+      dev.handshakes.unknownSession(family, addrs, addrOff, port, now);
+      return false;
+    }
+    const kp = entry.keypair;
+    if (kp === null) {
       dev.drops.noKeypair++;
       return false;
     }

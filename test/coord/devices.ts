@@ -1,12 +1,14 @@
 // A simulated device for tests: the real control client (agent/control) against the real server.
 import { randomBytes } from 'node:crypto';
-import { ControlClient, generateMachineKey, type Netmap, type NetmapStream } from '../../agent/control/index.js';
+import { ControlClient, generateMachineKey, type Netmap, type NetmapStream, type StreamOptions } from '../../agent/control/index.js';
 
 export class TestDevice {
   readonly client: ControlClient;
   readonly nodeKey = randomBytes(32).toString('base64');
   netmaps: Netmap[] = [];
   errors: { err: Error; fatal: boolean }[] = [];
+  /** When (Date.now()) each netmap stream opened. */
+  connectedAt: number[] = [];
   stream: NetmapStream | undefined;
   id = '';
 
@@ -20,10 +22,15 @@ export class TestDevice {
     return r;
   }
 
-  connect(): void {
+  /** Opens the netmap stream; tests reconnect quickly unless they pass the schedule to use. */
+  connect(opts: StreamOptions = { baseMs: 50, maxMs: 500 }): void {
     this.stream = this.client.stream(
-      { onNetmap: (n) => this.netmaps.push(n), onError: (err, { fatal }) => this.errors.push({ err, fatal }) },
-      { baseMs: 50, maxMs: 500 },
+      {
+        onNetmap: (n) => this.netmaps.push(n),
+        onError: (err, { fatal }) => this.errors.push({ err, fatal }),
+        onConnected: () => this.connectedAt.push(Date.now()),
+      },
+      opts,
     );
   }
 

@@ -113,10 +113,10 @@ export class AgentLan<N extends string> {
     return p.signalCode;
   }
 
-  /** SIGKILL, as a crash: the daemon cleans nothing up. */
+  /** SIGKILL (a crash: no cleanup); resolves once the process is gone. */
   async killAgent(n: N): Promise<void> {
     const p = this.agents.get(n);
-    if (!p || p.exitCode !== null) return;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await exited;

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { handleAdmin } from './api/admin.js';
 import { HttpError, sendError, sendJson } from './api/http.js';
+import { handleConsole } from './console/serve.js'; // console hook
 import { MachineApi } from './api/machine.js';
 import { NetmapHub } from './netmap.js';
 import type { Store } from './store/index.js';
@@ -49,6 +50,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
     if (url.pathname.startsWith('/api/v2/')) return void handleAdmin(req, res, url, { store: o.store, hub, log: o.log, onEvent, publicUrl });
     if (url.pathname.startsWith('/machine/')) return void machine.handle(req, res, url);
+    if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) return void handleConsole(req, res, url, { store: o.store, hub, log: o.log, onEvent, publicUrl, tls: !!o.tls }); // console hook
     sendError(res, new HttpError(404, `not found: ${url.pathname}`));
   };
 

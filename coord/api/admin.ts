@@ -10,6 +10,7 @@ import { hashPassword, hashSecret, newSecret, parseSecret, randomToken, secretMa
 import { Conflict, dnsLabel, ROLES, type Device, type DeviceInvite, type Key, type Role, type Share, type Store, type Tailnet, type User } from '../store/index.js';
 import { checkPolicyText, etagOf, gatePolicy, ownsTag, parseStored, tagDefined, policyHttpError, topologyOf } from '../policy-service.js';
 import type { NetmapHub } from '../netmap.js';
+import { consoleAuthorization } from '../console/session.js'; // console hook
 import { badRequest, compilePath, HttpError, jsonObject, matchPath, parseJson, notFound, readBody, sendError, sendJson, type PathPattern } from './http.js';
 
 export interface AdminDeps {
@@ -786,7 +787,7 @@ async function acceptUserInvite(req: IncomingMessage, deps: AdminDeps, body: Buf
   return { body: userJson(user, store) };
 }
 
-async function login(req: IncomingMessage, deps: AdminDeps, body: Buffer): Promise<Answer> {
+export async function login(req: IncomingMessage, deps: AdminDeps, body: Buffer): Promise<Answer> { // console hook: exported for coord/console/serve.ts
   const b = jsonObject(body);
   const tailnetName = str(b.tailnet, 'tailnet');
   const email = str(b.email, 'email');
@@ -947,6 +948,7 @@ function inviteJson(store: Store, inv: DeviceInvite, extra: Record<string, unkno
     accepted: inv.acceptedBy !== null,
     acceptedBy: inv.acceptedBy === null ? null : userRefJson(store.getUser(inv.acceptedBy), inv.acceptedBy),
     acceptedAt: inv.acceptedAt,
+    shared: inv.acceptedBy !== null && !!store.shareFor(inv.deviceId, inv.acceptedBy), // console hook: the share this invite made is still on
     ...extra,
   };
 }
@@ -1245,7 +1247,7 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, url
     }
     if (!route) throw new HttpError(pathKnown ? 405 : 404, pathKnown ? `method ${method} not allowed here` : `no such API endpoint: ${url.pathname}`);
 
-    const caller = authenticate(deps.store, req.headers.authorization);
+    const caller = authenticate(deps.store, req.headers.authorization ?? consoleAuthorization(req)); // console hook: session cookie + CSRF header
     if (!caller) throw new HttpError(401, 'missing, unknown, expired or revoked API key (send "Authorization: Bearer <key>")');
     if (!route.perm || !can(caller.user.role, route.perm)) throw forbidden();
 

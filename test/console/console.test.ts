@@ -1,0 +1,242 @@
+// The admin console in a real browser (Debian's chromium, driven by playwright-core) against the real
+// coord: the sharing story through the pages alone, role gating, and session security.
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FORBIDDEN_MESSAGE } from '../../coord/roles.js';
+import { addUser, api, Coord, root } from '../coord/harness.js';
+import { TestDevice } from '../coord/devices.js';
+
+const PASSWORD = 'correct horse battery staple';
+const SHOTS = process.env.MESHWARD_SCREENSHOTS === '1' ? join(root, 'docs/images') : undefined;
+const keyBody = { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } };
+
+describe('admin console in a browser', () => {
+  const coord = new Coord();
+  let browser: Browser;
+  let ownerA: ReturnType<typeof api>;
+  const devices: TestDevice[] = [];
+  const contexts: BrowserContext[] = [];
+  let evil: Server;
+
+  const shot = async (page: Page, name: string) => {
+    if (!SHOTS) return;
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: join(SHOTS, `console-${name}.png`) });
+  };
+
+  const newPage = async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 760 } });
+    ctx.setDefaultTimeout(10_000);
+    contexts.push(ctx);
+    return ctx.newPage();
+  };
+
+  const signIn = async (page: Page, email: string, path = '/admin') => {
+    await page.goto(coord.url + path);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  };
+
+  const row = (page: Page, machine: string) => page.getByRole('row').filter({ has: page.getByRole('rowheader').filter({ hasText: machine }) });
+
+  beforeAll(async () => {
+    await coord.start();
+    const aKey = coord.createTailnet('a.example', 'alice@a.example');
+    const bKey = coord.createTailnet('b.example', 'boss@b.example');
+    ownerA = api(coord.url, aKey);
+    for (const [key, t, email, role] of [
+      [aKey, 'a.example', 'sam@a.example', 'admin'], [aKey, 'a.example', 'mem@a.example', 'member'],
+      [aKey, 'a.example', 'audrey@a.example', 'auditor'], [bKey, 'b.example', 'bob@b.example', 'admin'],
+      [bKey, 'b.example', 'nina@b.example', 'network-admin'],
+    ] as const) await addUser(coord.url, key, t, email, role);
+    for (const [key, host] of [[aKey, 'git'], [aKey, 'web'], [bKey, 'bobdev']] as const) {
+      const authKey = (await api(coord.url, key).post('/tailnet/-/keys', keyBody)).body.key;
+      const d = new TestDevice(coord.url);
+      await d.register(authKey, host);
+      d.connect();
+      devices.push(d);
+    }
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      // playwright-core gives every launch a fresh, temporary profile (user data dir) of its own.
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    // A page of another site (localhost is not 127.0.0.1) that tries to change a device by posting a form.
+    evil = createServer((req, res) => {
+      const id = new URL(req.url!, 'http://x').searchParams.get('id');
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<form method="POST" enctype="text/plain" action="${coord.url}/api/v2/device/${id}/name"><input name='{"name":"pwned","x":"' value='"}'></form>
+        <script>document.forms[0].submit()</script>`);
+    });
+    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const c of contexts) await c.close().catch(() => {});
+    await browser?.close();
+    for (const d of devices) d.close();
+    evil?.close();
+    await coord.cleanup();
+  });
+
+  it('serves the console with a strict CSP, hashed assets and the sign-in form', async () => {
+    const r = await fetch(coord.url + '/admin');
+    expect(r.status).toBe(200);
+    const csp = r.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    const page = await r.text();
+    expect(page).not.toMatch(/<script>|<script [^>]*>[^<]/); // no inline script
+    const js = /src="(\/admin\/assets\/app-[0-9a-f]{12}\.js)"/.exec(page)![1]!;
+    const asset = await fetch(coord.url + js);
+    expect(asset.headers.get('cache-control')).toContain('immutable');
+    const p = await newPage();
+    await p.goto(coord.url + '/admin/machines');
+    await p.getByRole('button', { name: 'Sign in' }).waitFor();
+    await shot(p, 'sign-in');
+  });
+
+  it('shares a device through the pages alone: create and copy a link, accept in another network, remove', async () => {
+    const a = await newPage();
+    await a.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: coord.url });
+    await signIn(a, 'sam@a.example');
+    await a.getByRole('heading', { name: 'Machines' }).waitFor();
+    await row(a, 'git').getByText('Connected').waitFor();
+    await shot(a, 'machines');
+    await a.getByRole('button', { name: 'Actions for git' }).click();
+    await a.getByRole('menuitem', { name: 'Share…' }).click();
+    await a.getByLabel('Label').fill('for Bob at B');
+    await a.getByRole('button', { name: 'Create link' }).click();
+    const link = await a.getByLabel('Invite link').inputValue();
+    expect(link).toMatch(new RegExp(`^${coord.url}/admin/invite/mwkey-invite-`));
+    await a.getByRole('button', { name: 'Copy link' }).click();
+    await a.getByText('Copied').waitFor();
+    expect(await a.evaluate(() => navigator.clipboard.readText())).toBe(link);
+    await a.getByText('Not accepted yet').waitFor();
+    await shot(a, 'share-panel');
+
+    // The admin of the second network opens the link: the review page says what, by whom, from where.
+    const b = await newPage();
+    await b.goto(link);
+    await b.getByRole('heading', { name: 'sam@a.example shared a device with you' }).waitFor();
+    const review = await b.locator('dl').textContent();
+    expect(review).toContain('git.');
+    expect(review).toContain('a.example');
+    await b.getByLabel('Email').fill('bob@b.example');
+    await b.getByLabel('Password').fill(PASSWORD);
+    await b.getByRole('button', { name: 'Sign in' }).click();
+    await b.getByRole('button', { name: 'Accept' }).waitFor();
+    await shot(b, 'invite');
+    await b.getByRole('button', { name: 'Accept' }).click();
+    await b.getByRole('status').filter({ hasText: 'Accepted' }).waitFor();
+    await b.getByRole('link', { name: 'Go to Machines' }).click();
+    await row(b, 'git').getByText('External').waitFor();
+    await row(b, 'bobdev').waitFor();
+    expect(await row(b, 'bobdev').getByText('External').count()).toBe(0);
+    await shot(b, 'external');
+
+    // The sharer's panel (still open) shows who took the link; the machine list shows it is shared.
+    const taken = a.getByRole('list', { name: 'Share links' }).getByRole('listitem').filter({ hasText: 'for Bob at B' });
+    await taken.getByText('bob@b.example').waitFor({ timeout: 10_000 });
+    expect(await taken.locator('.avatar').textContent()).toBe('BO');
+    await a.getByRole('button', { name: 'Close' }).click();
+    await row(a, 'git').getByText('Shared out').waitFor({ timeout: 10_000 });
+
+    // The recipient removes it: gone from B's list, and the sharer's panel says so.
+    await row(b, 'git').getByRole('button', { name: 'Actions for git' }).click();
+    await b.getByRole('menuitem', { name: 'Remove' }).click();
+    await b.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await row(b, 'git').waitFor({ state: 'detached' });
+    await a.getByRole('button', { name: 'Actions for git' }).click();
+    await a.getByRole('menuitem', { name: 'Share…' }).click();
+    await taken.getByText('Removed by recipient').waitFor({ timeout: 10_000 });
+    await a.getByRole('button', { name: 'Close' }).click();
+    await row(a, 'git').getByText('Shared out').waitFor({ state: 'detached', timeout: 10_000 });
+  });
+
+  it("refuses Accept with the API's reason for a role that may not accept", async () => {
+    const gitId = devices[0]!.id;
+    const inv = await ownerA.post(`/device/${gitId}/device-invites`, [{ label: 'for nina' }]);
+    const p = await newPage();
+    await p.goto(inv.body[0].inviteUrl);
+    await p.getByLabel('Email').fill('nina@b.example');
+    await p.getByLabel('Password').fill(PASSWORD);
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await p.getByRole('button', { name: 'Accept' }).click();
+    await p.getByRole('alert').filter({ hasText: FORBIDDEN_MESSAGE }).waitFor();
+    expect((await ownerA.get(`/device/${gitId}/device-invites`)).body.find((i: any) => i.label === 'for nina').accepted).toBe(false);
+  });
+
+  it('a member is refused the console (and the API refuses the member too)', async () => {
+    const p = await newPage();
+    await signIn(p, 'mem@a.example');
+    await p.getByRole('heading', { name: "You don't have access to the admin console" }).waitFor();
+    expect(await p.getByRole('link', { name: 'Machines' }).count()).toBe(0);
+    expect(await p.evaluate(async () => (await fetch('/api/v2/tailnet/-/devices')).status)).toBe(403);
+  });
+
+  it('an auditor sees the pages without write controls', async () => {
+    const p = await newPage();
+    await signIn(p, 'audrey@a.example');
+    await row(p, 'git').waitFor();
+    expect(await p.getByRole('button', { name: /^Actions for/ }).count()).toBe(0);
+    await p.getByRole('link', { name: 'Users' }).click();
+    await p.getByRole('rowheader').filter({ hasText: 'sam@a.example' }).waitFor();
+    expect(await p.getByRole('button', { name: 'Invite user' }).count()).toBe(0);
+    expect(await p.getByRole('combobox', { name: /^Role of/ }).count()).toBe(0);
+    await p.getByRole('link', { name: 'Logs' }).click();
+    await p.getByRole('heading', { name: 'Logs' }).waitFor();
+  });
+
+  it('keeps the session out of reach of scripts and other sites, and signing out ends it', async () => {
+    const p = await newPage();
+    await signIn(p, 'sam@a.example');
+    await row(p, 'git').waitFor();
+    expect(await p.evaluate(() => document.cookie)).toBe('');
+    const [cookie] = await p.context().cookies();
+    expect(cookie).toMatchObject({ name: 'mw_session', httpOnly: true, sameSite: 'Strict' });
+
+    // Same origin, but without the CSRF header: refused.
+    const noCsrf = await p.evaluate(async () => {
+      const r = await fetch('/api/v2/tailnet/-/keys', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"capabilities":{"devices":{"create":{}}}}' });
+      return { status: r.status, body: await r.json() };
+    });
+    expect(noCsrf.status).toBe(403);
+    expect(noCsrf.body.message).toContain('CSRF');
+
+    // A page of another site posts a form at the API with the browser's cookies: nothing changes.
+    const gitId = devices[0]!.id;
+    const posted = p.waitForEvent('response', (r) => r.url().includes(`/device/${gitId}/name`));
+    await p.goto(`http://localhost:${(evil.address() as AddressInfo).port}/?id=${gitId}`);
+    expect([401, 403]).toContain((await posted).status());
+    expect((await ownerA.get(`/device/${gitId}`)).body.name).toMatch(/^git\./);
+
+    // Signing out ends the session on the server, not just in this browser.
+    await p.goto(coord.url + '/admin/machines');
+    await p.getByRole('button', { name: 'Sign out' }).click();
+    await p.getByRole('button', { name: 'Sign in' }).waitFor();
+    const replay = await fetch(coord.url + '/api/v2/tailnet/-/devices', { headers: { cookie: `mw_session=${cookie!.value}` } });
+    expect(replay.status).toBe(401);
+    expect(await p.context().cookies()).toEqual([]);
+  });
+
+  it('a user invite link sets a password and lands in the console', async () => {
+    const inv = await ownerA.post('/tailnet/-/user-invites', [{ email: 'newbie@a.example', role: 'it-admin' }]);
+    const p = await newPage();
+    await p.goto(inv.body[0].inviteUrl);
+    await p.getByRole('heading', { name: 'Join a.example' }).waitFor();
+    await p.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await p.getByLabel('Repeat password').fill(PASSWORD);
+    await p.getByRole('button', { name: 'Create account' }).click();
+    await row(p, 'git').waitFor();
+    await p.getByText('newbie@a.example · it-admin').waitFor();
+    await p.getByRole('link', { name: 'Users' }).click();
+    await p.getByRole('button', { name: 'Invite user' }).waitFor();
+    await shot(p, 'users');
+  });
+});

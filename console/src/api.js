@@ -31,7 +31,7 @@ export async function call(method, path, body, headers = {}) {
     data = undefined;
   }
   if (!r.ok) throw new ApiError(r.status, (data && data.message) || `${r.status} ${r.statusText}`, data && data.data);
-  return { data, headers: r.headers };
+  return { data, text, headers: r.headers };
 }
 
 const v2 = (p) => '/api/v2' + p;

@@ -4,6 +4,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { can } from '../../coord/roles.ts';
 import { session, setCsrf } from './api.js';
+import { AccessControls } from './acls.js';
 import { InvitePage } from './invite.js';
 import { Logs } from './logs.js';
 import { Machines } from './machines.js';
@@ -14,6 +15,7 @@ import { Users } from './users.js';
 const PAGES = [
   { path: '/admin/machines', name: 'Machines', perm: 'machines:read', page: Machines },
   { path: '/admin/users', name: 'Users', perm: 'users:read', page: Users },
+  { path: '/admin/acls', name: 'Access controls', perm: 'policy:read', page: AccessControls },
   { path: '/admin/logs', name: 'Logs', perm: 'audit:read', page: Logs },
 ];
 

@@ -189,6 +189,9 @@ describe('admin console in a browser', () => {
     await p.getByRole('rowheader').filter({ hasText: 'sam@a.example' }).waitFor();
     expect(await p.getByRole('button', { name: 'Invite user' }).count()).toBe(0);
     expect(await p.getByRole('combobox', { name: /^Role of/ }).count()).toBe(0);
+    await p.getByRole('link', { name: 'Access controls' }).click();
+    expect(await p.getByRole('textbox', { name: 'Policy file' }).getAttribute('readonly')).not.toBeNull();
+    expect(await p.getByRole('button', { name: 'Save' }).count()).toBe(0);
     await p.getByRole('link', { name: 'Logs' }).click();
     await p.getByRole('heading', { name: 'Logs' }).waitFor();
   });
@@ -223,6 +226,54 @@ describe('admin console in a browser', () => {
     const replay = await fetch(coord.url + '/api/v2/tailnet/-/devices', { headers: { cookie: `mw_session=${cookie!.value}` } });
     expect(replay.status).toBe(401);
     expect(await p.context().cookies()).toEqual([]);
+  });
+
+  it('policy editor: errors at their line, failing tests block the save, a concurrent edit is detected, preview shows rule lines', async () => {
+    const gitIp = (await ownerA.get(`/device/${devices[0]!.id}`)).body.addresses[0];
+    const good = '{\n  // admins reach SSH everywhere\n  "acls": [\n    {"action": "accept", "src": ["sam@a.example"], "dst": ["*:22"]},\n  ],\n}\n';
+    const p = await newPage();
+    await signIn(p, 'sam@a.example');
+    await p.getByRole('link', { name: 'Access controls' }).click();
+    const editor = p.getByRole('textbox', { name: 'Policy file' });
+    await editor.waitFor();
+    const before = (await ownerA.get('/tailnet/-/acl', { accept: 'application/hujson' })).text;
+    expect(await editor.inputValue()).toBe(before);
+
+    // A syntax error: shown at its line and column, nothing stored.
+    await editor.fill(good.replace('"], "dst"', '"] "dst"'));
+    await p.getByRole('button', { name: 'Save' }).click();
+    await p.getByRole('alert').getByText(/^Line 4, column \d+/).waitFor();
+    expect(await p.locator('.gutter .bad').textContent()).toBe('4');
+    await shot(p, 'acls-error');
+
+    // A failing test in the file: the save is refused with the failure, and the stored policy stays.
+    const failing = good.replace('  ],\n}', `  ],\n  "tests": [{"src": "sam@a.example", "accept": ["${gitIp}:80"]}],\n}`);
+    await editor.fill(failing);
+    await p.getByRole('button', { name: 'Save' }).click();
+    await p.getByRole('alert').getByText('The policy was not saved.').waitFor();
+    expect(await p.getByRole('alert').textContent()).toContain(`${gitIp}:80`);
+    expect((await ownerA.get('/tailnet/-/acl', { accept: 'application/hujson' })).text).toBe(before);
+
+    // A good file saves; then someone else changes the policy and this editor's save is refused.
+    await editor.fill(good);
+    await p.getByRole('button', { name: 'Save' }).click();
+    await p.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+    const theirs = good.replace('*:22', '*:22,443');
+    expect((await ownerA.post('/tailnet/-/acl', theirs)).status).toBe(200);
+    await editor.fill(good.replace('*:22', '*:*'));
+    await p.getByRole('button', { name: 'Save' }).click();
+    await p.getByRole('alert').getByText('Someone changed the policy since you opened it', { exact: false }).waitFor();
+    expect((await ownerA.get('/tailnet/-/acl', { accept: 'application/hujson' })).text).toBe(theirs);
+    await p.getByRole('button', { name: 'Load their version' }).click();
+    await p.waitForFunction((t) => (document.querySelector('textarea') as HTMLTextAreaElement).value === t, theirs);
+
+    // Preview: the rules that apply to a user, with the policy's line numbers.
+    await p.getByLabel('User email').fill('sam@a.example');
+    await p.getByRole('button', { name: 'Preview rules' }).click();
+    const rules = p.getByRole('table', { name: 'Matching rules' });
+    await rules.getByRole('button', { name: 'line 4' }).waitFor();
+    expect(await rules.textContent()).toContain('*:22,443');
+    await shot(p, 'acls');
   });
 
   it('a user invite link sets a password and lands in the console', async () => {

@@ -5,9 +5,11 @@ import { useEffect, useState } from 'preact/hooks';
 import { can } from '../../coord/roles.ts';
 import { session, setCsrf } from './api.js';
 import { AccessControls } from './acls.js';
+import { Dns } from './dns.js';
 import { InvitePage } from './invite.js';
 import { Logs } from './logs.js';
 import { Machines } from './machines.js';
+import { Settings } from './settings.js';
 import { SignIn } from './signin.js';
 import { html, Link, navigate, setNavigator } from './ui.js';
 import { Users } from './users.js';
@@ -16,7 +18,9 @@ const PAGES = [
   { path: '/admin/machines', name: 'Machines', perm: 'machines:read', page: Machines },
   { path: '/admin/users', name: 'Users', perm: 'users:read', page: Users },
   { path: '/admin/acls', name: 'Access controls', perm: 'policy:read', page: AccessControls },
+  { path: '/admin/dns', name: 'DNS', perm: 'network:read', page: Dns },
   { path: '/admin/logs', name: 'Logs', perm: 'audit:read', page: Logs },
+  { path: '/admin/settings', name: 'Settings', perm: 'feature:read', page: Settings },
 ];
 
 function Header({ me, onSignOut, current }) {

@@ -52,7 +52,8 @@ describe('admin console in a browser', () => {
     for (const [key, t, email, role] of [
       [aKey, 'a.example', 'sam@a.example', 'admin'], [aKey, 'a.example', 'mem@a.example', 'member'],
       [aKey, 'a.example', 'audrey@a.example', 'auditor'], [bKey, 'b.example', 'bob@b.example', 'admin'],
-      [bKey, 'b.example', 'nina@b.example', 'network-admin'],
+      [bKey, 'b.example', 'nina@b.example', 'network-admin'], [aKey, 'a.example', 'nate@a.example', 'network-admin'],
+      [aKey, 'a.example', 'ivy@a.example', 'it-admin'], [aKey, 'a.example', 'bill@a.example', 'billing-admin'],
     ] as const) await addUser(coord.url, key, t, email, role);
     for (const [key, host] of [[aKey, 'git'], [aKey, 'web'], [bKey, 'bobdev']] as const) {
       const authKey = (await api(coord.url, key).post('/tailnet/-/keys', keyBody)).body.key;
@@ -194,6 +195,60 @@ describe('admin console in a browser', () => {
     expect(await p.getByRole('button', { name: 'Save' }).count()).toBe(0);
     await p.getByRole('link', { name: 'Logs' }).click();
     await p.getByRole('heading', { name: 'Logs' }).waitFor();
+  });
+
+  // What each role finds in the console, as roles.md says (the API refuses the rest anyway).
+  const ALL_PAGES = ['Machines', 'Users', 'Access controls', 'DNS', 'Logs', 'Settings'];
+  const ROLE_VIEW = [
+    // email, role, [Share…, Remove machine, Save policy, Invite user, Generate key, Add webhook, Billing, MagicDNS toggle]
+    ['sam@a.example', 'admin', [true, true, true, true, true, true, true, true]],
+    ['nate@a.example', 'network-admin', [false, false, true, false, true, true, false, true]],
+    ['ivy@a.example', 'it-admin', [true, true, false, true, true, true, false, false]],
+    ['bill@a.example', 'billing-admin', [false, false, false, false, false, false, true, false]],
+    ['audrey@a.example', 'auditor', [false, false, false, false, false, false, false, false]],
+  ] as const;
+  for (const [email, role, want] of ROLE_VIEW) {
+    it(`role ${role}: the pages it may read, and only the write controls it may use`, async () => {
+      const p = await newPage();
+      await signIn(p, email);
+      await row(p, 'git').waitFor();
+      expect(await p.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).toEqual(ALL_PAGES);
+      const has = async (name: string) => (await p.getByRole('button', { name, exact: true }).count()) > 0;
+      const menu = p.getByRole('button', { name: 'Actions for git' });
+      const items = (await menu.count()) > 0 ? (await menu.click(), await p.getByRole('menuitem').allTextContents()) : [];
+      const got: boolean[] = [items.includes('Share…'), items.includes('Remove')];
+      await p.getByRole('link', { name: 'Access controls' }).click();
+      await p.getByRole('textbox', { name: 'Policy file' }).waitFor();
+      got.push(await has('Save'));
+      await p.getByRole('link', { name: 'Users' }).click();
+      await p.getByRole('rowheader').filter({ hasText: 'sam@a.example' }).waitFor();
+      got.push(await has('Invite user'));
+      await p.getByRole('link', { name: 'Settings' }).click();
+      await p.getByRole('heading', { name: 'Network', exact: true }).waitFor();
+      await p.waitForLoadState('networkidle');
+      got.push(await has('Generate key'), await has('Add webhook'), (await p.getByRole('heading', { name: 'Billing' }).count()) > 0);
+      await p.getByRole('link', { name: 'DNS' }).click();
+      await p.getByRole('heading', { name: 'MagicDNS' }).waitFor();
+      got.push(await has('Disable MagicDNS'));
+      expect(got).toEqual(want);
+    });
+  }
+
+  it('settings: a new key is shown once, and works as an API key', async () => {
+    const p = await newPage();
+    await signIn(p, 'sam@a.example');
+    await p.getByRole('link', { name: 'Settings' }).click();
+    await p.getByLabel('Kind').selectOption('api');
+    await p.getByLabel('Description').fill('ci');
+    await p.getByRole('button', { name: 'Generate key' }).click();
+    const secret = await p.getByLabel(/New API access token/).inputValue();
+    expect(secret).toMatch(/^mwkey-api-/);
+    expect((await api(coord.url, secret).get('/tailnet/-/devices')).status).toBe(200);
+    await shot(p, 'settings');
+    await p.reload();
+    await p.getByRole('button', { name: 'Generate key' }).waitFor();
+    expect(await p.getByLabel(/New API access token/).count()).toBe(0);
+    expect(await p.content()).not.toContain(secret);
   });
 
   it('keeps the session out of reach of scripts and other sites, and signing out ends it', async () => {

@@ -54,5 +54,6 @@ export const session = {
   },
   signIn: async (email, password, network) => (await call('POST', '/admin/api/session', { email, password, network })).data,
   signOut: async () => (await call('DELETE', '/admin/api/session')).data,
+  setPassword: async (code, password) => (await call('POST', '/admin/api/password', { code, password })).data,
   invite: async (code) => (await call('GET', `/admin/api/invite/${encodeURIComponent(code)}`)).data,
 };

@@ -74,6 +74,35 @@ function UserInvite({ code, info, onSignedIn }) {
   </form>`;
 }
 
+function PasswordLink({ code, info, onSignedIn }) {
+  const [password, setPassword] = useState('');
+  const [again, setAgain] = useState('');
+  const [error, setError] = useState('');
+  const submit = async (e) => {
+    e.preventDefault();
+    setError('');
+    if (password !== again) return setError('The two passwords differ.');
+    try {
+      await session.setPassword(code, password);
+      const me = await session.signIn(info.email, password, info.network);
+      setCsrf(me.csrf);
+      onSignedIn(me);
+      navigate('/admin/machines');
+    } catch (err) {
+      setError(err.message);
+    }
+  };
+  if (!info.usable) return html`<div class="card"><h1>This link cannot be used</h1><p>It was used already, has expired, or ${info.email} is no longer the owner. <${Link} href="/admin">Sign in</${Link}> instead.</p></div>`;
+  return html`<form class="card signin" onSubmit=${submit}>
+    <h1>Set your password</h1>
+    <p>You own <strong>${info.network}</strong> as <strong>${info.email}</strong>. Choose a password for the admin console; this link then stops working.</p>
+    <label>Password<input type="password" autocomplete="new-password" minlength="10" required value=${password} onInput=${(e) => setPassword(e.target.value)} /></label>
+    <label>Repeat password<input type="password" autocomplete="new-password" minlength="10" required value=${again} onInput=${(e) => setAgain(e.target.value)} /></label>
+    <${ErrorText} error=${error} />
+    <button type="submit" class="primary">Set password</button>
+  </form>`;
+}
+
 export function InvitePage({ code, me, onSignedIn }) {
   const [info, setInfo] = useState(null);
   const [error, setError] = useState('');
@@ -82,7 +111,7 @@ export function InvitePage({ code, me, onSignedIn }) {
   }, [code]);
   if (error) return html`<div class="card"><h1>Invite not found</h1><p class="error" role="alert">${error}</p></div>`;
   if (!info) return html`<p>Loading…</p>`;
-  return info.kind === 'device'
-    ? html`<${DeviceInvite} code=${code} info=${info} me=${me} onSignedIn=${onSignedIn} />`
-    : html`<${UserInvite} code=${code} info=${info} onSignedIn=${onSignedIn} />`;
+  if (info.kind === 'device') return html`<${DeviceInvite} code=${code} info=${info} me=${me} onSignedIn=${onSignedIn} />`;
+  if (info.kind === 'password') return html`<${PasswordLink} code=${code} info=${info} onSignedIn=${onSignedIn} />`;
+  return html`<${UserInvite} code=${code} info=${info} onSignedIn=${onSignedIn} />`;
 }

@@ -131,11 +131,10 @@ function Billing({ me }) {
   const load = () => api.get('/tailnet/-/billing').then((r) => (setB(r), setEmail(r.contact?.email ?? '')), (e) => setError(e.message));
   const [error, run, setError] = useRun(load);
   useEffect(() => void load(), []);
-  if (!b) return null;
   return html`<section class="card wide">
     <h2>Billing</h2>
     <${ErrorText} error=${error} />
-    <p>Plan: <strong>${b.plan}</strong></p>
+    <p>Plan: <strong>${b ? b.plan : '…'}</strong></p>
     ${can(me.user.role, 'billing:contact') &&
     html`<form class="row" onSubmit=${(e) => (e.preventDefault(), run(() => api.post('/tailnet/-/billing/contact', { email })))}>
       <label>Billing contact<input type="email" value=${email} onInput=${(e) => setEmail(e.target.value)} /></label><button type="submit">Save contact</button></form>`}

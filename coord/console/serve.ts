@@ -10,6 +10,7 @@ import { authenticate, login, type AdminDeps } from '../api/admin.js';
 import { badRequest, HttpError, jsonObject, readBody, sendError, sendJson } from '../api/http.js';
 import { hashSecret, parseSecret, secretMatches } from '../secrets.js';
 import { Conflict } from '../store/index.js';
+import { ownerForCode, setOwnerPassword } from './owner-link.js';
 import { checkCsrf, clearedSessionCookie, csrfToken, sessionCookie, sessionToken } from './session.js';
 
 export interface ConsoleDeps extends AdminDeps {
@@ -141,7 +142,31 @@ function describeInvite(deps: ConsoleDeps, code: string) {
   const r = store.stmt('SELECT * FROM user_invites WHERE id = ?').get(parsed.id) as any;
   if (!r || !secretMatches(code, r.code_hash)) throw missing();
   const t = store.getTailnet(r.tailnet_id);
+  if (r.role === 'owner') return { kind: 'password', email: r.email, usable: !!ownerForCode(store, r, code), network: t?.name ?? '' };
   return { kind: 'user', email: r.email, role: r.role, accepted: !!r.accepted, network: t?.name ?? '' };
+}
+
+/** Failed uses of password links per client address: a few tries, then a pause of a minute. */
+const passwordFailures = new Map<string, { count: number; until: number }>();
+
+/** `POST /admin/api/password {code, password}`: the owner's one-time link (coord tailnet create) sets a password. */
+async function setPassword(req: IncomingMessage, res: ServerResponse, deps: ConsoleDeps): Promise<void> {
+  const b = jsonObject(await readBody(req, 16 << 10));
+  if (typeof b.code !== 'string' || typeof b.password !== 'string') throw badRequest('"code" and "password" are required');
+  if (b.password.length < 10) throw badRequest('"password" must have at least 10 characters');
+  const ip = req.socket.remoteAddress ?? '';
+  const f = passwordFailures.get(ip);
+  if (f && f.count >= 5 && f.until > Date.now()) throw new HttpError(429, 'too many failed attempts; try again in a minute');
+  const parsed = parseSecret(b.code);
+  const row = parsed && parsed.kind === 'invite' ? (deps.store.stmt('SELECT * FROM user_invites WHERE id = ?').get(parsed.id) as any) : undefined;
+  const user = row && (await setOwnerPassword(deps.store, row, b.code, b.password));
+  if (!user) {
+    if (!row) hashSecret(b.code);
+    passwordFailures.set(ip, { count: (f && f.until > Date.now() ? f.count : 0) + 1, until: Date.now() + 60_000 });
+    throw new HttpError(401, 'This link is not valid: it is unknown, was used already, has expired, or its user is no longer the owner.');
+  }
+  passwordFailures.delete(ip);
+  json(res, 200, { loginName: user.email, network: deps.store.getTailnet(user.tailnetId)?.name ?? '' });
 }
 
 /** Handles GET/POST under /admin. */
@@ -157,6 +182,10 @@ export async function handleConsole(req: IncomingMessage, res: ServerResponse, u
       const me = token && whoAmI(deps, token);
       if (!me) return json(res, 401, { message: 'not signed in' }, token ? { 'set-cookie': clearedSessionCookie(deps.tls) } : {});
       return json(res, 200, me);
+    }
+    if (path === '/admin/api/password') {
+      if (method !== 'POST') throw new HttpError(405, `method ${method} not allowed here`);
+      return await setPassword(req, res, deps);
     }
     const invite = /^\/admin\/api\/invite\/([^/]+)$/.exec(path);
     if (invite) {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORBIDDEN_MESSAGE } from '../../coord/roles.js';
-import { addUser, api, Coord, root } from '../coord/harness.js';
+import { addUser, api, Coord, coordCli, root } from '../coord/harness.js';
 import { TestDevice } from '../coord/devices.js';
 
 const PASSWORD = 'correct horse battery staple';
@@ -21,6 +21,7 @@ describe('admin console in a browser', () => {
   const devices: TestDevice[] = [];
   const contexts: BrowserContext[] = [];
   let evil: Server;
+  let ownerLink = '';
 
   const shot = async (page: Page, name: string) => {
     if (!SHOTS) return;
@@ -46,7 +47,11 @@ describe('admin console in a browser', () => {
 
   beforeAll(async () => {
     await coord.start();
-    const aKey = coord.createTailnet('a.example', 'alice@a.example');
+    // The first owner gets a one-time link to set a password from `coord tailnet create`.
+    const created = coordCli(['tailnet', 'create', 'a.example', '--owner', 'alice@a.example', '--db', coord.db, '--json', '--public-url', coord.url]);
+    expect(created.status, created.stderr).toBe(0);
+    const { apiKey: aKey, passwordUrl } = JSON.parse(created.stdout) as { apiKey: string; passwordUrl: string };
+    ownerLink = passwordUrl;
     const bKey = coord.createTailnet('b.example', 'boss@b.example');
     ownerA = api(coord.url, aKey);
     for (const [key, t, email, role] of [
@@ -102,13 +107,31 @@ describe('admin console in a browser', () => {
     await shot(p, 'sign-in');
   });
 
+  it("the owner's one-time link from coord tailnet create sets a password and lands in the console", async () => {
+    expect(ownerLink).toMatch(new RegExp(`^${coord.url}/admin/invite/mwkey-invite-`));
+    const p = await newPage();
+    await p.goto(ownerLink);
+    await p.getByRole('heading', { name: 'Set your password' }).waitFor();
+    await p.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await p.getByLabel('Repeat password').fill(PASSWORD);
+    await p.getByRole('button', { name: 'Set password' }).click();
+    await row(p, 'git').waitFor();
+    await p.getByText('alice@a.example · owner').waitFor();
+    // Used once: the link is dead, and the API can do nothing with it either.
+    const again = await newPage();
+    await again.goto(ownerLink);
+    await again.getByRole('heading', { name: 'This link cannot be used' }).waitFor();
+    const code = ownerLink.split('/').pop();
+    expect((await fetch(`${coord.url}/admin/api/password`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code, password: 'another password 123' }) })).status).toBe(401);
+    expect((await api(coord.url).post('/login', { tailnet: 'a.example', email: 'alice@a.example', password: PASSWORD })).status).toBe(200);
+  });
+
   it('shares a device through the pages alone: create and copy a link, accept in another network, remove', async () => {
     const a = await newPage();
     await a.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: coord.url });
-    await signIn(a, 'sam@a.example');
+    await signIn(a, 'alice@a.example');
     await a.getByRole('heading', { name: 'Machines' }).waitFor();
     await row(a, 'git').getByText('Connected').waitFor();
-    await shot(a, 'machines');
     await a.getByRole('button', { name: 'Actions for git' }).click();
     await a.getByRole('menuitem', { name: 'Share…' }).click();
     await a.getByLabel('Label').fill('for Bob at B');
@@ -124,7 +147,7 @@ describe('admin console in a browser', () => {
     // The admin of the second network opens the link: the review page says what, by whom, from where.
     const b = await newPage();
     await b.goto(link);
-    await b.getByRole('heading', { name: 'sam@a.example shared a device with you' }).waitFor();
+    await b.getByRole('heading', { name: 'alice@a.example shared a device with you' }).waitFor();
     const review = await b.locator('dl').textContent();
     expect(review).toContain('git.');
     expect(review).toContain('a.example');
@@ -147,6 +170,7 @@ describe('admin console in a browser', () => {
     expect(await taken.locator('.avatar').textContent()).toBe('BO');
     await a.getByRole('button', { name: 'Close' }).click();
     await row(a, 'git').getByText('Shared out').waitFor({ timeout: 10_000 });
+    await shot(a, 'machines');
 
     // The recipient removes it: gone from B's list, and the sharer's panel says so.
     await row(b, 'git').getByRole('button', { name: 'Actions for git' }).click();
@@ -201,6 +225,7 @@ describe('admin console in a browser', () => {
   const ALL_PAGES = ['Machines', 'Users', 'Access controls', 'DNS', 'Logs', 'Settings'];
   const ROLE_VIEW = [
     // email, role, [Share…, Remove machine, Save policy, Invite user, Generate key, Add webhook, Billing, MagicDNS toggle]
+    ['alice@a.example', 'owner', [true, true, true, true, true, true, true, true]],
     ['sam@a.example', 'admin', [true, true, true, true, true, true, true, true]],
     ['nate@a.example', 'network-admin', [false, false, true, false, true, true, false, true]],
     ['ivy@a.example', 'it-admin', [true, true, false, true, true, true, false, false]],
@@ -225,7 +250,6 @@ describe('admin console in a browser', () => {
       got.push(await has('Invite user'));
       await p.getByRole('link', { name: 'Settings' }).click();
       await p.getByRole('heading', { name: 'Network', exact: true }).waitFor();
-      await p.waitForLoadState('networkidle');
       got.push(await has('Generate key'), await has('Add webhook'), (await p.getByRole('heading', { name: 'Billing' }).count()) > 0);
       await p.getByRole('link', { name: 'DNS' }).click();
       await p.getByRole('heading', { name: 'MagicDNS' }).waitFor();

@@ -355,6 +355,27 @@ describe('admin console in a browser', () => {
     await shot(p, 'acls');
   });
 
+  it('works at phone width and from the keyboard', async () => {
+    const p = await newPage();
+    await p.setViewportSize({ width: 390, height: 800 });
+    await signIn(p, 'sam@a.example');
+    await row(p, 'git').waitFor();
+    // Nothing but the table scrolls sideways: the page itself fits the screen.
+    expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await p.getByRole('button', { name: 'Actions for git' }).focus();
+    await p.keyboard.press('Enter');
+    await p.getByRole('menuitem', { name: 'Share…' }).focus();
+    await p.keyboard.press('Enter');
+    await p.getByRole('dialog', { name: 'Share git' }).waitFor();
+    expect(await p.evaluate(() => document.activeElement?.getAttribute('name'))).toBe('label');
+    await p.keyboard.type('keyboard');
+    await p.keyboard.press('Enter');
+    await p.getByRole('button', { name: 'Copy link' }).waitFor();
+    await shot(p, 'phone');
+    await p.keyboard.press('Escape');
+    await p.getByRole('dialog').waitFor({ state: 'detached' });
+  });
+
   it('a user invite link sets a password and lands in the console', async () => {
     const inv = await ownerA.post('/tailnet/-/user-invites', [{ email: 'newbie@a.example', role: 'it-admin' }]);
     const p = await newPage();

@@ -355,6 +355,36 @@ describe('admin console in a browser', () => {
     await shot(p, 'acls');
   });
 
+  it("users and machines: change a role, suspend and restore, rename; a refused write shows the API's message", async () => {
+    const p = await newPage();
+    await signIn(p, 'sam@a.example');
+    await p.getByRole('link', { name: 'Users' }).click();
+    const memRow = p.getByRole('row').filter({ has: p.getByRole('rowheader').filter({ hasText: 'mem@a.example' }) });
+    const changed = p.waitForResponse((r) => r.url().endsWith('/role'));
+    await p.getByRole('combobox', { name: 'Role of mem@a.example' }).selectOption('auditor');
+    expect((await changed).status()).toBe(200);
+    const mem = () => ownerA.get('/tailnet/-/users').then((r) => r.body.users.find((u: any) => u.loginName === 'mem@a.example'));
+    expect((await mem()).role).toBe('auditor');
+    await p.getByRole('button', { name: 'Suspend mem@a.example' }).click();
+    await memRow.getByRole('cell', { name: 'suspended' }).waitFor();
+    expect((await mem()).status).toBe('suspended');
+    await p.getByRole('button', { name: 'Restore mem@a.example' }).click();
+    await memRow.getByRole('cell', { name: 'active' }).waitFor();
+    expect((await ownerA.post(`/users/${(await mem()).id}/role`, { role: 'member' })).status).toBe(200);
+    // The console offers the control; the API refuses, and the page says why in the API's words.
+    await p.getByRole('combobox', { name: 'Role of sam@a.example' }).selectOption('member');
+    await p.getByRole('alert').filter({ hasText: 'users cannot change their own role' }).waitFor();
+    expect(await p.getByRole('combobox', { name: 'Role of sam@a.example' }).inputValue()).toBe('admin');
+
+    await p.getByRole('link', { name: 'Machines' }).click();
+    await p.getByRole('button', { name: 'Actions for web' }).click();
+    await p.getByRole('menuitem', { name: 'Rename…' }).click();
+    await p.getByLabel('Machine name').fill('www');
+    await p.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    await row(p, 'www').waitFor();
+    expect((await ownerA.get(`/device/${devices[1]!.id}`)).body.name).toMatch(/^www\./);
+  });
+
   it('works at phone width and from the keyboard', async () => {
     const p = await newPage();
     await p.setViewportSize({ width: 390, height: 800 });

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { AdminApi } from './api/admin/router.js';
 import { HttpError, sendError, sendJson } from './api/http.js';
+import { handleConsole } from './console/serve.js';
 import { MachineApi } from './api/machine.js';
 import { Domain } from './domain/index.js';
 import { NetmapHub } from './netmap-stream.js';
@@ -44,6 +45,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   let publicUrl = o.publicUrl ?? '';
   const domain = new Domain({ store: o.store, hub, log: o.log, onEvent });
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl });
+  const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Map() };
   const machine = new MachineApi({ domain, log: o.log });
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
@@ -56,6 +58,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
     if (url.pathname.startsWith('/api/v2/')) return void admin.handle(req, res, url);
     if (url.pathname.startsWith('/machine/')) return void machine.handle(req, res, url);
+    if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) return void handleConsole(req, res, url, consoleDeps);
     sendError(res, new HttpError(404, `not found: ${url.pathname}`));
   };
 

@@ -13,4 +13,6 @@ export default function setup(): void {
     // While several people work in one tree, another part's type errors need not stop your tests.
     if (process.env.MESHWARD_ALLOW_TYPE_ERRORS !== '1') throw err;
   }
+  // The admin console's bundle (dist/console), which coord serves at /admin.
+  execFileSync(process.execPath, [`${root}dist/scripts/build-console.js`], { cwd: root, stdio: 'inherit' });
 }

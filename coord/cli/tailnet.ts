@@ -1,18 +1,24 @@
 // `coord tailnet create NAME --owner EMAIL`: creates a tailnet in the database and prints the owner's
-// first API key (once). `coord tailnet list`. These work on the database directly (on the server).
+// first API key and a one-time link to set the owner's password for the admin console (once).
+// `coord tailnet list`. These work on the database directly (on the server).
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
+import { createOwnerPasswordCode, OWNER_LINK_DAYS } from '../console/owner-link.js';
 import { checkTailnetName, createTailnet, listTailnets } from '../domain/index.js';
 import { Conflict, InvalidInput } from '../errors.js';
 import { Store } from '../store/index.js';
 import { checkEmail, DEFAULT_DB } from './common.js';
 
 export const tailnetCommand: Command = {
-  usage: 'tailnet create NAME --owner EMAIL [--db FILE] | tailnet list [--db FILE] [--json]',
+  usage: 'tailnet create NAME --owner EMAIL [--db FILE] [--public-url URL] [--json] | tailnet list [--db FILE] [--json]',
   summary: 'create or list networks (on the server, against its database)',
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === 'create') {
-      const { values, positionals } = parseFlags(rest, { owner: { type: 'string' }, db: { type: 'string', default: DEFAULT_DB }, json: { type: 'boolean' } }, 1);
+      const { values, positionals } = parseFlags(rest, {
+        owner: { type: 'string' }, db: { type: 'string', default: DEFAULT_DB }, json: { type: 'boolean' },
+        // Where people reach coord (as `coord serve --public-url`); the default is coord serve's own default.
+        'public-url': { type: 'string', default: 'http://127.0.0.1:8080' },
+      }, 1);
       const name = positionals[0];
       if (!name) throw new UsageError('missing network NAME (e.g. coord tailnet create example.com --owner alice@example.com)');
       try {
@@ -25,13 +31,19 @@ export const tailnetCommand: Command = {
       const owner = checkEmail('--owner', values.owner);
       const store = new Store(values.db!);
       try {
-        const { tailnet, apiKey } = createTailnet(store, name, owner);
+        const made = store.tx(() => {
+          const m = createTailnet(store, name, owner);
+          return { ...m, code: createOwnerPasswordCode(store, m.owner) };
+        });
+        const { tailnet, apiKey } = made;
+        const passwordUrl = `${values['public-url']!.replace(/\/+$/, '')}/admin/invite/${made.code}`;
         if (values.json) {
-          process.stdout.write(JSON.stringify({ tailnet: tailnet.name, domain: tailnet.domain, owner, apiKey: apiKey.secret }) + '\n');
+          process.stdout.write(JSON.stringify({ tailnet: tailnet.name, domain: tailnet.domain, owner, apiKey: apiKey.secret, passwordUrl }) + '\n');
         } else {
           process.stdout.write(
             `created network ${tailnet.name} (domain ${tailnet.domain}) owned by ${owner}\n` +
-              `owner's API key (shown only now; keep it secret): ${apiKey.secret}\n`,
+              `owner's API key (shown only now; keep it secret): ${apiKey.secret}\n` +
+              `owner's one-time link to set a password for the admin console (valid ${OWNER_LINK_DAYS} days): ${passwordUrl}\n`,
           );
         }
         return 0;

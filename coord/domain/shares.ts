@@ -73,6 +73,11 @@ export class ShareOperations extends Operations {
     );
   }
 
+  /** Whether the share an accepted invite made is still on (the recipient or the sharer may have removed it). */
+  inviteStillShared(inv: DeviceInvite): boolean {
+    return inv.acceptedBy !== null && this.store.shareFor(inv.deviceId, inv.acceptedBy) !== undefined;
+  }
+
   listInvites(d: Device): DeviceInvite[] {
     return this.store.listDeviceInvites(d.id);
   }

@@ -158,6 +158,12 @@ export class Store {
     return this.one('SELECT * FROM users WHERE id = ?', userFrom, id);
   }
 
+  /** The names of the tailnets where this email has a user with a password (sign-in without a tailnet name). */
+  tailnetsWithPassword(email: string): string[] {
+    const rows = this.stmt('SELECT t.name AS name FROM users u JOIN tailnets t ON t.id = u.tailnet_id WHERE lower(u.email) = lower(?) AND u.password_hash IS NOT NULL ORDER BY t.name').all(email) as { name: string }[];
+    return rows.map((r) => r.name);
+  }
+
   getUserByEmail(tailnetId: number, email: string): User | undefined {
     return this.one('SELECT * FROM users WHERE tailnet_id = ? AND email = ? COLLATE NOCASE', userFrom, tailnetId, email);
   }

@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { can, FORBIDDEN_MESSAGE } from '../../roles.js';
 import { HttpError, httpErrorOf, matchPath, readBody, sendError, sendJson } from '../http.js';
 import { auditRoutes } from './audit.js';
+import { consoleAuthorization } from '../../console/session.js';
 import { authenticate } from './auth.js';
 import type { AdminDeps, Answer, Call, Route } from './call.js';
 import { deviceRoutes, routeRoutes } from './devices.js';
@@ -60,7 +61,8 @@ export class AdminApi {
       }
       if (!route) throw new HttpError(pathKnown ? 405 : 404, pathKnown ? `method ${method} not allowed here` : `no such API endpoint: ${url.pathname}`);
 
-      const caller = authenticate(deps.domain, req.headers.authorization);
+      // The admin console's session cookie (with its CSRF header) stands in for a bearer key.
+      const caller = authenticate(deps.domain, req.headers.authorization ?? consoleAuthorization(req));
       if (!caller) throw new HttpError(401, 'missing, unknown, expired or revoked API key (send "Authorization: Bearer <key>")');
       if (!can(caller.user.role, route.perm)) throw new HttpError(403, FORBIDDEN_MESSAGE);
 

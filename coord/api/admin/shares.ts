@@ -7,7 +7,7 @@ import { bodyObject, route, type Answer, type Call } from './call.js';
 import { deviceInviteJson, deviceJson, inviteUrl, userRefJson } from './json.js';
 
 function inviteJson(c: Call, inv: DeviceInvite, extra?: Record<string, unknown>) {
-  return deviceInviteJson(inv, c.domain.users.byId(inv.acceptedBy), extra);
+  return deviceInviteJson(inv, c.domain.users.byId(inv.acceptedBy), { shared: c.domain.shares.inviteStillShared(inv), ...extra });
 }
 
 async function createDeviceInvites(c: Call): Promise<Answer> {

@@ -50,7 +50,8 @@ function deleteUserInvite(c: Call): Answer {
   return { body: {} };
 }
 
-function clientAddr(req: IncomingMessage): string {
+/** The address sign-in throttling counts a request under. */
+export function clientAddr(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? '';
 }
 

@@ -1,9 +1,9 @@
 // The bridge between the store and the policy engine: the topology of a network as the engine sees it,
 // the gate every policy write passes (parse, tests, compile), and who may use which tag.
 import { createHash } from 'node:crypto';
-import { compileFilters, mayUseTag, parsePolicy, PolicyError, runPolicyTests, type Policy, type Topology } from './policy/index.js';
+import { checkPolicyOffThread, compileFilters, mayUseTag, parsePolicy, PolicyCheckBusy, PolicyError, runPolicyTests, type Policy, type Topology } from './policy/index.js';
 import type { Device, Store, User } from './store/index.js';
-import { badRequest } from './api/http.js';
+import { badRequest, HttpError } from './api/http.js';
 
 /** A new network's policy: Tailscale's default, everyone may reach everything (edit it to restrict). */
 export const DEFAULT_POLICY = `// The policy file of this network, in Tailscale's syntax (HuJSON).
@@ -58,6 +58,7 @@ export function policyHttpError(err: unknown): Error {
     }
     return badRequest(err.message);
   }
+  if (err instanceof PolicyCheckBusy) return new HttpError(503, err.message);
   return err as Error;
 }
 
@@ -93,6 +94,26 @@ export function checkPolicyText(text: string, topo: () => Topology): Policy {
       }
     }
     return policy;
+  } catch (err) {
+    throw policyHttpError(err);
+  }
+}
+
+/**
+ * gatePolicy and checkPolicyText off the event loop (a worker thread): what the API uses, so a large
+ * policy's tests and compile never stall other requests. Throws a 400 HttpError (503 when busy).
+ */
+export async function gatePolicyAsync(text: string, topo: Topology): Promise<void> {
+  try {
+    await checkPolicyOffThread(text, topo, true);
+  } catch (err) {
+    throw policyHttpError(err);
+  }
+}
+
+export async function checkPolicyTextAsync(text: string, topo: () => Topology): Promise<Policy> {
+  try {
+    return await checkPolicyOffThread(text, topo(), false);
   } catch (err) {
     throw policyHttpError(err);
   }

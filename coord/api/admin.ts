@@ -8,7 +8,7 @@ import { preview } from '../policy/index.js';
 import { can, FORBIDDEN_MESSAGE, type Permission } from '../roles.js';
 import { hashPassword, hashSecret, newSecret, parseSecret, randomToken, secretMatches, verifyPassword } from '../secrets.js';
 import { Conflict, dnsLabel, ROLES, type Device, type DeviceInvite, type Key, type Role, type Share, type Store, type Tailnet, type User } from '../store/index.js';
-import { checkPolicyText, etagOf, gatePolicy, ownsTag, parseStored, tagDefined, policyHttpError, topologyOf } from '../policy-service.js';
+import { checkPolicyTextAsync, etagOf, gatePolicyAsync, ownsTag, parseStored, tagDefined, policyHttpError, topologyOf } from '../policy-service.js';
 import type { NetmapHub } from '../netmap.js';
 import { badRequest, compilePath, HttpError, jsonObject, matchPath, parseJson, notFound, readBody, sendError, sendJson, type PathPattern } from './http.js';
 
@@ -228,7 +228,7 @@ async function postAcl(c: Call): Promise<Answer> {
     throw new HttpError(412, 'precondition failed: the policy was changed since it was read (If-Match does not match the current ETag)');
   }
   const { store, hub } = c.deps;
-  const policy = checkPolicyText(text, () => topologyOf(store, t.id));
+  const policy = await checkPolicyTextAsync(text, () => topologyOf(store, t.id));
   // Compile into the live network first: a policy that does not compile is refused with nothing stored.
   let prepared;
   try {
@@ -259,7 +259,7 @@ async function validateAcl(c: Call): Promise<Answer> {
   const body = await c.body();
   const text = body.length > 0 ? policyText(body) : t.policy;
   try {
-    gatePolicy(text, topologyOf(c.deps.store, t.id));
+    await gatePolicyAsync(text, topologyOf(c.deps.store, t.id));
   } catch (err) {
     // Tailscale answers a validation whose tests ran and failed with 200 and the failures in the body;
     // a file that does not parse or validate is a 400.

@@ -21,6 +21,8 @@ export interface ServerOptions {
   keepaliveMs?: number;
   /** Ephemeral devices offline for this long are removed (default 10 minutes). */
   ephemeralTimeoutMs?: number;
+  /** Let webhooks target loopback, link-local and private addresses (default: public addresses only). */
+  allowPrivateWebhooks?: boolean;
 }
 
 export interface CoordServer {
@@ -34,7 +36,8 @@ export interface CoordServer {
 
 export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const hub = new NetmapHub(o.store, o.log, o.keepaliveMs);
-  const webhooks = new Webhooks(o.store, o.log);
+  const allowPrivateWebhooks = o.allowPrivateWebhooks ?? false;
+  const webhooks = new Webhooks(o.store, o.log, undefined, allowPrivateWebhooks);
   const onEvent = (tailnetId: number, type: string, data: Record<string, unknown>) => webhooks.emit(tailnetId, type, data);
   let publicUrl = o.publicUrl ?? '';
   const machine = new MachineApi({ store: o.store, hub, log: o.log, onEvent });
@@ -47,7 +50,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
       return sendError(res, new HttpError(400, 'malformed request URL'));
     }
     if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
-    if (url.pathname.startsWith('/api/v2/')) return void handleAdmin(req, res, url, { store: o.store, hub, log: o.log, onEvent, publicUrl });
+    if (url.pathname.startsWith('/api/v2/')) return void handleAdmin(req, res, url, { store: o.store, hub, log: o.log, onEvent, publicUrl, allowPrivateWebhooks });
     if (url.pathname.startsWith('/machine/')) return void machine.handle(req, res, url);
     sendError(res, new HttpError(404, `not found: ${url.pathname}`));
   };

@@ -10,6 +10,7 @@ import { hashPassword, hashSecret, newSecret, parseSecret, randomToken, secretMa
 import { Conflict, dnsLabel, ROLES, type Device, type DeviceInvite, type Key, type Role, type Share, type Store, type Tailnet, type User } from '../store/index.js';
 import { checkPolicyTextAsync, etagOf, gatePolicyAsync, ownsTag, parseStored, tagDefined, policyHttpError, topologyOf } from '../policy-service.js';
 import type { NetmapHub } from '../netmap.js';
+import { webhookTarget } from '../webhook-target.js';
 import { badRequest, compilePath, HttpError, jsonObject, matchPath, parseJson, notFound, readBody, sendError, sendJson, type PathPattern } from './http.js';
 
 export interface AdminDeps {
@@ -20,6 +21,7 @@ export interface AdminDeps {
   onEvent?: (tailnetId: number, type: string, data: Record<string, unknown>) => void;
   /** The URL people reach this server at (invite links). */
   publicUrl: string;
+  allowPrivateWebhooks?: boolean;
 }
 
 interface Caller {
@@ -872,6 +874,7 @@ async function createWebhook(c: Call): Promise<Answer> {
   const t = tailnetParam(c);
   const b = jsonObject(await c.body());
   const { url, subs } = checkWebhookBody(b, false);
+  await webhookTarget(url!, c.deps.allowPrivateWebhooks);
   const id = 'w' + randomToken(12);
   const secret = 'mwwhsec-' + randomToken(40);
   const now = new Date().toISOString();
@@ -900,6 +903,7 @@ function webhookParam(c: Call): any {
 async function patchWebhook(c: Call): Promise<Answer> {
   const r = webhookParam(c);
   const { url, subs } = checkWebhookBody(jsonObject(await c.body()), true);
+  if (url !== undefined) await webhookTarget(url, c.deps.allowPrivateWebhooks);
   const { store } = c.deps;
   store.tx(() => {
     store.db

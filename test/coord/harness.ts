@@ -17,6 +17,8 @@ export class Coord {
   url = '';
   proc: ChildProcess | undefined;
   stderr = '';
+  /** Everything coord printed on stdout (its log lines, as JSON). */
+  stdout = '';
   readonly dir: string;
   readonly db: string;
 
@@ -31,6 +33,7 @@ export class Coord {
     });
     this.proc = proc;
     proc.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
+    proc.stdout!.on('data', (c: Buffer) => (this.stdout += c.toString()));
     const lines = createInterface({ input: proc.stdout! });
     this.url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`coord did not start: ${this.stderr}`)), 15_000);

@@ -13,7 +13,7 @@ import { ownsTag, tagDefined } from '../policy-service.js';
 import { can } from '../roles.js';
 import { enabledRoutesFor } from '../routes.js';
 import { parseSecret, secretMatches } from '../secrets.js';
-import type { Device, Key, Store, Tailnet, User } from '../store/index.js';
+import { Conflict, type Device, type Key, type Store, type Tailnet, type User } from '../store/index.js';
 import { removeDevice, settingsOf } from './admin.js';
 import { badRequest, HttpError, jsonObject, readBody, sendError, sendJson } from './http.js';
 
@@ -111,6 +111,7 @@ export class MachineApi {
       throw new HttpError(404, `no such machine API endpoint: ${req.method} ${url.pathname}`);
     } catch (err) {
       if (err instanceof HttpError) return sendError(res, err);
+      if (err instanceof Conflict) return sendError(res, new HttpError(409, err.message));
       this.deps.log.error({ err, path: url.pathname }, 'machine API request failed');
       sendError(res, new HttpError(500, 'internal error'));
     }

@@ -405,6 +405,7 @@ export class Store {
   createDevice(d: Omit<Device, 'id' | 'name' | 'ipv4' | 'ipv6' | 'created' | 'lastSeen'>): Device {
     return this.tx(() => {
       const id = 'n' + randomToken(14);
+      this.claimNodeKey(d.nodeKey, '');
       const name = this.freeName(d.tailnetId, dnsLabel(d.hostname));
       const taken = this.stmt('SELECT 1 FROM devices WHERE ipv4 = ?');
       let ipv4 = randomIp4();
@@ -448,6 +449,7 @@ export class Store {
   }
 
   updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'tailnetId' | 'machineKey' | 'ipv4' | 'ipv6' | 'created'>>): Device {
+    if (patch.nodeKey !== undefined) this.claimNodeKey(patch.nodeKey, id);
     const sets: string[] = [];
     const values: unknown[] = [];
     for (const [k, v] of Object.entries(patch)) {
@@ -460,6 +462,16 @@ export class Store {
     const d = this.getDevice(id);
     if (!d) throw new NotFound(`device ${id} not found`);
     return d;
+  }
+
+  /**
+   * Refuses (Conflict) a node key that another device of any network holds: peers key devices by it
+   * and would drop that device in favour of the copy.
+   */
+  claimNodeKey(nodeKey: string, deviceId: string): void {
+    if (this.stmt('SELECT 1 FROM devices WHERE node_key = ? AND id != ?').get(nodeKey, deviceId)) {
+      throw new Conflict('this node key is already used by another device; every device needs a WireGuard key of its own');
+    }
   }
 
   deleteDevice(id: string): void {

@@ -56,4 +56,19 @@ describe('networks are isolated from each other', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(devB.last!.peers).toEqual([]);
   });
+
+  it("refuses another device's node key, from any network, at registration and update (409)", async () => {
+    const thief = new TestDevice(coord.url);
+    all.push(thief);
+    const key = (await b.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true } } } })).body.key;
+    const reg = thief.client.register({ nodeKey: devA.nodeKey, hostname: 'thief', authKey: key, os: 'linux', version: '0.1.0', endpoints: [] });
+    await expect(reg).rejects.toMatchObject({ status: 409, message: 'this node key is already used by another device; every device needs a WireGuard key of its own' });
+    await thief.register(key, 'thief');
+    await expect(thief.client.update({ nodeKey: devA.nodeKey })).rejects.toMatchObject({ status: 409 });
+    await expect(thief.client.update({ nodeKey: devB.nodeKey })).rejects.toMatchObject({ status: 409 });
+    // The victims keep their keys in every netmap; a device may keep and re-send its own key.
+    await thief.client.update({ nodeKey: thief.nodeKey });
+    const devices = (await a.get('/tailnet/-/devices')).body.devices;
+    expect(devices.find((d: { id: string }) => d.id === devA.id).nodeKey).toBe(`nodekey:${devA.nodeKey}`);
+  });
 });

@@ -17,7 +17,7 @@ afterEach(() => {
 });
 
 const device = (tailnetId: number, userId: string, machineKey: string, hostname: string) => ({
-  tailnetId, userId, machineKey, nodeKey: 'nk', hostname, tags: [], os: 'linux', clientVersion: '1', endpoints: [],
+  tailnetId, userId, machineKey, nodeKey: `nk-${machineKey}`, hostname, tags: [], os: 'linux', clientVersion: '1', endpoints: [],
   advertisedRoutes: [], enabledRoutes: [], posture: {}, authorized: true, ephemeral: false, keyExpiryDisabled: false,
   expires: null, authKeyId: null,
 });
@@ -136,5 +136,17 @@ describe('store', () => {
     s.deleteUser(carol.id);
     expect(s.sharesFrom(a.tailnet.id)).toEqual([]);
     s.close();
+  });
+
+  it('refuses a node key another device holds, in any network', () => {
+    const store = new Store(tempDb());
+    const a = store.createTailnet('a.example', 'alice@a.example', '{}', '"e"');
+    const b = store.createTailnet('b.example', 'bob@b.example', '{}', '"e"');
+    const one = store.createDevice({ ...device(a.tailnet.id, a.owner.id, 'mk1', 'one'), nodeKey: 'shared' });
+    expect(() => store.createDevice({ ...device(b.tailnet.id, b.owner.id, 'mk2', 'two'), nodeKey: 'shared' })).toThrow(Conflict);
+    const two = store.createDevice(device(b.tailnet.id, b.owner.id, 'mk2', 'two'));
+    expect(() => store.updateDevice(two.id, { nodeKey: 'shared' })).toThrow(/already used by another device/);
+    expect(store.updateDevice(one.id, { nodeKey: 'shared' }).nodeKey).toBe('shared');
+    store.close();
   });
 });

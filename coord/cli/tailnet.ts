@@ -21,13 +21,13 @@ export const tailnetCommand: Command = {
       const owner = checkEmail('--owner', values.owner);
       const store = new Store(values.db!);
       try {
-        const { tailnet, apiKey } = store.createTailnet(name, owner, DEFAULT_POLICY, etagOf(DEFAULT_POLICY));
+        const { tailnet, apiKey, apiKeyExpires } = store.createTailnet(name, owner, DEFAULT_POLICY, etagOf(DEFAULT_POLICY));
         if (values.json) {
-          process.stdout.write(JSON.stringify({ tailnet: tailnet.name, domain: tailnet.domain, owner, apiKey: apiKey.secret }) + '\n');
+          process.stdout.write(JSON.stringify({ tailnet: tailnet.name, domain: tailnet.domain, owner, apiKey: apiKey.secret, apiKeyExpires }) + '\n');
         } else {
           process.stdout.write(
             `created network ${tailnet.name} (domain ${tailnet.domain}) owned by ${owner}\n` +
-              `owner's API key (shown only now; keep it secret): ${apiKey.secret}\n`,
+              `owner's API key (shown only now; keep it secret; expires ${apiKeyExpires}): ${apiKey.secret}\n`,
           );
         }
         return 0;

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -148,5 +148,28 @@ describe('store', () => {
     expect(() => store.updateDevice(two.id, { nodeKey: 'shared' })).toThrow(/already used by another device/);
     expect(store.updateDevice(one.id, { nodeKey: 'shared' }).nodeKey).toBe('shared');
     store.close();
+  });
+
+  it('narrows an existing database file that others may read to owner-only at open', () => {
+    const path = tempDb();
+    new Store(path).close();
+    for (const p of [path, `${path}-wal`]) if (existsSync(p)) chmodSync(p, 0o644);
+    chmodSync(path, 0o644);
+    const s = new Store(path);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    for (const p of [`${path}-wal`, `${path}-shm`]) if (existsSync(p)) expect(statSync(p).mode & 0o077).toBe(0);
+    s.close();
+  });
+
+  it("gives the owner's first API key the API keys' 90-day limit", () => {
+    const s = new Store(tempDb());
+    const before = Date.now();
+    const { owner, apiKeyExpires } = s.createTailnet('a.example', 'alice@a.example', '{}', '"e"');
+    const keys = s.db.prepare('SELECT expires FROM keys WHERE user_id = ?').all(owner.id) as { expires: string | null }[];
+    expect(keys).toEqual([{ expires: apiKeyExpires }]);
+    const days = (Date.parse(apiKeyExpires) - before) / 86_400_000;
+    expect(days).toBeGreaterThan(89.99);
+    expect(days).toBeLessThanOrEqual(90.01);
+    s.close();
   });
 });

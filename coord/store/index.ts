@@ -1,8 +1,7 @@
 // coord's store: SQLite through better-sqlite3 (synchronous; keep transactions short). Every
 // configuration write that touches several rows runs in one transaction, so nothing is half-written.
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { API_KEY_MAX_SECONDS, secureDbFile } from './files.js';
 import { MIGRATIONS } from './migrations.js';
 import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
@@ -202,11 +201,7 @@ export class Store {
   private readonly txFn: (fn: () => unknown) => unknown;
 
   constructor(path: string) {
-    if (path !== ':memory:') {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      // The database holds key hashes and webhook secrets: owner-only (SQLite gives -wal/-shm the same mode).
-      if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
-    }
+    secureDbFile(path);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
@@ -257,7 +252,7 @@ export class Store {
 
   // ── networks ────────────────────────────────────────────────────────────────
 
-  createTailnet(name: string, ownerEmail: string, policy: string, policyEtag: string): { tailnet: Tailnet; owner: User; apiKey: NewSecret } {
+  createTailnet(name: string, ownerEmail: string, policy: string, policyEtag: string): { tailnet: Tailnet; owner: User; apiKey: NewSecret; apiKeyExpires: string } {
     return this.tx(() => {
       if (this.stmt('SELECT 1 FROM tailnets WHERE name = ?').get(name)) throw new Conflict(`network "${name}" already exists`);
       const base = dnsLabel(name.replace(/@/g, '-').replace(/\./g, '-'));
@@ -271,8 +266,8 @@ export class Store {
         .run(name, domain, created, policy, policyEtag, json({}), json({ nameservers: [], searchPaths: [], magicDNS: true }));
       const tailnetId = Number(info.lastInsertRowid);
       const owner = this.createUser(tailnetId, ownerEmail, 'owner');
-      const apiKey = this.createKey({ tailnetId, keyType: 'api', userId: owner.id, description: 'first owner key' });
-      return { tailnet: this.getTailnet(tailnetId)!, owner, apiKey: apiKey.secret };
+      const apiKey = this.createKey({ tailnetId, keyType: 'api', userId: owner.id, description: 'first owner key', expires: new Date(Date.now() + API_KEY_MAX_SECONDS * 1000).toISOString() });
+      return { tailnet: this.getTailnet(tailnetId)!, owner, apiKey: apiKey.secret, apiKeyExpires: apiKey.key.expires! };
     });
   }
 

@@ -2,6 +2,7 @@
 // configuration write that touches several rows runs in one transaction, so nothing is half-written.
 import Database from 'better-sqlite3';
 import { API_KEY_MAX_SECONDS, secureDbFile } from './files.js';
+import { NonceLedger } from './nonces.js';
 import { MIGRATIONS } from './migrations.js';
 import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
@@ -243,6 +244,13 @@ export class Store {
 
   close(): void {
     this.db.close();
+  }
+
+  private nonceLedger: NonceLedger | undefined;
+
+  /** Records a signed machine request's nonce until `expires` (unix ms); false for a replay, across restarts. */
+  useNonce(key: string, now: number, expires: number): boolean {
+    return (this.nonceLedger ??= new NonceLedger(this.db)).use(key, now, expires);
   }
 
   /** Runs fn in one transaction (nested calls become savepoints). */

@@ -2,6 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, Coord } from './harness.js';
 import { TestDevice } from './devices.js';
+import { signedHeaders } from '../../agent/control/index.js';
+import { MACHINE_PATHS } from '../../wire/protocol.js';
 
 describe('networks are isolated from each other', () => {
   const coord = new Coord();
@@ -70,5 +72,18 @@ describe('networks are isolated from each other', () => {
     await thief.client.update({ nodeKey: thief.nodeKey });
     const devices = (await a.get('/tailnet/-/devices')).body.devices;
     expect(devices.find((d: { id: string }) => d.id === devA.id).nodeKey).toBe(`nodekey:${devA.nodeKey}`);
+  });
+
+  it('refuses a signed machine request replayed after coord restarts (nonces survive restarts)', async () => {
+    const body = Buffer.from(JSON.stringify({ endpoints: ['192.0.2.9:41641'] }));
+    const headers = { 'content-type': 'application/json', ...signedHeaders(devA.client.key, 'POST', MACHINE_PATHS.update, body) };
+    const send = async () => (await fetch(coord.url + MACHINE_PATHS.update, { method: 'POST', headers, body })).status;
+    expect(await send()).toBe(200);
+    expect(await send()).toBe(401);
+    devA.close();
+    devB.close();
+    await coord.stop();
+    await coord.start(['--listen', new URL(coord.url).host]);
+    expect(await send()).toBe(401);
   });
 });

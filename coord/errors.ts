@@ -25,3 +25,5 @@ export class Conflict extends DomainError {}
 export class PreconditionFailed extends DomainError {}
 /** Too many attempts; try again later (429). */
 export class TooManyRequests extends DomainError {}
+/** The server is busy with work like this; try again in a moment (503). */
+export class Unavailable extends DomainError {}

@@ -26,6 +26,8 @@ export interface ServerOptions {
   ephemeralTimeoutMs?: number;
   /** STUN on this UDP port and the next, on the listener's host (absent or 0: off). */
   stunPort?: number;
+  /** Let webhooks target loopback, link-local and private addresses (default: public addresses only). */
+  allowPrivateWebhooks?: boolean;
 }
 
 export interface CoordServer {
@@ -40,10 +42,11 @@ export interface CoordServer {
 
 export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const hub = new NetmapHub(o.store, o.log, o.keepaliveMs);
-  const webhooks = new Webhooks(o.store, o.log);
+  const allowPrivateWebhooks = o.allowPrivateWebhooks ?? false;
+  const webhooks = new Webhooks(o.store, o.log, undefined, allowPrivateWebhooks);
   const onEvent = (tailnetId: number, type: string, data: Record<string, unknown>) => webhooks.emit(tailnetId, type, data);
   let publicUrl = o.publicUrl ?? '';
-  const domain = new Domain({ store: o.store, hub, log: o.log, onEvent });
+  const domain = new Domain({ store: o.store, hub, log: o.log, onEvent, allowPrivateWebhooks });
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl });
   const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Map() };
   const machine = new MachineApi({ domain, log: o.log });

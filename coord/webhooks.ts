@@ -4,8 +4,9 @@
 // Deliveries in flight are kept in memory only: a restart of coord drops pending retries.
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import type { Store } from './store/index.js';
+import { checkLiteralTarget, publicOnlyLookup } from './webhook-target.js';
 
 export const MAX_ATTEMPTS = 6;
 
@@ -25,7 +26,13 @@ export class Webhooks {
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
 
-  constructor(private readonly store: Store, private readonly log: Logger, private readonly baseDelayMs = 1000) {}
+  /** Connections whose DNS answers must be public addresses (see webhook-target.ts). */
+  private readonly dispatcher: Agent | undefined;
+
+  /** `allowPrivate`: deliver to loopback and private addresses too (`coord serve --allow-private-webhooks`). */
+  constructor(private readonly store: Store, private readonly log: Logger, private readonly baseDelayMs = 1000, private readonly allowPrivate = false) {
+    this.dispatcher = allowPrivate ? undefined : new Agent({ connect: { lookup: publicOnlyLookup } });
+  }
 
   emit(tailnetId: number, type: string, data: Record<string, unknown>): void {
     if (this.closed) return;
@@ -42,7 +49,10 @@ export class Webhooks {
     const p = (async () => {
       const t = Math.floor(Date.now() / 1000);
       try {
+        checkLiteralTarget(url, this.allowPrivate);
         const res = await request(url, {
+          dispatcher: this.dispatcher,
+          maxRedirections: 0,
           method: 'POST',
           body,
           headers: { 'content-type': 'application/json', 'tailscale-webhook-signature': signWebhook(secret, t, body), 'user-agent': 'meshward-coord' },
@@ -81,5 +91,6 @@ export class Webhooks {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await Promise.race([this.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    await this.dispatcher?.close();
   }
 }

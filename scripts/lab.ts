@@ -54,6 +54,8 @@ export class Coord {
   url = '';
   proc: ChildProcess | undefined;
   stderr = '';
+  /** Everything coord printed on stdout (its log lines, as JSON), when it runs as this process's child. */
+  stdout = '';
   readonly dir: string;
   readonly db: string;
   private readonly log: string | undefined;
@@ -76,6 +78,7 @@ export class Coord {
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     proc.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
+    proc.stdout!.on('data', (c: Buffer) => (this.stdout += c.toString()));
     const lines = createInterface({ input: proc.stdout! });
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`coord did not start: ${this.stderr}`)), 15_000);

@@ -19,26 +19,9 @@ export interface MachineDeps {
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/;
 
-/** Nonces seen within the clock-skew window; a repeat is a replay. */
-class NonceCache {
-  private readonly seen = new Map<string, number>();
-  private lastSweep = 0;
-
-  use(key: string, now: number): boolean {
-    if (now - this.lastSweep > 10_000) {
-      for (const [k, exp] of this.seen) if (exp < now) this.seen.delete(k);
-      this.lastSweep = now;
-    }
-    if (this.seen.has(key)) return false;
-    this.seen.set(key, now + 2 * MAX_CLOCK_SKEW_MS);
-    return true;
-  }
-}
-
 const unauthorized = (m: string) => new HttpError(401, m);
 
 export class MachineApi {
-  private readonly nonces = new NonceCache();
   private readonly keyCache = new Map<string, KeyObject>();
 
   constructor(private readonly deps: MachineDeps) {}
@@ -71,7 +54,7 @@ export class MachineApi {
     const bodyHash = createHash('sha256').update(body).digest('hex');
     const msg = Buffer.from(signingString(req.method ?? 'GET', pathAndQuery, bodyHash, timestamp, nonce));
     if (signature.length !== 64 || !verify(null, msg, pub, signature)) throw unauthorized('bad machine key signature');
-    if (!this.nonces.use(`${machineKey}/${nonce}`, now)) throw unauthorized('replayed request (nonce already used)');
+    if (!this.deps.domain.machines.useNonce(`${machineKey}/${nonce}`, now, now + 2 * MAX_CLOCK_SKEW_MS)) throw unauthorized('replayed request (nonce already used)');
     return machineKey;
   }
 

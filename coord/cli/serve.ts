@@ -7,7 +7,7 @@ import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
 export const serveCommand: Command = {
-  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--log-level LEVEL]',
+  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--allow-private-webhooks] [--log-level LEVEL]',
   summary: 'run the coordination server',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -19,6 +19,7 @@ export const serveCommand: Command = {
       'log-level': { type: 'string', default: 'info' },
       'ephemeral-timeout': { type: 'string', default: '10m' },
       'stun-port': { type: 'string', default: '3478' },
+      'allow-private-webhooks': { type: 'boolean' },
     });
     const ephemeralTimeoutMs = parseDuration(values['ephemeral-timeout']!) * 1000;
     if (ephemeralTimeoutMs < 1000) throw new UsageError('--ephemeral-timeout must be at least 1s');
@@ -31,7 +32,9 @@ export const serveCommand: Command = {
     const log = pino({ level: values['log-level']!, base: { program: 'coord' } });
     const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) } : undefined;
     const store = new Store(values.db!);
-    const server = await startServer({ store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort });
+    const server = await startServer({
+      store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, allowPrivateWebhooks: values['allow-private-webhooks'] === true,
+    });
     log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null }, 'coord listening');
     // For scripts and tests: the address actually bound (useful with port 0).
     process.stdout.write(JSON.stringify({ listening: server.url }) + '\n');

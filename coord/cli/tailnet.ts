@@ -35,14 +35,14 @@ export const tailnetCommand: Command = {
           const m = createTailnet(store, name, owner);
           return { ...m, code: createOwnerPasswordCode(store, m.owner) };
         });
-        const { tailnet, apiKey } = made;
+        const { tailnet, apiKey, apiKeyExpires } = made;
         const passwordUrl = `${values['public-url']!.replace(/\/+$/, '')}/admin/invite/${made.code}`;
         if (values.json) {
-          process.stdout.write(JSON.stringify({ tailnet: tailnet.name, domain: tailnet.domain, owner, apiKey: apiKey.secret, passwordUrl }) + '\n');
+          process.stdout.write(JSON.stringify({ tailnet: tailnet.name, domain: tailnet.domain, owner, apiKey: apiKey.secret, apiKeyExpires, passwordUrl }) + '\n');
         } else {
           process.stdout.write(
             `created network ${tailnet.name} (domain ${tailnet.domain}) owned by ${owner}\n` +
-              `owner's API key (shown only now; keep it secret): ${apiKey.secret}\n` +
+              `owner's API key (shown only now; keep it secret; expires ${apiKeyExpires}): ${apiKey.secret}\n` +
               `owner's one-time link to set a password for the admin console (valid ${OWNER_LINK_DAYS} days): ${passwordUrl}\n`,
           );
         }

@@ -12,6 +12,8 @@ export interface DomainDeps {
   hub: NetmapHub;
   log: Logger;
   onEvent?: EventSink;
+  /** Webhooks may target loopback, link-local and private addresses (`coord serve --allow-private-webhooks`). */
+  allowPrivateWebhooks?: boolean;
 }
 
 /** An authenticated admin API caller: a user of one tailnet, through one API or session key. */

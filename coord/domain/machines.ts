@@ -38,6 +38,14 @@ export class MachineOperations extends Operations {
     checkTags(policy, tags, (tag) => key.tags.includes(tag) || (userMayUseTag(policy, creator, tag) && userMayUseTag(policy, user, tag)));
   }
 
+  /**
+   * Spends a signed request's nonce: false when it was seen before (a replay). Kept in the store until
+   * `expires`, so a replay is refused across a restart of coord too.
+   */
+  useNonce(key: string, now: number, expires: number): boolean {
+    return this.store.useNonce(key, now, expires);
+  }
+
   register(machineKey: string, r: RegisterRequest): RegisterResponse {
     const { store, hub } = this;
     const nodeKey = checkNodeKey(r.nodeKey);

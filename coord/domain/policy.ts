@@ -1,11 +1,12 @@
 // The tailnet's policy file: the one check every policy passes (parse, the policy's tests, compile),
 // writes with optimistic concurrency (If-Match), validation, preview, and who may use which tag.
 import { createHash } from 'node:crypto';
-import { InvalidInput, PreconditionFailed, Forbidden } from '../errors.js';
-import { compileFilters, mayUseTag, parsePolicy, PolicyError, preview, runPolicyTests, type Policy, type Topology } from '../policy/index.js';
+import { InvalidInput, PreconditionFailed, Forbidden, Unavailable } from '../errors.js';
+import { checkPolicyOffThread, compileFilters, mayUseTag, parsePolicy, PolicyCheckBusy, PolicyError, preview, runPolicyTests, type Policy, type Topology } from '../policy/index.js';
 import { can } from '../roles.js';
 import type { Tailnet, User } from '../store/index.js';
 import { topologyOf } from '../topology.js';
+import { isTag } from '../../wire/names.js';
 import { Operations, type Caller } from './context.js';
 
 /** A new tailnet's policy: Tailscale's default, everyone may reach everything (edit it to restrict). */
@@ -52,7 +53,6 @@ export function checkPolicy(text: string, topology: () => Topology, compile: boo
   }
 }
 
-const TAG_RE = /^tag:[A-Za-z][A-Za-z0-9-]*$/;
 
 /** Whether a user may apply a tag: by role (admins may use any), or as an owner in tagOwners. */
 export function userMayUseTag(policy: Policy, user: User, tag: string): boolean {
@@ -64,7 +64,7 @@ export function userMayUseTag(policy: Policy, user: User, tag: string): boolean 
  * not `allowed`; the refusal names them the way Tailscale does.
  */
 export function checkTags(policy: Policy, tags: string[], allowed: (tag: string) => boolean): void {
-  const bad = tags.filter((t) => !TAG_RE.test(t) || !policy.tagOwners.has(t) || !allowed(t));
+  const bad = tags.filter((t) => !isTag(t) || !policy.tagOwners.has(t) || !allowed(t));
   if (bad.length > 0) throw new Forbidden(`requested tags [${bad.join(', ')}] are invalid or not permitted`);
 }
 
@@ -80,6 +80,19 @@ export function previewSubject(type: string, previewFor: string | null): Preview
   if (type !== 'user' && type !== 'ipport') throw new InvalidInput('"type" must be "user" or "ipport"');
   if (!previewFor) throw new InvalidInput('"previewFor" is required (an email for type=user, an ip:port for type=ipport)');
   return type === 'user' ? { user: previewFor } : { ipPort: previewFor };
+}
+
+/**
+ * checkPolicy off the event loop (a worker thread, policy/offload.ts): what the API uses, so that a large
+ * policy's tests and compile never stall other requests. Busy: Unavailable (try again in a moment).
+ */
+export async function checkPolicyAsync(text: string, topology: () => Topology, compile: boolean): Promise<Policy | null> {
+  try {
+    return compile ? await checkPolicyOffThread(text, topology(), true) : await checkPolicyOffThread(text, topology(), false);
+  } catch (err) {
+    if (err instanceof PolicyCheckBusy) throw new Unavailable(err.message);
+    throw policyInputError(err);
+  }
 }
 
 export class PolicyOperations extends Operations {
@@ -102,14 +115,14 @@ export class PolicyOperations extends Operations {
    * Replaces the policy. `ifMatch` (an ETag, or undefined / "*" / "ts-default" for unconditional) must
    * match the stored policy's. Returns the new ETag.
    */
-  set(c: Caller, t: Tailnet, text: string, ifMatch: string | undefined): string {
+  async set(c: Caller, t: Tailnet, text: string, ifMatch: string | undefined): Promise<string> {
     nonEmpty(text);
     const conditional = ifMatch !== undefined && ifMatch !== '*' && ifMatch !== 'ts-default';
     if (conditional && ifMatch !== t.policyEtag) {
       throw new PreconditionFailed('precondition failed: the policy was changed since it was read (If-Match does not match the current ETag)');
     }
     const { store, hub } = this;
-    const policy = checkPolicy(text, () => this.topology(t.id), false);
+    const policy = (await checkPolicyAsync(text, () => this.topology(t.id), false))!;
     // Compile into the live tailnet first: a policy that does not compile is refused with nothing stored.
     let prepared;
     try {
@@ -136,8 +149,8 @@ export class PolicyOperations extends Operations {
   }
 
   /** Checks a policy text (or the stored one) against the tailnet, compiling it. */
-  validate(t: Tailnet, text: string | undefined): void {
-    checkPolicy(text === undefined ? t.policy : nonEmpty(text), () => this.topology(t.id), true);
+  async validate(t: Tailnet, text: string | undefined): Promise<void> {
+    await checkPolicyAsync(text === undefined ? t.policy : nonEmpty(text), () => this.topology(t.id), true);
   }
 
   /** What a user may reach, or who may reach an ip:port (see previewSubject), under a policy text (or the stored one). */

@@ -2,6 +2,7 @@
 import { InvalidInput, NotFound } from '../errors.js';
 import { randomToken } from '../secrets.js';
 import type { Tailnet, Webhook } from '../store/index.js';
+import { checkWebhookTarget, WebhookTargetError } from '../webhook-target.js';
 import { Operations, type Caller } from './context.js';
 import { str, strList } from './input.js';
 
@@ -35,9 +36,20 @@ function checkWebhookBody(b: Record<string, unknown>, partial: boolean): { url?:
 }
 
 export class WebhookOperations extends Operations {
+  /** Refuses an endpoint on coord's own host or a private network (a blind SSRF), unless the operator allows it. */
+  private async checkTarget(url: string): Promise<void> {
+    try {
+      await checkWebhookTarget(url, this.deps.allowPrivateWebhooks === true);
+    } catch (err) {
+      if (err instanceof WebhookTargetError) throw new InvalidInput(err.message);
+      throw err;
+    }
+  }
+
   /** Creates an endpoint; its signing secret is returned once. */
-  create(c: Caller, t: Tailnet, b: Record<string, unknown>): { webhook: Webhook; secret: string } {
+  async create(c: Caller, t: Tailnet, b: Record<string, unknown>): Promise<{ webhook: Webhook; secret: string }> {
     const { url, subs } = checkWebhookBody(b, false);
+    await this.checkTarget(url!);
     const id = 'w' + randomToken(12);
     const secret = 'mwwhsec-' + randomToken(40);
     const { store } = this;
@@ -63,8 +75,9 @@ export class WebhookOperations extends Operations {
     return w;
   }
 
-  update(c: Caller, w: Webhook, b: Record<string, unknown>): Webhook {
+  async update(c: Caller, w: Webhook, b: Record<string, unknown>): Promise<Webhook> {
     const { url, subs } = checkWebhookBody(b, true);
+    if (url !== undefined) await this.checkTarget(url);
     const { store } = this;
     return store.tx(() => {
       const updated = store.updateWebhook(w.id, url ?? w.endpointUrl, subs ?? w.subscriptions);

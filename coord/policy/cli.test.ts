@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { heaviestAcceptedPolicy } from '../../scripts/heavy-policy.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(path.join(tmpdir(), 'mw-policy-cli-'));
@@ -64,6 +65,15 @@ describe('coord policy compile', () => {
     const r = coord('policy', 'compile', '--policy', p, '--topology', TOPO);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^error: .*failing\.hujson: test\(s\) failed:\n {2}src "alice@example.com" \(line 1\): expected accept "tag:web:443", got drop\n$/);
+  });
+
+  it('refuses a policy whose tests ask for too much work with exit 1 and "error: <why>"', () => {
+    const heavy = file('heavy.json', heaviestAcceptedPolicy(true));
+    for (const args of [['compile', '--policy', heavy, '--topology', TOPO], ['check', heavy]]) {
+      const r = coord('policy', ...args);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/^error: .*the policy's tests ask for too much work: 10001 destinations, at most 10000 are allowed/);
+    }
   });
 
   it('says what is missing or unreadable', () => {

@@ -153,6 +153,24 @@ describe('compile: selectors', () => {
     expect(reach(f, '100.99.0.1', 'web', 22)).toBe(true);
     expect(reach(f, '100.99.0.1', 'router', 22)).toBe(false);
   });
+
+  it('a shared subnet router lets shared-in users reach the router itself, never "*" or its subnets', () => {
+    const topo: Topology = { ...TOPO, sharedUsers: [{ email: 'dan@elsewhere.net', addrs: ['100.99.0.1', 'fd7a:115c:a1e0::99:1'], sharedNodes: ['router'] }] };
+    const f = compile('"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}, {"action": "accept", "src": ["autogroup:shared"], "dst": ["lan:22", "tag:router:80"]}]', topo);
+    const router = TOPO.nodes.router!;
+    expect(reach(f, '100.99.0.1', 'router', 443)).toBe(true);
+    expect(reach(f, '100.99.0.1', 'router', 443, '10.1.2.3')).toBe(false);
+    expect(reach(f, '100.99.0.1', 'router', 22, '10.1.2.3')).toBe(false);
+    expect(reach(f, '100.99.0.1', 'router', 443, '100.64.0.1')).toBe(false);
+    // The network's own devices keep "*" (the router's subnets included).
+    expect(reach(f, 'a1', 'router', 443, '10.1.2.3')).toBe(true);
+    // Every rule that names a shared-in source names only the router's own addresses as destinations.
+    for (const r of f.router!) {
+      if (!r.SrcIPs.includes('100.99.0.1')) continue;
+      expect(r.SrcIPs.every((s) => s === '100.99.0.1' || s === 'fd7a:115c:a1e0::99:1')).toBe(true);
+      for (const d of r.DstPorts ?? []) expect([router.ipv4, router.ipv6]).toContain(d.IP);
+    }
+  });
 });
 
 describe('PolicyCompiler: incremental', () => {

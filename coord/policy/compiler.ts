@@ -7,6 +7,7 @@
 // changes, only units whose selectors mention it are touched, and only nodes that receive those
 // units are invalidated.
 import type { FilterRule, NetPortRange, PortRange } from '../../wire/types.js';
+import { carveSources, excludedOf, type Excluded } from '../sharing.js';
 import { hostPrefix, isFullRange, parseRange, rangesOverlap, TAILNET_SOURCES, type Range } from '../../wire/addr.js';
 import { INTERNET_PREFIXES } from './internet.js';
 import { portRange, type Policy, type Sel } from './parse.js';
@@ -249,6 +250,8 @@ export class PolicyCompiler {
   private users = new Map<string, TopoUser>(); // by name
   private usersByEmail = new Map<string, TopoUser>();
   private shared: SharedUser[] = [];
+  /** Per node shared with someone: their addresses, to carve out of the network's own rules there. */
+  private visitorCarve = new Map<string, { ex: Excluded; memo: Map<string, string[]> } | null>();
   private nodes = new Map<string, NodeInfo>();
   private nodesByEmail = new Map<string, Set<string>>();
   private nodesByTag = new Map<string, Set<string>>();
@@ -280,6 +283,7 @@ export class PolicyCompiler {
     this.policy = policy;
     this.loadUsers(topo.users);
     this.shared = topo.sharedUsers ?? [];
+    this.visitorCarve.clear();
     for (const [name, node] of Object.entries(topo.nodes)) this.indexNode(this.info(name, node));
     this.rebuild();
   }
@@ -362,6 +366,7 @@ export class PolicyCompiler {
   /** Replaces the shared-in users (issue 7); returns the nodes whose filter changed. */
   setSharedUsers(list: SharedUser[]): Set<string> {
     this.shared = list;
+    this.visitorCarve.clear();
     return this.rebuildAndDiff();
   }
 
@@ -653,6 +658,18 @@ export class PolicyCompiler {
     return list;
   }
 
+  /** The addresses of the users node `n` is shared with (null when it is shared with nobody). */
+  private visitorsOf(n: NodeInfo): { ex: Excluded; memo: Map<string, string[]> } | null {
+    if (this.shared.length === 0) return null;
+    let v = this.visitorCarve.get(n.name);
+    if (v === undefined) {
+      const addrs = this.shared.filter((su) => su.sharedNodes.includes(n.name)).flatMap((su) => su.addrs);
+      v = addrs.length > 0 ? { ex: excludedOf(addrs), memo: new Map() } : null;
+      this.visitorCarve.set(n.name, v);
+    }
+    return v;
+  }
+
   /** Addresses of shared-in users that unit `u`'s sources name, for a node shared with them. */
   private sharedSrc(u: Unit, n: NodeInfo): string[] {
     if (this.shared.length === 0) return [];
@@ -702,16 +719,25 @@ export class PolicyCompiler {
   /** Appends the rules one unit gives node `n` to `rules`. */
   private emitUnit(u: Unit, n: NodeInfo, rules: FilterRule[]): void {
     const base = this.srcIPs(u);
+    const visitors = this.visitorsOf(n);
+    if (base.length > 0 && visitors) {
+      // Visitors' addresses lie in the tailnet range that "*" and prefixes name: they reach this device
+      // only through the rules below, narrowed to its own addresses.
+      const mine: FilterRule[] = [];
+      this.emitFrom(u, n, base, mine, true);
+      for (const r of carveSources(mine, visitors.ex, visitors.memo)) rules.push(r);
+    } else if (base.length > 0) {
+      this.emitFrom(u, n, base, rules, true);
+    }
     const extra = this.sharedSrc(u, n);
-    const src = extra.length > 0 ? mergeSorted([base, [...extra].sort()]) : base;
-    if (src.length > 0) {
-      if (u.star && extra.length === 0 && u.dsts.length === 1 && !u.caps) {
-        for (const r of this.starRules(u, src)) rules.push(r);
-      } else if (u.caps) {
-        const entries = this.entries(u, n);
-        if (entries.length > 0) this.push(rules, u, src, entries);
-      } else {
-        this.pushPorts(rules, u, n, src);
+    if (extra.length > 0) {
+      // Users this device was shared with reach the device itself: never "*" through it, nor the
+      // subnets it routes, whatever the rule's destinations say.
+      const theirs: FilterRule[] = [];
+      this.emitFrom(u, n, [...extra].sort(), theirs, false);
+      for (const r of theirs) {
+        const own = toOwnAddrs(r, n.addrs);
+        if (own) rules.push(own);
       }
     }
     if (this.selfApplies(u, n)) {
@@ -721,6 +747,18 @@ export class PolicyCompiler {
         for (const d of u.selfDsts) for (const a of n.addrs) entries.push({ ip: a, ports: d.ports, capDst: hostPrefix(a) });
         this.push(rules, u, selfSrc, entries);
       }
+    }
+  }
+
+  /** The unit's rules for sources `src` on node `n`; `shareable`: "*" rules may be one object for all nodes. */
+  private emitFrom(u: Unit, n: NodeInfo, src: string[], rules: FilterRule[], shareable: boolean): void {
+    if (shareable && u.star && u.dsts.length === 1 && !u.caps) {
+      for (const r of this.starRules(u, src)) rules.push(r);
+    } else if (u.caps) {
+      const entries = this.entries(u, n);
+      if (entries.length > 0) this.push(rules, u, src, entries);
+    } else {
+      this.pushPorts(rules, u, n, src);
     }
   }
 
@@ -941,4 +979,27 @@ function remove(m: Map<string, Set<string>>, k: string, v: string): void {
   if (!s) return;
   s.delete(v);
   if (s.size === 0) m.delete(k);
+}
+
+/**
+ * A rule narrowed to destinations among the node's own addresses: "*" and prefixes become the node's
+ * addresses they hold (ports and protocols kept); null when none is left.
+ */
+function toOwnAddrs(r: FilterRule, addrs: readonly string[]): FilterRule | null {
+  const holds = (dst: string, a: string): boolean => {
+    if (dst === '*' || dst === a || dst === hostPrefix(a)) return true;
+    const d = parseRange(dst);
+    const x = parseRange(a);
+    return d !== null && x !== null && d.v6 === x.v6 && d.lo <= x.lo && x.hi <= d.hi;
+  };
+  if (r.CapGrant) {
+    const grants = r.CapGrant.map((g) => ({ ...g, Dsts: addrs.filter((a) => g.Dsts.some((d) => holds(d, a))).map(hostPrefix) })).filter((g) => g.Dsts.length > 0);
+    return grants.length > 0 ? { SrcIPs: r.SrcIPs, CapGrant: grants } : null;
+  }
+  const ports: NetPortRange[] = [];
+  for (const dp of r.DstPorts ?? []) for (const a of addrs) if (holds(dp.IP, a)) ports.push({ IP: a, Ports: dp.Ports });
+  if (ports.length === 0) return null;
+  const out: FilterRule = { SrcIPs: r.SrcIPs, DstPorts: ports };
+  if (r.IPProto) out.IPProto = r.IPProto;
+  return out;
 }

@@ -92,3 +92,12 @@ export { filterAccepts } from './tests.js';
  * (admins may use any tag) are the caller's.
  */
 export { mayUseTag, isAutoApprover, type Claimant } from './owners.js';
+
+/**
+ * checkPolicyOffThread(text, topo, compile): parse + tests (+ compile for the topology) on a worker
+ * thread, so a large policy never stalls coord's event loop. Resolves to the Policy; rejects with
+ * PolicyError, or PolicyCheckBusy when too many checks wait. The tests' work is bounded
+ * (MAX_TEST_DESTINATIONS, MAX_TEST_CHECKS): a policy asking for more is refused with the reason.
+ */
+export { checkPolicyOffThread, PolicyCheckBusy } from './offload.js';
+export { MAX_TEST_DESTINATIONS, MAX_TEST_CHECKS } from './tests.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parsePolicy, PolicyError } from './index.js';
-import { parsePorts } from './parse.js';
+import { MAX_NESTING, parsePorts } from './parse.js';
 
 /** The PolicyError a text is refused with. */
 function refusal(text: string): PolicyError {
@@ -182,5 +182,25 @@ describe('parsePolicy: any input', () => {
     fc.assert(fc.property(doc, (d) => check(JSON.stringify(d))), { numRuns: 300 });
     fc.assert(fc.property(fc.string(), (t) => check(t)), { numRuns: 300 });
     fc.assert(fc.property(fc.jsonValue(), (v) => check(JSON.stringify(v))), { numRuns: 300 });
+  });
+
+  it('refuses nesting deeper than MAX_NESTING with a clear error, not a stack overflow', () => {
+    const deep = (text: string) => {
+      try {
+        parsePolicy(text);
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    };
+    const megabyte = deep('['.repeat(1 << 20));
+    expect(megabyte).toBeInstanceOf(PolicyError);
+    expect((megabyte as PolicyError).message).toBe(`1:${MAX_NESTING + 1}: lists and objects nest deeper than ${MAX_NESTING} levels`);
+    const inAcls = deep(`{\n"acls": ${'['.repeat(5000)}${']'.repeat(5000)}}`);
+    expect((inAcls as PolicyError).message).toMatch(/^2:\d+: lists and objects nest deeper than 100 levels$/);
+    // Brackets inside strings and comments are not nesting; legitimate nesting within the bound parses.
+    expect(() => parsePolicy(`{"groups": {"group:x": ["${'['.repeat(500)}@example.com"]} // ${'{'.repeat(500)}\n}`)).not.toThrow(/nest/);
+    const app = { 'example.com/cap/x': [JSON.parse('['.repeat(50) + ']'.repeat(50))] };
+    expect(() => parsePolicy(JSON.stringify({ tagOwners: { 'tag:a': [] }, grants: [{ src: ['*'], dst: ['tag:a'], app }] }))).not.toThrow();
   });
 });

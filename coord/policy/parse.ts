@@ -1,6 +1,6 @@
 // HuJSON policy text → validated Policy. Every refusal names the line:column of the offending value.
 // All checks that depend only on the policy (not on the devices) happen here, so compiling never fails.
-import { parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
+import { createScanner, parseTree, printParseErrorCode, SyntaxKind, type Node, type ParseError } from 'jsonc-parser';
 import { PolicyError } from './errors.js';
 import { isFullRange, parseRange, type Range } from '../../wire/addr.js';
 import type { PortRange } from '../../wire/types.js';
@@ -232,9 +232,29 @@ const AUTOGROUPS: Record<string, Sel> = {
   'autogroup:auditor': { k: 'role', role: 'auditor' },
 };
 
+/** How deeply a policy file may nest lists and objects (real ones nest about five deep). */
+export const MAX_NESTING = 100;
+
+/**
+ * Refuses nesting deeper than MAX_NESTING before the (recursive) tree parser sees the text: a megabyte
+ * of "[" would otherwise overflow the stack. Scans tokens, so brackets in strings and comments do not count.
+ */
+function checkNesting(ctx: Ctx): void {
+  const scanner = createScanner(ctx.text, false);
+  let depth = 0;
+  for (let kind = scanner.scan(); kind !== SyntaxKind.EOF; kind = scanner.scan()) {
+    if (kind === SyntaxKind.OpenBraceToken || kind === SyntaxKind.OpenBracketToken) {
+      if (++depth > MAX_NESTING) throw new PolicyError(`lists and objects nest deeper than ${MAX_NESTING} levels`, ctx.pos(scanner.getTokenOffset()));
+    } else if (kind === SyntaxKind.CloseBraceToken || kind === SyntaxKind.CloseBracketToken) {
+      depth = Math.max(0, depth - 1);
+    }
+  }
+}
+
 /** Parses a policy file. Throws PolicyError (with line and column) when the file is refused. */
 export function parsePolicy(text: string): Policy {
   const ctx: Ctx = new Ctx(text);
+  checkNesting(ctx);
   const errors: ParseError[] = [];
   const root = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false });
   if (errors.length > 0) {

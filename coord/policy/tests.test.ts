@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkPolicy, parsePolicy, PolicyError, runPolicyTests } from './index.js';
+import { checkPolicy, MAX_TEST_CHECKS, MAX_TEST_DESTINATIONS, parsePolicy, PolicyError, runPolicyTests } from './index.js';
+import { heaviestAcceptedPolicy } from '../../scripts/heavy-policy.js';
 
 const BASE = `
   "groups": {"group:eng": ["alice@example.com", "bob@example.com"]},
@@ -80,5 +81,30 @@ describe('policy tests', () => {
       'user "ghost@example.com" not found',
       '"ghost@example.com:22": user "ghost@example.com" not found',
     ]);
+  });
+
+  it('bound the work one policy may ask for, and say why a policy asks too much', () => {
+    expect(runPolicyTests(parsePolicy(heaviestAcceptedPolicy()))).toEqual([]);
+    expect(() => runPolicyTests(parsePolicy(heaviestAcceptedPolicy(true)))).toThrow(
+      new PolicyError(`the policy's tests ask for too much work: ${MAX_TEST_DESTINATIONS + 1} destinations, at most ${MAX_TEST_DESTINATIONS} are allowed; split the tests across policy changes or name fewer destinations`),
+    );
+    // Few destinations, but a large group tested against itself: 400 × 400 checks.
+    const members = Array.from({ length: 400 }, (_, i) => `u${i}@example.com`);
+    const crowd = parsePolicy(JSON.stringify({
+      groups: { 'group:crowd': members },
+      acls: [{ action: 'accept', src: ['group:crowd'], dst: ['group:crowd:22'] }],
+      tests: [{ src: 'group:crowd', accept: ['group:crowd:22'] }],
+    }));
+    expect(() => runPolicyTests(crowd)).toThrow(/too much work: 160000 checks \(source devices × destination devices, summed over the tests\), at most 100000/);
+    expect(MAX_TEST_CHECKS).toBe(100_000);
+  });
+
+  it('find the topology device that holds a tested address, by its address', () => {
+    const topo = {
+      users: [{ name: 'alice', email: 'alice@example.com' }],
+      nodes: { db: { hostname: 'db', tags: ['tag:prod'], ipv4: '100.70.0.9', ipv6: 'fd7a:115c:a1e0::9', user: null } },
+    };
+    const p = parsePolicy(`{${BASE} "tests": [{"src": "tag:web", "accept": ["tag:prod:5432", "100.70.0.9:5432"], "deny": ["100.70.0.9:22", "[fd7a:115c:a1e0::9]:5432"]}]}`);
+    expect(runPolicyTests(p, topo)).toEqual([]);
   });
 });

@@ -6,23 +6,81 @@ import type { FilterRule } from '../../wire/types.js';
 import { DEFAULT_IPPROTO, IPPROTO } from '../../wire/types.js';
 import { PolicyCompiler } from './compiler.js';
 import { PolicyError, type TestFailure } from './errors.js';
-import { addrFromBig, entriesContain, formatAddr, isAddr, isTailnetAddr, parseAddr, parseRange, type Range } from '../../wire/addr.js';
+import { addrFromBig, formatAddr, isTailnetAddr, parseAddr as parseAddrText, parseRange, rangeOfAddr, type Range } from '../../wire/addr.js';
 import { parsePolicy, splitTestDst, type Policy, type Sel } from './parse.js';
 import type { Topology, TopoNode, TopoUser } from './types.js';
 
+/** A single address as a one-address range; null when the text is no address. */
+function parseAddr(text: string): Range | null {
+  const a = parseAddrText(text);
+  return a && rangeOfAddr(a);
+}
+
 /** Whether a filter accepts a new connection from `src` to `dst`:`port` over `proto`. */
 export function filterAccepts(rules: FilterRule[], src: string, dst: string, port: number, proto: number): boolean {
-  if (!isAddr(src) || !isAddr(dst)) return false;
-  for (const r of rules) {
-    if (!r.DstPorts) continue;
-    const protos = r.IPProto && r.IPProto.length > 0 ? r.IPProto : DEFAULT_IPPROTO;
-    if (!protos.includes(proto)) continue;
-    if (!entriesContain(r.SrcIPs, src)) continue;
-    for (const dp of r.DstPorts) {
-      if (entriesContain([dp.IP], dst) && dp.Ports.First <= port && port <= dp.Ports.Last) return true;
+  const s = parseAddr(src);
+  const d = parseAddr(dst);
+  return s !== null && d !== null && new FilterIndex(rules).accepts(s, addrKey(s), d, port, proto);
+}
+
+/** The bigint key of a single address, the same for every spelling of it. */
+function addrKey(a: Range): string {
+  return `${a.v6 ? 6 : 4}:${a.lo}`;
+}
+
+interface IndexedRule {
+  protos: readonly number[];
+  anySrc: boolean;
+  /** Single-address sources, by addrKey: a lookup, not a scan, whatever the rule's size. */
+  srcAddrs: Set<string>;
+  srcRanges: Range[];
+  dsts: { any: boolean; range: Range | null; first: number; last: number }[];
+}
+
+/**
+ * A node's filter with every address parsed once, so the tests can ask it thousands of questions
+ * without re-parsing its (possibly very long) source lists each time.
+ */
+class FilterIndex {
+  private rules: IndexedRule[] = [];
+
+  /** `range` parses an address or prefix; pass a memoized one when indexing many filters. */
+  constructor(rules: FilterRule[], range: (text: string) => Range | null = parseRange) {
+    for (const r of rules) {
+      if (!r.DstPorts) continue;
+      const ir: IndexedRule = {
+        protos: r.IPProto && r.IPProto.length > 0 ? r.IPProto : DEFAULT_IPPROTO,
+        anySrc: false,
+        srcAddrs: new Set(),
+        srcRanges: [],
+        dsts: r.DstPorts.map((dp) => ({ any: dp.IP === '*', range: dp.IP === '*' ? null : range(dp.IP), first: dp.Ports.First, last: dp.Ports.Last })),
+      };
+      for (const text of r.SrcIPs) {
+        if (text === '*') ir.anySrc = true;
+        const src = text === '*' ? null : range(text);
+        if (!src) continue;
+        if (src.lo === src.hi) ir.srcAddrs.add(addrKey(src));
+        else ir.srcRanges.push(src);
+      }
+      this.rules.push(ir);
     }
   }
-  return false;
+
+  /** `sKey` is addrKey(s), passed in so a caller asking many questions computes it once. */
+  accepts(s: Range, sKey: string, d: Range, port: number, proto: number): boolean {
+    for (const r of this.rules) {
+      if (!r.protos.includes(proto)) continue;
+      if (!r.anySrc && !r.srcAddrs.has(sKey) && !r.srcRanges.some((x) => contains(x, s))) continue;
+      for (const dp of r.dsts) {
+        if ((dp.any || (dp.range !== null && contains(dp.range, d))) && dp.first <= port && port <= dp.last) return true;
+      }
+    }
+    return false;
+  }
+}
+
+function contains(r: Range, a: Range): boolean {
+  return r.v6 === a.v6 && r.lo <= a.lo && a.hi <= r.hi;
 }
 
 /**
@@ -35,15 +93,29 @@ class TestNet {
   private next = 1;
   private byKey = new Map<string, string>();
   private used = new Set<string>();
+  /** Address text → node holding it, and lower-cased email → user: lookups, never scans. */
+  private byAddr = new Map<string, string>();
+  private userByEmail = new Map<string, TopoUser>();
+  private exits: Target[] | undefined;
+  /** The topology's users (null without a topology: then every user is known). */
+  private topoEmails: Set<string> | null = null;
 
   constructor(policy: Policy, topo: Topology | undefined) {
     for (const h of policy.hosts.values()) this.used.add(h.text);
     if (topo) {
       this.users = topo.users.map((u) => ({ ...u }));
-      for (const [name, n] of Object.entries(topo.nodes)) {
-        this.nodes[name] = n;
-        for (const a of [n.ipv4, n.ipv6]) if (a) this.used.add(a);
-      }
+      for (const u of this.users) if (!this.userByEmail.has(u.email.toLowerCase())) this.userByEmail.set(u.email.toLowerCase(), u);
+      this.topoEmails = new Set(this.userByEmail.keys());
+      for (const [name, n] of Object.entries(topo.nodes)) this.place(name, n);
+    }
+  }
+
+  private place(name: string, n: TopoNode): void {
+    this.nodes[name] = n;
+    for (const a of [n.ipv4, n.ipv6]) {
+      if (!a) continue;
+      this.used.add(a);
+      if (!this.byAddr.has(a)) this.byAddr.set(a, name);
     }
   }
 
@@ -60,15 +132,23 @@ class TestNet {
     let name = this.byKey.get(key);
     if (!name) {
       name = `__test-${this.byKey.size}`;
-      this.nodes[name] = make(name);
+      this.place(name, make(name));
       this.byKey.set(key, name);
     }
     return name;
   }
 
+  knownUser(email: string): boolean {
+    return this.topoEmails === null || this.topoEmails.has(email);
+  }
+
   userNode(email: string): string {
-    if (!this.users.some((u) => u.email.toLowerCase() === email)) this.users.push({ name: email, email });
-    const user = this.users.find((u) => u.email.toLowerCase() === email)!;
+    let user = this.userByEmail.get(email);
+    if (!user) {
+      user = { name: email, email };
+      this.users.push(user);
+      this.userByEmail.set(email, user);
+    }
     return this.add(`user ${email}`, (name) => {
       const a = this.addr();
       return { hostname: name, tags: [], ipv4: a.v4, ipv6: a.v6, user: user.name };
@@ -84,10 +164,10 @@ class TestNet {
 
   /** The device that holds (or routes to) a single address. */
   addrNode(addr: string, range: Range): string {
-    for (const [name, n] of Object.entries(this.nodes)) if (n.ipv4 === addr || n.ipv6 === addr) return name;
+    const holder = this.byAddr.get(addr);
+    if (holder !== undefined) return holder;
     return this.add(`addr ${addr}`, (name) => {
-      const parsed = parseAddr(addr);
-      const inTailnet = parsed !== null && isTailnetAddr(parsed);
+      const inTailnet = isTailnetAddr(addrFromBig(range.v6 ? 6 : 4, range.lo));
       if (inTailnet) return { hostname: name, tags: ['tag:__test-host'], ipv4: range.v6 ? '' : addr, ipv6: range.v6 ? addr : '', user: null };
       const a = this.addr();
       return { hostname: name, tags: ['tag:__test-router'], ipv4: a.v4, ipv6: a.v6, user: null, approved_routes: [`${addr}/${range.v6 ? 128 : 32}`] };
@@ -96,9 +176,11 @@ class TestNet {
 
   /** Approved exit nodes (autogroup:internet), reached at a public address. */
   exitTargets(): Target[] {
-    return Object.entries(this.nodes)
+    // Synthetic nodes never route the internet, so the topology's exit nodes are the answer throughout.
+    this.exits ??= Object.entries(this.nodes)
       .filter(([, n]) => (n.approved_routes ?? []).some((r) => r === '0.0.0.0/0'))
       .map(([node]) => ({ node, addr: '8.8.8.8' }));
+    return this.exits;
   }
 }
 
@@ -112,11 +194,10 @@ function rangeFirst(r: Range): string {
 }
 
 /** A test's source devices' addresses, or why the source is not usable. */
-function testSources(policy: Policy, net: TestNet, sel: Sel, topo: Topology | undefined): string[] | string {
-  const knownUser = (email: string): boolean => !topo || topo.users.some((u) => u.email.toLowerCase() === email);
+function testSources(policy: Policy, net: TestNet, sel: Sel): string[] | string {
   switch (sel.k) {
     case 'user':
-      if (!knownUser(sel.email)) return `user ${JSON.stringify(sel.email)} not found`;
+      if (!net.knownUser(sel.email)) return `user ${JSON.stringify(sel.email)} not found`;
       return [net.nodes[net.userNode(sel.email)]!.ipv4];
     case 'group':
       return (policy.groups.get(sel.name) ?? []).map((m) => net.nodes[net.userNode(m.toLowerCase())]!.ipv4);
@@ -131,7 +212,7 @@ function testSources(policy: Policy, net: TestNet, sel: Sel, topo: Topology | un
 }
 
 /** A test destination's devices and addresses, or why it names nothing testable. */
-function testTargets(policy: Policy, net: TestNet, alias: string, src: Sel, topo: Topology | undefined): Target[] | string {
+function testTargets(policy: Policy, net: TestNet, alias: string, src: Sel): Target[] | string {
   const userTarget = (email: string): Target => {
     const n = net.userNode(email);
     return { node: n, addr: net.nodes[n]!.ipv4 };
@@ -156,7 +237,7 @@ function testTargets(policy: Policy, net: TestNet, alias: string, src: Sel, topo
   if (alias.startsWith('autogroup:')) return `${alias} cannot be a test destination`;
   if (alias.includes('@')) {
     const email = alias.replace(/^user:/, '').toLowerCase();
-    if (topo && !topo.users.some((u) => u.email.toLowerCase() === email)) return `user ${JSON.stringify(email)} not found`;
+    if (!net.knownUser(email)) return `user ${JSON.stringify(email)} not found`;
     return [userTarget(email)];
   }
   const host = policy.hosts.get(alias);
@@ -167,9 +248,23 @@ function testTargets(policy: Policy, net: TestNet, alias: string, src: Sel, topo
   return [{ node: net.addrNode(addr, range), addr }];
 }
 
+/**
+ * The most work one policy's tests may ask for. A test costs one check per source device per
+ * destination device, and every destination may add a device to the network the tests compile; without
+ * a bound a read-only caller could make coord work for hours on one request.
+ */
+export const MAX_TEST_DESTINATIONS = 10_000;
+export const MAX_TEST_CHECKS = 100_000;
+
+function tooMuchWork(what: string, n: number, max: number): PolicyError {
+  return new PolicyError(`the policy's tests ask for too much work: ${n} ${what}, at most ${max} are allowed; split the tests across policy changes or name fewer destinations`);
+}
+
 /** Runs the policy's tests; returns the failures ([] when all pass). Pass the network's topology when there is one. */
 export function runPolicyTests(policy: Policy, topo?: Topology): TestFailure[] {
   if (policy.tests.length === 0) return [];
+  const destinations = policy.tests.reduce((n, t) => n + t.accept.length + t.deny.length, 0);
+  if (destinations > MAX_TEST_DESTINATIONS) throw tooMuchWork('destinations', destinations, MAX_TEST_DESTINATIONS);
   const net = new TestNet(policy, topo);
   // Resolve everything first so the compiled network holds every device the tests need.
   const plans = policy.tests.map((t) => {
@@ -178,7 +273,7 @@ export function runPolicyTests(policy: Policy, topo?: Topology): TestFailure[] {
     if (!t.src) problems.push('missing src');
     else if (!t.srcSel) problems.push(`src ${JSON.stringify(t.src)} not found`);
     else {
-      const s = testSources(policy, net, t.srcSel, topo);
+      const s = testSources(policy, net, t.srcSel);
       if (typeof s === 'string') problems.push(s);
       else srcs = s;
     }
@@ -186,15 +281,45 @@ export function runPolicyTests(policy: Policy, topo?: Topology): TestFailure[] {
     const resolve = (d: string): { text: string; port: number; targets: Target[] | string } => {
       const { alias, port } = splitTestDst(d);
       if (Number.isNaN(port)) return { text: d, port, targets: 'needs host:port with one port number, e.g. "tag:web:443"' };
-      return { text: d, port, targets: t.srcSel ? testTargets(policy, net, alias, t.srcSel, topo) : [] };
+      return { text: d, port, targets: t.srcSel ? testTargets(policy, net, alias, t.srcSel) : [] };
     };
     return { t, problems, srcs, accept: t.accept.map(resolve), deny: t.deny.map(resolve) };
   });
+  let checks = 0;
+  for (const p of plans) {
+    for (const d of [...p.accept, ...p.deny]) if (typeof d.targets !== 'string') checks += Math.max(1, p.srcs.length) * d.targets.length;
+  }
+  if (checks > MAX_TEST_CHECKS) throw tooMuchWork('checks (source devices × destination devices, summed over the tests)', checks, MAX_TEST_CHECKS);
   const compiler = new PolicyCompiler(policy, { users: net.users, nodes: net.nodes });
+  const indexes = new Map<string, FilterIndex>();
+  const ranges = new Map<string, Range | null>();
+  const rangeOf = (text: string): Range | null => {
+    let r = ranges.get(text);
+    if (r === undefined) ranges.set(text, (r = parseRange(text)));
+    return r;
+  };
+  const addrs = new Map<string, { range: Range; key: string } | null>();
+  const parsed = (text: string): { range: Range; key: string } | null => {
+    let a = addrs.get(text);
+    if (a === undefined) {
+      const range = parseAddr(text);
+      addrs.set(text, (a = range && { range, key: addrKey(range) }));
+    }
+    return a;
+  };
+  const indexFor = (node: string): FilterIndex => {
+    let ix = indexes.get(node);
+    if (!ix) indexes.set(node, (ix = new FilterIndex(compiler.filterFor(node), rangeOf)));
+    return ix;
+  };
   const failures: TestFailure[] = [];
   for (const { t, problems, srcs, accept, deny } of plans) {
     const proto = t.protos?.[0] ?? IPPROTO.TCP;
-    const reach = (s: string, x: Target, port: number): boolean => filterAccepts(compiler.filterFor(x.node), s, x.addr, port, proto);
+    const reach = (src: string, x: Target, port: number): boolean => {
+      const s = parsed(src);
+      const d = parsed(x.addr);
+      return s !== null && d !== null && indexFor(x.node).accepts(s.range, s.key, d.range, port, proto);
+    };
     const parts = [...problems];
     const failedAccept: string[] = [];
     const failedDeny: string[] = [];

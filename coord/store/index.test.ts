@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ afterEach(() => {
 });
 
 const device = (tailnetId: number, userId: string, machineKey: string, hostname: string) => ({
-  tailnetId, userId, machineKey, nodeKey: 'nk', hostname, tags: [], os: 'linux', clientVersion: '1', endpoints: [],
+  tailnetId, userId, machineKey, nodeKey: `nk-${machineKey}`, hostname, tags: [], os: 'linux', clientVersion: '1', endpoints: [],
   advertisedRoutes: [], enabledRoutes: [], posture: {}, authorized: true, ephemeral: false, keyExpiryDisabled: false,
   expires: null, authKeyId: null,
 });
@@ -135,6 +135,41 @@ describe('store', () => {
     expect(s.sharesFrom(a.tailnet.id)).toHaveLength(1);
     s.deleteUser(carol.id);
     expect(s.sharesFrom(a.tailnet.id)).toEqual([]);
+    s.close();
+  });
+
+  it('refuses a node key another device holds, in any network', () => {
+    const store = new Store(tempDb());
+    const a = store.createTailnet('a.example', 'alice@a.example', '{}', '"e"');
+    const b = store.createTailnet('b.example', 'bob@b.example', '{}', '"e"');
+    const one = store.createDevice({ ...device(a.tailnet.id, a.owner.id, 'mk1', 'one'), nodeKey: 'shared' });
+    expect(() => store.createDevice({ ...device(b.tailnet.id, b.owner.id, 'mk2', 'two'), nodeKey: 'shared' })).toThrow(Conflict);
+    const two = store.createDevice(device(b.tailnet.id, b.owner.id, 'mk2', 'two'));
+    expect(() => store.updateDevice(two.id, { nodeKey: 'shared' })).toThrow(/already used by another device/);
+    expect(store.updateDevice(one.id, { nodeKey: 'shared' }).nodeKey).toBe('shared');
+    store.close();
+  });
+
+  it('narrows an existing database file that others may read to owner-only at open', () => {
+    const path = tempDb();
+    new Store(path).close();
+    for (const p of [path, `${path}-wal`]) if (existsSync(p)) chmodSync(p, 0o644);
+    chmodSync(path, 0o644);
+    const s = new Store(path);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    for (const p of [`${path}-wal`, `${path}-shm`]) if (existsSync(p)) expect(statSync(p).mode & 0o077).toBe(0);
+    s.close();
+  });
+
+  it("gives the owner's first API key the API keys' 90-day limit", () => {
+    const s = new Store(tempDb());
+    const before = Date.now();
+    const { owner, apiKeyExpires } = s.createTailnet('a.example', 'alice@a.example', '{}', '"e"');
+    const keys = s.db.prepare('SELECT expires FROM keys WHERE user_id = ?').all(owner.id) as { expires: string | null }[];
+    expect(keys).toEqual([{ expires: apiKeyExpires }]);
+    const days = (Date.parse(apiKeyExpires) - before) / 86_400_000;
+    expect(days).toBeGreaterThan(89.99);
+    expect(days).toBeLessThanOrEqual(90.01);
     s.close();
   });
 });

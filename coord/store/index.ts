@@ -1,8 +1,8 @@
 // coord's store: SQLite through better-sqlite3 (synchronous; keep transactions short). Every
 // configuration write that touches several rows runs in one transaction, so nothing is half-written.
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { API_KEY_MAX_SECONDS, secureDbFile } from './files.js';
+import { NonceLedger } from './nonces.js';
 import { MIGRATIONS } from './migrations.js';
 import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
@@ -29,11 +29,7 @@ export class Store {
   private readonly txFn: (fn: () => unknown) => unknown;
 
   constructor(path: string) {
-    if (path !== ':memory:') {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      // The database holds key hashes and webhook secrets: owner-only (SQLite gives -wal/-shm the same mode).
-      if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
-    }
+    secureDbFile(path);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
@@ -88,6 +84,13 @@ export class Store {
     this.db.close();
   }
 
+  private nonceLedger: NonceLedger | undefined;
+
+  /** Records a signed machine request's nonce until `expires` (unix ms); false for a replay, across restarts. */
+  useNonce(key: string, now: number, expires: number): boolean {
+    return (this.nonceLedger ??= new NonceLedger(this.db)).use(key, now, expires);
+  }
+
   /** Runs fn in one transaction (nested calls become savepoints). */
   tx<T>(fn: () => T): T {
     return this.txFn(fn) as T;
@@ -95,7 +98,7 @@ export class Store {
 
   // ── tailnets ────────────────────────────────────────────────────────────────
 
-  createTailnet(name: string, ownerEmail: string, policy: string, policyEtag: string): { tailnet: Tailnet; owner: User; apiKey: NewSecret } {
+  createTailnet(name: string, ownerEmail: string, policy: string, policyEtag: string): { tailnet: Tailnet; owner: User; apiKey: NewSecret; apiKeyExpires: string } {
     return this.tx(() => {
       if (this.stmt('SELECT 1 FROM tailnets WHERE name = ?').get(name)) throw new Conflict(`network "${name}" already exists`);
       const base = dnsLabel(name.replace(/@/g, '-').replace(/\./g, '-'));
@@ -108,8 +111,8 @@ export class Store {
         .run(name, domain, created, policy, policyEtag, json({}), json({ nameservers: [], searchPaths: [], magicDNS: true }));
       const tailnetId = Number(info.lastInsertRowid);
       const owner = this.createUser(tailnetId, ownerEmail, 'owner');
-      const apiKey = this.createKey({ tailnetId, keyType: 'api', userId: owner.id, description: 'first owner key' });
-      return { tailnet: this.getTailnet(tailnetId)!, owner, apiKey: apiKey.secret };
+      const apiKey = this.createKey({ tailnetId, keyType: 'api', userId: owner.id, description: 'first owner key', expires: new Date(Date.now() + API_KEY_MAX_SECONDS * 1000).toISOString() });
+      return { tailnet: this.getTailnet(tailnetId)!, owner, apiKey: apiKey.secret, apiKeyExpires: apiKey.key.expires! };
     });
   }
 
@@ -235,6 +238,7 @@ export class Store {
   createDevice(d: Omit<Device, 'id' | 'name' | 'ipv4' | 'ipv6' | 'created' | 'lastSeen'>): Device {
     return this.tx(() => {
       const id = 'n' + randomToken(14);
+      this.claimNodeKey(d.nodeKey, '');
       const name = this.freeName(d.tailnetId, dnsLabel(d.hostname));
       const taken = this.stmt('SELECT 1 FROM devices WHERE ipv4 = ?');
       let ipv4 = randomIp4();
@@ -275,6 +279,7 @@ export class Store {
   }
 
   updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'tailnetId' | 'machineKey' | 'ipv4' | 'ipv6' | 'created'>>): Device {
+    if (patch.nodeKey !== undefined) this.claimNodeKey(patch.nodeKey, id);
     const sets: string[] = [];
     const values: unknown[] = [];
     for (const [k, v] of Object.entries(patch)) {
@@ -287,6 +292,16 @@ export class Store {
     const d = this.getDevice(id);
     if (!d) throw new NotFound(`device ${id} not found`);
     return d;
+  }
+
+  /**
+   * Refuses (Conflict) a node key that another device of any network holds: peers key devices by it
+   * and would drop that device in favour of the copy.
+   */
+  claimNodeKey(nodeKey: string, deviceId: string): void {
+    if (this.stmt('SELECT 1 FROM devices WHERE node_key = ? AND id != ?').get(nodeKey, deviceId)) {
+      throw new Conflict('this node key is already used by another device; every device needs a WireGuard key of its own');
+    }
   }
 
   deleteDevice(id: string): void {

@@ -131,4 +131,12 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX shares_recipient_tailnet ON shares (recipient_tailnet_id);
   `,
+  // 3: nonces of signed machine requests, so a captured request cannot be replayed after a restart.
+  `
+  CREATE TABLE machine_nonces (
+    key      TEXT PRIMARY KEY,  -- "<machine key>/<nonce>"
+    expires  INTEGER NOT NULL   -- unix ms; after this the timestamp check alone refuses the request
+  ) WITHOUT ROWID;
+  CREATE INDEX machine_nonces_expires ON machine_nonces (expires);
+  `,
 ];

@@ -2,6 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, Coord } from './harness.js';
 import { sendMarker, TestDevice } from './devices.js';
+import { signedHeaders } from '../../agent/control/index.js';
+import { MACHINE_PATHS } from '../../wire/protocol.js';
 
 describe('networks are isolated from each other', () => {
   const coord = new Coord();
@@ -57,5 +59,33 @@ describe('networks are isolated from each other', () => {
     // B's next change reaches devB: nothing of A's new device came before it
     const marker = await sendMarker(b.post, [devB]);
     expect(devB.since(fromB).map((m) => [m.peers, m.dns.searchPaths])).toEqual([[[], [marker]]]);
+  });
+
+  it("refuses another device's node key, from any network, at registration and update (409)", async () => {
+    const thief = new TestDevice(coord.url);
+    all.push(thief);
+    const key = (await b.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true } } } })).body.key;
+    const reg = thief.client.register({ nodeKey: devA.nodeKey, hostname: 'thief', authKey: key, os: 'linux', version: '0.1.0', endpoints: [] });
+    await expect(reg).rejects.toMatchObject({ status: 409, message: 'this node key is already used by another device; every device needs a WireGuard key of its own' });
+    await thief.register(key, 'thief');
+    await expect(thief.client.update({ nodeKey: devA.nodeKey })).rejects.toMatchObject({ status: 409 });
+    await expect(thief.client.update({ nodeKey: devB.nodeKey })).rejects.toMatchObject({ status: 409 });
+    // The victims keep their keys in every netmap; a device may keep and re-send its own key.
+    await thief.client.update({ nodeKey: thief.nodeKey });
+    const devices = (await a.get('/tailnet/-/devices')).body.devices;
+    expect(devices.find((d: { id: string }) => d.id === devA.id).nodeKey).toBe(`nodekey:${devA.nodeKey}`);
+  });
+
+  it('refuses a signed machine request replayed after coord restarts (nonces survive restarts)', async () => {
+    const body = Buffer.from(JSON.stringify({ endpoints: ['192.0.2.9:41641'] }));
+    const headers = { 'content-type': 'application/json', ...signedHeaders(devA.client.key, 'POST', MACHINE_PATHS.update, body) };
+    const send = async () => (await fetch(coord.url + MACHINE_PATHS.update, { method: 'POST', headers, body })).status;
+    expect(await send()).toBe(200);
+    expect(await send()).toBe(401);
+    devA.close();
+    devB.close();
+    await coord.stop();
+    await coord.start(['--listen', new URL(coord.url).host]);
+    expect(await send()).toBe(401);
   });
 });

@@ -43,7 +43,7 @@ describe('POST /machine/logout', () => {
       });
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-    await coord.start();
+    await coord.start(['--allow-private-webhooks']);
     owner = api(coord.url, coord.createTailnet('example.com', 'alice@example.com'));
     expect((await owner.post('/tailnet/-/acl', POLICY)).status).toBe(200);
     authKey = (await owner.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } })).body.key;

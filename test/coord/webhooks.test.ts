@@ -35,7 +35,7 @@ describe('webhooks', () => {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-    await coord.start();
+    await coord.start(['--allow-private-webhooks']);
   });
   afterAll(async () => {
     await coord.cleanup();
@@ -108,5 +108,69 @@ describe('webhooks', () => {
     await policy('22');
     await waitFor(7);
     expect(typesOf(5)).toEqual(['/other policyUpdate', '/other policyUpdate']);
+  });
+});
+
+describe('webhook targets (no --allow-private-webhooks)', () => {
+  const coord = new Coord();
+  let receiver: Server;
+  let receiverUrl = '';
+  let delivered = 0;
+
+  beforeAll(async () => {
+    receiver = createServer((req, res) => {
+      delivered++;
+      req.resume();
+      res.writeHead(200).end('ok');
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  });
+  afterAll(async () => {
+    await coord.cleanup();
+    await new Promise((r) => receiver.close(r));
+  });
+
+  it('refuses loopback, link-local and private endpoints at creation, by name or address, with the reason', async () => {
+    await coord.start();
+    const owner = api(coord.url, coord.createTailnet('example.com', 'alice@example.com'));
+    const port = new URL(receiverUrl).port;
+    const cases: [string, string][] = [
+      [receiverUrl, 'webhook endpoint 127.0.0.1 is a loopback address'],
+      [`http://localhost:${port}/hook`, 'webhook endpoint localhost ('],
+      ['http://169.254.169.254/latest/meta-data', 'webhook endpoint 169.254.169.254 is a linkLocal address'],
+      ['http://10.1.2.3/', 'webhook endpoint 10.1.2.3 is a private address'],
+      ['http://[::1]:8080/', 'webhook endpoint ::1 is a loopback address'],
+      ['http://[::ffff:127.0.0.1]/', 'is a loopback address'],
+      ['http://100.64.0.1/', 'is a carrierGradeNat address'],
+    ];
+    for (const [url, reason] of cases) {
+      const r = await owner.post('/tailnet/-/webhooks', { endpointUrl: url, subscriptions: ['policyUpdate'] });
+      expect(r.status, url).toBe(400);
+      expect(r.body.message, url).toContain(reason);
+      expect(r.body.message).toContain('--allow-private-webhooks');
+    }
+    expect((await owner.get('/tailnet/-/webhooks')).body.webhooks).toEqual([]);
+  });
+
+  it('does not deliver to a private endpoint stored while the operator allowed it, once no longer allowed', async () => {
+    await coord.stop();
+    await coord.start(['--allow-private-webhooks']);
+    const key = coord.createTailnet('two.example', 'bob@two.example');
+    let owner = api(coord.url, key);
+    for (const endpointUrl of [receiverUrl, receiverUrl.replace('127.0.0.1', 'localhost')]) {
+      const hook = await owner.post('/tailnet/-/webhooks', { endpointUrl, subscriptions: ['policyUpdate'] });
+      expect(hook.status, hook.text).toBe(200);
+    }
+    await coord.stop();
+    await coord.start(['--log-level', 'info']);
+    owner = api(coord.url, key);
+    expect((await owner.post('/tailnet/-/acl', '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:22"]}]}')).status).toBe(200);
+    // Both deliveries fail on the address check (and would be retried): wait for the log to say so.
+    const until = Date.now() + 15_000;
+    const refusals = () => coord.stdout.split('\n').filter((l) => l.includes('is a loopback address')).length;
+    while (refusals() < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect(refusals(), coord.stdout.slice(-3000)).toBeGreaterThanOrEqual(2);
+    expect(delivered).toBe(0);
   });
 });

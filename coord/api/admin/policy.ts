@@ -22,7 +22,7 @@ async function postAcl(c: Call): Promise<Answer> {
   const t = tailnetParam(c);
   const text = (await c.body()).toString('utf8');
   const ifMatch = c.req.headers['if-match'];
-  const etag = c.domain.policy.set(c.caller, t, text, ifMatch);
+  const etag = await c.domain.policy.set(c.caller, t, text, ifMatch);
   return { text, headers: { 'content-type': 'application/hujson', etag } };
 }
 
@@ -30,7 +30,7 @@ async function validateAcl(c: Call): Promise<Answer> {
   const t = tailnetParam(c);
   const text = await bodyText(c);
   try {
-    c.domain.policy.validate(t, text);
+    await c.domain.policy.validate(t, text);
   } catch (err) {
     // Tailscale answers a validation whose tests ran and failed with 200 and the failures in the body;
     // a file that does not parse or validate is a 400.

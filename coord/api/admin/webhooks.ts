@@ -4,7 +4,7 @@ import { webhookJson } from './json.js';
 
 async function createWebhook(c: Call): Promise<Answer> {
   const t = tailnetParam(c);
-  const { webhook, secret } = c.domain.webhooks.create(c.caller, t, await bodyObject(c));
+  const { webhook, secret } = await c.domain.webhooks.create(c.caller, t, await bodyObject(c));
   return { body: webhookJson(webhook, secret) };
 }
 
@@ -14,7 +14,7 @@ function listWebhooks(c: Call): Answer {
 
 async function patchWebhook(c: Call): Promise<Answer> {
   const w = c.domain.webhooks.find(c.caller, c.params.id!);
-  return { body: webhookJson(c.domain.webhooks.update(c.caller, w, await bodyObject(c))) };
+  return { body: webhookJson(await c.domain.webhooks.update(c.caller, w, await bodyObject(c))) };
 }
 
 function deleteWebhook(c: Call): Answer {

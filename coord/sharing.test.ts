@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FilterRule } from '../wire/types.js';
-import { carveSources, excludedOf, rulesBetween, sourcesContain, spansOf } from './sharing.js';
+import { carveSources, excludedOf, rulesBetween, sourcesContain } from './sharing.js';
 
 const ALL: FilterRule = { SrcIPs: ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'], DstPorts: [{ IP: '*', Ports: { First: 0, Last: 65535 } }] };
 const D = ['100.90.1.7', 'fd7a:115c:a1e0::5a01:107'];
@@ -53,10 +53,3 @@ describe('rulesBetween', () => {
   });
 });
 
-describe('spansOf', () => {
-  it('parses the SrcIPs forms and refuses nonsense', () => {
-    expect(spansOf('100.64.0.0/10')).toEqual([{ v6: false, lo: 0x64400000n, hi: 0x647fffffn }]);
-    expect(spansOf('nonsense')).toBeUndefined();
-    expect(spansOf('100.64.0.9-100.64.0.1')).toBeUndefined();
-  });
-});

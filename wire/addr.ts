@@ -230,8 +230,6 @@ export function formatIPv4(n: number): string {
 /** RFC 5952 text of an address given as words. */
 export function formatWords(family: Family, w: Words): string {
   if (family === 4) return formatIPv4(w[0]!);
-  // An IPv4-mapped address keeps its IPv4 part dotted (RFC 5952 section 5, as Go's netip prints it).
-  if (w[0] === 0 && w[1] === 0 && w[2] === 0xffff) return `::ffff:${formatIPv4(w[3]!)}`;
   const g: number[] = [];
   for (let k = 0; k < 4; k++) g.push(w[k]! >>> 16, w[k]! & 0xffff);
   // The longest run of zero groups, at least two long; the first one on a tie.

@@ -218,7 +218,7 @@ function decodeAddress(v: Buffer, xorWith: Buffer | null): StunAddress | string 
     port ^= STUN_MAGIC_COOKIE >>> 16;
     for (let i = 0; i < ipLen; i++) ip[i]! ^= xorWith[i]!;
   }
-  return ipLen === 4 ? { address: Array.from(ip).join('.'), port, family: 4 } : { address: formatAddr(addrFromBytes(ip, 0, 6)), port, family: 6 };
+  return ipLen === 4 ? { address: Array.from(ip).join('.'), port, family: 4 } : { address: ipv6Text(ip), port, family: 6 };
 }
 
 /** Decodes one whole STUN datagram. Never throws. */
@@ -289,4 +289,10 @@ export function decodeStun(b: Uint8Array): StunDecodeResult {
 /** "ip:port", with brackets around IPv6. */
 export function formatEndpoint(a: { address: string; port: number }): string {
   return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+/** An IPv6 address as sockets report it: an IPv4-mapped one keeps its IPv4 part dotted (::ffff:1.2.3.4). */
+function ipv6Text(ip: Buffer): string {
+  const mapped = ip.subarray(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff;
+  return mapped ? `::ffff:${formatAddr(addrFromBytes(ip, 12, 4))}` : formatAddr(addrFromBytes(ip, 0, 6));
 }

@@ -68,6 +68,7 @@ class FilterIndex {
 
   /** `sKey` is addrKey(s), passed in so a caller asking many questions computes it once. */
   accepts(s: Range, sKey: string, d: Range, port: number, proto: number): boolean {
+    if (s.v6 !== d.v6) return false; // no packet has an IPv4 source and an IPv6 destination
     for (const r of this.rules) {
       if (!r.protos.includes(proto)) continue;
       if (!r.anySrc && !r.srcAddrs.has(sKey) && !r.srcRanges.some((x) => contains(x, s))) continue;

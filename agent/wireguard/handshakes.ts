@@ -258,15 +258,15 @@ export class Handshakes {
   /**
    * We answered the peer's initiation while packets wait for it (or while our own initiation to it is
    * unanswered), so we hold a responder keypair that we may not send with until the peer has used it.
-   * Normally the peer's first packet on it arrives within
-   * a round trip. But when both sides initiated at the same moment, each consumed the other's initiation
-   * (which replaces its own handshake state) and each then drops the other's response as stale: nothing
-   * arrives, and plain WireGuard (wireguard-go, the kernel) waits REKEY_TIMEOUT (5 s) for the retransmit.
-   * So if nothing has confirmed a session shortly, we initiate again, which is what the retransmit would
-   * send, only sooner (wire-compatible). The side with the larger public key goes first; the other waits
-   * longer, so two meshward devices do not collide again (the first side's initiation restarts the
-   * other's timer, and its handshake completes before that fires). The other still goes early if the
-   * first never does, as when the peer is wireguard-go.
+   * Normally the peer's first packet on it arrives within a round trip. But when both sides initiated at
+   * the same moment, each consumed the other's initiation (which replaces its own handshake state) and
+   * each then drops the other's response as stale: nothing arrives, and plain WireGuard (wireguard-go,
+   * the kernel) waits REKEY_TIMEOUT (5 s) for the retransmit. So if nothing has confirmed a session
+   * shortly, we initiate again, which is what the retransmit would send, only sooner (wire-compatible).
+   * The side with the larger public key goes first; the other waits longer, so two meshward devices do
+   * not collide again (the first side's initiation restarts the other's timer, and its handshake
+   * completes before that fires). The other still goes early if the first never does, as when the peer
+   * is wireguard-go.
    */
   private answeredWhileWaiting(peer: Peer): void {
     const dev = this.dev;

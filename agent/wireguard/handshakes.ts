@@ -167,7 +167,9 @@ export class Handshakes {
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketSent();
     dev.send.sendOne(peer, resp, 0, resp.length);
-    if (peer.staged.length > 0) this.answeredWhileWaiting(peer);
+    // Packets wait for this peer, or our own initiation to it is unanswered (say both sides greeted
+    // each other on starting): either way a collision would leave us without a session for 5 s.
+    if (peer.staged.length > 0 || peer.retransmitHandshake.pending()) this.answeredWhileWaiting(peer);
   }
 
   private finishWithResponse(msg: Buffer, family: number, addrs: Uint8Array, addrOff: number, port: number, now: number): void {
@@ -222,12 +224,12 @@ export class Handshakes {
   }
 
   /**
-   * The early initiation answeredWhileWaiting scheduled: sent only if the staged packets still cannot
-   * go, and at most MAX_EARLY_INITIATIONS per REKEY_TIMEOUT, so two devices can never loop on it.
+   * The early initiation answeredWhileWaiting scheduled: sent only if there is still no session to send
+   * with, and at most MAX_EARLY_INITIATIONS per REKEY_TIMEOUT, so two devices can never loop on it.
    */
   sendEarly(peer: Peer): void {
     const now = this.dev.clock.now();
-    if (peer.staged.length === 0 || peer.canSend(peer.current, now)) return;
+    if (peer.canSend(peer.current, now)) return;
     if (now - peer.earlyWindowStart >= REKEY_TIMEOUT) {
       peer.earlyWindowStart = now;
       peer.earlyInitiations = 0;
@@ -254,16 +256,17 @@ export class Handshakes {
   }
 
   /**
-   * We answered the peer's initiation while packets wait for it, so we hold a responder keypair that we
-   * may not send with until the peer has used it. Normally the peer's first packet on it arrives within
-   * a round trip. But when both sides initiated at the same moment, each consumed the other's initiation
-   * (which replaces its own handshake state) and each then drops the other's response as stale: nothing
-   * arrives, and plain WireGuard (wireguard-go, the kernel) waits REKEY_TIMEOUT (5 s) for the retransmit.
-   * So if nothing has confirmed a session shortly, we initiate again, which is what the retransmit would
-   * send, only sooner (wire-compatible). The side with the larger public key goes first; the other waits
-   * longer, so two meshward devices do not collide again (the first side's initiation restarts the
-   * other's timer, and its handshake completes before that fires). The other still goes early if the
-   * first never does, as when the peer is wireguard-go.
+   * We answered the peer's initiation while packets wait for it (or while our own initiation to it is
+   * unanswered), so we hold a responder keypair that we may not send with until the peer has used it.
+   * Normally the peer's first packet on it arrives within a round trip. But when both sides initiated at
+   * the same moment, each consumed the other's initiation (which replaces its own handshake state) and
+   * each then drops the other's response as stale: nothing arrives, and plain WireGuard (wireguard-go,
+   * the kernel) waits REKEY_TIMEOUT (5 s) for the retransmit. So if nothing has confirmed a session
+   * shortly, we initiate again, which is what the retransmit would send, only sooner (wire-compatible).
+   * The side with the larger public key goes first; the other waits longer, so two meshward devices do
+   * not collide again (the first side's initiation restarts the other's timer, and its handshake
+   * completes before that fires). The other still goes early if the first never does, as when the peer
+   * is wireguard-go.
    */
   private answeredWhileWaiting(peer: Peer): void {
     const dev = this.dev;

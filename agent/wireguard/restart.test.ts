@@ -92,3 +92,34 @@ describe('Device: a peer restarts', () => {
     expect(b.dev.initiateHandshake(Buffer.alloc(32, 7))).toBe(false);
   });
 });
+
+describe('Device: both sides restart and greet each other at the same instant', () => {
+  it('recovers from the collision in well under a second, with no packet waiting', () => {
+    const clock = new FakeClock();
+    const net = new MemNetwork();
+    const device = (key: PrivateKey, port: number) => {
+      const tun = new MemTun();
+      const dev = new Device({ bindUdp: (p, cb) => net.bind(p, cb), tun, clock });
+      dev.setPrivateKey(key.raw);
+      dev.setListenPort(port);
+      dev.up();
+      return { dev, tun };
+    };
+    const a = device(keyA, 51001);
+    const b = device(keyB, 51002);
+    a.dev.setPeer(keyB.publicKey.raw, { endpoint: '10.200.0.1:51002', allowedIPs: ['10.9.0.2/32'] });
+    b.dev.setPeer(keyA.publicKey.raw, { endpoint: '10.200.0.1:51001', allowedIPs: ['10.9.0.1/32'] });
+    a.dev.initiateHandshake(keyB.publicKey.raw);
+    b.dev.initiateHandshake(keyA.publicKey.raw);
+    for (let t = 0; t < 500; t += 10) {
+      clock.advance(10);
+      net.flush();
+    }
+    // A session is up both ways: packets go at once, no handshake in front of them.
+    const from = net.log.length;
+    a.dev.onTunBatch(AB, Uint32Array.of(0), Uint32Array.of(AB.length), 1);
+    net.flush();
+    expect(b.tun.packets).toEqual([AB]);
+    expect(net.log.slice(from).map((d) => d.data[0])).toEqual([MSG_TRANSPORT]);
+  });
+});

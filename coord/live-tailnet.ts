@@ -56,7 +56,7 @@ function peerNode(d: Device, home: Tailnet, owner: User | undefined, online: boo
   };
 }
 
-/** A device of another tailnet that this tailnet's netmaps show (sharing, issue 7). */
+/** A device of another tailnet that this tailnet's netmaps show (sharing). */
 export interface ExtDevice {
   device: Device;
   tailnet: Tailnet;

@@ -49,7 +49,7 @@ export class NetmapHub {
     return this.lastVersion;
   }
 
-  // ── sharing (issue 7) ────────────────────────────────────────────────────────
+  // ── sharing ────────────────────────────────────────────────────────
 
   /** Shares were created or removed: the tailnets on both sides re-read theirs and update their devices. */
   sharingChanged(tailnetIds: Iterable<number>): void {

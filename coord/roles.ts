@@ -1,4 +1,4 @@
-// The role matrix of ../shared/roles.md as data: one table, one check. Every admin API route names
+// The role permission matrix as data (docs/architecture.md, The role table): one table, one check. Every admin API route names
 // exactly one permission from this table (see api/admin/router.ts), and the router calls `can` before the handler.
 import type { Role } from './store/index.js';
 
@@ -37,10 +37,10 @@ export const MATRIX: Readonly<Record<Permission, readonly Role[]>> = {
   'share':              [O, A, I],
   'share:accept':       [O, A, I],
   'tags:any':           [O, A, N],
-  // Not a row of roles.md: who may call POST /device/{id}/tags at all. Tailnet admins may (they may use
+  // Not a row of the product's role matrix: who may call POST /device/{id}/tags at all. Tailnet admins may (they may use
   // any tag); IT admins may, but only with tags tagOwners gives them (then 'tags:any' decides).
   'device-tags:write':  [O, A, N, I],
-  // Not a row of roles.md: an auth key whose devices belong to another user (our `user` extension of
+  // Not a row of the product's role matrix: an auth key whose devices belong to another user (our `user` extension of
   // POST /keys) lets its holder act as that user on the tailnet, so only owners and admins may make one
   // (and a key for the owner only the owner).
   'keys:for-others':    [O, A],

@@ -37,7 +37,7 @@ import {
 import { buildTries, PrefixTrie, SetPool, type PrefixList } from './trie.js';
 
 export interface FilterConfig {
-  /** This device's compiled rules (contract 2). */
+  /** This device's compiled rules (Tailscale's tailcfg.FilterRule; docs/protocol.md). */
   rules: FilterRule[];
   /** Own addresses and (approved) subnet routes: IPs or CIDRs (or ranges), v4/v6. */
   localAddrs: string[];

@@ -1,4 +1,4 @@
-// meshward's per-packet filter (issue 2). Pure and I/O-free; imports nothing of agent/ or coord/.
+// meshward's per-packet filter. Pure and I/O-free; imports nothing of agent/ or coord/.
 //
 // Usage (agent):
 //

@@ -1,4 +1,4 @@
-// Compiles FilterRules (contract 2) into flat arrays for the packet path, and the source prefixes
+// Compiles FilterRules (Tailscale's tailcfg.FilterRule; docs/protocol.md) into flat arrays for the packet path, and the source prefixes
 // into trie entries. Also the CapGrant lookup the agent's whois needs.
 
 import { DEFAULT_IPPROTO, type FilterRule, type NetPortRange } from '../wire/types.js';

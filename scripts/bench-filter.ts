@@ -1,4 +1,4 @@
-// Benchmark of the per-packet filter (issue 2). `npm run -s bench:filter -- --json` prints
+// Benchmark of the per-packet filter. `npm run -s bench:filter -- --json` prints
 // {"mpps": {"small": n, "large": n}, "linearRatio": n, "flatness": n, "buildMs": n, "heapMB": n, "allocsPerPacket": n}
 // Without --json it prints the same figures for people.
 //

@@ -6,7 +6,7 @@
 //   npm run -s bench:policy-validate -- [--json] [--policy heaviest|issue] [--coord DIR]
 //
 // --policy heaviest (default): the largest policy coord accepts for its tests (scripts/heavy-policy.ts).
-// --policy issue: the policy of issue 12's finding (one test, 3,000 destinations).
+// --policy issue: a policy with one test of 3,000 destinations (the shape that once froze coord).
 // --coord DIR: run the coord of another build (DIR/dist/coord/main.js), e.g. an older commit, to compare.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -112,7 +112,7 @@ export const LIVE_CHANGE = {
   service: 'ci:443',
 };
 
-/** The second network, which receives a share of the git server (issue 7). */
+/** The second network, which receives a share of the git server. */
 export const PARTNER = {
   network: 'partner.example',
   owner: 'erin@partner.example',

@@ -212,7 +212,7 @@ interface Summary {
   services: { id: string; device: string; port: number; label: string }[];
   tables: Table[];
   liveChange: { story: string; from: string; service: string; before: Verdict; after: Verdict; ms: number | null };
-  /** The share of the git server with a second network (issue 7); `cells` only when available. */
+  /** The share of the git server with a second network; `cells` only when available. */
   sharing: { available: boolean; message: string; cells?: Cell[] };
   /** MagicDNS: names looked up and connections made by name, as the sharing document says they work. */
   names: NameCheck[];

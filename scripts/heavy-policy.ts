@@ -17,7 +17,7 @@ export function heaviestAcceptedPolicy(over = false): string {
   });
 }
 
-/** The policy of issue 12's finding: one test with 3,000 destinations. */
+/** A policy with one test of 3,000 destinations: the shape that once froze coord for seconds. */
 export function issuePolicy(): string {
   const addrs = Array.from({ length: 3_000 }, (_, i) => `100.64.${(i >> 8) & 255}.${i & 255}:22`);
   return JSON.stringify({

@@ -101,7 +101,7 @@ export interface PeerNode {
   os: string;
   online: boolean;
   lastSeen: string | null;
-  /** Shared in from another network (issue 7). */
+  /** Shared in from another network. */
   shared: boolean;
   /** May answer connections but never start one (shared-in devices). */
   quarantined: boolean;
@@ -124,7 +124,7 @@ export interface Netmap {
   peers: PeerNode[];
   packetFilter: FilterRule[];
   /**
-   * Sharing (issue 7): what this network's own policy lets this device start towards the devices
+   * Sharing: what this network's own policy lets this device start towards the devices
    * shared into it (SrcIPs = this device's addresses, destinations = the shared-in devices'). The
    * agent enforces it on the way out (filter `outbound`). Absent or empty: no shared-in device may be
    * reached.

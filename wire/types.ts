@@ -1,5 +1,5 @@
 // Wire types shared by coord and agent (and the filter): the shapes of Tailscale's tailcfg that
-// meshward speaks. Contract 2 of DESIGN.md.
+// meshward speaks (docs/protocol.md).
 
 /** A port range, inclusive. Tailscale writes "*" as {First: 0, Last: 65535}. */
 export interface PortRange {

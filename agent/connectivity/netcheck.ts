@@ -2,7 +2,7 @@
 // transport (in the agent: the WireGuard UDP socket, so the mappings found are the ones WireGuard traffic
 // gets) to every STUN destination (coord's two ports, over IPv4 and IPv6 when the device has them), with
 // retransmissions; relays are timed through injected probes. The report is the JSON of `agent netcheck`
-// (DESIGN.md contract 6).
+// (docs/operations.md, netcheck).
 import { createSocket, type Socket } from 'node:dgram';
 import { decodeStun, encodeBindingRequest, formatEndpoint, isStunPacket, newTransactionId, STUN_BINDING_SUCCESS } from '../../wire/stun.js';
 

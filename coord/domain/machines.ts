@@ -1,6 +1,7 @@
 // Devices acting for themselves (the machine API): registering with an auth key, reporting posture,
 // endpoints and routes, and logging out. The machine API checks the request signatures; this is what
 // the requests do.
+import { familyOf, parsePrefix } from '../../wire/addr.js';
 import type { RegisterRequest, RegisterResponse, UpdateRequest } from '../../wire/protocol.js';
 import { Forbidden, InvalidInput, Unauthenticated } from '../errors.js';
 import { enabledRoutesFor } from '../routes.js';
@@ -194,15 +195,24 @@ function postureOf(r: { os?: unknown; version?: unknown; endpoints?: unknown; ad
   }
   if (r.endpoints !== undefined) {
     const eps = uniqueStrings(r.endpoints, 'endpoints');
-    if (eps.length > 32 || eps.some((e) => !/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/.test(e))) {
+    if (eps.length > 32 || eps.some((e) => !isEndpoint(e))) {
       throw new InvalidInput('"endpoints" must be at most 32 "ip:port" strings ("[v6]:port" for IPv6)');
     }
     out.endpoints = eps;
   }
   if (r.advertisedRoutes !== undefined) {
     const routes = uniqueStrings(r.advertisedRoutes, 'advertisedRoutes');
-    if (routes.some((x) => !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(x))) throw new InvalidInput('"advertisedRoutes" must be CIDR prefixes');
+    const bad = routes.find((x) => !x.includes('/') || parsePrefix(x) === null);
+    if (bad !== undefined || routes.length > 256) throw new InvalidInput(`"advertisedRoutes" must be at most 256 CIDR prefixes${bad !== undefined ? ` (not one: ${JSON.stringify(bad.slice(0, 64))})` : ''}`);
     out.advertisedRoutes = routes;
   }
   return out;
+}
+
+/** "IP:PORT" ("[v6]:PORT" for IPv6), as devices report their endpoints. */
+function isEndpoint(e: string): boolean {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(e) ?? /^([^:[\]]+):(\d{1,5})$/.exec(e);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return false;
+  const family = familyOf(m[1]!);
+  return family !== 0 && (family === 6) === e.startsWith('[');
 }

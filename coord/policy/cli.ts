@@ -66,7 +66,7 @@ function testsFailed(policy: Policy, topo: Topology | undefined, file: string): 
   try {
     failures = runPolicyTests(policy, topo);
   } catch (err) {
-    // The tests ask for more work than any policy may (PolicyError): contract 3's "error: <why>".
+    // The tests ask for more work than any policy may (PolicyError): the documented "error: <why>" (docs/policy.md).
     if (err instanceof PolicyError) throw new FileError(`${file}: ${err.message}`);
     throw err;
   }

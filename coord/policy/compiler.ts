@@ -363,7 +363,7 @@ export class PolicyCompiler {
     return this.rebuildAndDiff();
   }
 
-  /** Replaces the shared-in users (issue 7); returns the nodes whose filter changed. */
+  /** Replaces the shared-in users; returns the nodes whose filter changed. */
   setSharedUsers(list: SharedUser[]): Set<string> {
     this.shared = list;
     this.visitorCarve.clear();

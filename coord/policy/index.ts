@@ -1,4 +1,4 @@
-// The policy engine (issue 3): Tailscale policy files (HuJSON) → validated Policy → per-device FilterRules.
+// The policy engine: Tailscale policy files (HuJSON) → validated Policy → per-device FilterRules.
 // This file is the engine's single entry point; import nothing else from coord/policy.
 //
 //   const policy = parsePolicy(text);                 // throws PolicyError (line:column) on a bad file
@@ -7,7 +7,7 @@
 //   const c = new PolicyCompiler(policy, topo);       // incremental: c.setNode(...) → affected node names
 //
 // checkPolicy(text, topo) does parse + tests in one call and throws PolicyError("test(s) failed…") the way
-// a policy write must be gated (contract 1: a failing test refuses the change).
+// a policy write must be gated (docs/policy.md: a failing test refuses the change).
 
 import type { FilterRule } from '../../wire/types.js';
 import { PolicyCompiler } from './compiler.js';

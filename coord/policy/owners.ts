@@ -1,7 +1,7 @@
 // Who a policy names as an owner, in tagOwners and autoApprovers: a user listed by email, a member of a
 // listed group, any user for autogroup:member, a user whose role has a listed role autogroup, or a
 // device already carrying a listed tag. Rights a role has beyond the policy (admins may use any tag,
-// ../shared/roles.md) are coord's to add, not the policy's.
+// coord/roles.ts) are coord's to add, not the policy's.
 import { ROLES, type Policy } from './parse.js';
 
 /** Who asks: a user (email and role; no email means no user) and/or a device with its tags. */

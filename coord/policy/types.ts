@@ -3,7 +3,7 @@ import type { FilterRule } from '../../wire/types.js';
 
 export type { FilterRule };
 
-/** A user's role in a network (../shared/roles.md). The role autogroups resolve to these users' devices. */
+/** A user's role in a network (coord/roles.ts). The role autogroups resolve to these users' devices. */
 export type Role = 'owner' | 'admin' | 'network-admin' | 'it-admin' | 'billing-admin' | 'auditor' | 'member';
 
 /** A device as the policy engine sees it (the node shape of the compat cases; extra keys are ignored). */
@@ -31,7 +31,7 @@ export interface TopoUser {
   role?: Role;
 }
 
-/** A user of another network who accepted a share of one or more devices of this network (issue 7). */
+/** A user of another network who accepted a share of one or more devices of this network. */
 export interface SharedUser {
   email: string;
   name?: string;

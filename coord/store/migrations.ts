@@ -105,7 +105,7 @@ export const MIGRATIONS: readonly string[] = [
     accepted    TEXT
   );
   `,
-  // 2: device sharing (issue 7): invites (one-time codes, stored hashed) and the shares they made.
+  // 2: device sharing: invites (one-time codes, stored hashed) and the shares they made.
   `
   CREATE TABLE device_invites (
     id          TEXT PRIMARY KEY,

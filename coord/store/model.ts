@@ -84,7 +84,7 @@ export interface AuditEntry {
   new: unknown;
 }
 
-/** An invitation to share a device with a user of another tailnet (issue 7). */
+/** An invitation to share a device with a user of another tailnet. */
 export interface DeviceInvite {
   id: string;
   tailnetId: number;

@@ -453,7 +453,13 @@ class Demo {
   async liveChange(): Promise<number | null> {
     const svc = SERVICES.find((s) => s.id === LIVE_CHANGE.service)!;
     const probe = this.lan.spawn(LIVE_CHANGE.from, process.execPath, [this.helper, 'probe', this.devices.get(svc.device)!.ipv4, String(svc.port)]);
-    const opened = new Promise<number>((resolve) => createInterface({ input: probe.stdout! }).once('line', (l) => resolve(Number(l.replace(/^ok /, '')))));
+    // The probe prints "still closed" after each failed attempt, then "ok T" with when one worked.
+    const opened = new Promise<number>((resolve) =>
+      createInterface({ input: probe.stdout! }).on('line', (l) => {
+        const m = /^ok (\d+)$/.exec(l);
+        if (m) resolve(Number(m[1]));
+      }),
+    );
     await sleep(300);
     const t0 = Date.now();
     await this.owner.setPolicy(companyPolicy({ comment: LIVE_CHANGE.comment, rule: LIVE_CHANGE.rule }));

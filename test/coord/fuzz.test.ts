@@ -10,7 +10,7 @@ import { MACHINE_PATHS } from '../../wire/protocol.js';
 import { TestDevice } from './devices.js';
 import { addUser, api, Coord, root } from './harness.js';
 
-/** Every route of the admin API's table, read from coord's sources (`R('METHOD', '/path', …)`). */
+/** Every route of the admin API's table, read from coord's sources (`route('METHOD', '/path', …)`). */
 function adminRoutes(): { method: string; path: string }[] {
   const out: { method: string; path: string }[] = [];
   const walk = (dir: string): void => {
@@ -18,7 +18,7 @@ function adminRoutes(): { method: string; path: string }[] {
       const p = join(dir, f);
       if (statSync(p).isDirectory()) walk(p);
       else if (p.endsWith('.ts') && !p.endsWith('.test.ts')) {
-        for (const m of readFileSync(p, 'utf8').matchAll(/\bR\('(GET|POST|PATCH|PUT|DELETE)', '([^']+)'/g)) out.push({ method: m[1]!, path: m[2]! });
+        for (const m of readFileSync(p, 'utf8').matchAll(/\broute\('(GET|POST|PATCH|PUT|DELETE)', '([^']+)'/g)) out.push({ method: m[1]!, path: m[2]! });
       }
     }
   };

@@ -1,7 +1,7 @@
 // The node agent end to end: coord in the root namespace on a virtual LAN, three agents (a, b, c)
 // each in its own namespace with its own state directory and socket, real TUN devices, real UDP.
 // Policy: a → b:22 only (and c → a:9, so that a also has c as a peer and can show it in status).
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callDaemon } from '../../agent/localapi/client.js';
@@ -65,7 +65,9 @@ describe.skipIf(!canRunE2e)('agent daemon end to end (coord + three agents in na
     }
     for (const n of NAMES) {
       const files = readdirSync(net.stateDir(n)).sort();
-      expect(files).toEqual(['machine.json', 'netmap.json', 'node.json', 'prefs.json']);
+      // resolv.conf.orig: MagicDNS keeps the namespace's own resolv.conf here while it points it at the agent.
+      expect(files).toEqual(['machine.json', 'netmap.json', 'node.json', 'prefs.json', 'resolv.conf.orig']);
+      for (const f of files) expect(statSync(join(net.stateDir(n), f)).mode & 0o777).toBe(0o600);
       const prefs = readFileSync(join(net.stateDir(n), 'prefs.json'), 'utf8');
       expect(prefs).not.toContain('mwkey-auth');
       expect(readFileSync(net.logOf(n), 'utf8')).not.toContain(key);

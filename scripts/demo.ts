@@ -4,10 +4,12 @@
 // cell a real TCP connection compared with what coord's policy engine says, then edits the policy
 // through the admin API and shows the table change. scripts/demo (bash) bootstraps and runs this as root.
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { request } from 'undici';
 import { callDaemon } from '../agent/localapi/client.js';
 import type { AgentStatus } from '../agent/localapi/types.js';
 import { AdminClient } from '../coord/client/index.js';
@@ -250,6 +252,8 @@ class Demo {
   owner!: AdminClient;
   partner!: AdminClient;
   readonly devices = new Map<string, Registered>();
+  /** Who can sign in to the admin console at <coord>/admin (the two owners, passwords made here). */
+  readonly consoleLogins: { email: string; network: string; password: string }[] = [];
   /** Erin's laptop in the partner network, once sharing() made it. */
   partnerLaptop: { ns: string; socket: string } | null = null;
 
@@ -290,8 +294,9 @@ class Demo {
    */
   async startCoord(): Promise<void> {
     const coord = new Coord({ dir: this.dir, log: join(this.dir, 'coord.log') });
-    const ownerKey = coord.createTailnet(NETWORK, OWNER);
-    const partnerKey = coord.createTailnet(PARTNER.network, PARTNER.owner);
+    const company = coord.createTailnetWithLink(NETWORK, OWNER);
+    const partner = coord.createTailnetWithLink(PARTNER.network, PARTNER.owner);
+    const [ownerKey, partnerKey] = [company.apiKey, partner.apiKey];
     writeFileSync(join(this.dir, 'owner.key'), ownerKey + '\n', { mode: 0o600 });
     writeFileSync(join(this.dir, 'partner.key'), partnerKey + '\n', { mode: 0o600 });
     await coord.start(['--listen', `${this.lan.gateway}:0`]);
@@ -302,6 +307,15 @@ class Demo {
     this.coordUrl = coord.url;
     this.owner = new AdminClient(coord.url, ownerKey);
     this.partner = new AdminClient(coord.url, partnerKey);
+    // Both owners get a console password through their one-time links, so a person can sign in to the
+    // admin console of either network and click through the share the demo makes.
+    for (const [email, network, code] of [[OWNER, NETWORK, company.passwordCode], [PARTNER.owner, PARTNER.network, partner.passwordCode]] as const) {
+      const password = `demo-${randomBytes(6).toString('hex')}`;
+      const r = await request(`${coord.url}/admin/api/password`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code, password }) });
+      const text = await r.body.text();
+      if (r.statusCode !== 200) throw new Error(`setting ${email}'s console password failed: ${r.statusCode} ${text}`);
+      this.consoleLogins.push({ email, network, password });
+    }
   }
 
   async addPeople(): Promise<void> {
@@ -731,6 +745,9 @@ ${bold('The network is still running.')} Explore it (as root):
   node ${COORD} acl get --coord ${demo.coordUrl} --api-key-file ${keyFile}
   ${dim(`# coord stopped or killed? start it again on ${demo.coordUrl} (the agents keep working meanwhile and reconnect)`)}
   npm run demo -- --restart-coord ${demo.dir}
+  ${dim('# the admin console, in a browser on this machine: the share of the git server is under Machines')}
+  ${demo.coordUrl}/admin
+${demo.consoleLogins.map((l) => `    ${l.email} (${l.network}), password ${l.password}`).join('\n')}
   ${dim(`# logs: ${demo.dir}/*.log; namespaces: ip netns list | grep mw-${demo.lan.id}-`)}
 Stop it and remove everything:
   npm run demo -- --down ${demo.dir}`);

@@ -133,9 +133,15 @@ export class Coord {
 
   /** Creates a network with its owner (`coord tailnet create`); returns the owner's API key. */
   createTailnet(name: string, owner: string): string {
+    return this.createTailnetWithLink(name, owner).apiKey;
+  }
+
+  /** `coord tailnet create`: the owner's API key, and the code of the one-time link to set the owner's console password. */
+  createTailnetWithLink(name: string, owner: string): { apiKey: string; passwordCode: string } {
     const r = coordCli(['tailnet', 'create', name, '--owner', owner, '--db', this.db, '--json']);
     if (r.status !== 0) throw new Error(`tailnet create failed: ${r.stderr}`);
-    return (JSON.parse(r.stdout) as { apiKey: string }).apiKey;
+    const made = JSON.parse(r.stdout) as { apiKey: string; passwordUrl: string };
+    return { apiKey: made.apiKey, passwordCode: made.passwordUrl.slice(made.passwordUrl.lastIndexOf('/') + 1) };
   }
 
   /** Stops coord and removes its directory. */

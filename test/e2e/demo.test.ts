@@ -199,6 +199,15 @@ describe.skipIf(!isRoot || !nativeAvailable())('npm run demo (non-interactive, a
       expect(out).toMatch(/ git +tagged-devices +linux +active; direct/);
       expect(leftovers(s.made)).toHaveLength(s.made.namespaces.length + 2);
 
+      // The console's address and both owners' sign-ins are printed, and they work.
+      expect(r.stderr).toContain(`${s.coord}/admin`);
+      for (const [email, network] of [['pat@example.com', 'example.com'], ['erin@partner.example', 'partner.example']]) {
+        const password = new RegExp(`${email.replace(/\./g, '\\.')} \\(${network.replace(/\./g, '\\.')}\\), password (\\S+)`).exec(r.stderr)?.[1];
+        expect(password, `sign-in for ${email}`).toBeDefined();
+        const signIn = await fetch(`${s.coord}/admin/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+        expect(signIn.status, email).toBe(200);
+      }
+
       // coord killed and started again with the printed command: same URL, every agent back on it.
       expect(r.stderr).toContain(`npm run demo -- --restart-coord ${s.made.dir}`);
       const admin = new AdminClient(s.coord, readFileSync(join(s.made.dir, 'owner.key'), 'utf8').trim());

@@ -17,7 +17,7 @@ import { PeerIndex } from '../coord/peers.js';
 import { compileFilters, filterAccepts, parsePolicy, type Topology } from '../coord/policy/index.js';
 import { DEVICES, LIVE_CHANGE, NETWORK, OWNER, PARTNER, PEOPLE, SERVICES, companyPolicy, type DemoDevice } from './demo-company.js';
 import { AGENT, COORD, Coord, sleep, waitFor, writeNetHelper } from './lab.js';
-import { VirtualLan } from './netns.js';
+import { removeNamespace, VirtualLan } from './netns.js';
 
 const PASSWORD = 'demo password, not a secret';
 const CONNECT_MS = 1500;
@@ -118,21 +118,7 @@ function killOurs(m: Made, pid: number): void {
 /** Removes what a demo made: its processes, namespaces, bridge and directory. Safe to repeat. */
 function teardown(m: Made): void {
   for (const pid of m.pids) killOurs(m, pid);
-  for (const ns of m.namespaces) {
-    try {
-      const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split(/\s+/).filter(Boolean);
-      for (const pid of pids) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-    } catch {
-      // never made, or already removed
-    }
-  }
+  for (const ns of m.namespaces) removeNamespace(ns);
   try {
     execFileSync('ip', ['link', 'del', m.bridge], { stdio: 'ignore' });
   } catch {

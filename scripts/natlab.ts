@@ -13,6 +13,7 @@
 // network testing): the WAN on 198.18.W.0/24, each LAN on 198.19.L.0/24. destroy() removes it all and is
 // safe to call more than once and after a partial setup.
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { addNamespace, removeNamespace } from './netns.js';
 
 export type NatMode = 'endpoint-independent' | 'symmetric';
 
@@ -97,9 +98,8 @@ export class NatLab {
     if (this.destroyed) throw new Error('lab already destroyed');
     if (this.hosts.has(name)) throw new Error(`${name} already exists`);
     const ns = `mwn-${this.id}-${name}`;
-    run('ip', ['netns', 'add', ns]);
+    addNamespace(ns);
     this.namespaces.push(ns);
-    run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     return ns;
   }
 
@@ -200,12 +200,7 @@ table inet home {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const child of this.children) child.kill('SIGKILL');
-    for (const ns of this.namespaces) {
-      quietly(() => {
-        for (const pid of run('ip', ['netns', 'pids', ns]).split(/\s+/).filter(Boolean)) quietly(() => process.kill(Number(pid), 'SIGKILL'));
-      });
-      quietly(() => run('ip', ['netns', 'del', ns]));
-    }
+    for (const ns of this.namespaces) removeNamespace(ns);
     for (const link of this.links.reverse()) quietly(() => run('ip', ['link', 'del', link]));
   }
 }

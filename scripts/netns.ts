@@ -17,6 +17,37 @@ function tryIp(args: string[]): void {
   }
 }
 
+/**
+ * Makes a namespace with its loopback up and its own resolv.conf (/etc/netns/NS/resolv.conf, which
+ * `ip netns exec` binds over /etc/resolv.conf), so that an agent configuring DNS in it never touches
+ * the machine's own file. `resolvConf` is its text (default: a nameserver on the namespace's loopback,
+ * where nothing answers unless a test starts one).
+ */
+export function addNamespace(ns: string, resolvConf = 'nameserver 127.0.0.1\n'): void {
+  mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+  writeFileSync(`/etc/netns/${ns}/resolv.conf`, resolvConf);
+  ip(['netns', 'add', ns]);
+  ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+}
+
+/** Ends every process inside a namespace (they would keep it alive), removes it and its /etc/netns folder. */
+export function removeNamespace(ns: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split(/\s+/).filter(Boolean);
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already exited
+      }
+    }
+  } catch {
+    // namespace never made
+  }
+  tryIp(['netns', 'del', ns]);
+  rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+}
+
 export interface Host {
   name: string;
   /** The namespace name, for `ip netns exec`. */
@@ -77,11 +108,8 @@ export class VirtualLan {
     const ns = `mw-${this.id}-${name}`;
     const host: Host = { name, ns, addr: `${this.subnet}.${n}` };
     this.hosts.set(name, host);
-    mkdirSync(VirtualLan.etcDir(ns), { recursive: true });
-    writeFileSync(VirtualLan.resolvConfPath(ns), resolvConf);
+    addNamespace(ns, resolvConf);
     const outside = `mwv${this.id}h${n}`.slice(0, 15);
-    ip(['netns', 'add', ns]);
-    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
     ip(['link', 'add', outside, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
     ip(['link', 'set', outside, 'master', this.bridge]);
     ip(['link', 'set', outside, 'up']);
@@ -129,23 +157,7 @@ export class VirtualLan {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const child of this.children) child.kill('SIGKILL');
-    for (const host of this.hosts.values()) {
-      // Processes started another way inside the namespace would keep it alive: end them too.
-      try {
-        const pids = execFileSync('ip', ['netns', 'pids', host.ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
-        for (const pid of pids) {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {
-            // already exited
-          }
-        }
-      } catch {
-        // namespace never made
-      }
-      tryIp(['netns', 'del', host.ns]);
-      rmSync(VirtualLan.etcDir(host.ns), { recursive: true, force: true });
-    }
+    for (const host of this.hosts.values()) removeNamespace(host.ns);
     tryIp(['link', 'del', this.bridge]);
   }
 }

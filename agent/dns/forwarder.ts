@@ -46,44 +46,46 @@ function rcodeOf(answer: Buffer): number {
   return answer.readUInt16BE(2) & 0xf;
 }
 
-function udpExchange(up: Upstream, query: Buffer, deadline: number): Promise<Buffer> {
+/**
+ * One exchange with an upstream until `deadline`: `start` wires a socket and calls `finish` with the
+ * answer or an error; whichever comes first (or the deadline) settles it, and the socket is closed.
+ */
+function exchange(deadline: number, start: (finish: (err: Error | null, answer?: Buffer) => void) => { close(): void }): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const sock = createSocket(familyOf(up.host) === 6 ? 'udp6' : 'udp4');
-    const id = query.readUInt16BE(0);
-    const timer = setTimeout(() => finish(new Error('timeout')), Math.max(1, deadline - Date.now()));
     let done = false;
+    let sock: { close(): void } | undefined;
     const finish = (err: Error | null, answer?: Buffer) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      sock.close();
+      sock?.close();
       if (err) reject(err);
       else resolve(answer!);
     };
+    const timer = setTimeout(() => finish(new Error('timeout')), Math.max(1, deadline - Date.now()));
+    sock = start(finish);
+  });
+}
+
+function udpExchange(up: Upstream, query: Buffer, deadline: number): Promise<Buffer> {
+  const id = query.readUInt16BE(0);
+  return exchange(deadline, (finish) => {
+    const sock = createSocket(familyOf(up.host) === 6 ? 'udp6' : 'udp4');
     sock.on('error', (err) => finish(err));
     sock.on('message', (msg) => {
       // A connected socket only hears its upstream; still, the id must be the one we sent.
       if (msg.length >= 12 && msg.readUInt16BE(0) === id && (msg.readUInt16BE(2) & 0x8000) !== 0) finish(null, msg);
     });
     sock.connect(up.port, up.host, () => sock.send(query));
+    return sock;
   });
 }
 
 function tcpExchange(up: Upstream, query: Buffer, deadline: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
+  const id = query.readUInt16BE(0);
+  return exchange(deadline, (finish) => {
     const sock = new Socket();
-    const id = query.readUInt16BE(0);
     let buffered: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => finish(new Error('timeout')), Math.max(1, deadline - Date.now()));
-    let done = false;
-    const finish = (err: Error | null, answer?: Buffer) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock.destroy();
-      if (err) reject(err);
-      else resolve(answer!);
-    };
     sock.on('error', (err) => finish(err));
     sock.on('close', () => finish(new Error('connection closed before an answer')));
     sock.on('data', (chunk: Buffer) => {
@@ -102,6 +104,7 @@ function tcpExchange(up: Upstream, query: Buffer, deadline: number): Promise<Buf
       query.copy(framed, 2);
       sock.write(framed);
     });
+    return { close: () => sock.destroy() };
   });
 }
 

@@ -87,5 +87,5 @@ describe('coord admin subcommands', () => {
     const audit = await run(['audit']);
     expect(audit.stdout).toContain('ACL');
     expect(audit.stdout).toContain('NODE');
-  });
+  }, 120_000); // some twenty `coord` processes, one after the other: slow on a busy machine
 });

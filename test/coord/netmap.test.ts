@@ -99,6 +99,8 @@ describe('machine API and netmap streams', () => {
     all.push(extra);
     await extra.register(authKey, 'extra', ['tag:web']);
     extra.connect();
+    // The stream must be open before the delete, or coord answers it "not registered", not "removed".
+    await extra.waitFor(() => true, 15_000);
     await db.waitFor((m) => m.peers.length === 2, 15_000);
     expect((await owner.del(`/device/${extra.id}`)).status).toBe(200);
     await db.waitFor((m) => m.peers.length === 1, 15_000);

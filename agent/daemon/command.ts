@@ -44,14 +44,14 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   let metricsListen: DaemonArgs['metricsListen'];
   if (values['metrics-listen'] !== undefined) {
     const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(values['metrics-listen']);
-    if (!m || Number(m[3]) > 65535) throw new UsageError(`invalid --metrics-listen ${JSON.stringify(values['metrics-listen'])}: HOST:PORT, e.g. 127.0.0.1:9101`);
+    if (!m || Number(m[3]) > 65535) throw new UsageError(`invalid --metrics-listen ${JSON.stringify(values['metrics-listen'])}: HOST:PORT, e.g. 127.0.0.1:9181`);
     metricsListen = { host: m[1] ?? m[2]!, port: Number(m[3]) };
   }
   return { stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, socket: values.socket ?? DEFAULT_SOCKET, tun, port, mtu, logLevel, ...(metricsListen ? { metricsListen } : {}) };
 }
 
 export const daemonCommand: Command = {
-  usage: 'daemon [--state-dir DIR] [--socket PATH] [--tun NAME] [--port N] [--mtu N] [--metrics-listen 127.0.0.1:9101] [--log-level LEVEL]',
+  usage: 'daemon [--state-dir DIR] [--socket PATH] [--tun NAME] [--port N] [--mtu N] [--metrics-listen 127.0.0.1:9181] [--log-level LEVEL]',
   summary: 'run the node agent (systemd runs this; the other commands talk to it)',
   async run(argv) {
     const args = parseDaemonArgs(argv);

@@ -7,7 +7,7 @@ import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
 export const serveCommand: Command = {
-  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--allow-private-webhooks] [--metrics-listen 127.0.0.1:9090] [--log-level LEVEL]',
+  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--allow-private-webhooks] [--metrics-listen 127.0.0.1:9180] [--log-level LEVEL]',
   summary: 'run the coordination server',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -27,7 +27,7 @@ export const serveCommand: Command = {
     const { host, port } = parseListen(values.listen!);
     const metricsFlag = values['metrics-listen'];
     if (metricsFlag !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):\d{1,5}$/.test(metricsFlag)) {
-      throw new UsageError(`--metrics-listen ${JSON.stringify(metricsFlag)}: expected HOST:PORT, e.g. 127.0.0.1:9090`);
+      throw new UsageError(`--metrics-listen ${JSON.stringify(metricsFlag)}: expected HOST:PORT, e.g. 127.0.0.1:9180`);
     }
     const metricsListen = metricsFlag === undefined ? undefined : parseListen(metricsFlag);
     const stunPort = /^\d+$/.test(values['stun-port']!) ? Number(values['stun-port']) : NaN;

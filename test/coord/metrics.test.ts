@@ -1,11 +1,13 @@
 // coord's metrics endpoint (`coord serve --metrics-listen`) against the real server: the text format
 // passes promtool, and requests, logins, devices, streams, policy compile and fan-out, webhooks move.
+import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { promtoolProblems, sample } from '../prometheus.js';
 import { TestDevice } from './devices.js';
-import { api, Coord } from './harness.js';
+import { api, Coord, root } from './harness.js';
 
 describe('coord metrics', () => {
   const coord = new Coord();
@@ -49,6 +51,17 @@ describe('coord metrics', () => {
     expect((await fetch(metricsUrl, { method: 'POST' })).status).toBe(404);
     // Not on the main listener.
     expect((await fetch(`${coord.url}/metrics`)).status).toBe(404);
+  });
+
+  it('explains a bad --metrics-listen and a metrics port already taken', () => {
+    const serve = (metrics: string) =>
+      spawnSync(process.execPath, [join(root, 'dist/coord/main.js'), 'serve', '--listen', '127.0.0.1:0', '--stun-port', '0', '--db', join(coord.dir, 'other.db'), '--metrics-listen', metrics], { encoding: 'utf8', timeout: 20_000 });
+    const bad = serve('9180');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--metrics-listen "9180": expected HOST:PORT');
+    const taken = serve(new URL(metricsUrl).host);
+    expect(taken.status).toBe(1);
+    expect(taken.stderr).toMatch(/metrics listener 127\.0\.0\.1:\d+: .*EADDRINUSE/);
   });
 
   it('counts requests by route template, devices by state, streams, policy fan-out, webhooks and login failures', async () => {

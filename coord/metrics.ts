@@ -165,7 +165,8 @@ export class CoordMetrics {
       const kind = loginKindOf(route, res.statusCode);
       if (kind) this.logins.inc({ kind });
     };
-    res.once('finish', done);
+    // 'close' comes after the answer is sent, and also when the client went away first (a stream ended).
+    res.once('close', done);
   }
 
   /** Serves the text format on its own listener: GET /metrics only. */

@@ -119,6 +119,9 @@ describe('coord metrics', () => {
     }
     expect(sample(text, 'meshward_coord_netmap_streams_open')).toBe(1);
     expect(sample(text, 'meshward_coord_devices', { tailnet: 'metrics.example', state: 'offline' })).toBe(1);
+    // The stream the device closed is counted once it ended, by its route, without a latency.
+    expect(sample(text, 'meshward_coord_http_requests_total', { route: '/machine/map', status: '200' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'meshward_coord_http_request_duration_seconds_count', { route: '/machine/map' })).toBeUndefined();
 
     // A wrong password on the API's login is a password failure.
     const wrong = await api(coord.url).post('/login', { tailnet: 'metrics.example', email: 'owner@metrics.example', password: 'not the password' });

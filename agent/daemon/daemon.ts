@@ -20,7 +20,7 @@ import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../lo
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
 import { Engine, type EngineOptions } from './engine.js';
-import { agentRegistry, type AgentSnapshot } from './metrics.js';
+import { agentRegistry, type AgentSnapshot, type PeerSample } from './metrics.js';
 import { MagicDns, QUERY_TYPES, type DnsQueryResult, type DnsStatus } from './magicdns.js';
 import { localEndpoints, onLocalSubnet, peerStatusOf, selfStatusOf, whoisOf } from './netmap.js';
 
@@ -447,7 +447,7 @@ export class Daemon {
   private metricsSnapshot(): AgentSnapshot {
     const engine = this.engine;
     const counters = engine?.counters();
-    const peers = [];
+    const peers: PeerSample[] = [];
     if (engine && this.netmap) for (const p of this.netmap.peers) {
       const live = engine.peerLive(p.nodeKey);
       if (live) peers.push(live);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The node agent's command line. Each subcommand lives in its own module; this table names them.
 import { dispatch, type Command } from '../wire/cli.js';
-import { dnsCommand, downCommand, logoutCommand, statusCommand, upCommand, whoisCommand } from './cli/commands.js';
+import { dnsCommand, downCommand, logoutCommand, metricsCommand, statusCommand, upCommand, whoisCommand } from './cli/commands.js';
 import { daemonCommand } from './daemon/index.js';
 import { wireguardCommand } from './wireguard/index.js';
 
@@ -12,6 +12,7 @@ const commands: Record<string, Command> = {
   whois: whoisCommand,
   dns: dnsCommand,
   logout: logoutCommand,
+  metrics: metricsCommand,
   daemon: daemonCommand,
   wireguard: wireguardCommand,
 };

@@ -11,10 +11,18 @@ import { isActive, topoUserOf } from './topology.js';
 
 export type { StreamSink } from './live-tailnet.js';
 
+/** What the hub reports to coord's metrics (coord/metrics.ts), in milliseconds. */
+export interface HubObserver {
+  policyCompiled(ms: number): void;
+  /** From a policy change reaching the hub to the last affected device's netmap written to its stream. */
+  policyFannedOut(ms: number): void;
+}
+
 export class NetmapHub {
   private readonly tailnets = new Map<number, LiveTailnet>();
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private lastVersion = 0;
+  observer: HubObserver | null = null;
 
   constructor(private readonly store: Store, readonly log: Logger, keepaliveMs = 30_000) {
     if (keepaliveMs > 0) {
@@ -165,6 +173,13 @@ export class NetmapHub {
     };
   }
 
+  /** Open netmap streams (a device may hold more than one for a moment while it reconnects). */
+  openStreams(): number {
+    let count = 0;
+    for (const n of this.tailnets.values()) for (const sinks of n.streams.values()) count += sinks.size;
+    return count;
+  }
+
   isOnline(tailnetId: number, deviceId: string): boolean {
     return (this.tailnets.get(tailnetId)?.streams.get(deviceId)?.size ?? 0) > 0;
   }
@@ -185,7 +200,11 @@ export class NetmapHub {
     const n = this.tailnets.get(tailnetId);
     if (!n) return;
     n.policy = policy;
-    this.settle(n, n.applyFilters(n.compiler.setPolicy(policy)));
+    const t0 = performance.now();
+    const changed = n.compiler.setPolicy(policy);
+    this.observer?.policyCompiled(performance.now() - t0);
+    this.settle(n, n.applyFilters(changed));
+    this.observer?.policyFannedOut(performance.now() - t0);
   }
 
   /**
@@ -196,10 +215,15 @@ export class NetmapHub {
   preparePolicy(tailnetId: number, policy: Policy): { commit(): void; rollback(): void } {
     const n = this.live(tailnetId);
     const old = n.policy;
+    const t0 = performance.now();
     const changed = n.compiler.setPolicy(policy);
+    this.observer?.policyCompiled(performance.now() - t0);
     n.policy = policy;
     return {
-      commit: () => this.settle(n, n.applyFilters(changed)),
+      commit: () => {
+        this.settle(n, n.applyFilters(changed));
+        this.observer?.policyFannedOut(performance.now() - t0);
+      },
       rollback: () => {
         n.compiler.setPolicy(old);
         n.policy = old;

@@ -8,6 +8,7 @@ import { HttpError, sendError, sendJson } from './api/http.js';
 import { handleConsole } from './console/serve.js';
 import { MachineApi } from './api/machine.js';
 import { Domain } from './domain/index.js';
+import { CoordMetrics } from './metrics.js';
 import { NetmapHub } from './netmap-stream.js';
 import type { Store } from './store/index.js';
 import { StunServer } from './stun.js';
@@ -28,6 +29,8 @@ export interface ServerOptions {
   stunPort?: number;
   /** Let webhooks target loopback, link-local and private addresses (default: public addresses only). */
   allowPrivateWebhooks?: boolean;
+  /** Serve Prometheus metrics at http://HOST:PORT/metrics on a listener of their own (absent: off). */
+  metricsListen?: { host: string; port: number };
 }
 
 export interface CoordServer {
@@ -36,6 +39,8 @@ export interface CoordServer {
   hub: NetmapHub;
   webhooks: Webhooks;
   stun: StunServer | null;
+  /** The metrics endpoint's URL (null: off). */
+  metricsUrl: string | null;
   /** Stops accepting, ends every stream, waits for requests in flight. Does not close the store. */
   close(): Promise<void>;
 }
@@ -50,6 +55,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl });
   const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Map() };
   const machine = new MachineApi({ domain, log: o.log });
+  const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks }) : null;
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     let url: URL;
@@ -58,6 +64,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     } catch {
       return sendError(res, new HttpError(400, 'malformed request URL'));
     }
+    metrics?.track(req, res, url.pathname);
     if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
     if (url.pathname.startsWith('/api/v2/')) return void admin.handle(req, res, url);
     if (url.pathname.startsWith('/machine/')) return void machine.handle(req, res, url);
@@ -84,6 +91,14 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     server.close();
     throw new Error(`STUN ports ${o.stunPort} and ${o.stunPort! + 1} on ${o.host}: ${(err as Error).message}`);
   }
+  let metricsServer: { server: Server; url: string } | null = null;
+  try {
+    if (metrics && o.metricsListen) metricsServer = await metrics.listen(o.metricsListen.host, o.metricsListen.port);
+  } catch (err) {
+    server.close();
+    stun?.close();
+    throw new Error(`metrics listener ${o.metricsListen!.host}:${o.metricsListen!.port}: ${(err as Error).message}`);
+  }
   // Upkeep: expired devices leave netmaps; ephemeral devices offline for a while are removed.
   const ephemeralTimeoutMs = o.ephemeralTimeoutMs ?? 10 * 60_000;
   const sweeper = setInterval(() => {
@@ -106,9 +121,11 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     hub,
     webhooks,
     stun,
+    metricsUrl: metricsServer?.url ?? null,
     async close() {
       clearInterval(sweeper);
       stun?.close();
+      metricsServer?.server.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       hub.close();
       server.closeIdleConnections();

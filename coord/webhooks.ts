@@ -25,6 +25,8 @@ export class Webhooks {
   private readonly pending = new Set<Promise<void>>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
+  /** For the metrics endpoint: attempts answered 2xx, attempts that failed, deliveries given up on. */
+  readonly counts = { delivered: 0, failedAttempts: 0, givenUp: 0 };
 
   /** Connections whose DNS answers must be public addresses (see webhook-target.ts). */
   private readonly dispatcher: Agent | undefined;
@@ -60,10 +62,15 @@ export class Webhooks {
           bodyTimeout: 10_000,
         });
         await res.body.dump();
-        if (res.statusCode >= 200 && res.statusCode < 300) return;
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          this.counts.delivered++;
+          return;
+        }
         throw new Error(`endpoint answered ${res.statusCode}`);
       } catch (err) {
+        this.counts.failedAttempts++;
         if (this.closed || attempt >= MAX_ATTEMPTS) {
+          this.counts.givenUp++;
           this.log.warn({ webhook: id, attempt, err: (err as Error).message }, 'webhook delivery failed; giving up');
           return;
         }

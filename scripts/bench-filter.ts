@@ -1,5 +1,6 @@
 // Benchmark of the per-packet filter. `npm run -s bench:filter -- --json` prints
-// {"mpps": {"small": n, "large": n}, "linearRatio": n, "flatness": n, "buildMs": n, "heapMB": n, "allocsPerPacket": n}
+// {"mpps": {"small": n, "large": n}, "linearRatio": n, "flatness": n, "buildMs": n, "heapMB": n, "allocsPerPacket": n,
+//  "allocsPerPacketWithScrape": n}
 // Without --json it prints the same figures for people.
 //
 // - small: 6 rules, ~1,300 source prefixes; large: 10,000 rules, 100,000 source prefixes. Both are fed
@@ -10,7 +11,8 @@
 //   same process. flatness: our ns/decision on large ÷ on small.
 // - buildMs: median of 3 builds of the large filter, in CPU time of this process. heapMB: V8 heap +
 //   typed-array growth over the first build of the large filter, garbage included (see main).
-// - allocsPerPacket: see measureAllocs below.
+// - allocsPerPacket: see measureAllocs below. allocsPerPacketWithScrape: the same while the agent's
+//   metrics (agent/daemon/metrics.ts) are scraped in the middle of each burst; see measureAllocsWithScrape.
 
 import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
@@ -18,6 +20,7 @@ import { pathToFileURL } from 'node:url';
 import { runInNewContext } from 'node:vm';
 import { craft, type PacketSpec } from '../filter/craft.js';
 import { Filter, type FilterConfig } from '../filter/index.js';
+import { agentRegistry } from '../agent/daemon/metrics.js';
 import { LinearFilter } from '../filter/linear.js';
 import { formatIPv4, tailnetIPv6For } from '../wire/addr.js';
 import type { FilterRule, NetPortRange } from '../wire/types.js';
@@ -268,6 +271,42 @@ function measureAllocs(f: Runner, b: Batch): number {
   return best === Infinity ? -1 : best;
 }
 
+/**
+ * Allocations per decision while a metrics scrape runs in the middle of each burst of ~100,000
+ * packets (the scrape reads the filter's counters and renders the text, as `GET /metrics` does). The
+ * scrape itself allocates a fixed amount (its text), whatever the number of packets; what matters is
+ * whether the packets cost more. So bursts of N and 2N decisions are measured, each with one scrape,
+ * the cleanest of 12 of each kept, and the figure is their difference per extra decision (in 12-byte
+ * units, as in measureAllocs): the scrape's fixed cost cancels out. A burst in which V8 collected
+ * garbage (GCProfiler says so) is not used; if every burst collected some, packets allocate and the
+ * figure is -1.
+ */
+async function measureAllocsWithScrape(f: Runner, b: Batch, scrape: () => Promise<string>): Promise<number> {
+  const rounds = Math.max(2, Math.round(100_000 / b.count));
+  runBatch(f, b, rounds * 4); // warm-up, of the scrape too
+  for (let i = 0; i < 3; i++) await scrape();
+  const burst = async (r: number): Promise<number> => {
+    let best = Infinity;
+    for (let attempt = 0; attempt < 12; attempt++) {
+      gc();
+      const profiler = new v8.GCProfiler();
+      profiler.start();
+      const before = v8.getHeapStatistics().used_heap_size;
+      runBatch(f, b, Math.floor(r / 2));
+      await scrape();
+      runBatch(f, b, r - Math.floor(r / 2));
+      const after = v8.getHeapStatistics().used_heap_size;
+      const collections = profiler.stop()?.statistics.length ?? 0;
+      if (collections === 0 && after >= before) best = Math.min(best, after - before);
+    }
+    return best;
+  };
+  const one = await burst(rounds);
+  const two = await burst(rounds * 2);
+  if (one === Infinity || two === Infinity) return -1;
+  return Math.max(0, two - one) / (rounds * b.count) / 12;
+}
+
 function heapNow(gcFirst: boolean): number {
   if (gcFirst) {
     gc();
@@ -276,7 +315,7 @@ function heapNow(gcFirst: boolean): number {
   return v8.getHeapStatistics().used_heap_size + process.memoryUsage().arrayBuffers;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const small = smallSet();
   const large = largeSet();
   const cfgSmall: FilterConfig = { rules: small.rules, localAddrs };
@@ -338,6 +377,12 @@ function main(): void {
     measureAllocs(big, junk),
     measureAllocs({ runIn: (b, o, l) => big.runOut(b, o, l) }, streamLarge),
   );
+  // The agent's registry, its filter figures read from this filter, as the daemon's scrape reads its own.
+  const registry = agentRegistry(() => ({
+    filter: big.counters(), wireguardDrops: null, handshakes: null, peers: [], netmapVersion: null,
+    coord: { connected: false, connects: 0, losses: 0 }, dns: null,
+  }));
+  const allocsScraped = await measureAllocsWithScrape(big, streamLarge, () => registry.metrics());
 
   const round = (x: number, d: number): number => Number(x.toFixed(d));
   const result = {
@@ -347,6 +392,7 @@ function main(): void {
     buildMs: round(buildMs, 1),
     heapMB: round(heapMB, 1),
     allocsPerPacket: round(allocs, 3),
+    allocsPerPacketWithScrape: round(allocsScraped, 3),
   };
   if (json) {
     console.log(JSON.stringify(result));
@@ -359,6 +405,7 @@ function main(): void {
   console.log(`  flatness (ns/decision large / small): ${result.flatness}`);
   console.log(`  build of the large set: ${result.buildMs} ms (median of 3), ${result.heapMB} MB heap growth, ${round(typedMB, 1)} MB of typed arrays retained`);
   console.log(`  allocations per packet (upper bound): ${result.allocsPerPacket}`);
+  console.log(`  allocations per packet with a metrics scrape in each 100,000-packet burst: ${result.allocsPerPacketWithScrape}`);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

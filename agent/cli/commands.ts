@@ -1,7 +1,7 @@
 // The agent's user-facing subcommands. Each talks to the daemon over the local API.
 import type { Command } from '../../wire/cli.js';
 import type { LogoutResponse } from '../daemon/daemon.js';
-import { callDaemon } from '../localapi/client.js';
+import { callDaemon, callDaemonText } from '../localapi/client.js';
 import type { AgentStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
 import type { DnsQueryResult, DnsStatus } from '../daemon/magicdns.js';
 import { UsageError } from '../../wire/cli.js';
@@ -56,6 +56,16 @@ export const statusCommand: Command = {
     const { socket, json } = parseStatusArgs(argv);
     const status = await callDaemon<AgentStatus>(socket, 'GET', '/status');
     print(json ? JSON.stringify(status, null, 2) : formatStatus(status));
+    return 0;
+  },
+};
+
+export const metricsCommand: Command = {
+  usage: 'metrics [--socket PATH]',
+  summary: 'print the agent’s metrics in the Prometheus text format',
+  async run(argv) {
+    const { socket } = parseSocketOnly(argv);
+    process.stdout.write(await callDaemonText(socket, '/metrics'));
     return 0;
   },
 };

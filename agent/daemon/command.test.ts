@@ -13,6 +13,13 @@ describe('agent daemon arguments', () => {
     });
   });
 
+  it('serves the metrics on an address only when asked', () => {
+    expect(parseDaemonArgs(['--metrics-listen', '127.0.0.1:9101']).metricsListen).toEqual({ host: '127.0.0.1', port: 9101 });
+    expect(parseDaemonArgs(['--metrics-listen', '[::1]:9101']).metricsListen).toEqual({ host: '::1', port: 9101 });
+    expect(() => parseDaemonArgs(['--metrics-listen', '9101'])).toThrow(/invalid --metrics-listen "9101": HOST:PORT/);
+    expect(() => parseDaemonArgs(['--metrics-listen', 'localhost:99999'])).toThrow(/invalid --metrics-listen/);
+  });
+
   it('says what is wrong with a bad flag', () => {
     expect(() => parseDaemonArgs(['--port', '70000'])).toThrow(/invalid --port "70000"/);
     expect(() => parseDaemonArgs(['--port=-1'])).toThrow(/invalid --port/);

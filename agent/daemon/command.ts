@@ -5,6 +5,7 @@ import { DEFAULT_SOCKET } from '../cli/args.js';
 import { DEFAULT_STATE_DIR } from '../state.js';
 import { Daemon } from './daemon.js';
 import { DEFAULT_MTU } from './engine.js';
+import { serveMetrics } from './metrics.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const IFNAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
@@ -16,6 +17,8 @@ export interface DaemonArgs {
   port: number;
   mtu: number;
   logLevel: string;
+  /** Serve the metrics at http://HOST:PORT/metrics too (absent: only on the local API). */
+  metricsListen?: { host: string; port: number };
 }
 
 export function parseDaemonArgs(argv: string[]): DaemonArgs {
@@ -26,6 +29,7 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
     port: { type: 'string' },
     mtu: { type: 'string' },
     'log-level': { type: 'string' },
+    'metrics-listen': { type: 'string' },
   });
   const logLevel = values['log-level'] ?? 'info';
   if (!LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}, not ${JSON.stringify(logLevel)}`);
@@ -37,11 +41,17 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
   const mtuText = values.mtu ?? String(DEFAULT_MTU);
   const mtu = Number(mtuText);
   if (!/^\d+$/.test(mtuText) || mtu < 1280 || mtu > 9000) throw new UsageError(`invalid --mtu ${JSON.stringify(mtuText)}: 1280 to 9000 bytes`);
-  return { stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, socket: values.socket ?? DEFAULT_SOCKET, tun, port, mtu, logLevel };
+  let metricsListen: DaemonArgs['metricsListen'];
+  if (values['metrics-listen'] !== undefined) {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(values['metrics-listen']);
+    if (!m || Number(m[3]) > 65535) throw new UsageError(`invalid --metrics-listen ${JSON.stringify(values['metrics-listen'])}: HOST:PORT, e.g. 127.0.0.1:9181`);
+    metricsListen = { host: m[1] ?? m[2]!, port: Number(m[3]) };
+  }
+  return { stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, socket: values.socket ?? DEFAULT_SOCKET, tun, port, mtu, logLevel, ...(metricsListen ? { metricsListen } : {}) };
 }
 
 export const daemonCommand: Command = {
-  usage: 'daemon [--state-dir DIR] [--socket PATH] [--tun NAME] [--port N] [--mtu N] [--log-level LEVEL]',
+  usage: 'daemon [--state-dir DIR] [--socket PATH] [--tun NAME] [--port N] [--mtu N] [--metrics-listen 127.0.0.1:9181] [--log-level LEVEL]',
   summary: 'run the node agent (systemd runs this; the other commands talk to it)',
   async run(argv) {
     const args = parseDaemonArgs(argv);
@@ -52,8 +62,13 @@ export const daemonCommand: Command = {
       redact: { paths: ['authKey', 'authkey', 'privateKey', '*.authKey', '*.authkey', '*.privateKey'], censor: '[redacted]' },
     });
     const daemon = new Daemon({ stateDir: args.stateDir, socket: args.socket, tunName: args.tun, port: args.port, mtu: args.mtu, log });
+    let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | null = null;
     try {
       await daemon.start();
+      if (args.metricsListen) {
+        metricsServer = await serveMetrics(daemon.metrics, args.metricsListen.host, args.metricsListen.port);
+        log.info({ metrics: `${args.metricsListen.host}:${args.metricsListen.port}` }, 'metrics listening');
+      }
     } catch (err) {
       log.fatal({ err: (err as Error).message }, 'agent daemon could not start');
       await daemon.stop().catch(() => {});
@@ -64,6 +79,7 @@ export const daemonCommand: Command = {
       process.once('SIGINT', () => resolve('SIGINT'));
     });
     log.info({ signal }, 'shutting down');
+    metricsServer?.close();
     await daemon.stop();
     log.info('stopped');
     return 0;

@@ -16,10 +16,11 @@ import { dnsLabel, firstLabel, isTag } from '../../wire/names.js';
 import type { Netmap } from '../../wire/protocol.js';
 import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, type NetmapStream } from '../control/index.js';
 import type { AgentStatus, BackendState, UpRequest, WhoisResponse } from '../localapi/types.js';
-import { LocalApiHttpError, serveLocalApi, type Routes } from '../localapi/server.js';
+import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../localapi/server.js';
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
 import { Engine, type EngineOptions } from './engine.js';
+import { agentRegistry, type AgentSnapshot, type PeerSample } from './metrics.js';
 import { MagicDns, QUERY_TYPES, type DnsQueryResult, type DnsStatus } from './magicdns.js';
 import { localEndpoints, onLocalSubnet, peerStatusOf, selfStatusOf, whoisOf } from './netmap.js';
 
@@ -132,6 +133,10 @@ export class Daemon {
   private coordConnected = false;
   private lastContact: string | null = null;
   private coordError: string | null = null;
+  /** For the metrics: netmap streams opened, and open ones lost. */
+  private coordConnects = 0;
+  private coordLosses = 0;
+  readonly metrics = agentRegistry(() => this.metricsSnapshot());
   private reportedEndpoints = '';
   private postureTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -183,6 +188,7 @@ export class Daemon {
       'GET /whois': (_body, query) => this.whois(query.get('ip') ?? ''),
       'GET /dns/status': () => this.dnsStatus(),
       'POST /dns/query': (body) => this.dnsQuery(body),
+      'GET /metrics': async () => new TextAnswer(this.metrics.contentType, await this.metrics.metrics()),
     };
     // The socket first: a second daemon on the same socket stops here, before touching the TUN device.
     this.server = await serveLocalApi(this.opts.socket, routes, (err) => this.log.error({ err }, 'local API handler failed'));
@@ -281,6 +287,7 @@ export class Daemon {
       onConnected: () => {
         if (!live()) return;
         this.coordConnected = true;
+        this.coordConnects++;
         this.coordError = null;
         this.lastContact = new Date().toISOString();
         this.log.info({ coord: reg.coordUrl }, 'netmap stream connected');
@@ -290,6 +297,7 @@ export class Daemon {
       onError: (err, info) => {
         if (!live()) return;
         const wasConnected = this.coordConnected;
+        if (wasConnected) this.coordLosses++;
         this.coordConnected = false;
         this.coordError = errorText(err);
         // `agent up` waiting for a first netmap answers now: it can say coord is unreachable.
@@ -433,6 +441,25 @@ export class Daemon {
       interface: this.engine ? { name: this.engine.tun.name, listenPort: this.engine.listenPort } : null,
       netmap: nm ? { version: nm.version, fromDisk: this.netmapFromDisk } : null,
       health: this.health(),
+    };
+  }
+
+  private metricsSnapshot(): AgentSnapshot {
+    const engine = this.engine;
+    const counters = engine?.counters();
+    const peers: PeerSample[] = [];
+    if (engine && this.netmap) for (const p of this.netmap.peers) {
+      const live = engine.peerLive(p.nodeKey);
+      if (live) peers.push(live);
+    }
+    return {
+      filter: counters?.filter ?? null,
+      wireguardDrops: counters?.wireguard ?? null,
+      handshakes: engine ? engine.device.handshakeCounts : null,
+      peers,
+      netmapVersion: this.netmap?.version ?? null,
+      coord: { connected: this.coordConnected, connects: this.coordConnects, losses: this.coordLosses },
+      dns: this.dns.counters(),
     };
   }
 

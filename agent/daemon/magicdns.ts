@@ -145,6 +145,11 @@ export class MagicDns {
     this.unconfigure();
   }
 
+  /** The resolver's query counters (null while it is not running). */
+  counters(): DnsStatus['counters'] {
+    return this.server ? { ...this.server.counters } : null;
+  }
+
   status(acceptDns: boolean): DnsStatus {
     const cur = this.resolver.current;
     return {

@@ -3,8 +3,8 @@ import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callDaemon, DaemonNotRunning, LocalApiRefused } from './client.js';
-import { LocalApiHttpError, serveLocalApi } from './server.js';
+import { callDaemon, callDaemonText, DaemonNotRunning, LocalApiRefused } from './client.js';
+import { LocalApiHttpError, serveLocalApi, TextAnswer } from './server.js';
 
 describe('local API over a unix socket', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mw-localapi-'));
@@ -17,6 +17,7 @@ describe('local API over a unix socket', () => {
       {
         'GET /status': () => ({ ok: true }),
         'POST /echo': (body) => body,
+        'GET /text': () => new TextAnswer('text/plain; version=0.0.4; charset=utf-8', 'a_metric 1\n'),
         'POST /refuse': () => {
           throw new LocalApiHttpError(409, 'requested tags [tag:x] are invalid or not permitted');
         },
@@ -40,6 +41,12 @@ describe('local API over a unix socket', () => {
     expect(err).toBeInstanceOf(LocalApiRefused);
     expect((err as Error).message).toBe('requested tags [tag:x] are invalid or not permitted');
     await expect(callDaemon(socket, 'GET', '/nope')).rejects.toThrow(/no such local API endpoint/);
+  });
+
+  it('answers text when the handler says so (the metrics), refusals still as JSON', async () => {
+    expect(await callDaemonText(socket, '/text')).toBe('a_metric 1\n');
+    await expect(callDaemonText(socket, '/nope')).rejects.toThrow(/no such local API endpoint/);
+    await expect(callDaemonText(join(dir, 'absent.sock'), '/text')).rejects.toBeInstanceOf(DaemonNotRunning);
   });
 
   it('refuses to start a second daemon on a live socket', async () => {

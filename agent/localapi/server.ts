@@ -16,6 +16,14 @@ export class LocalApiHttpError extends Error {
   }
 }
 
+/** A handler's answer that is text, not JSON (the metrics' exposition format). */
+export class TextAnswer {
+  constructor(
+    readonly contentType: string,
+    readonly text: string,
+  ) {}
+}
+
 export type Handler = (body: unknown, query: URLSearchParams) => Promise<unknown> | unknown;
 
 /** Routes are "METHOD /path", e.g. "GET /status". */
@@ -76,7 +84,11 @@ export async function serveLocalApi(socketPath: string, routes: Routes, onError:
     }
     readBody(req)
       .then((body) => handler(body, url.searchParams))
-      .then((result) => answer(200, result ?? {}))
+      .then((result) => {
+        if (!(result instanceof TextAnswer)) return answer(200, result ?? {});
+        res.writeHead(200, { 'content-type': result.contentType });
+        res.end(result.text);
+      })
       .catch((err: unknown) => {
         if (err instanceof LocalApiHttpError) answer(err.status, { message: err.message });
         else {

@@ -75,6 +75,8 @@ describe('Device', () => {
         expect(py.txBytes).toBe(px.rxBytes);
         expect(px.current!.isInitiator).toBe(true);
         expect(py.current!.isInitiator).toBe(false);
+        expect(x.dev.handshakeCounts).toEqual({ initiated: 1, completed: 1, failed: 0 });
+        expect(y.dev.handshakeCounts).toEqual({ initiated: 0, completed: 1, failed: 0 });
       }
     });
   }
@@ -470,6 +472,7 @@ describe('Device timers', () => {
       expect(gap).toBeLessThanOrEqual(REKEY_TIMEOUT + 400);
     }
     expect(a.dev.listPeers()[0].staged).toEqual([]);
+    expect(a.dev.handshakeCounts).toEqual({ initiated: inits, completed: 0, failed: 1 });
   });
 
   it('sends a keepalive 10 s after receiving data it did not answer', () => {

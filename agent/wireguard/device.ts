@@ -88,6 +88,16 @@ export class DropCounters {
   internal = 0;
 }
 
+/** Handshakes, for metrics: plain numbers bumped where handshakes happen (handshakes.ts, peer.ts). */
+export class HandshakeCounters {
+  /** Initiation messages sent (first tries and retries). */
+  initiated = 0;
+  /** Handshakes that produced a session, as initiator (response consumed) or responder (response sent). */
+  completed = 0;
+  /** Peers given up on: no answer within REKEY_ATTEMPT_TIME (90 s of retries). */
+  failed = 0;
+}
+
 /** What a receiver index names: a peer's handshake in progress (keypair null) or one of its sessions. */
 export interface SessionEntry {
   peer: Peer;
@@ -99,6 +109,7 @@ const NO_PEER_KEY = Buffer.alloc(32);
 export class Device implements NoiseHost, PeerHost {
   staticKey: PrivateKey | null = null;
   readonly drops = new DropCounters();
+  readonly handshakeCounts = new HandshakeCounters();
   beforeEncrypt: PacketHook | null;
   afterDecrypt: PacketHook | null;
   fwmark = 0;

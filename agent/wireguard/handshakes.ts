@@ -252,6 +252,7 @@ export class Handshakes {
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketSent();
     dev.send.sendOne(peer, msg, 0, msg.length);
+    dev.handshakeCounts.initiated++;
     peer.timersHandshakeInitiated();
   }
 
@@ -278,6 +279,7 @@ export class Handshakes {
   /** A handshake produced `kp`: the initiator sends with it at once, the responder holds it as next. */
   private beginSession(peer: Peer, kp: Keypair): void {
     const dev = this.dev;
+    dev.handshakeCounts.completed++;
     dev.sessions.set(kp.localIndex, { peer, keypair: kp });
     if (kp.isInitiator) {
       if (peer.next) {

@@ -10,7 +10,7 @@
 //   wg.device.peerStatus(peer) → tx/rx bytes, last handshake; wg.device.drops → drop counters by reason.
 // The hooks run per packet with (buf, offset, length, peer) and return false to drop; they may be
 // swapped at any time by assigning wg.device.beforeEncrypt / afterDecrypt.
-export { Device, DropCounters, Peer } from './device.js';
+export { Device, DropCounters, HandshakeCounters, Peer } from './device.js';
 export type { DeviceOptions, PacketHook, PeerConfig, PeerStatus, TunLike, UdpLike, UdpBatchHandler } from './device.js';
 export { PrivateKey, PublicKey } from './crypto.js';
 export { FakeClock, systemClock, type Clock } from './clock.js';

@@ -24,6 +24,7 @@ export const MAX_STAGED_PACKETS = 128;
 
 /** The callbacks a peer's timers need from its device. */
 export interface PeerHost {
+  readonly handshakeCounts: { failed: number };
   sendHandshakeInitiation(peer: Peer, isRetry: boolean): void;
   sendKeepalive(peer: Peer): void;
   sendEarlyInitiation(peer: Peer): void;
@@ -75,6 +76,7 @@ export class Peer {
     this.retransmitHandshake = new Timer(clock, () => {
       if (this.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
         // Gave up: drop what waited and forget the keys if nothing else does so first.
+        host.handshakeCounts.failed++;
         this.staged = [];
         if (!this.zeroKeyMaterialTimer.pending()) this.zeroKeyMaterialTimer.mod(ZERO_KEYS_AFTER);
         return;

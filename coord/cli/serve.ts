@@ -7,7 +7,7 @@ import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
 export const serveCommand: Command = {
-  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--allow-private-webhooks] [--log-level LEVEL]',
+  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--allow-private-webhooks] [--metrics-listen 127.0.0.1:9180] [--log-level LEVEL]',
   summary: 'run the coordination server',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -20,10 +20,16 @@ export const serveCommand: Command = {
       'ephemeral-timeout': { type: 'string', default: '10m' },
       'stun-port': { type: 'string', default: '3478' },
       'allow-private-webhooks': { type: 'boolean' },
+      'metrics-listen': { type: 'string' },
     });
     const ephemeralTimeoutMs = parseDuration(values['ephemeral-timeout']!) * 1000;
     if (ephemeralTimeoutMs < 1000) throw new UsageError('--ephemeral-timeout must be at least 1s');
     const { host, port } = parseListen(values.listen!);
+    const metricsFlag = values['metrics-listen'];
+    if (metricsFlag !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):\d{1,5}$/.test(metricsFlag)) {
+      throw new UsageError(`--metrics-listen ${JSON.stringify(metricsFlag)}: expected HOST:PORT, e.g. 127.0.0.1:9180`);
+    }
+    const metricsListen = metricsFlag === undefined ? undefined : parseListen(metricsFlag);
     const stunPort = /^\d+$/.test(values['stun-port']!) ? Number(values['stun-port']) : NaN;
     if (!(stunPort >= 0 && stunPort <= 65534)) throw new UsageError('--stun-port must be a UDP port below 65535 (0 turns STUN off)');
     if (!!values['tls-cert'] !== !!values['tls-key']) throw new UsageError('--tls-cert and --tls-key go together');
@@ -33,11 +39,11 @@ export const serveCommand: Command = {
     const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) } : undefined;
     const store = new Store(values.db!);
     const server = await startServer({
-      store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, allowPrivateWebhooks: values['allow-private-webhooks'] === true,
+      store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen,
     });
-    log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null }, 'coord listening');
+    log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null, metrics: server.metricsUrl }, 'coord listening');
     // For scripts and tests: the address actually bound (useful with port 0).
-    process.stdout.write(JSON.stringify({ listening: server.url }) + '\n');
+    process.stdout.write(JSON.stringify({ listening: server.url, ...(server.metricsUrl ? { metrics: server.metricsUrl } : {}) }) + '\n');
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log.info({ signal }, 'shutting down');

@@ -80,10 +80,10 @@ export class AgentLan<N extends string> {
     return join(this.dir, `${n}.log`);
   }
 
-  /** Starts `agent daemon` in n's namespace, its output appended to n's log. */
-  startAgent(n: N): ChildProcess {
+  /** Starts `agent daemon` in n's namespace (with `extra` flags), its output appended to n's log. */
+  startAgent(n: N, extra: string[] = []): ChildProcess {
     rmSync(this.sock(n), { force: true });
-    const p = this.lan.spawn(n, process.execPath, [AGENT, 'daemon', '--state-dir', this.stateDir(n), '--socket', this.sock(n), '--log-level', 'debug']);
+    const p = this.lan.spawn(n, process.execPath, [AGENT, 'daemon', '--state-dir', this.stateDir(n), '--socket', this.sock(n), '--log-level', 'debug', ...extra]);
     const log = createWriteStream(this.logOf(n), { flags: 'a' });
     p.stdout!.pipe(log);
     p.stderr!.pipe(log);

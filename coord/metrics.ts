@@ -1,0 +1,202 @@
+// coord's Prometheus metrics (`coord serve --metrics-listen ADDR`), on a listener of their own so that
+// the admin API's port need not be reachable by the scraper. Each server has its own registry (two
+// servers in one process share nothing). Labels are bounded: route templates (never raw paths),
+// statuses, network names (the operator makes them), device states; never a device name, an email or
+// a secret. Device counts and open streams are read from the store and the hub at scrape time.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { MACHINE_PATHS } from '../wire/protocol.js';
+import { ROUTES } from './api/admin/router.js';
+import { matchPath } from './api/http.js';
+import { publicRoutes } from './api/admin/users.js';
+import type { NetmapHub } from './netmap-stream.js';
+import type { Store } from './store/index.js';
+import { isActive } from './topology.js';
+import type { Webhooks } from './webhooks.js';
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const MACHINE = new Set<string>(Object.values(MACHINE_PATHS));
+/** The console's own endpoints worth telling apart (coord/console/serve.ts); the rest are '/admin/api/*'. */
+const CONSOLE_API = new Set(['/admin/api/session', '/admin/api/password']);
+
+/** The route template a request matched ("/api/v2/tailnet/:t/devices"), or a fixed word for the rest. */
+export function routeOf(method: string, pathname: string): string {
+  if (pathname === '/healthz') return pathname;
+  if (MACHINE.has(pathname)) return pathname;
+  if (CONSOLE_API.has(pathname)) return pathname;
+  if (pathname === '/admin' || pathname.startsWith('/admin/')) return pathname.startsWith('/admin/api/') ? '/admin/api/*' : '/admin/*';
+  if (pathname.startsWith('/api/v2/')) {
+    const bare = pathname.replace(/\/+$/, '');
+    if (publicRoutes[`${method} ${bare}`]) return bare;
+    for (const r of ROUTES) if (matchPath(r.pattern, pathname)) return '/api/v2' + r.path;
+    return '/api/v2/*';
+  }
+  if (pathname.startsWith('/machine/')) return '/machine/*';
+  return 'other';
+}
+
+/** Which kind of sign-in a 401 (or a throttled 429) on this route refused, if any. */
+function loginKindOf(route: string, status: number): string | null {
+  if (route === '/api/v2/login' || route === '/admin/api/session') return status === 401 || status === 429 ? 'password' : null;
+  if (status !== 401) return null;
+  if (route.startsWith('/api/v2/')) return 'api_key';
+  if (route.startsWith('/machine/')) return 'machine_key';
+  return null;
+}
+
+export type DeviceState = 'connected' | 'offline' | 'expired' | 'awaiting_approval';
+
+export function deviceStateOf(d: { authorized: boolean; keyExpiryDisabled: boolean; expires: string | null }, online: boolean, now = Date.now()): DeviceState {
+  if (!d.authorized) return 'awaiting_approval';
+  if (!isActive(d as Parameters<typeof isActive>[0], now)) return 'expired';
+  return online ? 'connected' : 'offline';
+}
+
+export interface CoordMetricsDeps {
+  store: Store;
+  hub: NetmapHub;
+  webhooks: Webhooks;
+}
+
+export class CoordMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'method' | 'route' | 'status'>;
+  private readonly latency: Histogram<'route'>;
+  private readonly logins: Counter<'kind'>;
+  private readonly compile: Histogram;
+  private readonly fanOut: Histogram;
+
+  constructor(deps: CoordMetricsDeps) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.requests = new Counter({
+      name: 'meshward_coord_http_requests_total',
+      help: 'HTTP requests answered, by method, route template and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: 'meshward_coord_http_request_duration_seconds',
+      help: 'Time from a request arriving to its answer being sent (netmap streams excluded).',
+      labelNames: ['route'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.logins = new Counter({
+      name: 'meshward_coord_login_failures_total',
+      help: 'Refused sign-ins: password (API login and console, throttled included), api_key, machine_key.',
+      labelNames: ['kind'],
+      registers,
+    });
+    for (const kind of ['password', 'api_key', 'machine_key']) this.logins.inc({ kind }, 0);
+    this.compile = new Histogram({
+      name: 'meshward_coord_policy_compile_seconds',
+      help: 'Compiling a changed policy into the live network (devices whose filters changed).',
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.fanOut = new Histogram({
+      name: 'meshward_coord_policy_fanout_seconds',
+      help: 'From a policy change reaching the netmap hub to the last affected device’s netmap written to its stream.',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    deps.hub.observer = {
+      policyCompiled: (ms) => this.compile.observe(ms / 1000),
+      policyFannedOut: (ms) => this.fanOut.observe(ms / 1000),
+    };
+    new Gauge({
+      name: 'meshward_coord_netmap_streams_open',
+      help: 'Netmap streams open to devices.',
+      registers,
+      collect() {
+        this.set(deps.hub.openStreams());
+      },
+    });
+    new Gauge({
+      name: 'meshward_coord_devices',
+      help: 'Devices by network and state: connected (streaming), offline, expired (node key), awaiting_approval.',
+      labelNames: ['tailnet', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const t of deps.store.listTailnets()) {
+          const counts: Record<DeviceState, number> = { connected: 0, offline: 0, expired: 0, awaiting_approval: 0 };
+          for (const d of deps.store.listDevices(t.id)) counts[deviceStateOf(d, deps.hub.isOnline(t.id, d.id), now)]++;
+          for (const [state, n] of Object.entries(counts)) this.set({ tailnet: t.name, state }, n);
+        }
+      },
+    });
+    const wh = deps.webhooks.counts;
+    new Counter({
+      name: 'meshward_coord_webhook_deliveries_total',
+      help: 'Webhook delivery attempts the endpoint answered with 2xx.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(wh.delivered);
+      },
+    });
+    new Counter({
+      name: 'meshward_coord_webhook_failures_total',
+      help: 'Webhook delivery attempts that failed (each retry counts); given_up: the last attempt failed.',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ outcome: 'retried' }, wh.failedAttempts - wh.givenUp);
+        this.inc({ outcome: 'given_up' }, wh.givenUp);
+      },
+    });
+  }
+
+  /** Call at the start of every request on coord's main listener; counts it when its answer is done. */
+  track(req: IncomingMessage, res: ServerResponse, pathname: string): void {
+    const start = process.hrtime.bigint();
+    const method = METHODS.has(req.method ?? '') ? req.method! : 'OTHER';
+    const route = routeOf(method, pathname);
+    const done = () => {
+      const status = String(res.statusCode);
+      this.requests.inc({ method, route, status });
+      // A netmap stream's duration is the device's session, not a latency.
+      if (route !== MACHINE_PATHS.map) this.latency.observe({ route }, Number(process.hrtime.bigint() - start) / 1e9);
+      const kind = loginKindOf(route, res.statusCode);
+      if (kind) this.logins.inc({ kind });
+    };
+    // 'close' comes after the answer is sent, and also when the client went away first (a stream ended).
+    res.once('close', done);
+  }
+
+  /** Serves the text format on its own listener: GET /metrics only. */
+  async listen(host: string, port: number): Promise<{ server: Server; url: string }> {
+    const server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end('not found: the metrics are at GET /metrics\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': this.registry.contentType });
+          res.end(text);
+        },
+        (err: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end(`metrics failed: ${(err as Error).message}\n`);
+        },
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = server.address() as AddressInfo;
+    return { server, url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics` };
+  }
+}

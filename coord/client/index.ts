@@ -7,7 +7,7 @@
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import type {
   AcceptedShare, AuditLog, CreateKeyRequest, Device, DeviceInvite, DeviceRoutes, ErrorBody, Key, NewKey,
-  PolicyPreview, PolicyValidation, Role, Session, User, UserInvite,
+  NewUserInvite, PolicyPreview, PolicyValidation, Role, Session, User, UserInvite,
 } from './types.js';
 
 export type * from './types.js';
@@ -94,8 +94,13 @@ export class AdminClient {
     return (await this.answer<{ users: User[] }>('GET', this.t('/users'))).users;
   }
 
-  inviteUsers(invites: { email: string; role?: Role }[]): Promise<UserInvite[]> {
+  inviteUsers(invites: { email: string; role?: Role }[]): Promise<NewUserInvite[]> {
     return this.answer('POST', this.t('/user-invites'), invites);
+  }
+
+  /** The network's invites to join (the codes are not shown again). */
+  userInvites(): Promise<UserInvite[]> {
+    return this.answer('GET', this.t('/user-invites'));
   }
 
   /** Public: turns an invite code into a user with a password. */

@@ -33,6 +33,11 @@ export class DeviceOperations extends Operations {
     return d;
   }
 
+  /** A device of any tailnet by id, to show what a reference names (an invite's device). */
+  byId(id: string): Device | undefined {
+    return this.store.getDevice(id);
+  }
+
   /** A device of another tailnet shared into the caller's, as the caller's tailnet sees it. */
   externalView(sh: Share): DeviceView | undefined {
     const { store } = this;
@@ -117,7 +122,7 @@ export class DeviceOperations extends Operations {
   delete(c: Caller, id: string): void {
     const shared = this.shares.sharedIn(c, id);
     if (shared) return this.shares.revoke(c, shared);
-    this.remove(this.own(c, id), 'ADMIN_API', userActor(c.user));
+    this.remove(this.own(c, id), c.via === 'console' ? 'ADMIN_CONSOLE' : 'CONFIG_API', userActor(c.user));
   }
 
   /**
@@ -125,7 +130,7 @@ export class DeviceOperations extends Operations {
    * the tailnets it is shared into (its own stream gets `logout`), and emits nodeDeleted. Both an
    * admin's delete and the device's own logout come here.
    */
-  remove(d: Device, origin: 'ADMIN_API' | 'NODE', actor: AuditActor): void {
+  remove(d: Device, origin: 'CONFIG_API' | 'ADMIN_CONSOLE' | 'NODE', actor: AuditActor): void {
     const { store, hub } = this;
     const home = store.getTailnet(d.tailnetId);
     const partners = store.sharesFrom(d.tailnetId).filter((sh) => sh.deviceId === d.id).map((sh) => sh.recipientTailnetId);
@@ -150,7 +155,7 @@ export class DeviceOperations extends Operations {
       store.tx(() => {
         store.deleteDevice(deviceId);
         store.addAudit(tailnetId, {
-          type: 'CONFIG', origin: 'SYSTEM', actor: SYSTEM_ACTOR,
+          type: 'CONFIG', origin: 'CONTROL', actor: SYSTEM_ACTOR,
           target: { id: d.id, name: d.name, type: 'NODE' }, action: 'DELETE', old: { ephemeral: true, lastSeen: d.lastSeen }, new: undefined,
         });
       });

@@ -48,14 +48,30 @@ export function splitDnsOf(t: Tailnet): SplitDns {
   return raw && typeof raw === 'object' && !Array.isArray(raw) ? { ...(raw as SplitDns) } : {};
 }
 
-const SETTINGS_DEFAULTS = { devicesApprovalOn: false, devicesAutoUpdatesOn: false, devicesKeyDurationDays: 180, usersApprovalOn: false };
+/** Who may accept devices shared from other tailnets: nobody, owners and admins, or every role the role table lets. */
+export type JoinExternalRole = 'none' | 'admin' | 'member';
+
+const SETTINGS_DEFAULTS = {
+  devicesApprovalOn: false, devicesAutoUpdatesOn: false, devicesKeyDurationDays: 180, usersApprovalOn: false,
+  usersRoleAllowedToJoinExternalTailnets: 'member' as JoinExternalRole,
+  // Features this server does not have (flow logs, regional routing, posture identity collection): always off.
+  networkFlowLoggingOn: false, regionalRoutingOn: false, postureIdentityCollectionOn: false,
+};
 export type Settings = typeof SETTINGS_DEFAULTS;
 
-const SETTINGS_CHECK: Record<string, (v: unknown) => boolean> = {
-  devicesApprovalOn: (v) => typeof v === 'boolean',
-  devicesAutoUpdatesOn: (v) => typeof v === 'boolean',
-  usersApprovalOn: (v) => typeof v === 'boolean',
-  devicesKeyDurationDays: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 180,
+const boolean = (v: unknown) => (typeof v === 'boolean' ? null : 'must be true or false');
+const notOffered = (v: unknown) => (v === false ? null : 'cannot be turned on: this server does not offer the feature');
+
+/** Each setting's check: null when the value is good, else what is wrong. */
+const SETTINGS_CHECK: Record<string, (v: unknown) => string | null> = {
+  devicesApprovalOn: boolean,
+  devicesAutoUpdatesOn: boolean,
+  usersApprovalOn: boolean,
+  devicesKeyDurationDays: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 180 ? null : 'must be a whole number of days from 1 to 180'),
+  usersRoleAllowedToJoinExternalTailnets: (v) => (v === 'none' || v === 'admin' || v === 'member' ? null : 'must be "none", "admin" or "member"'),
+  networkFlowLoggingOn: notOffered,
+  regionalRoutingOn: notOffered,
+  postureIdentityCollectionOn: notOffered,
 };
 
 /** The tailnet's feature settings, defaults filled in. */
@@ -155,7 +171,8 @@ export class TailnetOperations extends Operations {
     for (const [k, v] of Object.entries(patch)) {
       const check = SETTINGS_CHECK[k];
       if (!check) throw new InvalidInput(`unknown setting "${k}" (known: ${Object.keys(SETTINGS_CHECK).join(', ')})`);
-      if (!check(v)) throw new InvalidInput(k === 'devicesKeyDurationDays' ? `"${k}" must be a whole number of days from 1 to 180` : `"${k}" must be true or false`);
+      const wrong = check(v);
+      if (wrong !== null) throw new InvalidInput(`"${k}" ${wrong}`);
     }
     const { store } = this;
     const next = { ...t.settings, ...patch };

@@ -235,7 +235,7 @@ export class Store {
   // ── devices ─────────────────────────────────────────────────────────────────
 
   /** Inserts a device, allocating addresses unique across all tailnets and a DNS label unique in its own. */
-  createDevice(d: Omit<Device, 'id' | 'name' | 'ipv4' | 'ipv6' | 'created' | 'lastSeen'>): Device {
+  createDevice(d: Omit<Device, 'id' | 'num' | 'name' | 'ipv4' | 'ipv6' | 'created' | 'lastSeen'>): Device {
     return this.tx(() => {
       const id = 'n' + randomToken(14);
       this.claimNodeKey(d.nodeKey, '');
@@ -278,7 +278,7 @@ export class Store {
     return this.all('SELECT * FROM devices WHERE tailnet_id = ? ORDER BY created, id', deviceFrom, tailnetId);
   }
 
-  updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'tailnetId' | 'machineKey' | 'ipv4' | 'ipv6' | 'created'>>): Device {
+  updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'num' | 'tailnetId' | 'machineKey' | 'ipv4' | 'ipv6' | 'created'>>): Device {
     if (patch.nodeKey !== undefined) this.claimNodeKey(patch.nodeKey, id);
     const sets: string[] = [];
     const values: unknown[] = [];

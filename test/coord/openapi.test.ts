@@ -48,15 +48,6 @@ const NOT_OFFERED: Record<string, string> = {
 
 /** Operations we offer whose answer does not validate yet (or cannot be reached with a 2xx), and why. The test expects them to fail, so a fix must remove the entry. */
 const KNOWN_INVALID: Record<string, string> = {
-  createDeviceInvites: 'string tailnetId, deviceId, sharerId; acceptedBy null',
-  listDeviceInvites: 'string tailnetId, deviceId, sharerId; acceptedBy null',
-  createUserInvites: 'string tailnetId, inviterId',
-  listUserInvites: 'no tailnetId, string inviterId',
-  updateTailnetSettings: 'usersRoleAllowedToJoinExternalTailnets unknown',
-  listConfigurationAuditLogs: 'origin and target.type outside the spec\'s values',
-  createWebhook: 'providerType "" for a plain endpoint (not one of the spec\'s values)',
-  listWebhooks: 'providerType "" for a plain endpoint',
-  updateWebhook: 'providerType "" for a plain endpoint',
   approveUser: 'no user ever needs approval yet (usersApprovalOn is stored but not enforced)',
 };
 

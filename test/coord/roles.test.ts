@@ -260,7 +260,8 @@ describe('role matrix over HTTP', () => {
   let db: Database.Database | undefined;
 
   beforeAll(async () => {
-    await coord.start();
+    // Webhook cases point at loopback (port 9, nothing listens): private targets must be allowed.
+    await coord.start(['--allow-private-webhooks']);
     tokens.owner = coord.createTailnet('example.com', 'owner@example.com');
     const owner = api(coord.url, tokens.owner);
     for (const role of ROLES.slice(1)) {

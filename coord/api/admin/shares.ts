@@ -7,7 +7,8 @@ import { bodyObject, route, type Answer, type Call } from './call.js';
 import { deviceInviteJson, deviceJson, inviteUrl, userRefJson } from './json.js';
 
 function inviteJson(c: Call, inv: DeviceInvite, extra?: Record<string, unknown>) {
-  return deviceInviteJson(inv, c.domain.users.byId(inv.acceptedBy), { shared: c.domain.shares.inviteStillShared(inv), ...extra });
+  const refs = { device: c.domain.devices.byId(inv.deviceId), sharer: c.domain.users.byId(inv.sharerId), acceptedBy: c.domain.users.byId(inv.acceptedBy) };
+  return deviceInviteJson(inv, refs, { shared: c.domain.shares.inviteStillShared(inv), ...extra });
 }
 
 async function createDeviceInvites(c: Call): Promise<Answer> {

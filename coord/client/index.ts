@@ -103,6 +103,10 @@ export class AdminClient {
     return this.answer('GET', this.t('/user-invites'));
   }
 
+  userInvite(id: string): Promise<UserInvite> {
+    return this.answer('GET', `/user-invites/${encodeURIComponent(id)}`);
+  }
+
   /** Public: turns an invite code into a user with a password. */
   acceptUserInvite(code: string, password: string): Promise<User> {
     return this.answer('POST', '/user-invites/-/accept', { code, password });
@@ -205,6 +209,10 @@ export class AdminClient {
   /** One invite per entry to share a device with a user of another network; each answer has its `inviteUrl`. */
   createDeviceInvites(deviceId: string, invites: { label?: string }[] = [{}]): Promise<DeviceInvite[]> {
     return this.answer('POST', `/device/${encodeURIComponent(deviceId)}/device-invites`, invites);
+  }
+
+  deviceInvite(id: string): Promise<DeviceInvite> {
+    return this.answer('GET', `/device-invites/${encodeURIComponent(id)}`);
   }
 
   /** Accepts a device invite (the link or its code) into the caller's network. */

@@ -79,6 +79,13 @@ export class ShareOperations extends Operations {
     return inv.acceptedBy !== null && this.store.shareFor(inv.deviceId, inv.acceptedBy) !== undefined;
   }
 
+  /** An invite to share a device of the caller's tailnet; any other is not found. */
+  invite(c: Caller, id: string): DeviceInvite {
+    const inv = this.store.getDeviceInvite(id);
+    if (!inv || inv.tailnetId !== c.tailnet.id) throw new NotFound(`device invite "${id}" not found`);
+    return inv;
+  }
+
   listInvites(d: Device): DeviceInvite[] {
     return this.store.listDeviceInvites(d.id);
   }

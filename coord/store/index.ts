@@ -417,6 +417,13 @@ export class Store {
     return w;
   }
 
+  setWebhookSecret(id: string, secret: string): Webhook {
+    this.stmt('UPDATE webhooks SET secret = ?, last_modified = ? WHERE id = ?').run(secret, now(), id);
+    const w = this.getWebhook(id);
+    if (!w) throw new NotFound(`webhook ${id} not found`);
+    return w;
+  }
+
   deleteWebhook(id: string): void {
     this.stmt('DELETE FROM webhooks WHERE id = ?').run(id);
   }

@@ -139,6 +139,11 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
     { row: 'read users and roles', allowed: all, cases: [
       read('/tailnet/-/users', (b) => ROLES.every((r) => b.users.some((u: any) => u.loginName === `${r}@example.com` && u.role === r))),
       async () => ({ req: ['GET', `/users/${f.ownerId}`], answer: (r) => r.body.loginName === 'owner@example.com' && r.body.role === 'owner' }),
+      async (role) => {
+        const email = `seen-${uniq(role)}@example.com`;
+        const id = (await f.owner.post('/tailnet/-/user-invites', [{ email }])).body[0].id;
+        return { req: ['GET', `/user-invites/${id}`], answer: (r) => r.body.id === id && r.body.email === email };
+      },
     ] },
     { row: 'write users and roles', allowed: ['owner', 'admin', 'it-admin'], cases: [
       async (role) => {
@@ -181,6 +186,11 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
         const invites = async () => (await f.owner.get(`/device/${f.deviceId}/device-invites`)).body as any[];
         return { req: ['DELETE', `/device-invites/${id}`], changed: async () => !(await invites()).some((i) => i.id === id) };
       },
+      async (role) => {
+        const label = `seen-${uniq(role)}`;
+        const id = (await f.owner.post(`/device/${f.deviceId}/device-invites`, [{ label }])).body[0].id;
+        return { req: ['GET', `/device-invites/${id}`], answer: (r) => r.body.id === id && r.body.label === label };
+      },
     ] },
     { row: 'accept a shared device', allowed: ['owner', 'admin', 'it-admin'], cases: [
       async () => {
@@ -211,6 +221,22 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
       async (role) => {
         const id = (await f.owner.post('/tailnet/-/webhooks', { endpointUrl: `http://127.0.0.1:9/${uniq(role)}`, subscriptions: ['policyUpdate'] })).body.endpointId;
         return { req: ['DELETE', `/webhooks/${id}`], changed: async () => !JSON.stringify((await f.owner.get('/tailnet/-/webhooks')).body).includes(id) };
+      },
+      async (role) => {
+        const endpointUrl = `http://127.0.0.1:9/${uniq(role)}`;
+        const id = (await f.owner.post('/tailnet/-/webhooks', { endpointUrl, subscriptions: [] })).body.endpointId;
+        return { req: ['GET', `/webhooks/${id}`], answer: (r) => r.body.endpointId === id && r.body.endpointUrl === endpointUrl && r.body.secret === undefined };
+      },
+      async (role) => {
+        const id = (await f.owner.post('/tailnet/-/webhooks', { endpointUrl: `http://127.0.0.1:9/${uniq(role)}`, subscriptions: [] })).body.endpointId;
+        const modified = async () => ((await f.owner.get(`/webhooks/${id}`)).body.lastModified as string);
+        const before = await modified();
+        await new Promise((r) => setTimeout(r, 5));
+        return { req: ['POST', `/webhooks/${id}/rotate`], answer: (r) => typeof r.body.secret === 'string', changed: async () => (await modified()) !== before };
+      },
+      async (role) => {
+        const id = (await f.owner.post('/tailnet/-/webhooks', { endpointUrl: `http://127.0.0.1:9/${uniq(role)}`, subscriptions: [] })).body.endpointId;
+        return { req: ['POST', `/webhooks/${id}/test`], answer: (r) => r.status === 202 };
       },
     ] },
     { row: 'write network name', allowed: ['owner', 'admin', 'network-admin'], cases: [

@@ -28,6 +28,7 @@ const TARGET_OF: Record<string, { type: string; property?: string }> = {
 /** Our property (per target type, or for any) → Tailscale's. */
 const PROPERTY_OF: Record<string, string> = {
   ACL: 'ACL',
+  'WEBHOOK.SECRET': 'SECRET',
   'NODE.NAME': 'MACHINE_NAME',
   'NODE.TAGS': 'ACL_TAGS',
   'NODE.ROUTES': 'ALLOWED_IPS',

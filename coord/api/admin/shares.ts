@@ -25,6 +25,10 @@ function listDeviceInvites(c: Call): Answer {
   return { body: c.domain.shares.listInvites(d).map((inv) => inviteJson(c, inv)) };
 }
 
+function getDeviceInvite(c: Call): Answer {
+  return { body: inviteJson(c, c.domain.shares.invite(c.caller, c.params.id!)) };
+}
+
 function deleteDeviceInvite(c: Call): Answer {
   c.domain.shares.deleteInvite(c.caller, c.params.id!);
   return { body: {} };
@@ -48,6 +52,7 @@ async function acceptDeviceInvite(c: Call): Promise<Answer> {
 export const shareRoutes = [
   route('POST', '/device/:id/device-invites', 'share', createDeviceInvites),
   route('GET', '/device/:id/device-invites', 'share', listDeviceInvites),
+  route('GET', '/device-invites/:id', 'share', getDeviceInvite),
   route('DELETE', '/device-invites/:id', 'share', deleteDeviceInvite),
   route('POST', '/device-invites/-/accept', 'share:accept', acceptDeviceInvite),
 ];

@@ -43,6 +43,11 @@ function listUserInvites(c: Call): Answer {
   return { body: c.domain.users.listInvites(tailnetParam(c)).map((inv) => userInviteJson(inv, c.domain.users.byId(inv.inviterId))) };
 }
 
+function getUserInvite(c: Call): Answer {
+  const inv = c.domain.users.invite(c.caller, c.params.id!);
+  return { body: userInviteJson(inv, c.domain.users.byId(inv.inviterId)) };
+}
+
 function deleteUserInvite(c: Call): Answer {
   c.domain.users.deleteInvite(c.caller, c.params.id!);
   return { body: {} };
@@ -82,6 +87,7 @@ export const publicRoutes: Record<string, (req: IncomingMessage, deps: AdminDeps
 export const userInviteRoutes = [
   route('POST', '/tailnet/:t/user-invites', 'provisioning:write', createUserInvites),
   route('GET', '/tailnet/:t/user-invites', 'users:read', listUserInvites),
+  route('GET', '/user-invites/:id', 'users:read', getUserInvite),
   route('DELETE', '/user-invites/:id', 'provisioning:write', deleteUserInvite),
 ];
 

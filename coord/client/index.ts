@@ -6,7 +6,7 @@
 //   const r = await admin.request('GET', '/tailnet/-/devices');   // any request; never throws on a status
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import type {
-  AcceptedShare, AuditLog, CreateKeyRequest, Device, DeviceInvite, DeviceRoutes, ErrorBody, Key, NewKey,
+  AcceptedShare, AuditLog, CreateKeyRequest, Device, DeviceInvite, DevicePostureAttributes, DeviceRoutes, ErrorBody, Key, NewKey,
   NewUserInvite, PolicyPreview, PolicyValidation, Role, Session, User, UserInvite,
 } from './types.js';
 
@@ -213,6 +213,20 @@ export class AdminClient {
 
   deviceInvite(id: string): Promise<DeviceInvite> {
     return this.answer('GET', `/device-invites/${encodeURIComponent(id)}`);
+  }
+
+  /** The device's posture attributes (its own `node:*` and the custom ones in force) and the custom ones' expiries. */
+  deviceAttributes(deviceId: string): Promise<DevicePostureAttributes> {
+    return this.answer('GET', `/device/${encodeURIComponent(deviceId)}/attributes`);
+  }
+
+  /** Sets a custom posture attribute (`custom:<name>`), optionally until `expiry` (RFC 3339). */
+  setDeviceAttribute(deviceId: string, key: string, value: string | number | boolean, expiry?: string): Promise<DevicePostureAttributes> {
+    return this.answer('POST', `/device/${encodeURIComponent(deviceId)}/attributes/${encodeURIComponent(key)}`, expiry ? { value, expiry } : { value });
+  }
+
+  async deleteDeviceAttribute(deviceId: string, key: string): Promise<void> {
+    await this.answer('DELETE', `/device/${encodeURIComponent(deviceId)}/attributes/${encodeURIComponent(key)}`);
   }
 
   /** Accepts a device invite (the link or its code) into the caller's network. */

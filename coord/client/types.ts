@@ -59,6 +59,12 @@ export interface Device {
   clientConnectivity: { endpoints: string[] };
 }
 
+/** GET /device/{id}/attributes (and the answer of setting one). */
+export interface DevicePostureAttributes {
+  attributes: Record<string, string | number | boolean>;
+  expiries: Record<string, string>;
+}
+
 export interface DeviceRoutes {
   advertisedRoutes: string[];
   enabledRoutes: string[];

@@ -5,6 +5,7 @@ import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { firstLabel } from '../../wire/names.js';
 import { dnsLabel, fqdn, type Device, type Share, type Store, type Tailnet, type User } from '../store/index.js';
 import { Operations, SYSTEM_ACTOR, userActor, type AuditActor, type Caller, type DomainDeps } from './context.js';
+import { CUSTOM_ATTRIBUTE_KEY, customAttributes, MAX_CUSTOM_ATTRIBUTES, postureOf, type AttributeValue } from '../posture-attributes.js';
 import { isCidr } from './input.js';
 import type { PolicyOperations } from './policy.js';
 import type { ShareOperations } from './shares.js';
@@ -116,6 +117,45 @@ export class DeviceOperations extends Operations {
     const notOffered = routes.filter((r) => !d.advertisedRoutes.includes(r));
     if (notOffered.length > 0) throw new InvalidInput(`routes not advertised by the device: ${notOffered.join(', ')}`);
     return this.change(c, d, 'ROUTES', { enabledRoutes: routes }, d.enabledRoutes, routes);
+  }
+
+  /** The device's posture attributes (its own and the custom ones in force) and the custom ones' expiries. */
+  attributes(d: Device): { attributes: Record<string, AttributeValue>; expiries: Record<string, string> } {
+    const expiries: Record<string, string> = {};
+    for (const [k, a] of Object.entries(customAttributes(d))) if (a.expires !== undefined) expiries[k] = a.expires;
+    return { attributes: postureOf(d), expiries };
+  }
+
+  /**
+   * Sets a custom posture attribute (`custom:<name>`) to a string, number or boolean, optionally until
+   * `expiry` (RFC 3339, in the future). The device's rules, and its peers', are compiled again at once.
+   */
+  setAttribute(c: Caller, d: Device, key: string, b: Record<string, unknown>): Device {
+    if (!CUSTOM_ATTRIBUTE_KEY.test(key)) throw new InvalidInput(`attribute key ${JSON.stringify(key.slice(0, 80))} must be "custom:" and 1–50 letters, digits or underscores`);
+    const value = b.value;
+    const okValue = (typeof value === 'string' && value.length <= 50) || (typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean';
+    if (!okValue) throw new InvalidInput('"value" must be a string of at most 50 characters, a finite number or a boolean');
+    let expires: string | undefined;
+    if (b.expiry !== undefined && b.expiry !== null && b.expiry !== '') {
+      const t = typeof b.expiry === 'string' && /^\d{4}-\d\d-\d\dT/.test(b.expiry) ? Date.parse(b.expiry) : NaN;
+      if (Number.isNaN(t)) throw new InvalidInput('"expiry" must be an RFC 3339 date-time');
+      if (t <= Date.now()) throw new InvalidInput('"expiry" must be in the future');
+      expires = new Date(t).toISOString();
+    }
+    const current = customAttributes(d);
+    if (!(key in current) && Object.keys(current).length >= MAX_CUSTOM_ATTRIBUTES) throw new InvalidInput(`a device has at most ${MAX_CUSTOM_ATTRIBUTES} custom attributes`);
+    const next = { ...current, [key]: expires === undefined ? { value: value as AttributeValue } : { value: value as AttributeValue, expires } };
+    return this.change(c, d, 'ATTRIBUTES', { posture: next }, current[key]?.value, { [key]: value, ...(expires ? { expiry: expires } : {}) });
+  }
+
+  /** Removes a custom posture attribute (nothing to do when it is not set). */
+  deleteAttribute(c: Caller, d: Device, key: string): void {
+    if (!CUSTOM_ATTRIBUTE_KEY.test(key)) throw new InvalidInput(`attribute key ${JSON.stringify(key.slice(0, 80))} must be "custom:" and 1–50 letters, digits or underscores`);
+    const current = customAttributes(d);
+    if (!(key in current)) return;
+    const next = { ...current };
+    delete next[key];
+    this.change(c, d, 'ATTRIBUTES', { posture: next }, { [key]: current[key]!.value }, undefined);
   }
 
   /** An admin deletes a device: its own tailnet's, or one shared in (which ends the shares: the recipient's revoke). */

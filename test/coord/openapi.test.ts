@@ -34,9 +34,6 @@ const NOT_OFFERED: Record<string, string> = {
   updatePostureIntegration: 'posture-vendor integrations need the vendors\' services',
   deletePostureIntegration: 'posture-vendor integrations need the vendors\' services',
   setDeviceIp: 'not yet',
-  getDevicePostureAttributes: 'not yet',
-  setCustomDevicePostureAttributes: 'not yet',
-  deleteCustomDevicePostureAttributes: 'not yet',
   getContacts: 'not yet',
   updateContact: 'not yet',
 };

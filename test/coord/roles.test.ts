@@ -112,6 +112,7 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
     { row: 'read machines', allowed: all, cases: [
       read('/tailnet/-/devices', (b) => b.devices.some((d: any) => d.id === f.deviceId)),
       async () => ({ req: ['GET', `/device/${f.deviceId}`], answer: (r) => r.body.id === f.deviceId && r.body.hostname === 'web1' }),
+      async () => ({ req: ['GET', `/device/${f.deviceId}/attributes`], answer: (r) => typeof r.body.attributes?.['node:os'] === 'string' }),
     ] },
     { row: 'write machines (approve, rename, remove)', allowed: ['owner', 'admin', 'it-admin'], cases: [
       async () => {
@@ -130,6 +131,15 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
       async () => {
         const id = await f.device('keyexpiry');
         return { req: ['POST', `/device/${id}/key`, { keyExpiryDisabled: true }], changed: async () => (await dev(id)).keyExpiryDisabled === true };
+      },
+      async () => {
+        const id = await f.device('attr-set');
+        return { req: ['POST', `/device/${id}/attributes/custom:tier`, { value: 'gold' }], changed: async () => (await f.owner.get(`/device/${id}/attributes`)).body.attributes['custom:tier'] === 'gold' };
+      },
+      async () => {
+        const id = await f.device('attr-del');
+        expect((await f.owner.post(`/device/${id}/attributes/custom:tier`, { value: 'gold' })).status).toBe(200);
+        return { req: ['DELETE', `/device/${id}/attributes/custom:tier`], changed: async () => (await f.owner.get(`/device/${id}/attributes`)).body.attributes['custom:tier'] === undefined };
       },
       async () => {
         const id = await f.device('remove');

@@ -215,6 +215,11 @@ export class AdminClient {
     return this.answer('GET', `/device-invites/${encodeURIComponent(id)}`);
   }
 
+  /** Gives the device a new IPv4 address (its IPv6 one follows). */
+  async setDeviceIp(deviceId: string, ipv4: string): Promise<void> {
+    await this.answer('POST', `/device/${encodeURIComponent(deviceId)}/ip`, { ipv4 });
+  }
+
   /** The device's posture attributes (its own `node:*` and the custom ones in force) and the custom ones' expiries. */
   deviceAttributes(deviceId: string): Promise<DevicePostureAttributes> {
     return this.answer('GET', `/device/${encodeURIComponent(deviceId)}/attributes`);

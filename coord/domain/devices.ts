@@ -6,7 +6,9 @@ import { firstLabel } from '../../wire/names.js';
 import { dnsLabel, fqdn, type Device, type Share, type Store, type Tailnet, type User } from '../store/index.js';
 import { Operations, SYSTEM_ACTOR, userActor, type AuditActor, type Caller, type DomainDeps } from './context.js';
 import { CUSTOM_ATTRIBUTE_KEY, customAttributes, MAX_CUSTOM_ATTRIBUTES, postureOf, type AttributeValue } from '../posture-attributes.js';
-import { isCidr } from './input.js';
+import { CHROMEOS_VM_RANGE, formatIPv4, parseIPv4, SERVICE_IPV4, TAILNET_IPV4_RANGE } from '../../wire/addr.js';
+import { usableIp4 } from '../ipam.js';
+import { isCidr, str } from './input.js';
 import type { PolicyOperations } from './policy.js';
 import type { ShareOperations } from './shares.js';
 
@@ -117,6 +119,26 @@ export class DeviceOperations extends Operations {
     const notOffered = routes.filter((r) => !d.advertisedRoutes.includes(r));
     if (notOffered.length > 0) throw new InvalidInput(`routes not advertised by the device: ${notOffered.join(', ')}`);
     return this.change(c, d, 'ROUTES', { enabledRoutes: routes }, d.enabledRoutes, routes);
+  }
+
+  /**
+   * Gives the device a new IPv4 address of 100.64.0.0/10 (not the service address, the ChromeOS range, or
+   * one another device of any network holds); its IPv6 address follows. Every netmap it is in changes at once.
+   */
+  setIpv4(c: Caller, d: Device, value: unknown): Device {
+    const ipv4 = str(value, 'ipv4').trim();
+    const n = parseIPv4(ipv4);
+    if (n === null || !usableIp4(n)) throw new InvalidInput(`"ipv4" must be an IPv4 address in ${TAILNET_IPV4_RANGE} (not ${SERVICE_IPV4}, ${CHROMEOS_VM_RANGE}, or one ending in .0 or .255)`);
+    const wanted = formatIPv4(n);
+    if (wanted === d.ipv4) return d;
+    const { store } = this;
+    const updated = store.tx(() => {
+      const u = store.setDeviceAddress(d.id, wanted);
+      this.audit(c, 'UPDATE', { id: d.id, name: fqdn(d, c.tailnet), type: 'NODE', property: 'ADDRESS' }, [d.ipv4, d.ipv6], [u.ipv4, u.ipv6]);
+      return u;
+    });
+    this.hub.deviceChanged(d.tailnetId, d.id);
+    return updated;
   }
 
   /** The device's posture attributes (its own and the custom ones in force) and the custom ones' expiries. */

@@ -258,6 +258,18 @@ export class Store {
     });
   }
 
+  /** Gives the device this IPv4 address (and the IPv6 one derived from it); one another device holds is a conflict. */
+  setDeviceAddress(id: string, ipv4: string): Device {
+    return this.tx(() => {
+      const holder = this.stmt('SELECT id FROM devices WHERE ipv4 = ?').get(ipv4) as { id: string } | undefined;
+      if (holder && holder.id !== id) throw new Conflict(`address ${ipv4} is already used by another device`);
+      this.stmt('UPDATE devices SET ipv4 = ?, ipv6 = ? WHERE id = ?').run(ipv4, ip6For(ipv4), id);
+      const d = this.getDevice(id);
+      if (!d) throw new NotFound(`device ${id} not found`);
+      return d;
+    });
+  }
+
   /** `label`, or `label-1`, `label-2`, … the first not used by another device of the tailnet. */
   freeName(tailnetId: number, label: string, exceptDeviceId = ''): string {
     const used = this.stmt('SELECT 1 FROM devices WHERE tailnet_id = ? AND name = ? AND id != ?');

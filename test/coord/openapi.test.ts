@@ -33,7 +33,6 @@ const NOT_OFFERED: Record<string, string> = {
   createPostureIntegration: 'posture-vendor integrations need the vendors\' services',
   updatePostureIntegration: 'posture-vendor integrations need the vendors\' services',
   deletePostureIntegration: 'posture-vendor integrations need the vendors\' services',
-  setDeviceIp: 'not yet',
   getContacts: 'not yet',
   updateContact: 'not yet',
 };

@@ -132,6 +132,11 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
         const id = await f.device('keyexpiry');
         return { req: ['POST', `/device/${id}/key`, { keyExpiryDisabled: true }], changed: async () => (await dev(id)).keyExpiryDisabled === true };
       },
+      async (role) => {
+        const id = await f.device('readdress');
+        const ipv4 = `100.99.${ROLES.indexOf(role) + 1}.${(seq % 250) + 1}`;
+        return { req: ['POST', `/device/${id}/ip`, { ipv4 }], changed: async () => (await dev(id)).addresses[0] === ipv4 };
+      },
       async () => {
         const id = await f.device('attr-set');
         return { req: ['POST', `/device/${id}/attributes/custom:tier`, { value: 'gold' }], changed: async () => (await f.owner.get(`/device/${id}/attributes`)).body.attributes['custom:tier'] === 'gold' };

@@ -239,6 +239,16 @@ export class AdminClient {
     return this.answer('POST', '/device-invites/-/accept', { invite });
   }
 
+  // ── contacts ──
+
+  contacts(): Promise<Record<'account' | 'support' | 'security', { email: string; needsVerification: boolean }>> {
+    return this.answer('GET', this.t('/contacts'));
+  }
+
+  async setContact(type: 'account' | 'support' | 'security', email: string): Promise<void> {
+    await this.answer('PATCH', this.t(`/contacts/${type}`), { email });
+  }
+
   // ── DNS ──
 
   async nameservers(): Promise<string[]> {

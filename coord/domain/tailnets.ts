@@ -1,6 +1,6 @@
 // A tailnet's own configuration: creating and listing tailnets (coord's CLI, on the server), DNS,
 // feature settings, its name, and billing contact.
-import { InvalidInput } from '../errors.js';
+import { InvalidInput, NotFound } from '../errors.js';
 import type { Store, Tailnet } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
 import { isDomainName } from '../../wire/names.js';
@@ -99,6 +99,22 @@ export function billingOf(t: Tailnet): Billing {
   return { plan: b.plan ?? 'self-hosted', contact: b.contact ?? null };
 }
 
+/** The tailnet's contacts (Tailscale's account, support and security contacts). */
+export const CONTACT_TYPES = ['account', 'support', 'security'] as const;
+export type ContactType = (typeof CONTACT_TYPES)[number];
+export interface Contact {
+  email: string;
+  /** Always false: this server does not send verification mail, so it takes an address as given. */
+  needsVerification: boolean;
+}
+
+/** Each contact: the address set for it, else the owner's (`ownerEmail`). */
+export function contactsOf(t: Tailnet, ownerEmail: string): Record<ContactType, Contact> {
+  const set = (t.settings.contacts ?? {}) as Record<string, unknown>;
+  const one = (type: ContactType): Contact => ({ email: typeof set[type] === 'string' ? (set[type] as string) : ownerEmail, needsVerification: false });
+  return { account: one('account'), support: one('support'), security: one('security') };
+}
+
 export function checkTailnetName(name: string): string {
   if (!TAILNET_NAME_RE.test(name)) throw new InvalidInput(`network name ${JSON.stringify(name)}: use letters, digits and . @ _ - (at most 100 characters)`);
   return name;
@@ -193,6 +209,29 @@ export class TailnetOperations extends Operations {
     });
     this.hub.tailnetChanged(t.id);
     return name;
+  }
+
+  /** The owner's email, which each contact falls back to. */
+  ownerEmail(t: Tailnet): string {
+    return this.store.listUsers(t.id).find((u) => u.role === 'owner')?.email ?? '';
+  }
+
+  contacts(t: Tailnet): Record<ContactType, Contact> {
+    return contactsOf(t, this.ownerEmail(t));
+  }
+
+  /** Sets the account, support or security contact's email address. */
+  setContact(c: Caller, t: Tailnet, type: string, b: Record<string, unknown>): Record<ContactType, Contact> {
+    if (!(CONTACT_TYPES as readonly string[]).includes(type)) throw new NotFound(`contact type ${JSON.stringify(type.slice(0, 40))} not found (known: ${CONTACT_TYPES.join(', ')})`);
+    const email = str(b.email, 'email').trim();
+    if (email.length > 254 || !EMAIL_RE.test(email)) throw new InvalidInput('"email" is not an email address');
+    const old = contactsOf(t, this.ownerEmail(t))[type as ContactType].email;
+    const { store } = this;
+    store.tx(() => {
+      store.setTailnetSettings(t.id, { ...t.settings, contacts: { ...((t.settings.contacts ?? {}) as object), [type]: email } });
+      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: `${type.toUpperCase()}_CONTACT` }, old, email);
+    });
+    return this.contacts(store.getTailnet(t.id)!);
   }
 
   setBilling(c: Caller, t: Tailnet, field: 'plan' | 'contact', b: Record<string, unknown>): Billing {

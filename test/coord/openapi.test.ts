@@ -33,8 +33,6 @@ const NOT_OFFERED: Record<string, string> = {
   createPostureIntegration: 'posture-vendor integrations need the vendors\' services',
   updatePostureIntegration: 'posture-vendor integrations need the vendors\' services',
   deletePostureIntegration: 'posture-vendor integrations need the vendors\' services',
-  getContacts: 'not yet',
-  updateContact: 'not yet',
 };
 
 /** Operations we offer whose answer does not validate yet (or cannot be reached with a 2xx), and why. The test expects them to fail, so a fix must remove the entry. */
@@ -199,7 +197,15 @@ describe.skipIf(!HAVE_SPEC)('admin API against Tailscale\'s OpenAPI spec', () =>
     ['restoreUser', () => owner.post(`/users/${s.dave}/restore`)],
     ['deleteUser', () => owner.post(`/users/${s.dave}/delete`)],
     ['getContacts', () => owner.get('/tailnet/-/contacts')],
-    ['updateContact', () => owner.patch('/tailnet/-/contacts/security', { email: 'security@example.com' })],
+    ['updateContact', async () => {
+      const r = await owner.patch('/tailnet/-/contacts/security', { email: 'security@example.com' });
+      const after = (await owner.get('/tailnet/-/contacts')).body;
+      expect(after.security.email).toBe('security@example.com');
+      expect(after.account.email).toBe('alice@example.com');
+      expect((await owner.patch('/tailnet/-/contacts/sales', { email: 'x@example.com' })).status).toBe(404);
+      expect((await owner.patch('/tailnet/-/contacts/support', { email: 'nope' })).status).toBe(400);
+      return r;
+    }],
     ['createWebhook', async () => {
       const r = await owner.post('/tailnet/-/webhooks', { endpointUrl: s.hookUrl, subscriptions: ['nodeCreated'] });
       s.webhook = r.body?.endpointId;

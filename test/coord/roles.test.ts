@@ -260,7 +260,10 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
         return { req: ['POST', '/tailnet/-/name', { name }], changed: async () => (await f.owner.get('/tailnet/-/logging/configuration')).body.tailnet === name };
       },
     ] },
-    { row: 'read payment plan', allowed: ['owner', 'admin', 'billing-admin'], cases: [read('/tailnet/-/billing', (b) => typeof b.plan === 'string')] },
+    { row: 'read payment plan', allowed: ['owner', 'admin', 'billing-admin'], cases: [
+      read('/tailnet/-/billing', (b) => typeof b.plan === 'string'),
+      read('/tailnet/-/contacts', (b) => typeof b.account?.email === 'string' && typeof b.security?.email === 'string'),
+    ] },
     { row: 'write payment plan', allowed: ['owner', 'admin', 'billing-admin'], cases: [
       async (role) => {
         const plan = `plan-${uniq(role)}`;
@@ -271,6 +274,10 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
       async (role) => {
         const email = `billing-${uniq(role)}@example.com`;
         return { req: ['POST', '/tailnet/-/billing/contact', { email }], changed: async () => (await f.owner.get('/tailnet/-/billing')).body.contact?.email === email };
+      },
+      async (role) => {
+        const email = `support-${uniq(role)}@example.com`;
+        return { req: ['PATCH', '/tailnet/-/contacts/support', { email }], changed: async () => (await f.owner.get('/tailnet/-/contacts')).body.support?.email === email };
       },
     ] },
   ];

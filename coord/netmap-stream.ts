@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { StreamMessage } from '../wire/protocol.js';
 import { LiveTailnet, type ExtDevice, type SharedIn, type StreamSink } from './live-tailnet.js';
 import { parsePolicy, type Policy, type SharedUser } from './policy/index.js';
+import { attributeExpiredBetween } from './posture-attributes.js';
 import { excludedOf, sameExcluded } from './sharing.js';
 import type { Device, Store, Tailnet, User } from './store/index.js';
 import { isActive, topoUserOf } from './topology.js';
@@ -21,6 +22,8 @@ export interface HubObserver {
 export class NetmapHub {
   private readonly tailnets = new Map<number, LiveTailnet>();
   private keepaliveTimer: NodeJS.Timeout | undefined;
+  /** When the last upkeep sweep ran (ms). */
+  private lastSweep = Date.now();
   private lastVersion = 0;
   observer: HubObserver | null = null;
 
@@ -319,9 +322,12 @@ export class NetmapHub {
   sweep(ephemeralGraceMs = 10 * 60_000): { tailnetId: number; deviceId: string }[] {
     const stale: { tailnetId: number; deviceId: string }[] = [];
     const now = Date.now();
+    const since = this.lastSweep;
+    this.lastSweep = now;
     for (const [tailnetId, n] of this.tailnets) {
       for (const [id, d] of n.devices) {
-        if (n.isLive(id) !== n.shouldBeLive(d)) this.deviceChanged(tailnetId, id);
+        // A custom posture attribute that expired since the last sweep changes what srcPosture lets through.
+        if (n.isLive(id) !== n.shouldBeLive(d) || attributeExpiredBetween(d, since, now)) this.deviceChanged(tailnetId, id);
         const offline = (n.streams.get(id)?.size ?? 0) === 0;
         if (d.ephemeral && offline && now - Date.parse(d.lastSeen ?? d.created) > ephemeralGraceMs) stale.push({ tailnetId, deviceId: id });
       }

@@ -1,6 +1,7 @@
 // The bridge between the store and the policy engine: a tailnet's devices and users as the engine's
 // topology. The tailnet state (tailnet-state.ts) and the policy operations (domain/policy.ts) share it.
 import type { Topology } from './policy/index.js';
+import { postureOf } from './posture-attributes.js';
 import type { Device, Store, User } from './store/index.js';
 
 /** The key of a device in the policy engine's topology is its id; a user's name is their id. */
@@ -13,7 +14,7 @@ export function topoNodeOf(d: Device) {
     user: d.tags.length > 0 ? null : d.userId,
     routable_ips: d.advertisedRoutes,
     approved_routes: d.enabledRoutes,
-    posture: { 'node:os': d.os, 'node:tsVersion': d.clientVersion },
+    posture: postureOf(d),
   };
 }
 

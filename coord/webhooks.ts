@@ -18,7 +18,7 @@ const MESSAGES: Record<string, string> = {
   nodeCreated: 'Node created', nodeNeedsApproval: 'Node needs approval', nodeApproved: 'Node approved',
   nodeKeyExpired: 'Node key expired', nodeDeleted: 'Node deleted', policyUpdate: 'Policy updated',
   userCreated: 'User created', userRoleUpdated: 'User role updated', userDeleted: 'User deleted',
-  userSuspended: 'User suspended', userRestored: 'User restored', userApproved: 'User approved',
+  test: 'This is a test event', userSuspended: 'User suspended', userRestored: 'User restored', userApproved: 'User approved',
 };
 
 export class Webhooks {
@@ -41,7 +41,8 @@ export class Webhooks {
     const t = this.store.getTailnet(tailnetId);
     if (!t) return;
     for (const w of this.store.listWebhooks(tailnetId)) {
-      if (!w.subscriptions.includes(type)) continue;
+      // A `test` event (POST /webhooks/{id}/test) goes to the one endpoint it names, subscribed or not.
+      if (type === 'test' ? w.id !== data.endpointId : !w.subscriptions.includes(type)) continue;
       const body = JSON.stringify([{ timestamp: new Date().toISOString(), version: 1, type, tailnet: t.name, message: MESSAGES[type] ?? type, data }]);
       this.deliver(w.id, w.endpointUrl, w.secret, body, 1);
     }

@@ -6,8 +6,8 @@
 //   const r = await admin.request('GET', '/tailnet/-/devices');   // any request; never throws on a status
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import type {
-  AcceptedShare, AuditLog, CreateKeyRequest, Device, DeviceInvite, DeviceRoutes, ErrorBody, Key, NewKey,
-  PolicyPreview, PolicyValidation, Role, Session, User, UserInvite,
+  AcceptedShare, AuditLog, CreateKeyRequest, Device, DeviceInvite, DevicePostureAttributes, DeviceRoutes, ErrorBody, Key, NewKey,
+  NewUserInvite, PolicyPreview, PolicyValidation, Role, Session, User, UserInvite,
 } from './types.js';
 
 export type * from './types.js';
@@ -94,8 +94,17 @@ export class AdminClient {
     return (await this.answer<{ users: User[] }>('GET', this.t('/users'))).users;
   }
 
-  inviteUsers(invites: { email: string; role?: Role }[]): Promise<UserInvite[]> {
+  inviteUsers(invites: { email: string; role?: Role }[]): Promise<NewUserInvite[]> {
     return this.answer('POST', this.t('/user-invites'), invites);
+  }
+
+  /** The network's invites to join (the codes are not shown again). */
+  userInvites(): Promise<UserInvite[]> {
+    return this.answer('GET', this.t('/user-invites'));
+  }
+
+  userInvite(id: string): Promise<UserInvite> {
+    return this.answer('GET', `/user-invites/${encodeURIComponent(id)}`);
   }
 
   /** Public: turns an invite code into a user with a password. */
@@ -202,9 +211,42 @@ export class AdminClient {
     return this.answer('POST', `/device/${encodeURIComponent(deviceId)}/device-invites`, invites);
   }
 
+  deviceInvite(id: string): Promise<DeviceInvite> {
+    return this.answer('GET', `/device-invites/${encodeURIComponent(id)}`);
+  }
+
+  /** Gives the device a new IPv4 address (its IPv6 one follows). */
+  async setDeviceIp(deviceId: string, ipv4: string): Promise<void> {
+    await this.answer('POST', `/device/${encodeURIComponent(deviceId)}/ip`, { ipv4 });
+  }
+
+  /** The device's posture attributes (its own `node:*` and the custom ones in force) and the custom ones' expiries. */
+  deviceAttributes(deviceId: string): Promise<DevicePostureAttributes> {
+    return this.answer('GET', `/device/${encodeURIComponent(deviceId)}/attributes`);
+  }
+
+  /** Sets a custom posture attribute (`custom:<name>`), optionally until `expiry` (RFC 3339). */
+  setDeviceAttribute(deviceId: string, key: string, value: string | number | boolean, expiry?: string): Promise<DevicePostureAttributes> {
+    return this.answer('POST', `/device/${encodeURIComponent(deviceId)}/attributes/${encodeURIComponent(key)}`, expiry ? { value, expiry } : { value });
+  }
+
+  async deleteDeviceAttribute(deviceId: string, key: string): Promise<void> {
+    await this.answer('DELETE', `/device/${encodeURIComponent(deviceId)}/attributes/${encodeURIComponent(key)}`);
+  }
+
   /** Accepts a device invite (the link or its code) into the caller's network. */
   acceptDeviceInvite(invite: string): Promise<AcceptedShare> {
     return this.answer('POST', '/device-invites/-/accept', { invite });
+  }
+
+  // ── contacts ──
+
+  contacts(): Promise<Record<'account' | 'support' | 'security', { email: string; needsVerification: boolean }>> {
+    return this.answer('GET', this.t('/contacts'));
+  }
+
+  async setContact(type: 'account' | 'support' | 'security', email: string): Promise<void> {
+    await this.answer('PATCH', this.t(`/contacts/${type}`), { email });
   }
 
   // ── DNS ──

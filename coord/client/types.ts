@@ -59,6 +59,12 @@ export interface Device {
   clientConnectivity: { endpoints: string[] };
 }
 
+/** GET /device/{id}/attributes (and the answer of setting one). */
+export interface DevicePostureAttributes {
+  attributes: Record<string, string | number | boolean>;
+  expiries: Record<string, string>;
+}
+
 export interface DeviceRoutes {
   advertisedRoutes: string[];
   enabledRoutes: string[];
@@ -73,7 +79,8 @@ export interface Key {
   keyType: 'auth' | 'api';
   description: string;
   created: string;
-  expires: string | null;
+  /** Absent only for a key made before keys always expired. */
+  expires?: string;
   revoked?: string;
   invalid: boolean;
   /** Auth keys: what a device that registers with it gets. */
@@ -102,10 +109,17 @@ export interface CreateKeyRequest {
 /** An invitation for a person to join the network (the code is shown only in the creating answer). */
 export interface UserInvite {
   id: string;
-  role: Role;
-  tailnetId: string;
-  inviterId: string;
+  role: Exclude<Role, 'owner'>;
+  /** Numbers, as in Tailscale's API: the network's and the inviting user's numeric ids. */
+  tailnetId: number;
+  inviterId: number;
   email: string;
+  created: string;
+  accepted: boolean;
+}
+
+/** A user invite just created: its code and link are in the answer this once. */
+export interface NewUserInvite extends UserInvite {
   code: string;
   inviteUrl: string;
 }
@@ -119,14 +133,16 @@ export interface Session {
 export interface DeviceInvite {
   id: string;
   created: string;
-  tailnetId: string;
-  deviceId: string;
-  sharerId: string;
+  /** Numbers, as in Tailscale's API: the numeric ids of the network, the device and the sharing user. */
+  tailnetId: number;
+  deviceId: number;
+  sharerId: number;
   label: string;
   multiUse: boolean;
   allowExitNode: boolean;
   accepted: boolean;
-  acceptedBy: UserRef | null;
+  /** Once accepted: who accepted (`id` is the user's numeric id). */
+  acceptedBy?: Omit<UserRef, 'id'> & { id: number };
   acceptedAt: string | null;
   /** Only in the creating answer: the link to send (its last part is the code). */
   inviteUrl?: string;
@@ -151,16 +167,21 @@ export interface PolicyPreview {
   matches: { users: string[]; ports: string[]; lineNumber: number }[];
 }
 
+/** An entry of the configuration audit log, in the values of Tailscale's API (docs/api.md). */
 export interface AuditEvent {
   eventGroupID: string;
   eventTime: string;
-  type: string;
-  origin: string;
+  type: 'CONFIG';
+  /** CONFIG_API (an API key), ADMIN_CONSOLE (a console session), NODE (a device), CONTROL (coord itself). */
+  origin: 'CONFIG_API' | 'ADMIN_CONSOLE' | 'NODE' | 'CONTROL';
   actor: { id?: string; type: string; loginName?: string; displayName?: string };
   target: { id?: string; name?: string; type: string; property?: string };
   action: string;
-  old: unknown;
-  new: unknown;
+  /** Absent when there was no value before (a creation) or after (a deletion). */
+  old?: unknown;
+  new?: unknown;
+  /** What Tailscale's values cannot say (our finer target type, property or action). */
+  actionDetails?: string;
 }
 
 export interface AuditLog {

@@ -31,7 +31,7 @@ export async function setOwnerPassword(store: Store, inv: UserInvite, code: stri
     store.setUserPassword(u.id, hash);
     store.markUserInviteAccepted(inv.id);
     store.addAudit(u.tailnetId, {
-      type: 'CONFIG', origin: 'ADMIN_API', actor: { id: u.id, type: 'USER', loginName: u.email, displayName: u.displayName },
+      type: 'CONFIG', origin: 'ADMIN_CONSOLE', actor: { id: u.id, type: 'USER', loginName: u.email, displayName: u.displayName },
       target: { id: u.id, name: u.email, type: 'USER', property: 'PASSWORD' }, action: 'UPDATE', old: undefined, new: undefined,
     });
     return u;

@@ -21,6 +21,8 @@ export interface Caller {
   user: User;
   tailnet: Tailnet;
   keyId: string;
+  /** Through the admin console (a session key) or the API (an API key): the audit entry's origin. */
+  via: 'console' | 'api';
 }
 
 export type AuditActor = AuditInput['actor'];
@@ -45,7 +47,7 @@ export abstract class Operations {
 
   /** An audit entry by the caller through the admin API (call inside the write's transaction). */
   protected audit(c: Caller, action: string, target: Record<string, unknown>, old?: unknown, neu?: unknown, tailnetId = c.tailnet.id): void {
-    this.store.addAudit(tailnetId, { type: 'CONFIG', origin: 'ADMIN_API', actor: userActor(c.user), target, action, old, new: neu });
+    this.store.addAudit(tailnetId, { type: 'CONFIG', origin: c.via === 'console' ? 'ADMIN_CONSOLE' : 'CONFIG_API', actor: userActor(c.user), target, action, old, new: neu });
   }
 
   /** An event of the caller's change, after it committed. */

@@ -5,7 +5,10 @@ import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { firstLabel } from '../../wire/names.js';
 import { dnsLabel, fqdn, type Device, type Share, type Store, type Tailnet, type User } from '../store/index.js';
 import { Operations, SYSTEM_ACTOR, userActor, type AuditActor, type Caller, type DomainDeps } from './context.js';
-import { isCidr } from './input.js';
+import { CUSTOM_ATTRIBUTE_KEY, customAttributes, MAX_CUSTOM_ATTRIBUTES, postureOf, type AttributeValue } from '../posture-attributes.js';
+import { CHROMEOS_VM_RANGE, formatIPv4, parseIPv4, SERVICE_IPV4, TAILNET_IPV4_RANGE } from '../../wire/addr.js';
+import { usableIp4 } from '../ipam.js';
+import { isCidr, str } from './input.js';
 import type { PolicyOperations } from './policy.js';
 import type { ShareOperations } from './shares.js';
 
@@ -31,6 +34,11 @@ export class DeviceOperations extends Operations {
     const d = this.store.getDevice(id);
     if (!d || d.tailnetId !== c.tailnet.id) throw new NotFound(`device "${id}" not found`);
     return d;
+  }
+
+  /** A device of any tailnet by id, to show what a reference names (an invite's device). */
+  byId(id: string): Device | undefined {
+    return this.store.getDevice(id);
   }
 
   /** A device of another tailnet shared into the caller's, as the caller's tailnet sees it. */
@@ -113,11 +121,70 @@ export class DeviceOperations extends Operations {
     return this.change(c, d, 'ROUTES', { enabledRoutes: routes }, d.enabledRoutes, routes);
   }
 
+  /**
+   * Gives the device a new IPv4 address of 100.64.0.0/10 (not the service address, the ChromeOS range, or
+   * one another device of any network holds); its IPv6 address follows. Every netmap it is in changes at once.
+   */
+  setIpv4(c: Caller, d: Device, value: unknown): Device {
+    const ipv4 = str(value, 'ipv4').trim();
+    const n = parseIPv4(ipv4);
+    if (n === null || !usableIp4(n)) throw new InvalidInput(`"ipv4" must be an IPv4 address in ${TAILNET_IPV4_RANGE} (not ${SERVICE_IPV4}, ${CHROMEOS_VM_RANGE}, or one ending in .0 or .255)`);
+    const wanted = formatIPv4(n);
+    if (wanted === d.ipv4) return d;
+    const { store } = this;
+    const updated = store.tx(() => {
+      const u = store.setDeviceAddress(d.id, wanted);
+      this.audit(c, 'UPDATE', { id: d.id, name: fqdn(d, c.tailnet), type: 'NODE', property: 'ADDRESS' }, [d.ipv4, d.ipv6], [u.ipv4, u.ipv6]);
+      return u;
+    });
+    this.hub.deviceChanged(d.tailnetId, d.id);
+    return updated;
+  }
+
+  /** The device's posture attributes (its own and the custom ones in force) and the custom ones' expiries. */
+  attributes(d: Device): { attributes: Record<string, AttributeValue>; expiries: Record<string, string> } {
+    const expiries: Record<string, string> = {};
+    for (const [k, a] of Object.entries(customAttributes(d))) if (a.expires !== undefined) expiries[k] = a.expires;
+    return { attributes: postureOf(d), expiries };
+  }
+
+  /**
+   * Sets a custom posture attribute (`custom:<name>`) to a string, number or boolean, optionally until
+   * `expiry` (RFC 3339, in the future). The device's rules, and its peers', are compiled again at once.
+   */
+  setAttribute(c: Caller, d: Device, key: string, b: Record<string, unknown>): Device {
+    if (!CUSTOM_ATTRIBUTE_KEY.test(key)) throw new InvalidInput(`attribute key ${JSON.stringify(key.slice(0, 80))} must be "custom:" and 1–50 letters, digits or underscores`);
+    const value = b.value;
+    const okValue = (typeof value === 'string' && value.length <= 50) || (typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean';
+    if (!okValue) throw new InvalidInput('"value" must be a string of at most 50 characters, a finite number or a boolean');
+    let expires: string | undefined;
+    if (b.expiry !== undefined && b.expiry !== null && b.expiry !== '') {
+      const t = typeof b.expiry === 'string' && /^\d{4}-\d\d-\d\dT/.test(b.expiry) ? Date.parse(b.expiry) : NaN;
+      if (Number.isNaN(t)) throw new InvalidInput('"expiry" must be an RFC 3339 date-time');
+      if (t <= Date.now()) throw new InvalidInput('"expiry" must be in the future');
+      expires = new Date(t).toISOString();
+    }
+    const current = customAttributes(d);
+    if (!(key in current) && Object.keys(current).length >= MAX_CUSTOM_ATTRIBUTES) throw new InvalidInput(`a device has at most ${MAX_CUSTOM_ATTRIBUTES} custom attributes`);
+    const next = { ...current, [key]: expires === undefined ? { value: value as AttributeValue } : { value: value as AttributeValue, expires } };
+    return this.change(c, d, 'ATTRIBUTES', { posture: next }, current[key]?.value, { [key]: value, ...(expires ? { expiry: expires } : {}) });
+  }
+
+  /** Removes a custom posture attribute (nothing to do when it is not set). */
+  deleteAttribute(c: Caller, d: Device, key: string): void {
+    if (!CUSTOM_ATTRIBUTE_KEY.test(key)) throw new InvalidInput(`attribute key ${JSON.stringify(key.slice(0, 80))} must be "custom:" and 1–50 letters, digits or underscores`);
+    const current = customAttributes(d);
+    if (!(key in current)) return;
+    const next = { ...current };
+    delete next[key];
+    this.change(c, d, 'ATTRIBUTES', { posture: next }, { [key]: current[key]!.value }, undefined);
+  }
+
   /** An admin deletes a device: its own tailnet's, or one shared in (which ends the shares: the recipient's revoke). */
   delete(c: Caller, id: string): void {
     const shared = this.shares.sharedIn(c, id);
     if (shared) return this.shares.revoke(c, shared);
-    this.remove(this.own(c, id), 'ADMIN_API', userActor(c.user));
+    this.remove(this.own(c, id), c.via === 'console' ? 'ADMIN_CONSOLE' : 'CONFIG_API', userActor(c.user));
   }
 
   /**
@@ -125,7 +192,7 @@ export class DeviceOperations extends Operations {
    * the tailnets it is shared into (its own stream gets `logout`), and emits nodeDeleted. Both an
    * admin's delete and the device's own logout come here.
    */
-  remove(d: Device, origin: 'ADMIN_API' | 'NODE', actor: AuditActor): void {
+  remove(d: Device, origin: 'CONFIG_API' | 'ADMIN_CONSOLE' | 'NODE', actor: AuditActor): void {
     const { store, hub } = this;
     const home = store.getTailnet(d.tailnetId);
     const partners = store.sharesFrom(d.tailnetId).filter((sh) => sh.deviceId === d.id).map((sh) => sh.recipientTailnetId);
@@ -150,7 +217,7 @@ export class DeviceOperations extends Operations {
       store.tx(() => {
         store.deleteDevice(deviceId);
         store.addAudit(tailnetId, {
-          type: 'CONFIG', origin: 'SYSTEM', actor: SYSTEM_ACTOR,
+          type: 'CONFIG', origin: 'CONTROL', actor: SYSTEM_ACTOR,
           target: { id: d.id, name: d.name, type: 'NODE' }, action: 'DELETE', old: { ephemeral: true, lastSeen: d.lastSeen }, new: undefined,
         });
       });

@@ -29,7 +29,7 @@ export class KeyOperations extends Operations {
     const user = store.getUser(k.userId);
     const tailnet = user && store.getTailnet(user.tailnetId);
     if (!user || !tailnet || user.status !== 'active') return undefined;
-    return { user, tailnet, keyId: k.id };
+    return { user, tailnet, keyId: k.id, via: k.keyType === 'session' ? 'console' : 'api' };
   }
 
   /** Keys of the tailnet that are not sessions; API keys only the caller's own (as Tailscale lists them). */

@@ -2,12 +2,13 @@
 // hashed); a user of another tailnet with a role that may accept redeems it, which records a share
 // (device ↔ that user). Either side ends it: the sharer deletes the invite, the recipient's tailnet
 // deletes the device. Each step is audited in both tailnets and the live tailnets update both at once.
-import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { Conflict, Forbidden, InvalidInput, NotFound } from '../errors.js';
 import { hashSecret, parseSecret, secretMatches } from '../secrets.js';
 import { fqdn, type Device, type DeviceInvite, type Share, type Tailnet, type User } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
 import { bool, str } from './input.js';
 import { LoginLimiter } from './limiter.js';
+import { settingsOf } from './tailnets.js';
 
 const MAX_LABEL = 200;
 const ALREADY_ACCEPTED = 'this device invite was already accepted; ask the sharer for a new one';
@@ -78,6 +79,13 @@ export class ShareOperations extends Operations {
     return inv.acceptedBy !== null && this.store.shareFor(inv.deviceId, inv.acceptedBy) !== undefined;
   }
 
+  /** An invite to share a device of the caller's tailnet; any other is not found. */
+  invite(c: Caller, id: string): DeviceInvite {
+    const inv = this.store.getDeviceInvite(id);
+    if (!inv || inv.tailnetId !== c.tailnet.id) throw new NotFound(`device invite "${id}" not found`);
+    return inv;
+  }
+
   listInvites(d: Device): DeviceInvite[] {
     return this.store.listDeviceInvites(d.id);
   }
@@ -118,6 +126,10 @@ export class ShareOperations extends Operations {
 
   /** Redeems an invite link (or its code) for the caller: the device is shared with them. */
   accept(c: Caller, given: string): { share: Share; invite: DeviceInvite } {
+    const allowed = settingsOf(c.tailnet).usersRoleAllowedToJoinExternalTailnets;
+    if (allowed === 'none' || (allowed === 'admin' && c.user.role !== 'owner' && c.user.role !== 'admin')) {
+      throw new Forbidden(`this tailnet's settings let ${allowed === 'none' ? 'nobody' : 'only owners and admins'} accept devices shared from other tailnets (usersRoleAllowedToJoinExternalTailnets)`);
+    }
     const keys = [`user:${c.user.id}`];
     this.limiter.check(keys);
     const code = given.trim().replace(/^.*\//, '');

@@ -1,6 +1,6 @@
 // A tailnet's own configuration: creating and listing tailnets (coord's CLI, on the server), DNS,
 // feature settings, its name, and billing contact.
-import { InvalidInput } from '../errors.js';
+import { InvalidInput, NotFound } from '../errors.js';
 import type { Store, Tailnet } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
 import { isDomainName } from '../../wire/names.js';
@@ -48,14 +48,30 @@ export function splitDnsOf(t: Tailnet): SplitDns {
   return raw && typeof raw === 'object' && !Array.isArray(raw) ? { ...(raw as SplitDns) } : {};
 }
 
-const SETTINGS_DEFAULTS = { devicesApprovalOn: false, devicesAutoUpdatesOn: false, devicesKeyDurationDays: 180, usersApprovalOn: false };
+/** Who may accept devices shared from other tailnets: nobody, owners and admins, or every role the role table lets. */
+export type JoinExternalRole = 'none' | 'admin' | 'member';
+
+const SETTINGS_DEFAULTS = {
+  devicesApprovalOn: false, devicesAutoUpdatesOn: false, devicesKeyDurationDays: 180, usersApprovalOn: false,
+  usersRoleAllowedToJoinExternalTailnets: 'member' as JoinExternalRole,
+  // Features this server does not have (flow logs, regional routing, posture identity collection): always off.
+  networkFlowLoggingOn: false, regionalRoutingOn: false, postureIdentityCollectionOn: false,
+};
 export type Settings = typeof SETTINGS_DEFAULTS;
 
-const SETTINGS_CHECK: Record<string, (v: unknown) => boolean> = {
-  devicesApprovalOn: (v) => typeof v === 'boolean',
-  devicesAutoUpdatesOn: (v) => typeof v === 'boolean',
-  usersApprovalOn: (v) => typeof v === 'boolean',
-  devicesKeyDurationDays: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 180,
+const boolean = (v: unknown) => (typeof v === 'boolean' ? null : 'must be true or false');
+const notOffered = (v: unknown) => (v === false ? null : 'cannot be turned on: this server does not offer the feature');
+
+/** Each setting's check: null when the value is good, else what is wrong. */
+const SETTINGS_CHECK: Record<string, (v: unknown) => string | null> = {
+  devicesApprovalOn: boolean,
+  devicesAutoUpdatesOn: boolean,
+  usersApprovalOn: boolean,
+  devicesKeyDurationDays: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 180 ? null : 'must be a whole number of days from 1 to 180'),
+  usersRoleAllowedToJoinExternalTailnets: (v) => (v === 'none' || v === 'admin' || v === 'member' ? null : 'must be "none", "admin" or "member"'),
+  networkFlowLoggingOn: notOffered,
+  regionalRoutingOn: notOffered,
+  postureIdentityCollectionOn: notOffered,
 };
 
 /** The tailnet's feature settings, defaults filled in. */
@@ -81,6 +97,22 @@ export interface Billing {
 export function billingOf(t: Tailnet): Billing {
   const b = (t.settings.billing ?? {}) as Record<string, unknown>;
   return { plan: b.plan ?? 'self-hosted', contact: b.contact ?? null };
+}
+
+/** The tailnet's contacts (Tailscale's account, support and security contacts). */
+export const CONTACT_TYPES = ['account', 'support', 'security'] as const;
+export type ContactType = (typeof CONTACT_TYPES)[number];
+export interface Contact {
+  email: string;
+  /** Always false: this server does not send verification mail, so it takes an address as given. */
+  needsVerification: boolean;
+}
+
+/** Each contact: the address set for it, else the owner's (`ownerEmail`). */
+export function contactsOf(t: Tailnet, ownerEmail: string): Record<ContactType, Contact> {
+  const set = (t.settings.contacts ?? {}) as Record<string, unknown>;
+  const one = (type: ContactType): Contact => ({ email: typeof set[type] === 'string' ? (set[type] as string) : ownerEmail, needsVerification: false });
+  return { account: one('account'), support: one('support'), security: one('security') };
 }
 
 export function checkTailnetName(name: string): string {
@@ -155,7 +187,8 @@ export class TailnetOperations extends Operations {
     for (const [k, v] of Object.entries(patch)) {
       const check = SETTINGS_CHECK[k];
       if (!check) throw new InvalidInput(`unknown setting "${k}" (known: ${Object.keys(SETTINGS_CHECK).join(', ')})`);
-      if (!check(v)) throw new InvalidInput(k === 'devicesKeyDurationDays' ? `"${k}" must be a whole number of days from 1 to 180` : `"${k}" must be true or false`);
+      const wrong = check(v);
+      if (wrong !== null) throw new InvalidInput(`"${k}" ${wrong}`);
     }
     const { store } = this;
     const next = { ...t.settings, ...patch };
@@ -176,6 +209,29 @@ export class TailnetOperations extends Operations {
     });
     this.hub.tailnetChanged(t.id);
     return name;
+  }
+
+  /** The owner's email, which each contact falls back to. */
+  ownerEmail(t: Tailnet): string {
+    return this.store.listUsers(t.id).find((u) => u.role === 'owner')?.email ?? '';
+  }
+
+  contacts(t: Tailnet): Record<ContactType, Contact> {
+    return contactsOf(t, this.ownerEmail(t));
+  }
+
+  /** Sets the account, support or security contact's email address. */
+  setContact(c: Caller, t: Tailnet, type: string, b: Record<string, unknown>): Record<ContactType, Contact> {
+    if (!(CONTACT_TYPES as readonly string[]).includes(type)) throw new NotFound(`contact type ${JSON.stringify(type.slice(0, 40))} not found (known: ${CONTACT_TYPES.join(', ')})`);
+    const email = str(b.email, 'email').trim();
+    if (email.length > 254 || !EMAIL_RE.test(email)) throw new InvalidInput('"email" is not an email address');
+    const old = contactsOf(t, this.ownerEmail(t))[type as ContactType].email;
+    const { store } = this;
+    store.tx(() => {
+      store.setTailnetSettings(t.id, { ...t.settings, contacts: { ...((t.settings.contacts ?? {}) as object), [type]: email } });
+      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: `${type.toUpperCase()}_CONTACT` }, old, email);
+    });
+    return this.contacts(store.getTailnet(t.id)!);
   }
 
   setBilling(c: Caller, t: Tailnet, field: 'plan' | 'contact', b: Record<string, unknown>): Billing {

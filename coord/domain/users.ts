@@ -123,8 +123,16 @@ export class UserOperations extends Operations {
     );
   }
 
+  /** The tailnet's invites to join. Not the owner's password link (console/owner-link.ts): no one joins by it. */
   listInvites(t: Tailnet): UserInvite[] {
-    return this.store.listUserInvites(t.id);
+    return this.store.listUserInvites(t.id).filter((inv) => inv.role !== 'owner');
+  }
+
+  /** One invite to join the caller's tailnet; any other (or the owner's password link) is not found. */
+  invite(c: Caller, id: string): UserInvite {
+    const inv = this.store.getUserInvite(id);
+    if (!inv || inv.tailnetId !== c.tailnet.id || inv.role === 'owner') throw new NotFound(`user invite "${id}" not found`);
+    return inv;
   }
 
   deleteInvite(c: Caller, id: string): void {
@@ -157,7 +165,7 @@ export class UserOperations extends Operations {
       store.setUserPassword(u.id, hash);
       store.markUserInviteAccepted(inv.id);
       store.addAudit(inv.tailnetId, {
-        type: 'CONFIG', origin: 'ADMIN_API', actor: userActor(u),
+        type: 'CONFIG', origin: 'ADMIN_CONSOLE', actor: userActor(u),
         target: { id: u.id, name: u.email, type: 'USER' }, action: 'CREATE', old: undefined, new: { role: u.role },
       });
       return u;

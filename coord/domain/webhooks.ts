@@ -35,6 +35,8 @@ function checkWebhookBody(b: Record<string, unknown>, partial: boolean): { url?:
   return out;
 }
 
+const newSecret = () => 'mwwhsec-' + randomToken(40);
+
 export class WebhookOperations extends Operations {
   /** Refuses an endpoint on coord's own host or a private network (a blind SSRF), unless the operator allows it. */
   private async checkTarget(url: string): Promise<void> {
@@ -51,7 +53,7 @@ export class WebhookOperations extends Operations {
     const { url, subs } = checkWebhookBody(b, false);
     await this.checkTarget(url!);
     const id = 'w' + randomToken(12);
-    const secret = 'mwwhsec-' + randomToken(40);
+    const secret = newSecret();
     const { store } = this;
     const webhook = store.tx(() => {
       const w = store.createWebhook({
@@ -84,6 +86,23 @@ export class WebhookOperations extends Operations {
       this.audit(c, 'UPDATE', { id: w.id, name: w.endpointUrl, type: 'WEBHOOK' }, { endpointUrl: w.endpointUrl, subscriptions: w.subscriptions }, { endpointUrl: url, subscriptions: subs });
       return updated;
     });
+  }
+
+  /** A new signing secret, returned once; the old one stops signing at once. */
+  rotateSecret(c: Caller, w: Webhook): { webhook: Webhook; secret: string } {
+    const secret = newSecret();
+    const { store } = this;
+    const webhook = store.tx(() => {
+      const updated = store.setWebhookSecret(w.id, secret);
+      this.audit(c, 'UPDATE', { id: w.id, name: w.endpointUrl, type: 'WEBHOOK', property: 'SECRET' });
+      return updated;
+    });
+    return { webhook, secret };
+  }
+
+  /** Sends the endpoint a `test` event (whatever it subscribes to), signed and retried like any other. */
+  test(c: Caller, w: Webhook): void {
+    this.emit(c, 'test', { endpointId: w.id });
   }
 
   delete(c: Caller, w: Webhook): void {

@@ -113,6 +113,37 @@ describe('store', () => {
     s.close();
   });
 
+  it('gives users and devices numeric ids, server-wide and never reused', () => {
+    const s = new Store(':memory:');
+    const a = s.createTailnet('a.example', 'alice@a.example', '{}', 'e');
+    const b = s.createTailnet('b.example', 'bob@b.example', '{}', 'e');
+    const carol = s.createUser(a.tailnet.id, 'carol@a.example');
+    expect([a.owner.num, b.owner.num, carol.num]).toEqual([1, 2, 3]);
+    const d1 = s.createDevice(device(a.tailnet.id, a.owner.id, 'mk1', 'one'));
+    const d2 = s.createDevice(device(b.tailnet.id, b.owner.id, 'mk2', 'two'));
+    expect([d1.num, d2.num]).toEqual([1, 2]);
+    s.deleteDevice(d2.id);
+    s.deleteUser(carol.id);
+    expect(s.createDevice(device(a.tailnet.id, a.owner.id, 'mk3', 'three')).num).toBe(3);
+    expect(s.createUser(a.tailnet.id, 'dave@a.example').num).toBe(4);
+    expect(s.getDevice(d1.id)!.num).toBe(1);
+    s.close();
+  });
+
+  it('numbers the users of a database made before numeric ids, and goes on from there', () => {
+    const path = tempDb();
+    const raw = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 3)) raw.exec(m);
+    raw.pragma('user_version = 3');
+    raw.prepare("INSERT INTO tailnets (name, domain, created, policy, policy_etag) VALUES ('old', 'old.x', 'now', '{}', 'e')").run();
+    for (const u of ['ua', 'ub']) raw.prepare("INSERT INTO users (id, tailnet_id, email, display_name, role, created) VALUES (?, 1, ?, ?, 'member', 'now')").run(u, `${u}@old.x`, u);
+    raw.close();
+    const s = new Store(path);
+    expect([s.getUser('ua')!.num, s.getUser('ub')!.num]).toEqual([1, 2]);
+    expect(s.createUser(1, 'new@old.x').num).toBe(3);
+    s.close();
+  });
+
   it('keeps device invites one-time and drops shares with the device or the recipient', () => {
     const s = new Store(':memory:');
     const a = s.createTailnet('a.example', 'alice@a.example', '{}', 'e');

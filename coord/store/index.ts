@@ -235,7 +235,7 @@ export class Store {
   // ── devices ─────────────────────────────────────────────────────────────────
 
   /** Inserts a device, allocating addresses unique across all tailnets and a DNS label unique in its own. */
-  createDevice(d: Omit<Device, 'id' | 'name' | 'ipv4' | 'ipv6' | 'created' | 'lastSeen'>): Device {
+  createDevice(d: Omit<Device, 'id' | 'num' | 'name' | 'ipv4' | 'ipv6' | 'created' | 'lastSeen'>): Device {
     return this.tx(() => {
       const id = 'n' + randomToken(14);
       this.claimNodeKey(d.nodeKey, '');
@@ -255,6 +255,18 @@ export class Store {
           d.authorized ? 1 : 0, d.ephemeral ? 1 : 0, d.keyExpiryDisabled ? 1 : 0, now(), now(), d.expires, d.authKeyId,
         );
       return this.getDevice(id)!;
+    });
+  }
+
+  /** Gives the device this IPv4 address (and the IPv6 one derived from it); one another device holds is a conflict. */
+  setDeviceAddress(id: string, ipv4: string): Device {
+    return this.tx(() => {
+      const holder = this.stmt('SELECT id FROM devices WHERE ipv4 = ?').get(ipv4) as { id: string } | undefined;
+      if (holder && holder.id !== id) throw new Conflict(`address ${ipv4} is already used by another device`);
+      this.stmt('UPDATE devices SET ipv4 = ?, ipv6 = ? WHERE id = ?').run(ipv4, ip6For(ipv4), id);
+      const d = this.getDevice(id);
+      if (!d) throw new NotFound(`device ${id} not found`);
+      return d;
     });
   }
 
@@ -278,7 +290,7 @@ export class Store {
     return this.all('SELECT * FROM devices WHERE tailnet_id = ? ORDER BY created, id', deviceFrom, tailnetId);
   }
 
-  updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'tailnetId' | 'machineKey' | 'ipv4' | 'ipv6' | 'created'>>): Device {
+  updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'num' | 'tailnetId' | 'machineKey' | 'ipv4' | 'ipv6' | 'created'>>): Device {
     if (patch.nodeKey !== undefined) this.claimNodeKey(patch.nodeKey, id);
     const sets: string[] = [];
     const values: unknown[] = [];
@@ -412,6 +424,13 @@ export class Store {
 
   updateWebhook(id: string, endpointUrl: string, subscriptions: string[]): Webhook {
     this.stmt('UPDATE webhooks SET endpoint_url = ?, subscriptions = ?, last_modified = ? WHERE id = ?').run(endpointUrl, json(subscriptions), now(), id);
+    const w = this.getWebhook(id);
+    if (!w) throw new NotFound(`webhook ${id} not found`);
+    return w;
+  }
+
+  setWebhookSecret(id: string, secret: string): Webhook {
+    this.stmt('UPDATE webhooks SET secret = ?, last_modified = ? WHERE id = ?').run(secret, now(), id);
     const w = this.getWebhook(id);
     if (!w) throw new NotFound(`webhook ${id} not found`);
     return w;

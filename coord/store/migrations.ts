@@ -139,4 +139,28 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX machine_nonces_expires ON machine_nonces (expires);
   `,
+  // 4: numeric ids for users and devices, which Tailscale's API answers where it has numbers (an invite's
+  // deviceId, sharerId, inviterId). Never reused: a counter per table, assigned by a trigger on insert.
+  `
+  CREATE TABLE id_counters (
+    kind  TEXT PRIMARY KEY,
+    last  INTEGER NOT NULL
+  );
+  ALTER TABLE users ADD COLUMN num INTEGER;
+  UPDATE users SET num = rowid;
+  CREATE UNIQUE INDEX users_num ON users (num);
+  INSERT INTO id_counters SELECT 'users', COALESCE(MAX(num), 0) FROM users;
+  CREATE TRIGGER users_num_on_insert AFTER INSERT ON users WHEN NEW.num IS NULL BEGIN
+    UPDATE id_counters SET last = last + 1 WHERE kind = 'users';
+    UPDATE users SET num = (SELECT last FROM id_counters WHERE kind = 'users') WHERE rowid = NEW.rowid;
+  END;
+  ALTER TABLE devices ADD COLUMN num INTEGER;
+  UPDATE devices SET num = rowid;
+  CREATE UNIQUE INDEX devices_num ON devices (num);
+  INSERT INTO id_counters SELECT 'devices', COALESCE(MAX(num), 0) FROM devices;
+  CREATE TRIGGER devices_num_on_insert AFTER INSERT ON devices WHEN NEW.num IS NULL BEGIN
+    UPDATE id_counters SET last = last + 1 WHERE kind = 'devices';
+    UPDATE devices SET num = (SELECT last FROM id_counters WHERE kind = 'devices') WHERE rowid = NEW.rowid;
+  END;
+  `,
 ];

@@ -17,6 +17,8 @@ export interface Tailnet {
 
 export interface User {
   id: string;
+  /** The numeric id Tailscale's API answers where it has numbers (an invite's inviterId, sharerId); never reused. */
+  num: number;
   tailnetId: number;
   email: string;
   displayName: string;
@@ -47,6 +49,8 @@ export interface Key {
 
 export interface Device {
   id: string;
+  /** The numeric id Tailscale's API answers where it has numbers (an invite's deviceId); never reused. */
+  num: number;
   tailnetId: number;
   userId: string;
   machineKey: string;

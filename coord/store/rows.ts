@@ -7,7 +7,7 @@ const bool = (v: unknown) => v === 1 || v === true;
 export type SqlBool = 0 | 1;
 export interface TailnetRow { id: number; name: string; domain: string; created: string; policy: string; policy_etag: string; settings: string; dns: string }
 export interface UserRow {
-  id: string; tailnet_id: number; email: string; display_name: string; role: Role; status: UserStatus; password_hash: string | null;
+  id: string; num: number; tailnet_id: number; email: string; display_name: string; role: Role; status: UserStatus; password_hash: string | null;
   created: string; last_seen: string | null;
 }
 export interface KeyRow {
@@ -16,7 +16,7 @@ export interface KeyRow {
   revoked: string | null; uses: number;
 }
 export interface DeviceRow {
-  id: string; tailnet_id: number; user_id: string; machine_key: string; node_key: string; hostname: string; name: string;
+  id: string; num: number; tailnet_id: number; user_id: string; machine_key: string; node_key: string; hostname: string; name: string;
   ipv4: string; ipv6: string; tags: string; os: string; client_version: string; endpoints: string; advertised_routes: string;
   enabled_routes: string; posture: string; authorized: SqlBool; ephemeral: SqlBool; key_expiry_disabled: SqlBool;
   created: string; last_seen: string | null; expires: string | null; auth_key_id: string | null;
@@ -48,7 +48,7 @@ export function tailnetFrom(r: TailnetRow): Tailnet {
 }
 export function userFrom(r: UserRow): User {
   return {
-    id: r.id, tailnetId: r.tailnet_id, email: r.email, displayName: r.display_name, role: r.role, status: r.status,
+    id: r.id, num: r.num, tailnetId: r.tailnet_id, email: r.email, displayName: r.display_name, role: r.role, status: r.status,
     passwordHash: r.password_hash ?? null, created: r.created, lastSeen: r.last_seen ?? null,
   };
 }
@@ -62,7 +62,7 @@ export function keyFrom(r: KeyRow): Key {
 }
 export function deviceFrom(r: DeviceRow): Device {
   return {
-    id: r.id, tailnetId: r.tailnet_id, userId: r.user_id, machineKey: r.machine_key, nodeKey: r.node_key,
+    id: r.id, num: r.num, tailnetId: r.tailnet_id, userId: r.user_id, machineKey: r.machine_key, nodeKey: r.node_key,
     hostname: r.hostname, name: r.name, ipv4: r.ipv4, ipv6: r.ipv6, tags: JSON.parse(r.tags), os: r.os,
     clientVersion: r.client_version, endpoints: JSON.parse(r.endpoints), advertisedRoutes: JSON.parse(r.advertised_routes),
     enabledRoutes: JSON.parse(r.enabled_routes), posture: JSON.parse(r.posture), authorized: bool(r.authorized),

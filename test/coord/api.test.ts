@@ -218,7 +218,7 @@ describe('admin API', () => {
     expect(typeof acl.old).toBe('string');
     expect(typeof acl.new).toBe('string');
     expect(log.body.logs.some((e: any) => e.target.type === 'NODE' && e.action === 'DELETE')).toBe(true);
-    expect(log.body.logs.some((e: any) => e.target.property === 'ROLE')).toBe(true);
+    expect(log.body.logs.some((e: any) => e.target.property === 'USER_ROLE')).toBe(true);
   });
 
   it('keeps networks, users, devices, keys and policy across a restart', async () => {

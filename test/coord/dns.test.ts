@@ -74,8 +74,8 @@ describe('DNS settings (admin API, netmaps, coord dns)', () => {
     expect(r.body).toEqual({ 'only.example': ['10.9.9.9'] });
     await dev[0]!.waitFor((m) => JSON.stringify(m.dns.routes) === JSON.stringify({ 'only.example': ['10.9.9.9'] }), 5000);
     const audit = (await owner.get(`/tailnet/-/logging/configuration?start=${encodeURIComponent(new Date(Date.now() - 60_000).toISOString())}`)).body;
-    const props = (audit.logs as Array<{ target: { property?: string } }>).map((l) => l.target.property);
-    expect(props.filter((p) => p === 'DNS_SPLIT_DNS')).toHaveLength(3);
+    const details = (audit.logs as Array<{ target: { property?: string }; actionDetails?: string }>).filter((l) => l.target.property === 'DNS_CONFIG').map((l) => l.actionDetails);
+    expect(details.filter((d) => d === 'DNS_SPLIT_DNS')).toHaveLength(3);
     await owner.call('PUT', '/tailnet/-/dns/split-dns', {});
     await dev[0]!.waitFor((m) => m.dns.routes === undefined, 5000);
   });

@@ -38,7 +38,7 @@ describe('ephemeral devices', () => {
     expect((await owner.get(`/device/${ci.id}`)).status).toBe(404);
     expect((await owner.get(`/device/${keeper.id}`)).status).toBe(200); // offline, but not ephemeral
     const log = (await owner.get('/tailnet/-/logging/configuration')).body.logs;
-    expect(log.some((e: any) => e.action === 'DELETE' && e.target.id === ci.id && e.actor.type === 'SYSTEM')).toBe(true);
+    expect(log.some((e: any) => e.action === 'DELETE' && e.target.id === ci.id && e.actor.type === 'AUTOMATED_WORKER' && e.origin === 'CONTROL')).toBe(true);
   });
 
   it('refuses a nonsensical timeout', async () => {

@@ -136,7 +136,9 @@ describe('hostile JSON at every endpoint', () => {
         const pool = method === 'DELETE' ? [] : path.startsWith('/device/') ? ids.device! : path.startsWith('/users/') ? ids.user! : path.includes('/keys/') ? ids.key! : path.startsWith('/webhooks/') ? ids.webhook! : ids.invite!;
         const fake = ['nope', '%00', '..%2f..', 'x'.repeat(300), '__proto__', 'constructor'][pick % 6]!;
         return pool.length > 0 && pick % 2 === 0 ? pool[pick % pool.length]! : fake;
-      });
+      })
+      // Other parameters (an attribute key, a contact type): a good value or a hostile one.
+      .replace(/:(key|type)\b/g, (_, p: string) => (pick % 2 === 0 ? (p === 'key' ? 'custom:fuzz' : 'security') : ['nope', '%00', 'x'.repeat(300), '__proto__'][pick % 4]!));
 
   it('admin API: every route answers hostile bodies with a 4xx, never a 500, and stays up', async () => {
     const routes = adminRoutes();

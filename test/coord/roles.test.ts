@@ -112,6 +112,7 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
     { row: 'read machines', allowed: all, cases: [
       read('/tailnet/-/devices', (b) => b.devices.some((d: any) => d.id === f.deviceId)),
       async () => ({ req: ['GET', `/device/${f.deviceId}`], answer: (r) => r.body.id === f.deviceId && r.body.hostname === 'web1' }),
+      async () => ({ req: ['GET', `/device/${f.deviceId}/attributes`], answer: (r) => typeof r.body.attributes?.['node:os'] === 'string' }),
     ] },
     { row: 'write machines (approve, rename, remove)', allowed: ['owner', 'admin', 'it-admin'], cases: [
       async () => {
@@ -131,6 +132,20 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
         const id = await f.device('keyexpiry');
         return { req: ['POST', `/device/${id}/key`, { keyExpiryDisabled: true }], changed: async () => (await dev(id)).keyExpiryDisabled === true };
       },
+      async (role) => {
+        const id = await f.device('readdress');
+        const ipv4 = `100.99.${ROLES.indexOf(role) + 1}.${(seq % 250) + 1}`;
+        return { req: ['POST', `/device/${id}/ip`, { ipv4 }], changed: async () => (await dev(id)).addresses[0] === ipv4 };
+      },
+      async () => {
+        const id = await f.device('attr-set');
+        return { req: ['POST', `/device/${id}/attributes/custom:tier`, { value: 'gold' }], changed: async () => (await f.owner.get(`/device/${id}/attributes`)).body.attributes['custom:tier'] === 'gold' };
+      },
+      async () => {
+        const id = await f.device('attr-del');
+        expect((await f.owner.post(`/device/${id}/attributes/custom:tier`, { value: 'gold' })).status).toBe(200);
+        return { req: ['DELETE', `/device/${id}/attributes/custom:tier`], changed: async () => (await f.owner.get(`/device/${id}/attributes`)).body.attributes['custom:tier'] === undefined };
+      },
       async () => {
         const id = await f.device('remove');
         return { req: ['DELETE', `/device/${id}`], changed: async () => (await f.owner.get(`/device/${id}`)).status === 404 };
@@ -139,6 +154,11 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
     { row: 'read users and roles', allowed: all, cases: [
       read('/tailnet/-/users', (b) => ROLES.every((r) => b.users.some((u: any) => u.loginName === `${r}@example.com` && u.role === r))),
       async () => ({ req: ['GET', `/users/${f.ownerId}`], answer: (r) => r.body.loginName === 'owner@example.com' && r.body.role === 'owner' }),
+      async (role) => {
+        const email = `seen-${uniq(role)}@example.com`;
+        const id = (await f.owner.post('/tailnet/-/user-invites', [{ email }])).body[0].id;
+        return { req: ['GET', `/user-invites/${id}`], answer: (r) => r.body.id === id && r.body.email === email };
+      },
     ] },
     { row: 'write users and roles', allowed: ['owner', 'admin', 'it-admin'], cases: [
       async (role) => {
@@ -181,6 +201,11 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
         const invites = async () => (await f.owner.get(`/device/${f.deviceId}/device-invites`)).body as any[];
         return { req: ['DELETE', `/device-invites/${id}`], changed: async () => !(await invites()).some((i) => i.id === id) };
       },
+      async (role) => {
+        const label = `seen-${uniq(role)}`;
+        const id = (await f.owner.post(`/device/${f.deviceId}/device-invites`, [{ label }])).body[0].id;
+        return { req: ['GET', `/device-invites/${id}`], answer: (r) => r.body.id === id && r.body.label === label };
+      },
     ] },
     { row: 'accept a shared device', allowed: ['owner', 'admin', 'it-admin'], cases: [
       async () => {
@@ -212,6 +237,22 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
         const id = (await f.owner.post('/tailnet/-/webhooks', { endpointUrl: `http://127.0.0.1:9/${uniq(role)}`, subscriptions: ['policyUpdate'] })).body.endpointId;
         return { req: ['DELETE', `/webhooks/${id}`], changed: async () => !JSON.stringify((await f.owner.get('/tailnet/-/webhooks')).body).includes(id) };
       },
+      async (role) => {
+        const endpointUrl = `http://127.0.0.1:9/${uniq(role)}`;
+        const id = (await f.owner.post('/tailnet/-/webhooks', { endpointUrl, subscriptions: [] })).body.endpointId;
+        return { req: ['GET', `/webhooks/${id}`], answer: (r) => r.body.endpointId === id && r.body.endpointUrl === endpointUrl && r.body.secret === undefined };
+      },
+      async (role) => {
+        const id = (await f.owner.post('/tailnet/-/webhooks', { endpointUrl: `http://127.0.0.1:9/${uniq(role)}`, subscriptions: [] })).body.endpointId;
+        const modified = async () => ((await f.owner.get(`/webhooks/${id}`)).body.lastModified as string);
+        const before = await modified();
+        await new Promise((r) => setTimeout(r, 5));
+        return { req: ['POST', `/webhooks/${id}/rotate`], answer: (r) => typeof r.body.secret === 'string', changed: async () => (await modified()) !== before };
+      },
+      async (role) => {
+        const id = (await f.owner.post('/tailnet/-/webhooks', { endpointUrl: `http://127.0.0.1:9/${uniq(role)}`, subscriptions: [] })).body.endpointId;
+        return { req: ['POST', `/webhooks/${id}/test`], answer: (r) => r.status === 202 };
+      },
     ] },
     { row: 'write network name', allowed: ['owner', 'admin', 'network-admin'], cases: [
       async (role) => {
@@ -219,7 +260,10 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
         return { req: ['POST', '/tailnet/-/name', { name }], changed: async () => (await f.owner.get('/tailnet/-/logging/configuration')).body.tailnet === name };
       },
     ] },
-    { row: 'read payment plan', allowed: ['owner', 'admin', 'billing-admin'], cases: [read('/tailnet/-/billing', (b) => typeof b.plan === 'string')] },
+    { row: 'read payment plan', allowed: ['owner', 'admin', 'billing-admin'], cases: [
+      read('/tailnet/-/billing', (b) => typeof b.plan === 'string'),
+      read('/tailnet/-/contacts', (b) => typeof b.account?.email === 'string' && typeof b.security?.email === 'string'),
+    ] },
     { row: 'write payment plan', allowed: ['owner', 'admin', 'billing-admin'], cases: [
       async (role) => {
         const plan = `plan-${uniq(role)}`;
@@ -230,6 +274,10 @@ function rows(f: Fixtures): { row: string; allowed: Role[]; cases: Make[] }[] {
       async (role) => {
         const email = `billing-${uniq(role)}@example.com`;
         return { req: ['POST', '/tailnet/-/billing/contact', { email }], changed: async () => (await f.owner.get('/tailnet/-/billing')).body.contact?.email === email };
+      },
+      async (role) => {
+        const email = `support-${uniq(role)}@example.com`;
+        return { req: ['PATCH', '/tailnet/-/contacts/support', { email }], changed: async () => (await f.owner.get('/tailnet/-/contacts')).body.support?.email === email };
       },
     ] },
   ];
@@ -260,7 +308,7 @@ describe('role matrix over HTTP', () => {
   let db: Database.Database | undefined;
 
   beforeAll(async () => {
-    // The fixtures' webhooks point at this machine: a server flag allows that (coord refuses it by default).
+    // Webhook cases point at loopback (port 9, nothing listens): private targets must be allowed.
     await coord.start(['--allow-private-webhooks']);
     tokens.owner = coord.createTailnet('example.com', 'owner@example.com');
     const owner = api(coord.url, tokens.owner);

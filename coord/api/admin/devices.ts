@@ -56,6 +56,27 @@ async function setRoutes(c: Call): Promise<Answer> {
   return { body: { advertisedRoutes: u.advertisedRoutes, enabledRoutes: u.enabledRoutes } };
 }
 
+async function setDeviceIp(c: Call): Promise<Answer> {
+  const d = c.domain.devices.own(c.caller, c.params.id!);
+  c.domain.devices.setIpv4(c.caller, d, (await bodyObject(c)).ipv4);
+  return { body: {} };
+}
+
+function getAttributes(c: Call): Answer {
+  return { body: c.domain.devices.attributes(c.domain.devices.own(c.caller, c.params.id!)) };
+}
+
+async function setAttribute(c: Call): Promise<Answer> {
+  const d = c.domain.devices.own(c.caller, c.params.id!);
+  const updated = c.domain.devices.setAttribute(c.caller, d, c.params.key!, await bodyObject(c));
+  return { body: c.domain.devices.attributes(updated) };
+}
+
+function deleteAttribute(c: Call): Answer {
+  c.domain.devices.deleteAttribute(c.caller, c.domain.devices.own(c.caller, c.params.id!), c.params.key!);
+  return { body: {} };
+}
+
 export const routeRoutes = [
   route('GET', '/device/:id/routes', 'network:read', getRoutes),
   route('POST', '/device/:id/routes', 'network:write', setRoutes),
@@ -70,4 +91,8 @@ export const deviceRoutes = [
   route('POST', '/device/:id/key', 'machines:write', deviceKey),
   route('DELETE', '/device/:id', 'machines:write', deleteDevice),
   route('POST', '/device/:id/tags', 'device-tags:write', setDeviceTags),
+  route('POST', '/device/:id/ip', 'machines:write', setDeviceIp),
+  route('GET', '/device/:id/attributes', 'machines:read', getAttributes),
+  route('POST', '/device/:id/attributes/:key', 'machines:write', setAttribute),
+  route('DELETE', '/device/:id/attributes/:key', 'machines:write', deleteAttribute),
 ];

@@ -1,6 +1,6 @@
 // The admin API's JSON shapes (Tailscale API v2 where Tailscale has them), from domain objects.
 import type { DeviceView, UserView } from '../../domain/index.js';
-import { fqdn, type AuditEntry, type DeviceInvite, type Key, type User, type UserInvite, type Webhook } from '../../store/index.js';
+import { fqdn, type Device, type DeviceInvite, type Key, type User, type UserInvite, type Webhook } from '../../store/index.js';
 
 /** A device as a tailnet sees it; one shared in from another tailnet is `isExternal`, owned by its sharer. */
 export function deviceJson(v: DeviceView) {
@@ -63,7 +63,8 @@ export function keyJson(k: Key, deviceUser: User | undefined, secret?: string) {
     keyType: k.keyType,
     description: k.description,
     created: k.created,
-    expires: k.expires,
+    // Date-times or absent, never null (Tailscale's spec has strings).
+    expires: k.expires ?? undefined,
     revoked: k.revoked ?? undefined,
     invalid: !!k.revoked || (k.expires !== null && Date.parse(k.expires) <= Date.now()),
   };
@@ -79,25 +80,40 @@ export function keyJson(k: Key, deviceUser: User | undefined, secret?: string) {
   return out;
 }
 
-export function deviceInviteJson(inv: DeviceInvite, acceptedBy: User | undefined, extra: Record<string, unknown> = {}) {
-  return {
+/** The users and device an invite refers to, for their numeric ids (0 once deleted). */
+export interface InviteRefs {
+  device?: Device;
+  sharer?: User;
+  acceptedBy?: User;
+}
+
+/**
+ * A device invite. Tailscale's spec has numbers for `tailnetId`, `deviceId`, `sharerId` and `acceptedBy.id`
+ * (our numeric ids of the device and users); `acceptedBy` only once accepted.
+ */
+export function deviceInviteJson(inv: DeviceInvite, refs: InviteRefs, extra: Record<string, unknown> = {}) {
+  const out: Record<string, unknown> = {
     id: inv.id,
     created: inv.created,
-    tailnetId: String(inv.tailnetId),
-    deviceId: inv.deviceId,
-    sharerId: inv.sharerId,
+    tailnetId: inv.tailnetId,
+    deviceId: refs.device?.num ?? 0,
+    sharerId: refs.sharer?.num ?? 0,
     label: inv.label,
     multiUse: false,
     allowExitNode: false,
     accepted: inv.acceptedBy !== null,
-    acceptedBy: inv.acceptedBy === null ? null : userRefJson(acceptedBy, inv.acceptedBy),
     acceptedAt: inv.acceptedAt,
-    ...extra,
   };
+  if (inv.acceptedBy !== null) out.acceptedBy = { ...userRefJson(refs.acceptedBy, inv.acceptedBy), id: refs.acceptedBy?.num ?? 0 };
+  return { ...out, ...extra };
 }
 
-export function userInviteJson(inv: UserInvite) {
-  return { id: inv.id, email: inv.email, role: inv.role, inviterId: inv.inviterId, created: inv.created, accepted: !!inv.accepted };
+/** A user invite; `tailnetId` and `inviterId` are numbers, as in Tailscale's spec. */
+export function userInviteJson(inv: UserInvite, inviter: User | undefined, extra: Record<string, unknown> = {}) {
+  return {
+    id: inv.id, email: inv.email, role: inv.role, tailnetId: inv.tailnetId, inviterId: inviter?.num ?? 0, created: inv.created,
+    accepted: !!inv.accepted, ...extra,
+  };
 }
 
 /** A link that opens the invite page of the admin console. */
@@ -105,25 +121,15 @@ export function inviteUrl(publicUrl: string, code: string): string {
   return `${publicUrl}/admin/invite/${code}`;
 }
 
+/** A webhook endpoint; `providerType` only for a chat service's format (a plain endpoint has none). */
 export function webhookJson(w: Webhook, secret?: string) {
   const out: Record<string, unknown> = {
-    endpointId: w.id, endpointUrl: w.endpointUrl, providerType: w.providerType, creatorLoginName: w.creatorLoginName,
+    endpointId: w.id, endpointUrl: w.endpointUrl, creatorLoginName: w.creatorLoginName,
     created: w.created, lastModified: w.lastModified, subscriptions: w.subscriptions,
   };
+  if (w.providerType !== '') out.providerType = w.providerType;
   if (secret) out.secret = secret;
   return out;
 }
 
-export function auditEntryJson(e: AuditEntry) {
-  return {
-    eventGroupID: String(e.id),
-    eventTime: e.eventTime,
-    type: e.type,
-    origin: e.origin,
-    actor: e.actor,
-    target: e.target,
-    action: e.action,
-    old: e.old,
-    new: e.new,
-  };
-}
+export { auditEntryJson } from './audit-vocabulary.js';

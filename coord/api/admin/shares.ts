@@ -7,7 +7,8 @@ import { bodyObject, route, type Answer, type Call } from './call.js';
 import { deviceInviteJson, deviceJson, inviteUrl, userRefJson } from './json.js';
 
 function inviteJson(c: Call, inv: DeviceInvite, extra?: Record<string, unknown>) {
-  return deviceInviteJson(inv, c.domain.users.byId(inv.acceptedBy), { shared: c.domain.shares.inviteStillShared(inv), ...extra });
+  const refs = { device: c.domain.devices.byId(inv.deviceId), sharer: c.domain.users.byId(inv.sharerId), acceptedBy: c.domain.users.byId(inv.acceptedBy) };
+  return deviceInviteJson(inv, refs, { shared: c.domain.shares.inviteStillShared(inv), ...extra });
 }
 
 async function createDeviceInvites(c: Call): Promise<Answer> {
@@ -22,6 +23,10 @@ async function createDeviceInvites(c: Call): Promise<Answer> {
 function listDeviceInvites(c: Call): Answer {
   const d = c.domain.devices.own(c.caller, c.params.id!);
   return { body: c.domain.shares.listInvites(d).map((inv) => inviteJson(c, inv)) };
+}
+
+function getDeviceInvite(c: Call): Answer {
+  return { body: inviteJson(c, c.domain.shares.invite(c.caller, c.params.id!)) };
 }
 
 function deleteDeviceInvite(c: Call): Answer {
@@ -47,6 +52,7 @@ async function acceptDeviceInvite(c: Call): Promise<Answer> {
 export const shareRoutes = [
   route('POST', '/device/:id/device-invites', 'share', createDeviceInvites),
   route('GET', '/device/:id/device-invites', 'share', listDeviceInvites),
+  route('GET', '/device-invites/:id', 'share', getDeviceInvite),
   route('DELETE', '/device-invites/:id', 'share', deleteDeviceInvite),
   route('POST', '/device-invites/-/accept', 'share:accept', acceptDeviceInvite),
 ];

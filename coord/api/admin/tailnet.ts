@@ -47,6 +47,16 @@ async function renameTailnet(c: Call): Promise<Answer> {
   return { body: { name: c.domain.tailnets.rename(c.caller, t, (await bodyObject(c)).name) } };
 }
 
+function getContacts(c: Call): Answer {
+  return { body: c.domain.tailnets.contacts(tailnetParam(c)) };
+}
+
+async function updateContact(c: Call): Promise<Answer> {
+  const t = tailnetParam(c);
+  c.domain.tailnets.setContact(c.caller, t, c.params.type!, await bodyObject(c));
+  return { body: {} };
+}
+
 function getBilling(c: Call): Answer {
   return { body: billingOf(tailnetParam(c)) };
 }
@@ -81,4 +91,7 @@ export const billingRoutes = [
   route('GET', '/tailnet/:t/billing', 'billing:read', getBilling),
   route('POST', '/tailnet/:t/billing/plan', 'billing:write', setBilling('plan')),
   route('POST', '/tailnet/:t/billing/contact', 'billing:contact', setBilling('contact')),
+  // The account, support and security contacts: who reads and writes the billing contact.
+  route('GET', '/tailnet/:t/contacts', 'billing:read', getContacts),
+  route('PATCH', '/tailnet/:t/contacts/:type', 'billing:contact', updateContact),
 ];

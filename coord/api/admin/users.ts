@@ -35,14 +35,17 @@ async function createUserInvites(c: Call): Promise<Answer> {
   const made = c.domain.users.createInvites(c.caller, t, Array.isArray(raw) ? raw : [raw]);
   const publicUrl = c.deps.publicUrl();
   return {
-    body: made.map(({ invite, code }) => ({
-      id: invite.id, role: invite.role, tailnetId: String(t.id), inviterId: invite.inviterId, email: invite.email, code, inviteUrl: inviteUrl(publicUrl, code),
-    })),
+    body: made.map(({ invite, code }) => userInviteJson(invite, c.domain.users.byId(invite.inviterId), { code, inviteUrl: inviteUrl(publicUrl, code) })),
   };
 }
 
 function listUserInvites(c: Call): Answer {
-  return { body: c.domain.users.listInvites(tailnetParam(c)).map(userInviteJson) };
+  return { body: c.domain.users.listInvites(tailnetParam(c)).map((inv) => userInviteJson(inv, c.domain.users.byId(inv.inviterId))) };
+}
+
+function getUserInvite(c: Call): Answer {
+  const inv = c.domain.users.invite(c.caller, c.params.id!);
+  return { body: userInviteJson(inv, c.domain.users.byId(inv.inviterId)) };
 }
 
 function deleteUserInvite(c: Call): Answer {
@@ -84,6 +87,7 @@ export const publicRoutes: Record<string, (req: IncomingMessage, deps: AdminDeps
 export const userInviteRoutes = [
   route('POST', '/tailnet/:t/user-invites', 'provisioning:write', createUserInvites),
   route('GET', '/tailnet/:t/user-invites', 'users:read', listUserInvites),
+  route('GET', '/user-invites/:id', 'users:read', getUserInvite),
   route('DELETE', '/user-invites/:id', 'provisioning:write', deleteUserInvite),
 ];
 

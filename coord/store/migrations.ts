@@ -139,4 +139,10 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX machine_nonces_expires ON machine_nonces (expires);
   `,
+  // 4: connectivity: the device's disco public key (path probes) and the relay it prefers (its home).
+  `
+  ALTER TABLE devices ADD COLUMN disco_key TEXT NOT NULL DEFAULT '';
+  ALTER TABLE devices ADD COLUMN home_relay TEXT NOT NULL DEFAULT '';
+  CREATE INDEX devices_node_key ON devices (node_key);
+  `,
 ];

@@ -241,7 +241,7 @@ export class Handshakes {
 
   private initiate(peer: Peer): void {
     const dev = this.dev;
-    if (!dev.udp || !peer.endpointFamily) {
+    if (!dev.send.canReach(peer)) {
       // Nowhere to send yet; keep retrying so a later endpoint gets one.
       peer.timersHandshakeInitiated();
       return;
@@ -252,6 +252,9 @@ export class Handshakes {
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketSent();
     dev.send.sendOne(peer, msg, 0, msg.length);
+    // Through the relay: the endpoint gets the same initiation, and whichever copy the peer takes first
+    // decides the path (an answer over UDP confirms the direct path; the other copy is a replay).
+    if (dev.send.relayed(peer)) dev.send.sendOneUdp(peer, msg, 0, msg.length);
     peer.timersHandshakeInitiated();
   }
 

@@ -8,7 +8,7 @@ import { AllowedIPs, formatIP, formatPrefix, parseIP, parsePrefix, type Prefix }
 import { systemClock, type Clock } from './clock.js';
 import { PrivateKey, PublicKey, ctEqual, isZero, randomBytes } from './crypto.js';
 import { Handshakes } from './handshakes.js';
-import { TRANSPORT_HEADER_SIZE } from './messages.js';
+import { RELAY_FAMILY, TRANSPORT_HEADER_SIZE } from './messages.js';
 import type { Handshake, Keypair, NoiseHost } from './noise.js';
 import { Peer, REJECT_AFTER_MESSAGES, type PeerHost } from './peer.js';
 import { ReceivePath } from './receive.js';
@@ -32,8 +32,7 @@ export interface RelayLink {
   sendFrame(frame: Buffer): boolean;
 }
 
-/** The address family the receive path is given for a message that came through the relay. */
-export const RELAY_FAMILY = 0xff;
+export { RELAY_FAMILY };
 
 /** Called per packet; false drops it. `peer` is the peer it goes to or came from. */
 export type PacketHook = (buf: Buffer, offset: number, length: number, peer: Peer) => boolean;

@@ -6,7 +6,7 @@ import { Timer } from './clock.js';
 import { CookieChecker } from './cookie.js';
 import type { PublicKey } from './crypto.js';
 import type { Device } from './device.js';
-import { COOKIE_RECEIVER, MSG_COOKIE_REPLY, MSG_INITIATION, RESP_RECEIVER } from './messages.js';
+import { COOKIE_RECEIVER, MSG_COOKIE_REPLY, MSG_INITIATION, RELAY_FAMILY, RESP_RECEIVER } from './messages.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveKeypair, type Keypair } from './noise.js';
 import { MAX_EARLY_INITIATIONS, REKEY_TIMEOUT, type Peer } from './peer.js';
 import { HandshakeQueue } from './hsqueue.js';
@@ -154,6 +154,8 @@ export class Handshakes {
     }
     const peer = res.hs.owner as Peer;
     peer.updateEndpoint(family, addrs, addrOff, port);
+    // The peer greets us through the relay: its direct path to us does not work, so answer there too.
+    if (family === RELAY_FAMILY) peer.direct = false;
     peer.rxBytes += msg.length;
     const resp = createResponse(dev, res.hs);
     if (!resp) {
@@ -181,6 +183,7 @@ export class Handshakes {
     }
     const peer = e.peer;
     peer.updateEndpoint(family, addrs, addrOff, port);
+    if (family === RELAY_FAMILY) peer.direct = false;
     peer.rxBytes += msg.length;
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketReceived();

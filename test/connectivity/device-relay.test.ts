@@ -122,4 +122,23 @@ describe('device through the relay', () => {
     expect(net.log.filter((d) => d.data[0] === MSG_TRANSPORT).length).toBe(before + 1);
     expect(a.dev.relayed(pa)).toBe(false);
   });
+
+  it('when the direct path dies, a handshake through the relay takes both sides back to the relay', async () => {
+    const { net, a, b, send, tick } = await setup(true);
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    const pa = a.dev.listPeers()[0]!;
+    const pb = b.dev.listPeers()[0]!;
+    await until(() => b.tun.packets.length === 1 && pa.direct && pb.direct, 'the direct path', tick);
+    // UDP dies; a notices (as its retransmit or new-handshake timer would) and greets b again.
+    net.dropIf = () => true;
+    pa.direct = false;
+    const before = pa.lastHandshake;
+    await new Promise((r) => setTimeout(r, 50)); // responders refuse initiations less than 20 ms apart
+    pa.handshake.lastSentInitiation = -Infinity; // as if REKEY_TIMEOUT had passed
+    a.dev.initiateHandshake(b.dev.publicKey!.raw);
+    await until(() => pa.lastHandshake > before, 'the handshake through the relay', tick);
+    expect(pb.direct).toBe(false); // b answered through the relay, not into the dead UDP path
+    send(b.dev, [ipv4Packet('10.9.0.2', '10.9.0.1', 'back')]);
+    await until(() => a.tun.packets.length === 1, 'a to receive through the relay', tick);
+  });
 });

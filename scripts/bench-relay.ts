@@ -86,6 +86,8 @@ async function main(): Promise<void> {
     // Let the direct pair settle on the direct path (first handshake answered over UDP).
     await new Promise((r) => setTimeout(r, 1000));
     const directGbps = iperf('da', 'db', direct.target);
+    const pathOf = (n: string) => (JSON.parse(cli(n, ['status', '--json'])) as { peers: { path: string | null }[] }).peers.map((p) => p.path).join(',');
+    const paths = { relayPair: pathOf('rb1'), directPair: pathOf('db') };
 
     // Failover: 10 pings/s from db to da; cut UDP between them after 2 s; longest gap between answers.
     const ping = lab.spawn('db', 'ping', ['-D', '-i', '0.1', '-W', '1', '-w', '25', direct.target]);
@@ -97,8 +99,17 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 2000));
     const cutAt = Date.now();
     lab.exec('da', 'nft', ['-f', '-'], {
-      input: `table inet cut { chain out { type filter hook output priority 0; ip daddr ${lab.host('db').addr} meta l4proto udp drop; }
-        chain in { type filter hook input priority 0; ip saddr ${lab.host('db').addr} meta l4proto udp drop; } }`,
+      input: `table inet cut {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    ip daddr ${lab.host('db').addr} meta l4proto udp drop
+  }
+  chain in {
+    type filter hook input priority 0; policy accept;
+    ip saddr ${lab.host('db').addr} meta l4proto udp drop
+  }
+}
+`,
     });
     await new Promise<void>((resolve) => ping.once('exit', () => resolve()));
     let gap = 0;
@@ -106,10 +117,11 @@ async function main(): Promise<void> {
     const last = answers[answers.length - 1] ?? 0;
     const failoverGapMs = last < cutAt ? null : Math.round(gap);
 
-    const result = { gbps: { direct: directGbps, relay: relayGbps }, firstPacketMs: relay.ms, directMs: direct.ms, failoverGapMs };
+    const result = { gbps: { direct: directGbps, relay: relayGbps }, firstPacketMs: relay.ms, directMs: direct.ms, failoverGapMs, paths };
     if (json) process.stdout.write(JSON.stringify(result) + '\n');
     else {
       process.stdout.write(`iperf3 over the tunnel: direct ${directGbps} Gbit/s, relay ${relayGbps} Gbit/s\n`);
+      process.stdout.write(`paths seen: relay pair ${paths.relayPair}, direct pair ${paths.directPair}\n`);
       process.stdout.write(`agent up → first packet: through the relay ${relay.ms} ms, direct ${direct.ms} ms\n`);
       process.stdout.write(`longest gap in a 10/s ping stream when the direct path is cut: ${failoverGapMs ?? 'never recovered'} ms\n`);
     }

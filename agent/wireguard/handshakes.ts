@@ -254,10 +254,10 @@ export class Handshakes {
     peer.cookies.addMacs(msg);
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketSent();
-    dev.send.sendOne(peer, msg, 0, msg.length);
-    // Through the relay: the endpoint gets the same initiation, and whichever copy the peer takes first
-    // decides the path (an answer over UDP confirms the direct path; the other copy is a replay).
+    // Through the relay: the endpoint gets the same initiation first, and whichever copy the peer takes
+    // first decides the path (an answer over UDP confirms the direct path; the other copy is a replay).
     if (dev.send.relayed(peer)) dev.send.sendOneUdp(peer, msg, 0, msg.length);
+    dev.send.sendOne(peer, msg, 0, msg.length);
     peer.timersHandshakeInitiated();
   }
 

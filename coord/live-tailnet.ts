@@ -21,6 +21,8 @@ interface Sent {
   /** sharedPeerRules as JSON, '' when the device receives no shares. */
   shared: string;
   dns: string;
+  /** The relay map as JSON, '' when there is none. */
+  relays: string;
   /** The peers as sent: ids and their JSON, in the same order. */
   peerIds: string[];
   peerTexts: string[];
@@ -53,6 +55,8 @@ function peerNode(d: Device, home: Tailnet, owner: User | undefined, online: boo
     lastSeen: d.lastSeen,
     shared: sharedIn,
     quarantined: sharedIn,
+    ...(d.discoKey ? { discoKey: d.discoKey } : {}),
+    ...(d.homeRelay ? { homeRelay: d.homeRelay } : {}),
   };
 }
 
@@ -108,6 +112,10 @@ export class LiveTailnet {
       isOnline(tailnetId: number, id: string): boolean;
       /** The version of the next netmap or delta sent (the hub's counter, shared by its tailnets). */
       nextVersion(): number;
+      /** The relay map as JSON ('' for none). */
+      relaysJson(): string;
+      /** The node keys of the peers a device's netmap now lists (null: it has no netmap any more). */
+      peersSent(deviceId: string, nodeKey: string, peerKeys: string[] | null): void;
     },
   ) {
     this.tailnet = tailnet;
@@ -185,6 +193,7 @@ export class LiveTailnet {
   }
 
   forget(id: string): void {
+    this.hub.peersSent(id, '', null);
     this.recordPeers(id, []);
     this.sentPeers.delete(id);
     this.lastSent.delete(id);
@@ -287,12 +296,14 @@ export class LiveTailnet {
     if (!sinks || sinks.size === 0 || !d) return;
     const peers = this.currentPeers(d, peerIds);
     const peerTexts = peers.map((p) => this.peerEntry(this.devices.get(p)!));
+    const peerKeys = peers.map((p) => this.devices.get(p)!.nodeKey);
     let shared = '';
     if (this.isLive(id)) {
       for (const v of this.visitors.get(id) ?? []) {
         if (!this.visitorAllowed(id, v.device)) continue;
         peers.push(v.device.id);
         peerTexts.push(this.extEntry(v, false));
+        peerKeys.push(v.device.nodeKey);
       }
       if (this.recipients.has(d.userId)) {
         const rules: FilterRule[] = [];
@@ -303,6 +314,7 @@ export class LiveTailnet {
           rules.push(...r);
           peers.push(sid);
           peerTexts.push(this.extEntry(si, true));
+          peerKeys.push(si.device.nodeKey);
         }
         shared = JSON.stringify(rules);
       }
@@ -312,6 +324,7 @@ export class LiveTailnet {
       filter: this.isLive(id) ? JSON.stringify(carveSources(this.compiler.filterFor(id) ?? [], this.excluded, this.carved)) : '[]',
       shared,
       dns: this.dnsJson(),
+      relays: this.hub.relaysJson(),
       peerIds: peers,
       peerTexts,
     };
@@ -319,13 +332,15 @@ export class LiveTailnet {
     let line: string;
     if (force || !prev) {
       const sharedPart = now.shared === '' ? '' : `,"sharedPeerRules":${now.shared}`;
-      line = `{"type":"netmap","netmap":{"version":${this.hub.nextVersion()},"self":${now.self},"peers":[${now.peerTexts.join(',')}],"packetFilter":${now.filter}${sharedPart},"dns":${now.dns}}}\n`;
+      const relaysPart = now.relays === '' ? '' : `,"relays":${now.relays}`;
+      line = `{"type":"netmap","netmap":{"version":${this.hub.nextVersion()},"self":${now.self},"peers":[${now.peerTexts.join(',')}],"packetFilter":${now.filter}${sharedPart},"dns":${now.dns}${relaysPart}}}\n`;
     } else {
       let parts = '';
       if (prev.self !== now.self) parts += `,"self":${now.self}`;
       if (prev.filter !== now.filter) parts += `,"packetFilter":${now.filter}`;
       if (prev.shared !== now.shared) parts += `,"sharedPeerRules":${now.shared === '' ? '[]' : now.shared}`;
       if (prev.dns !== now.dns) parts += `,"dns":${now.dns}`;
+      if (prev.relays !== now.relays) parts += `,"relays":${now.relays === '' ? '[]' : now.relays}`;
       const upsert: string[] = [];
       const removed: string[] = [];
       const sameOrder = prev.peerIds.length === peers.length && prev.peerIds.every((p, i) => p === peers[i]);
@@ -344,6 +359,7 @@ export class LiveTailnet {
     }
     this.lastSent.set(id, now);
     this.recordPeers(id, peers);
+    this.hub.peersSent(id, d.nodeKey, peerKeys);
     for (const s of sinks) s.write(line);
   }
 }

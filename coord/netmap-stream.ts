@@ -2,7 +2,7 @@
 // (policy, device, users, shares, settings) it works out which devices are affected, recomputes only
 // their netmaps, and has each sent only what differs from what it was last sent (a delta), or nothing.
 import type { Logger } from 'pino';
-import type { StreamMessage } from '../wire/protocol.js';
+import type { RelayInfo, StreamMessage } from '../wire/protocol.js';
 import { LiveTailnet, type ExtDevice, type SharedIn, type StreamSink } from './live-tailnet.js';
 import { parsePolicy, type Policy, type SharedUser } from './policy/index.js';
 import { attributeExpiredBetween } from './posture-attributes.js';
@@ -26,6 +26,13 @@ export class NetmapHub {
   private lastSweep = Date.now();
   private lastVersion = 0;
   observer: HubObserver | null = null;
+  private relaysText = '';
+  /** Per streaming device (by id): its node key and the node keys of the peers its netmap lists. */
+  private readonly sentKeys = new Map<string, { key: string; peers: Set<string> }>();
+  /** Node key → the streaming device holding it (the reverse of sentKeys). */
+  private readonly deviceOfKey = new Map<string, string>();
+  /** Called after changes that may take a device's right to connect away (removal, expiry, users, policy). */
+  onAccessChanged: (() => void) | undefined;
 
   constructor(private readonly store: Store, readonly log: Logger, keepaliveMs = 30_000) {
     if (keepaliveMs > 0) {
@@ -47,11 +54,46 @@ export class NetmapHub {
         this.log.error({ tailnet: t.name, err: (err as Error).message }, 'stored policy does not parse; the network denies all traffic until a valid policy is set');
         policy = parsePolicy('{}');
       }
-      n = new LiveTailnet(this.store, t, policy, { isOnline: (tid, id) => this.isOnline(tid, id), nextVersion: () => this.nextVersion() });
+      n = new LiveTailnet(this.store, t, policy, {
+        isOnline: (tid, id) => this.isOnline(tid, id),
+        nextVersion: () => this.nextVersion(),
+        relaysJson: () => this.relaysText,
+        peersSent: (id, key, peers) => this.peersSent(id, key, peers),
+      });
       this.tailnets.set(tailnetId, n);
       this.loadSharing(n, false);
     }
     return n;
+  }
+
+  /** The relay map every netmap carries; devices with a stream get it at once. */
+  setRelays(relays: RelayInfo[]): void {
+    const text = relays.length === 0 ? '' : JSON.stringify(relays);
+    if (text === this.relaysText) return;
+    this.relaysText = text;
+    for (const n of this.tailnets.values()) for (const id of n.streams.keys()) n.push(id);
+  }
+
+  private peersSent(deviceId: string, key: string, peers: string[] | null): void {
+    const old = this.sentKeys.get(deviceId);
+    if (old && this.deviceOfKey.get(old.key) === deviceId) this.deviceOfKey.delete(old.key);
+    if (peers === null) {
+      this.sentKeys.delete(deviceId);
+      return;
+    }
+    this.sentKeys.set(deviceId, { key, peers: new Set(peers) });
+    this.deviceOfKey.set(key, deviceId);
+  }
+
+  /**
+   * Whether the devices with these node keys are peers: one of them was last sent a netmap that lists
+   * the other (the relay's rule for forwarding). Answers from memory; false for a key no stream holds.
+   */
+  arePeers(a: string, b: string): boolean {
+    const da = this.deviceOfKey.get(a);
+    if (da !== undefined && this.sentKeys.get(da)?.peers.has(b)) return true;
+    const db = this.deviceOfKey.get(b);
+    return db !== undefined && this.sentKeys.get(db)?.peers.has(a) === true;
   }
 
   /** Monotonic across restarts: milliseconds since the epoch, bumped when called twice in one ms. */
@@ -208,6 +250,7 @@ export class NetmapHub {
     this.observer?.policyCompiled(performance.now() - t0);
     this.settle(n, n.applyFilters(changed));
     this.observer?.policyFannedOut(performance.now() - t0);
+    this.onAccessChanged?.();
   }
 
   /**
@@ -226,6 +269,7 @@ export class NetmapHub {
       commit: () => {
         this.settle(n, n.applyFilters(changed));
         this.observer?.policyFannedOut(performance.now() - t0);
+        this.onAccessChanged?.();
       },
       rollback: () => {
         n.compiler.setPolicy(old);
@@ -236,6 +280,7 @@ export class NetmapHub {
 
   /** A device was created, changed (tags, routes, key, authorization, name, endpoints) or deleted. */
   deviceChanged(tailnetId: number, deviceId: string): void {
+    this.onAccessChanged?.();
     const n = this.tailnets.get(tailnetId);
     if (!n) return;
     const after = this.store.getDevice(deviceId);
@@ -263,6 +308,7 @@ export class NetmapHub {
 
   /** Users changed (role, deletion, new user): role autogroups and owners may change filters. */
   usersChanged(tailnetId: number): void {
+    this.onAccessChanged?.();
     const n = this.tailnets.get(tailnetId);
     if (!n) return;
     n.users.clear();

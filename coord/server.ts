@@ -1,4 +1,5 @@
-// The coord HTTP(S) server: admin API under /api/v2, machine API under /machine, /healthz.
+// The coord HTTP(S) server: admin API under /api/v2, machine API under /machine, the relay at /relay
+// (WebSocket), /healthz.
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -10,9 +11,13 @@ import { MachineApi } from './api/machine.js';
 import { Domain } from './domain/index.js';
 import { CoordMetrics } from './metrics.js';
 import { NetmapHub } from './netmap-stream.js';
+import { coordAuthorizer } from './relay/authorizer.js';
+import { RelayServer } from './relay/server.js';
 import type { Store } from './store/index.js';
 import { StunServer } from './stun.js';
 import { Webhooks } from './webhooks.js';
+import { RELAY_PATH } from '../wire/relay.js';
+import type { Duplex } from 'node:stream';
 
 export interface ServerOptions {
   store: Store;
@@ -27,6 +32,10 @@ export interface ServerOptions {
   ephemeralTimeoutMs?: number;
   /** STUN on this UDP port and the next, on the listener's host (absent or 0: off). */
   stunPort?: number;
+  /** Serve the relay at /relay on this listener (default true). */
+  relay?: boolean;
+  /** The relay's name in the netmap's relay map (default "coord"). */
+  relayName?: string;
   /** Let webhooks target loopback, link-local and private addresses (default: public addresses only). */
   allowPrivateWebhooks?: boolean;
   /** Serve Prometheus metrics at http://HOST:PORT/metrics on a listener of their own (absent: off). */
@@ -41,6 +50,7 @@ export interface CoordServer {
   stun: StunServer | null;
   /** The metrics endpoint's URL (null: off). */
   metricsUrl: string | null;
+  relay: RelayServer | null;
   /** Stops accepting, ends every stream, waits for requests in flight. Does not close the store. */
   close(): Promise<void>;
 }
@@ -73,6 +83,29 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   };
 
   const server: Server = o.tls ? createHttps({ cert: o.tls.cert, key: o.tls.key }, handler) : createHttp(handler);
+  const relay = o.relay === false ? null : new RelayServer({ authorizer: coordAuthorizer(o.store, hub), log: o.log });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    let path = '';
+    try {
+      path = new URL(req.url ?? '/', 'http://coord').pathname;
+    } catch {
+      // refused below
+    }
+    if (relay && path === RELAY_PATH) return relay.handleUpgrade(req, socket, head);
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
+  // Removal, expiry, suspension, policy: devices that lost their right to the relay are cut off (once per burst).
+  let revalidating = false;
+  if (relay) {
+    hub.onAccessChanged = () => {
+      if (revalidating) return;
+      revalidating = true;
+      setImmediate(() => {
+        revalidating = false;
+        relay.revalidate().catch((err) => o.log.error({ err }, 'relay revalidation failed'));
+      });
+    };
+  }
   server.requestTimeout = 0; // netmap streams are long-lived
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
@@ -104,6 +137,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const sweeper = setInterval(() => {
     try {
       domain.devices.sweep(ephemeralTimeoutMs);
+      hub.onAccessChanged?.(); // keys that expired in networks no stream has loaded
     } catch (err) {
       o.log.error({ err }, 'upkeep failed');
     }
@@ -114,6 +148,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   if (!publicUrl) publicUrl = url;
+  if (relay) hub.setRelays([{ name: o.relayName ?? 'coord', url: relayUrlOf(publicUrl) }]);
 
   return {
     url,
@@ -122,9 +157,11 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     webhooks,
     stun,
     metricsUrl: metricsServer?.url ?? null,
+    relay,
     async close() {
       clearInterval(sweeper);
       stun?.close();
+      relay?.close();
       metricsServer?.server.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       hub.close();
@@ -135,4 +172,14 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
       await webhooks.close();
     },
   };
+}
+
+/** The relay's URL for devices: coord's public URL with ws(s) for http(s) and /relay appended to its path. */
+export function relayUrlOf(publicUrl: string): string {
+  const u = new URL(publicUrl);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.pathname = u.pathname.replace(/\/+$/, '') + RELAY_PATH;
+  u.search = '';
+  u.hash = '';
+  return u.toString();
 }

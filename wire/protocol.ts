@@ -42,6 +42,10 @@ export interface RegisterRequest {
   endpoints?: string[];
   /** Subnet routes (and 0.0.0.0/0, ::/0 for an exit node) the device offers. */
   advertisedRoutes?: string[];
+  /** The device's disco public key (base64 of 32 bytes): peers seal path probes to it. */
+  discoKey?: string;
+  /** The name of the relay (from the netmap's `relays`) the device prefers; '' for none. */
+  homeRelay?: string;
 }
 
 export interface RegisterResponse {
@@ -64,6 +68,8 @@ export interface UpdateRequest {
   version?: string;
   nodeKey?: string;
   advertisedRoutes?: string[];
+  discoKey?: string;
+  homeRelay?: string;
 }
 
 export interface UserRef {
@@ -105,6 +111,16 @@ export interface PeerNode {
   shared: boolean;
   /** May answer connections but never start one (shared-in devices). */
   quarantined: boolean;
+  /** The peer's disco public key (base64); absent until the peer reports one. */
+  discoKey?: string;
+  /** The relay the peer prefers (a name in the netmap's `relays`): reach it there. Absent: none reported. */
+  homeRelay?: string;
+}
+
+/** A relay devices may use: `url` is ws:// or wss://, path included. */
+export interface RelayInfo {
+  name: string;
+  url: string;
 }
 
 export interface DnsConfig {
@@ -131,6 +147,8 @@ export interface Netmap {
    */
   sharedPeerRules?: FilterRule[];
   dns: DnsConfig;
+  /** The relays (coord's own first); absent or empty: none. */
+  relays?: RelayInfo[];
 }
 
 /**
@@ -143,6 +161,7 @@ export interface NetmapDelta {
   packetFilter?: FilterRule[];
   sharedPeerRules?: FilterRule[];
   dns?: DnsConfig;
+  relays?: RelayInfo[];
   peersUpsert?: PeerNode[];
   peersRemove?: string[];
 }
@@ -165,6 +184,8 @@ export function applyDelta(prev: Netmap, d: NetmapDelta): Netmap {
   };
   const shared = d.sharedPeerRules ?? prev.sharedPeerRules;
   if (shared !== undefined) out.sharedPeerRules = shared;
+  const relays = d.relays ?? prev.relays;
+  if (relays !== undefined) out.relays = relays;
   return out;
 }
 

@@ -124,6 +124,32 @@ export function batchFrame(type: number, key: Uint8Array, packets: readonly Uint
   return f;
 }
 
+/**
+ * A batch frame from slots of a buffer: packets buf[offsets[pick[i]] .. +lengths[pick[i]]) for i < count
+ * (the WireGuard send path's layout), without a view per packet.
+ */
+export function frameSlots(type: number, key: Uint8Array, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, pick: Uint32Array, count: number): Buffer {
+  let len = 1 + KEY_LEN;
+  for (let i = 0; i < count; i++) {
+    const n = lengths[pick[i]!]!;
+    if (n < 1 || n > MAX_PACKET) throw new Error('relay batch: packets of 1 to 65535 bytes');
+    len += 2 + n;
+  }
+  if (len > MAX_FRAME) throw new Error(`relay batch: at most ${MAX_FRAME} bytes in one frame`);
+  const f = Buffer.allocUnsafe(len);
+  f[0] = type;
+  f.set(key, 1);
+  let off = 1 + KEY_LEN;
+  for (let i = 0; i < count; i++) {
+    const s = pick[i]!;
+    const n = lengths[s]!;
+    f.writeUInt16BE(n, off);
+    buf.copy(f, off + 2, offsets[s]!, offsets[s]! + n);
+    off += 2 + n;
+  }
+  return f;
+}
+
 /** Number of packets in a batch frame's body, or -1 when the lengths do not add up (or one is 0). */
 export function countBatch(f: Uint8Array): number {
   let off = 1 + KEY_LEN;

@@ -9,7 +9,7 @@ function peer(over: Partial<PeerStatus>): PeerStatus {
   return {
     id: 'n1', name: 'web', dnsName: 'web.alpha.mesh.', addresses: ['100.64.0.2', 'fd7a:115c:a1e0::2'], owner: 'alice@example.com',
     os: 'linux', tags: [], online: true, lastSeen: ago(1), shared: false, quarantined: false, endpoint: null,
-    lastHandshake: null, txBytes: 0, rxBytes: 0, ...over,
+    path: null, relay: null, lastHandshake: null, txBytes: 0, rxBytes: 0, ...over,
   };
 }
 
@@ -19,6 +19,7 @@ describe('agent status', () => {
       'active; direct 10.0.0.2:41641, tx 10 rx 20',
     );
     expect(peerState(peer({ lastHandshake: ago(600), endpoint: '10.0.0.2:41641' }), now)).toBe('idle');
+    expect(peerState(peer({ lastHandshake: ago(10), path: 'relay', relay: 'coord', txBytes: 1, rxBytes: 2 }), now)).toBe('active; relay "coord", tx 1 rx 2');
     expect(peerState(peer({ online: false, lastSeen: ago(300) }), now)).toBe('offline, last seen 5m ago');
     expect(peerState(peer({ shared: true, quarantined: true }), now)).toBe('idle; shared, quarantined');
   });

@@ -17,6 +17,8 @@ export function peerState(peer: PeerStatus, now: number): string {
   let state: string;
   if (!peer.online) {
     state = peer.lastSeen ? `offline, last seen ${formatAgo(now - Date.parse(peer.lastSeen))}` : 'offline';
+  } else if (peer.lastHandshake && now - Date.parse(peer.lastHandshake) < ACTIVE_WINDOW_MS && peer.path === 'relay') {
+    state = `active; relay ${JSON.stringify(peer.relay ?? '')}`;
   } else if (peer.lastHandshake && now - Date.parse(peer.lastHandshake) < ACTIVE_WINDOW_MS && peer.endpoint) {
     state = `active; direct ${peer.endpoint}`;
   } else {

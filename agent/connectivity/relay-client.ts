@@ -102,6 +102,14 @@ export class RelayClient {
    * Sends packets[0..count) to `dst` in one frame (what the batched data path wants). False (all are
    * dropped) under the same conditions as send().
    */
+  /** Sends a frame built by the caller (wire/relay.ts's frameSlots); false under the same conditions as send(). */
+  sendFrame(frame: Buffer): boolean {
+    const ws = this.ws;
+    if (!this.ready || !ws || ws.bufferedAmount > this.maxQueueBytes) return false;
+    ws.send(frame);
+    return true;
+  }
+
   sendBatch(dst: Uint8Array, packets: readonly Uint8Array[], count = packets.length): boolean {
     const ws = this.ws;
     if (!this.ready || !ws || ws.bufferedAmount > this.maxQueueBytes) return false;

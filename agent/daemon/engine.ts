@@ -3,12 +3,17 @@
 //   TUN → Device (peer by destination) → filter.runOut → encrypt → UDP
 //   UDP → decrypt → source in the sender's allowed IPs → filter.runIn (quarantine applied) → TUN
 //
+// Peers without a working direct path are reached through the relay the netmap names first (a
+// RelayClient kept here); its packets join the UDP receive path.
+//
 // A new netmap builds a new filter from the old one (same flow table and counters) and swaps it in
 // with one assignment: the hooks read the current filter per packet, so none sees half a filter.
 import { Filter, type FilterCounters } from '../../filter/index.js';
 import type { NativeError, TunBatchHandler } from '../../native/index.js';
 import { hostPrefix, TAILNET_ROUTES } from '../../wire/addr.js';
-import type { Netmap } from '../../wire/protocol.js';
+import type { Netmap, RelayInfo } from '../../wire/protocol.js';
+import { X25519Key } from '../../wire/x25519.js';
+import { RelayClient } from '../connectivity/relay-client.js';
 import { Device, DropCounters, WireGuardInterface, type TunLike, type UdpBatchHandler, type UdpLike } from '../wireguard/index.js';
 import { filterConfigOf, planPeers, type PeerLive, type PeerPlan } from './netmap.js';
 
@@ -39,6 +44,8 @@ export interface EngineOptions {
   bindUdp?: (port: number, onBatch: UdpBatchHandler) => UdpLike;
   /** Wall clock in ms (tests inject one). */
   now?: () => number;
+  /** Passed to the relay's WebSocket (TLS trust for a private CA, for example). */
+  relayWsOptions?: import('ws').ClientOptions;
 }
 
 /**
@@ -79,6 +86,7 @@ export class Engine {
   private readonly timer: NodeJS.Timeout;
   private closed = false;
   private readonly now: () => number;
+  private relay: { info: RelayInfo; client: RelayClient } | null = null;
 
   private constructor(
     private readonly opts: EngineOptions,
@@ -161,6 +169,7 @@ export class Engine {
   apply(netmap: Netmap): void {
     if (this.closed) return;
     this.applyAddresses(netmap.self.addresses);
+    this.applyRelay(netmap.relays ?? []);
     this.applyPeers(netmap);
     try {
       // One assignment: the next packet sees the new rules, none sees half of them.
@@ -179,6 +188,43 @@ export class Engine {
    */
   greetPeers(): void {
     for (const st of this.peers.values()) this.device.initiateHandshake(st.plan.publicKey);
+  }
+
+  /** The relay in use, by name, and whether it is connected (null: none). */
+  get relayState(): { name: string; url: string; connected: boolean; lastError: string } | null {
+    const r = this.relay;
+    return r ? { name: r.info.name, url: r.info.url, connected: r.client.connected, lastError: r.client.lastError } : null;
+  }
+
+  /** Connects to the netmap's first relay (a new one when its name or URL changes; none when there is none). */
+  private applyRelay(relays: RelayInfo[]): void {
+    const want = relays[0];
+    const cur = this.relay;
+    if (cur && want && cur.info.name === want.name && cur.info.url === want.url) return;
+    if (cur) {
+      this.device.relay = null;
+      cur.client.close();
+      this.relay = null;
+    }
+    if (!want) return;
+    const device = this.device;
+    const client = new RelayClient({
+      url: want.url,
+      key: new X25519Key(this.opts.privateKey),
+      onPacket: (_src, packet) => device.relayReceive(packet),
+      onState: (state, detail) => {
+        if (state === 'connected') {
+          this.opts.log('info', `relay "${want.name}" connected`, { url: want.url });
+          device.relayReady();
+        } else if (state === 'backoff') {
+          this.opts.log('debug', `relay "${want.name}" disconnected`, { err: detail });
+        }
+      },
+      wsOptions: this.opts.relayWsOptions,
+    });
+    this.relay = { info: want, client };
+    device.relay = client;
+    client.start();
   }
 
   /** Makes the device's addresses the netmap's: new ones added first, then the ones it no longer lists removed. */
@@ -272,7 +318,8 @@ export class Engine {
     const st = this.peers.get(nodeKey);
     const peer = st ? this.device.getPeer(st.plan.publicKey) : undefined;
     if (!peer) return undefined;
-    return { endpoint: this.device.endpointText(peer), lastHandshake: peer.lastHandshake, txBytes: peer.txBytes, rxBytes: peer.rxBytes };
+    const relay = this.relay !== null && this.device.relayed(peer) ? this.relay.info.name : null;
+    return { endpoint: this.device.endpointText(peer), relay, lastHandshake: peer.lastHandshake, txBytes: peer.txBytes, rxBytes: peer.rxBytes };
   }
 
   capGrantsFor(srcIP: string, dstIP: string) {
@@ -294,6 +341,9 @@ export class Engine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.device.relay = null;
+    this.relay?.client.close();
+    this.relay = null;
     await this.wiring.close();
   }
 }

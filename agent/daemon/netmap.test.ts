@@ -86,10 +86,20 @@ describe('netmap → filter configuration', () => {
 
 describe('status and whois', () => {
   it('names own-network peers by short name, shared-in ones by full name, owned by the sharer', () => {
-    const own = peerStatusOf(peer({ tags: ['tag:web'] }), { endpoint: '198.18.0.2:41641', lastHandshake: Date.parse('2026-01-01T00:00:00Z'), txBytes: 5, rxBytes: 6 });
+    const own = peerStatusOf(peer({ tags: ['tag:web'] }), { endpoint: '198.18.0.2:41641', relay: null, lastHandshake: Date.parse('2026-01-01T00:00:00Z'), txBytes: 5, rxBytes: 6 });
     expect(own).toMatchObject({ name: 'web', addresses: ['100.64.0.2', 'fd7a:115c:a1e0::2'], tags: ['tag:web'], lastHandshake: '2026-01-01T00:00:00.000Z', txBytes: 5 });
     const shared = peerStatusOf(peer({ name: 'git.other-net.meshward.internal', shared: true, quarantined: true, tags: ['tag:secret'], user: { ...user, loginName: 'bob@other.net' } }), undefined);
     expect(shared).toMatchObject({ name: 'git.other-net.meshward.internal', owner: 'bob@other.net', tags: [], shared: true, quarantined: true, endpoint: null, lastHandshake: null });
+  });
+
+  it('gives active peers their path: direct with the endpoint, or the relay by name without one', () => {
+    const at = Date.parse('2026-01-01T00:01:00Z');
+    const live = { endpoint: '198.18.0.2:41641', relay: null, lastHandshake: at - 10_000, txBytes: 1, rxBytes: 1 };
+    expect(peerStatusOf(peer({}), live, at)).toMatchObject({ path: 'direct', relay: null, endpoint: '198.18.0.2:41641' });
+    expect(peerStatusOf(peer({}), { ...live, relay: 'coord' }, at)).toMatchObject({ path: 'relay', relay: 'coord', endpoint: null });
+    // Idle (no handshake for 3 minutes) or never: no path.
+    expect(peerStatusOf(peer({}), { ...live, lastHandshake: at - 200_000 }, at)).toMatchObject({ path: null, relay: null });
+    expect(peerStatusOf(peer({}), undefined, at)).toMatchObject({ path: null, relay: null, endpoint: null });
   });
 
   it('finds the device behind an address and merges the capabilities granted towards us', () => {

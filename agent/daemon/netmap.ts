@@ -115,13 +115,24 @@ export function selfStatusOf(netmap: Netmap, os: string): SelfStatus {
 /** What the data path knows about a peer right now (from the WireGuard device). */
 export interface PeerLive {
   endpoint: string | null;
+  /** Through the relay of this name now (null: over UDP). */
+  relay: string | null;
   /** Wall-clock ms, 0 if never. */
   lastHandshake: number;
   txBytes: number;
   rxBytes: number;
 }
 
-export function peerStatusOf(p: PeerNode, live: PeerLive | undefined): PeerStatus {
+/** A handshake younger than this (WireGuard's reject-after time) makes a peer active: it has a path. */
+const ACTIVE_MS = 180_000;
+
+function pathOf(live: PeerLive | undefined, now: number): Pick<PeerStatus, 'path' | 'relay'> {
+  if (!live || live.lastHandshake === 0 || now - live.lastHandshake >= ACTIVE_MS) return { path: null, relay: null };
+  if (live.relay !== null) return { path: 'relay', relay: live.relay };
+  return live.endpoint !== null ? { path: 'direct', relay: null } : { path: null, relay: null };
+}
+
+export function peerStatusOf(p: PeerNode, live: PeerLive | undefined, now = Date.now()): PeerStatus {
   return {
     id: p.id,
     // A shared-in device is known here only by its full name in the sharer's network.
@@ -135,7 +146,8 @@ export function peerStatusOf(p: PeerNode, live: PeerLive | undefined): PeerStatu
     lastSeen: p.lastSeen,
     shared: p.shared,
     quarantined: p.quarantined,
-    endpoint: live?.endpoint ?? null,
+    endpoint: live?.relay ? null : (live?.endpoint ?? null),
+    ...pathOf(live, now),
     lastHandshake: live && live.lastHandshake > 0 ? new Date(live.lastHandshake).toISOString() : null,
     txBytes: live?.txBytes ?? 0,
     rxBytes: live?.rxBytes ?? 0,

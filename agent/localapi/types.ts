@@ -18,8 +18,12 @@ export interface PeerStatus {
   lastSeen: string | null;
   shared: boolean;
   quarantined: boolean;
-  /** The UDP endpoint packets currently go to ("IP:PORT"), or null. */
+  /** The direct UDP endpoint packets go to ("IP:PORT"); null while relayed or when there is none. */
   endpoint: string | null;
+  /** How packets reach an active peer (a handshake in the last 3 minutes): "direct", "relay", or null. */
+  path: 'direct' | 'relay' | null;
+  /** The relay's name while the path is "relay", else null. */
+  relay: string | null;
   /** RFC 3339 time of the last completed WireGuard handshake, or null. */
   lastHandshake: string | null;
   txBytes: number;

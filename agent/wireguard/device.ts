@@ -8,7 +8,7 @@ import { AllowedIPs, formatIP, formatPrefix, parseIP, parsePrefix, type Prefix }
 import { systemClock, type Clock } from './clock.js';
 import { PrivateKey, PublicKey, ctEqual, isZero, randomBytes } from './crypto.js';
 import { Handshakes } from './handshakes.js';
-import { TRANSPORT_HEADER_SIZE } from './messages.js';
+import { RELAY_FAMILY, TRANSPORT_HEADER_SIZE } from './messages.js';
 import type { Handshake, Keypair, NoiseHost } from './noise.js';
 import { Peer, REJECT_AFTER_MESSAGES, type PeerHost } from './peer.js';
 import { ReceivePath } from './receive.js';
@@ -21,6 +21,18 @@ export type UdpLike = Pick<UdpSocket, 'localPort' | 'sendBatch' | 'close'>;
 
 /** Where decrypted packets go (native Tun's shape). */
 export type TunLike = Pick<Tun, 'write'>;
+
+/**
+ * The relay as the device uses it (RelayClient's shape): packets to a peer by its public key. Sends
+ * return false when the relay cannot take them now (not connected, or its queue is full).
+ */
+export interface RelayLink {
+  readonly connected: boolean;
+  send(dst: Uint8Array, packet: Uint8Array): boolean;
+  sendFrame(frame: Buffer): boolean;
+}
+
+export { RELAY_FAMILY };
 
 /** Called per packet; false drops it. `peer` is the peer it goes to or came from. */
 export type PacketHook = (buf: Buffer, offset: number, length: number, peer: Peer) => boolean;
@@ -127,6 +139,8 @@ export class Device implements NoiseHost, PeerHost {
   /** @internal */ readonly log: (msg: string) => void;
   /** @internal */ mtu: number;
   /** @internal */ udp: UdpLike | null = null;
+  /** Where packets to peers without a working direct path go (null: always UDP, as plain WireGuard). */
+  relay: RelayLink | null = null;
   /** @internal */ readonly send: SendPath;
   /** @internal */ readonly receive: ReceivePath;
   /** @internal */ readonly handshakes: Handshakes;
@@ -251,10 +265,10 @@ export class Device implements NoiseHost, PeerHost {
       const was = peer.persistentKeepalive;
       peer.persistentKeepalive = pk;
       // Turning it on sends one right away, so a peer behind NAT becomes reachable at once.
-      if (pk > 0 && was === 0 && this.udp && peer.endpointFamily) this.send.sendKeepalive(peer);
+      if (pk > 0 && was === 0 && this.send.canReach(peer)) this.send.sendKeepalive(peer);
     }
     // Packets that waited for an endpoint can go now.
-    if (peer.staged.length > 0 && this.udp && peer.endpointFamily) this.send.sendStaged(peer);
+    if (peer.staged.length > 0 && this.send.canReach(peer)) this.send.sendStaged(peer);
     return peer;
   }
 
@@ -286,6 +300,39 @@ export class Device implements NoiseHost, PeerHost {
       lastHandshake: peer.lastHandshake,
     };
   }
+
+  /** Whether packets to the peer go through the relay now (no working direct path, relay connected). */
+  relayed(peer: Peer): boolean {
+    return this.send.relayed(peer);
+  }
+
+  /** The relay is connected (again): packets that waited for a way to the peers go now. */
+  relayReady(): void {
+    for (const peer of this.peers.values()) if (peer.staged.length > 0 && this.send.canReach(peer)) this.send.sendStaged(peer);
+  }
+
+  /**
+   * A message from a peer through the relay (valid only during the call; opened in place): the same
+   * receive path as a UDP datagram, but it never moves the peer's UDP endpoint.
+   */
+  relayReceive(packet: Buffer): void {
+    if (this.closed) return;
+    const r = this.relayIn;
+    r.lengths[0] = packet.length;
+    try {
+      this.receive.udpBatch(packet, r.offsets, r.lengths, r.addrs, r.ports, r.families, 1);
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  private readonly relayIn = {
+    offsets: new Uint32Array(1),
+    lengths: new Uint32Array(1),
+    addrs: new Uint8Array(16),
+    ports: new Uint16Array(1),
+    families: new Uint8Array([RELAY_FAMILY]),
+  };
 
   endpointText(peer: Peer): string | null {
     if (!peer.endpointFamily) return null;

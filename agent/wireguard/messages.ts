@@ -59,3 +59,6 @@ export function messageType(buf: Uint8Array, off: number, len: number): number {
       return 0;
   }
 }
+
+/** The address family the receive path is given for a message that came through the relay (not 4 or 6). */
+export const RELAY_FAMILY = 0xff;

@@ -42,6 +42,11 @@ export class Peer {
   endpointFamily = 0;
   readonly endpointAddr = Buffer.alloc(16);
   endpointPort = 0;
+  /**
+   * An authenticated message came from the endpoint over UDP and the peer has answered since: the
+   * direct path works. While false and the device has a relay, the peer is reached through the relay.
+   */
+  direct = false;
   /** Seconds; 0 = off. */
   persistentKeepalive = 0;
 
@@ -82,6 +87,7 @@ export class Peer {
         return;
       }
       this.handshakeAttempts++;
+      this.direct = false; // no answer: try the relay (and the endpoint again)
       host.sendHandshakeInitiation(this, true);
     });
     this.sendKeepaliveTimer = new Timer(clock, () => {
@@ -91,7 +97,10 @@ export class Peer {
         this.sendKeepaliveTimer.mod(KEEPALIVE_TIMEOUT);
       }
     });
-    this.newHandshake = new Timer(clock, () => host.sendHandshakeInitiation(this, false));
+    this.newHandshake = new Timer(clock, () => {
+      this.direct = false; // sent data and heard nothing back: the direct path may be gone
+      host.sendHandshakeInitiation(this, false);
+    });
     this.zeroKeyMaterialTimer = new Timer(clock, () => host.zeroKeyMaterial(this));
     this.persistentKeepaliveTimer = new Timer(clock, () => {
       if (this.persistentKeepalive > 0) host.sendKeepalive(this);
@@ -159,8 +168,13 @@ export class Peer {
     this.endpointPort = port;
   }
 
-  /** Roaming: the endpoint becomes the source of the latest authenticated packet. */
+  /**
+   * Roaming: the endpoint becomes the source of the latest authenticated packet, and the direct path
+   * counts as working. A message through the relay (family RELAY_FAMILY) changes neither.
+   */
   updateEndpoint(family: number, addrs: Uint8Array, addrOff: number, port: number): void {
+    if (family !== 4 && family !== 6) return;
+    this.direct = true;
     const a = this.endpointAddr;
     if (family === this.endpointFamily && port === this.endpointPort) {
       const n = family === 4 ? 4 : 16;

@@ -1,10 +1,12 @@
 // The send path: IP packets from the TUN become transport messages to peers. An outbound batch owns
 // its arrays; each packet is prepared (header, plaintext, padding) into a slot, the batch is sealed in
 // place one AEAD call per run of one key, and flushed to the UDP socket in one call. Packets for a peer
-// without a usable session are staged on the peer until a handshake gives it one.
+// without a usable session are staged on the peer until a handshake gives it one. Packets for a peer
+// without a working direct path go through the relay instead (device.relay), one frame per peer and batch.
 import type { AeadKey } from '../../native/index.js';
 import { ipDestination } from './allowedips.js';
-import type { Device, UdpLike } from './device.js';
+import { frameSlots, FRAME, KEY_LEN, MAX_FRAME } from '../../wire/relay.js';
+import type { Device, RelayLink, UdpLike } from './device.js';
 import { KeyRuns } from './keyruns.js';
 import { MSG_TRANSPORT, TRANSPORT_HEADER_SIZE } from './messages.js';
 import type { Keypair } from './noise.js';
@@ -24,6 +26,10 @@ export class SendPath {
   private readonly sealCounters: Float64Array;
   private readonly sealKeys: Array<AeadKey | null>;
   private readonly runs: KeyRuns;
+  /** Slot n goes through the relay to this peer (null: UDP); relayCount of the batch do. */
+  private readonly relayPeers: Array<Peer | null>;
+  private relayCount = 0;
+  private readonly pick: Uint32Array;
   // One-off sends (handshakes, keepalives, staged packets).
   private readonly oneBuf: Buffer;
   private readonly oneOffsets = new Uint32Array(1);
@@ -51,6 +57,8 @@ export class SendPath {
     this.sealCounters = new Float64Array(batch);
     this.sealKeys = new Array<AeadKey | null>(batch).fill(null);
     this.runs = new KeyRuns(batch);
+    this.relayPeers = new Array<Peer | null>(batch).fill(null);
+    this.pick = new Uint32Array(batch);
     this.oneBuf = Buffer.alloc(slot);
   }
 
@@ -82,7 +90,8 @@ export class SendPath {
         continue;
       }
       const kp = peer.current;
-      if (udp === null || peer.endpointFamily === 0 || !peer.canSend(kp, now) || peer.staged.length > 0) {
+      const relayed = this.relayed(peer);
+      if ((!relayed && (udp === null || peer.endpointFamily === 0)) || !peer.canSend(kp, now) || peer.staged.length > 0) {
         this.stage(peer, buf, off, len);
         continue;
       }
@@ -91,9 +100,24 @@ export class SendPath {
         n = 0;
       }
       this.add(n, peer, kp, buf, off, len, now);
+      if (relayed) {
+        this.relayPeers[n] = peer;
+        this.relayCount++;
+      }
       n++;
     }
-    if (n > 0 && udp !== null) this.flush(udp, n);
+    if (n > 0) this.flush(udp, n);
+  }
+
+  /** Whether packets to the peer go through the relay now: it has one, connected, and no working direct path. */
+  relayed(peer: Peer): boolean {
+    const relay = this.dev.relay;
+    return relay !== null && !peer.direct && relay.connected;
+  }
+
+  /** Whether a message to the peer has somewhere to go (the relay, or a UDP endpoint). */
+  canReach(peer: Peer): boolean {
+    return this.relayed(peer) || (this.dev.udp !== null && peer.endpointFamily !== 0);
   }
 
   /** Prepares buf[off..+len) for `peer` into slot n of the outbound batch. */
@@ -116,11 +140,70 @@ export class SendPath {
     this.keepKeyFresh(peer, kp, now);
   }
 
-  /** Seals slots 0..n-1 and sends them. */
-  private flush(udp: UdpLike, n: number): void {
+  /** Seals slots 0..n-1 and sends them: through the relay those marked for it, the rest over UDP. */
+  private flush(udp: UdpLike | null, n: number): void {
     this.runs.apply(this.buf, this.sealKeys, this.sealOffsets, this.sealLengths, this.sealCounters, n, null);
-    const sent = udp.sendBatch(this.buf, this.offsets, this.lengths, this.addrs, this.ports, this.families, n);
-    if (sent < n) this.dev.drops.sendBlocked += n - sent;
+    let m = n;
+    if (this.relayCount > 0) {
+      m = this.flushRelayed(n);
+      this.relayCount = 0;
+    }
+    if (m > 0 && udp !== null) {
+      const sent = udp.sendBatch(this.buf, this.offsets, this.lengths, this.addrs, this.ports, this.families, m);
+      if (sent < m) this.dev.drops.sendBlocked += m - sent;
+    }
+    if (m < n) for (let i = 0; i < n; i++) this.offsets[i] = i * this.dev.slot; // undo the compaction
+  }
+
+  /**
+   * Sends the relayed slots of 0..n-1 (one frame per peer) and moves the UDP ones to the front, in
+   * order; returns how many UDP slots there are.
+   */
+  private flushRelayed(n: number): number {
+    const relay = this.dev.relay!;
+    const peers = this.relayPeers;
+    for (let i = 0; i < n; i++) {
+      const peer = peers[i];
+      if (peer === null) continue;
+      // This peer's slots, in frames of at most MAX_FRAME bytes.
+      let k = 0;
+      let bytes = 1 + KEY_LEN;
+      for (let j = i; j < n; j++) {
+        if (peers[j] !== peer) continue;
+        peers[j] = null;
+        const w = 2 + this.lengths[j];
+        if (bytes + w > MAX_FRAME) {
+          this.sendFrame(relay, peer, k);
+          k = 0;
+          bytes = 1 + KEY_LEN;
+        }
+        this.pick[k++] = j;
+        bytes += w;
+      }
+      this.sendFrame(relay, peer, k);
+    }
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      if (this.lengths[i] === 0) continue; // went through the relay
+      if (m !== i) {
+        this.offsets[m] = this.offsets[i];
+        this.lengths[m] = this.lengths[i];
+        this.addrs.copyWithin(m * 16, i * 16, i * 16 + 16);
+        this.ports[m] = this.ports[i];
+        this.families[m] = this.families[i];
+      }
+      m++;
+    }
+    return m;
+  }
+
+  /** Sends the picked slots 0..k-1 to the peer through the relay as one frame, and marks them gone. */
+  private sendFrame(relay: RelayLink, peer: Peer, k: number): void {
+    if (k === 0) return;
+    if (!relay.sendFrame(frameSlots(FRAME.sendBatch, peer.publicKey.raw, this.buf, this.offsets, this.lengths, this.pick, k))) {
+      this.dev.drops.sendBlocked += k;
+    }
+    for (let q = 0; q < k; q++) this.lengths[this.pick[q]] = 0;
   }
 
   /** Holds a packet for a peer that cannot take it yet, and tries to get it a session. */
@@ -141,7 +224,7 @@ export class SendPath {
   /** Encrypts staged packets with the current keypair, or starts a handshake if there is none. */
   sendStaged(peer: Peer): void {
     const dev = this.dev;
-    if (!dev.udp || !peer.endpointFamily) return;
+    if (!this.canReach(peer)) return;
     const now = dev.clock.now();
     const kp = peer.current;
     if (!peer.canSend(kp, now)) {
@@ -173,8 +256,18 @@ export class SendPath {
     }
   }
 
-  /** Sends one message to the peer's endpoint. */
+  /** Sends one message to the peer: through the relay while it has no working direct path, else over UDP. */
   sendOne(peer: Peer, buf: Buffer, off: number, len: number): void {
+    if (this.relayed(peer)) {
+      if (this.dev.relay!.send(peer.publicKey.raw, buf.subarray(off, off + len))) peer.txBytes += len;
+      else this.dev.drops.sendBlocked++;
+      return;
+    }
+    this.sendOneUdp(peer, buf, off, len);
+  }
+
+  /** Sends one message to the peer's UDP endpoint (if it has one). */
+  sendOneUdp(peer: Peer, buf: Buffer, off: number, len: number): void {
     const udp = this.dev.udp;
     if (!udp || !peer.endpointFamily) return;
     if (buf !== this.oneBuf || off !== 0) buf.copy(this.oneBuf, 0, off, off + len);
@@ -191,7 +284,7 @@ export class SendPath {
   /** Sends one message to an address that need not be a peer's (cookie replies). */
   sendTo(msg: Buffer, family: number, addrs: Uint8Array, addrOff: number, port: number): void {
     const udp = this.dev.udp;
-    if (!udp) return;
+    if (!udp || (family !== 4 && family !== 6)) return; // not to the relay: it authenticated the sender
     msg.copy(this.oneBuf, 0);
     this.oneOffsets[0] = 0;
     this.oneLengths[0] = msg.length;

@@ -7,7 +7,7 @@ import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
 export const serveCommand: Command = {
-  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--allow-private-webhooks] [--metrics-listen 127.0.0.1:9180] [--log-level LEVEL]',
+  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--no-relay] [--relay-name coord] [--allow-private-webhooks] [--metrics-listen 127.0.0.1:9180] [--log-level LEVEL]',
   summary: 'run the coordination server',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -21,7 +21,10 @@ export const serveCommand: Command = {
       'stun-port': { type: 'string', default: '3478' },
       'allow-private-webhooks': { type: 'boolean' },
       'metrics-listen': { type: 'string' },
+      'no-relay': { type: 'boolean' },
+      'relay-name': { type: 'string', default: 'coord' },
     });
+    if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(values['relay-name']!)) throw new UsageError('--relay-name must be letters, digits and "-" (at most 63)');
     const ephemeralTimeoutMs = parseDuration(values['ephemeral-timeout']!) * 1000;
     if (ephemeralTimeoutMs < 1000) throw new UsageError('--ephemeral-timeout must be at least 1s');
     const { host, port } = parseListen(values.listen!);
@@ -39,9 +42,10 @@ export const serveCommand: Command = {
     const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) } : undefined;
     const store = new Store(values.db!);
     const server = await startServer({
-      store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen,
+      store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, relay: values['no-relay'] !== true, relayName: values['relay-name'],
+      allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen,
     });
-    log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null, metrics: server.metricsUrl }, 'coord listening');
+    log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null, relay: server.relay ? values['relay-name'] : null, metrics: server.metricsUrl }, 'coord listening');
     // For scripts and tests: the address actually bound (useful with port 0).
     process.stdout.write(JSON.stringify({ listening: server.url, ...(server.metricsUrl ? { metrics: server.metricsUrl } : {}) }) + '\n');
     await new Promise<void>((resolve) => {

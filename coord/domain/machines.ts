@@ -93,6 +93,7 @@ export class MachineOperations extends Operations {
           tailnetId: t.id, userId: user.id, machineKey, nodeKey, hostname: r.hostname, tags: wanted,
           os: posture.os ?? '', clientVersion: posture.clientVersion ?? '', endpoints: posture.endpoints ?? [],
           advertisedRoutes: posture.advertisedRoutes ?? [], enabledRoutes: [], posture: {},
+          discoKey: posture.discoKey ?? '', homeRelay: posture.homeRelay ?? '',
           // As in Tailscale, tagged devices (servers) do not expire by default.
           authorized: key.preauthorized || !settings.devicesApprovalOn, ephemeral: key.ephemeral, keyExpiryDisabled: wanted.length > 0,
           expires, authKeyId: key.id,
@@ -183,8 +184,17 @@ function checkNodeKey(v: unknown): string {
 }
 
 /** The posture fields of a register or update request, checked. */
-function postureOf(r: { os?: unknown; version?: unknown; endpoints?: unknown; advertisedRoutes?: unknown }) {
-  const out: Partial<Pick<Device, 'os' | 'clientVersion' | 'endpoints' | 'advertisedRoutes'>> = {};
+function postureOf(r: { os?: unknown; version?: unknown; endpoints?: unknown; advertisedRoutes?: unknown; discoKey?: unknown; homeRelay?: unknown }) {
+  const out: Partial<Pick<Device, 'os' | 'clientVersion' | 'endpoints' | 'advertisedRoutes' | 'discoKey' | 'homeRelay'>> = {};
+  if (r.discoKey !== undefined) {
+    const k = typeof r.discoKey === 'string' ? Buffer.from(r.discoKey, 'base64') : null;
+    if (!k || k.length !== 32 || k.toString('base64') !== r.discoKey) throw new InvalidInput('"discoKey" must be an X25519 public key (base64 of 32 bytes)');
+    out.discoKey = r.discoKey as string;
+  }
+  if (r.homeRelay !== undefined) {
+    if (typeof r.homeRelay !== 'string' || !RELAY_NAME.test(r.homeRelay)) throw new InvalidInput('"homeRelay" must be a relay name (letters, digits, "-", at most 63) or ""');
+    out.homeRelay = r.homeRelay;
+  }
   if (r.os !== undefined) {
     if (typeof r.os !== 'string' || r.os.length > 64) throw new InvalidInput('"os" must be a short string');
     out.os = r.os;
@@ -208,6 +218,9 @@ function postureOf(r: { os?: unknown; version?: unknown; endpoints?: unknown; ad
   }
   return out;
 }
+
+/** A relay's name as the netmap's relay map gives it; '' means none. */
+const RELAY_NAME = /^(?:[A-Za-z0-9][A-Za-z0-9-]{0,62})?$/;
 
 /** "IP:PORT" ("[v6]:PORT" for IPv6), as devices report their endpoints. */
 function isEndpoint(e: string): boolean {

@@ -21,6 +21,7 @@ const DEVICE_COLUMNS: Record<string, string> = {
   clientVersion: 'client_version', endpoints: 'endpoints', advertisedRoutes: 'advertised_routes',
   enabledRoutes: 'enabled_routes', posture: 'posture', authorized: 'authorized', ephemeral: 'ephemeral',
   keyExpiryDisabled: 'key_expiry_disabled', lastSeen: 'last_seen', expires: 'expires', authKeyId: 'auth_key_id',
+  discoKey: 'disco_key', homeRelay: 'home_relay',
 };
 
 export class Store {
@@ -235,7 +236,7 @@ export class Store {
   // ── devices ─────────────────────────────────────────────────────────────────
 
   /** Inserts a device, allocating addresses unique across all tailnets and a DNS label unique in its own. */
-  createDevice(d: Omit<Device, 'id' | 'num' | 'name' | 'ipv4' | 'ipv6' | 'created' | 'lastSeen'>): Device {
+  createDevice(d: Omit<Device, 'id' | 'num' | 'name' | 'ipv4' | 'ipv6' | 'created' | 'lastSeen' | 'discoKey' | 'homeRelay'> & Partial<Pick<Device, 'discoKey' | 'homeRelay'>>): Device {
     return this.tx(() => {
       const id = 'n' + randomToken(14);
       this.claimNodeKey(d.nodeKey, '');
@@ -246,13 +247,14 @@ export class Store {
       this.stmt(
           `INSERT INTO devices (id, tailnet_id, user_id, machine_key, node_key, hostname, name, ipv4, ipv6, tags, os,
              client_version, endpoints, advertised_routes, enabled_routes, posture, authorized, ephemeral,
-             key_expiry_disabled, created, last_seen, expires, auth_key_id)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             key_expiry_disabled, created, last_seen, expires, auth_key_id, disco_key, home_relay)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           id, d.tailnetId, d.userId, d.machineKey, d.nodeKey, d.hostname, name, ipv4, ip6For(ipv4), json(d.tags), d.os,
           d.clientVersion, json(d.endpoints), json(d.advertisedRoutes), json(d.enabledRoutes), json(d.posture),
           d.authorized ? 1 : 0, d.ephemeral ? 1 : 0, d.keyExpiryDisabled ? 1 : 0, now(), now(), d.expires, d.authKeyId,
+          d.discoKey ?? '', d.homeRelay ?? '',
         );
       return this.getDevice(id)!;
     });
@@ -284,6 +286,10 @@ export class Store {
 
   getDeviceByMachineKey(machineKey: string): Device | undefined {
     return this.one('SELECT * FROM devices WHERE machine_key = ?', deviceFrom, machineKey);
+  }
+
+  getDeviceByNodeKey(nodeKey: string): Device | undefined {
+    return this.one('SELECT * FROM devices WHERE node_key = ?', deviceFrom, nodeKey);
   }
 
   listDevices(tailnetId: number): Device[] {

@@ -163,4 +163,10 @@ export const MIGRATIONS: readonly string[] = [
     UPDATE devices SET num = (SELECT last FROM id_counters WHERE kind = 'devices') WHERE rowid = NEW.rowid;
   END;
   `,
+  // 5: connectivity: the device's disco public key (path probes) and the relay it prefers (its home).
+  `
+  ALTER TABLE devices ADD COLUMN disco_key TEXT NOT NULL DEFAULT '';
+  ALTER TABLE devices ADD COLUMN home_relay TEXT NOT NULL DEFAULT '';
+  CREATE INDEX devices_node_key ON devices (node_key);
+  `,
 ];

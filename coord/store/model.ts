@@ -73,6 +73,10 @@ export interface Device {
   lastSeen: string | null;
   expires: string | null;
   authKeyId: string | null;
+  /** The device's disco public key (base64), '' until it reports one. */
+  discoKey: string;
+  /** The name of the relay the device prefers (its home relay), '' until it reports one. */
+  homeRelay: string;
 }
 
 export interface AuditEntry {

@@ -20,6 +20,7 @@ export interface DeviceRow {
   ipv4: string; ipv6: string; tags: string; os: string; client_version: string; endpoints: string; advertised_routes: string;
   enabled_routes: string; posture: string; authorized: SqlBool; ephemeral: SqlBool; key_expiry_disabled: SqlBool;
   created: string; last_seen: string | null; expires: string | null; auth_key_id: string | null;
+  disco_key: string; home_relay: string;
 }
 export interface AuditRow {
   id: number; tailnet_id: number; event_time: string; type: string; origin: string; actor: string; target: string;
@@ -68,6 +69,7 @@ export function deviceFrom(r: DeviceRow): Device {
     enabledRoutes: JSON.parse(r.enabled_routes), posture: JSON.parse(r.posture), authorized: bool(r.authorized),
     ephemeral: bool(r.ephemeral), keyExpiryDisabled: bool(r.key_expiry_disabled), created: r.created,
     lastSeen: r.last_seen ?? null, expires: r.expires ?? null, authKeyId: r.auth_key_id ?? null,
+    discoKey: r.disco_key ?? '', homeRelay: r.home_relay ?? '',
   };
 }
 export function auditFrom(r: AuditRow): AuditEntry {

@@ -4,7 +4,7 @@ import { ControlClient, generateMachineKey, type Netmap, type NetmapStream, type
 
 export class TestDevice {
   readonly client: ControlClient;
-  readonly nodeKey = randomBytes(32).toString('base64');
+  readonly nodeKey: string;
   netmaps: Netmap[] = [];
   errors: { err: Error; fatal: boolean }[] = [];
   /** When (Date.now()) each netmap stream opened. */
@@ -12,12 +12,14 @@ export class TestDevice {
   stream: NetmapStream | undefined;
   id = '';
 
-  constructor(url: string) {
+  /** `nodeKey`: the WireGuard public key to register (default: random bytes). */
+  constructor(url: string, nodeKey = randomBytes(32).toString('base64')) {
     this.client = new ControlClient(url, generateMachineKey());
+    this.nodeKey = nodeKey;
   }
 
-  async register(authKey: string | undefined, hostname: string, tags?: string[]) {
-    const r = await this.client.register({ nodeKey: this.nodeKey, hostname, authKey, tags, os: 'linux', version: '0.1.0', endpoints: ['192.0.2.1:41641'] });
+  async register(authKey: string | undefined, hostname: string, tags?: string[], extra: { discoKey?: string; homeRelay?: string } = {}) {
+    const r = await this.client.register({ nodeKey: this.nodeKey, hostname, authKey, tags, os: 'linux', version: '0.1.0', endpoints: ['192.0.2.1:41641'], ...extra });
     this.id = r.deviceId;
     return r;
   }

@@ -1,0 +1,142 @@
+// The relay end to end, in a NAT lab of network namespaces (scripts/natlab.ts; needs root):
+// `npm run -s bench:relay [-- --json]`. coord (dist/coord) runs on the lab's WAN; agents (dist/agent):
+//
+//   - relay pair: two agents each behind its own symmetric NAT (masquerade random): only the relay works.
+//   - direct pair: two agents with public addresses on the WAN: the direct path works.
+//
+// Measured in one run: iperf3 over the tunnel on each pair (Gbit/s, 3 s, one stream); the time from
+// `agent up` of the second device of a pair to the first answered ping (firstPacketMs through the relay,
+// directMs direct); and on the direct pair, the longest gap between answers in a 10 pings/s stream when
+// the direct path is cut (all UDP between the two dropped) — the time to fall back to the relay.
+// {"gbps": {"direct": n, "relay": n}, "firstPacketMs": n, "directMs": n, "failoverGapMs": n}
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { AGENT, Coord, waitFor } from './lab.js';
+import { NatLab } from './natlab.js';
+
+const POLICY = `{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`;
+
+async function main(): Promise<void> {
+  const json = process.argv.includes('--json');
+  if (process.getuid?.() !== 0) throw new Error('bench:relay needs root (network namespaces and TUN devices)');
+  const dir = mkdtempSync(join(tmpdir(), 'mw-bench-relay-'));
+  const lab = NatLab.create();
+  const coord = new Coord();
+  try {
+    lab.addRouter('ra', 'symmetric');
+    lab.addRouter('rb', 'symmetric');
+    lab.addLanHost('ra', 'ra1', 10);
+    lab.addLanHost('rb', 'rb1', 10);
+    lab.addWanHost('da');
+    lab.addWanHost('db');
+    const apiKey = coord.createTailnet('bench.example', 'bench@example.com');
+    await coord.start(['--listen', `${lab.wanGateway}:0`]);
+    const post = async (path: string, body: string | object) => {
+      const r = await fetch(`${coord.url}/api/v2${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': typeof body === 'string' ? 'application/hujson' : 'application/json' },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+      return r.json() as Promise<Record<string, unknown>>;
+    };
+    await post('/tailnet/-/acl', POLICY);
+    const key = (await post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } }, expirySeconds: 3600 })).key as string;
+    const sock = (n: string) => join(dir, n, 'agent.sock');
+    const cli = (n: string, args: string[]) => lab.exec(n, process.execPath, [AGENT, ...args, '--socket', sock(n)]);
+    const addrOf = (n: string) => (JSON.parse(cli(n, ['status', '--json'])) as { self: { addresses: string[] } }).self.addresses[0]!;
+    const names = ['ra1', 'rb1', 'da', 'db'];
+    for (const n of names) lab.spawn(n, process.execPath, [AGENT, 'daemon', '--state-dir', join(dir, n, 'state'), '--socket', sock(n), '--log-level', 'warn']);
+    await waitFor('agent sockets', () => names.every((n) => existsSync(sock(n))));
+
+    /** Brings `first` up, then times `second`'s `agent up` to the first ping answered from `first`. */
+    const upAndPing = async (first: string, second: string): Promise<{ ms: number; target: string }> => {
+      cli(first, ['up', '--coord', coord.url, '--authkey', key, '--hostname', first]);
+      const target = addrOf(first);
+      const t0 = performance.now();
+      cli(second, ['up', '--coord', coord.url, '--authkey', key, '--hostname', second]);
+      await waitFor(`a ping ${second} → ${first}`, () => {
+        try {
+          lab.exec(second, 'ping', ['-c', '1', '-W', '0.2', target]);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 30_000);
+      return { ms: Math.round(performance.now() - t0), target };
+    };
+    const iperf = (server: string, client: string, target: string): number => {
+      const srv = lab.spawn(server, 'iperf3', ['-s', '-1']);
+      try {
+        execFileSync('sleep', ['0.3']);
+        const out = lab.exec(client, 'iperf3', ['-c', target, '-t', '3', '-J'], { timeoutMs: 30_000 });
+        const r = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
+        return Math.round((r.end.sum_received.bits_per_second / 1e9) * 1000) / 1000;
+      } finally {
+        srv.kill();
+      }
+    };
+
+    const relay = await upAndPing('ra1', 'rb1');
+    const relayGbps = iperf('ra1', 'rb1', relay.target);
+    const direct = await upAndPing('da', 'db');
+    // Let the direct pair settle on the direct path (first handshake answered over UDP).
+    await new Promise((r) => setTimeout(r, 1000));
+    const directGbps = iperf('da', 'db', direct.target);
+    const pathOf = (n: string) => (JSON.parse(cli(n, ['status', '--json'])) as { peers: { path: string | null }[] }).peers.map((p) => p.path).join(',');
+    const paths = { relayPair: pathOf('rb1'), directPair: pathOf('db') };
+
+    // Failover: 10 pings/s from db to da; cut UDP between them after 2 s; longest gap between answers.
+    const ping = lab.spawn('db', 'ping', ['-D', '-i', '0.1', '-W', '1', '-w', '25', direct.target]);
+    const answers: number[] = [];
+    createInterface({ input: ping.stdout! }).on('line', (line) => {
+      const m = /^\[(\d+\.\d+)\].*bytes from/.exec(line);
+      if (m) answers.push(Number(m[1]) * 1000);
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const cutAt = Date.now();
+    lab.exec('da', 'nft', ['-f', '-'], {
+      input: `table inet cut {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    ip daddr ${lab.host('db').addr} meta l4proto udp drop
+  }
+  chain in {
+    type filter hook input priority 0; policy accept;
+    ip saddr ${lab.host('db').addr} meta l4proto udp drop
+  }
+}
+`,
+    });
+    await new Promise<void>((resolve) => ping.once('exit', () => resolve()));
+    let gap = 0;
+    for (let i = 1; i < answers.length; i++) if (answers[i]! >= cutAt - 200) gap = Math.max(gap, answers[i]! - answers[i - 1]!);
+    const last = answers[answers.length - 1] ?? 0;
+    const failoverGapMs = last < cutAt ? null : Math.round(gap);
+
+    const result = { gbps: { direct: directGbps, relay: relayGbps }, firstPacketMs: relay.ms, directMs: direct.ms, failoverGapMs, paths };
+    if (json) process.stdout.write(JSON.stringify(result) + '\n');
+    else {
+      process.stdout.write(`iperf3 over the tunnel: direct ${directGbps} Gbit/s, relay ${relayGbps} Gbit/s\n`);
+      process.stdout.write(`paths seen: relay pair ${paths.relayPair}, direct pair ${paths.directPair}\n`);
+      process.stdout.write(`agent up → first packet: through the relay ${relay.ms} ms, direct ${direct.ms} ms\n`);
+      process.stdout.write(`longest gap in a 10/s ping stream when the direct path is cut: ${failoverGapMs ?? 'never recovered'} ms\n`);
+    }
+  } finally {
+    lab.destroy();
+    await coord.kill();
+    await coord.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`bench:relay: ${err.message}\n`);
+    process.exit(1);
+  },
+);

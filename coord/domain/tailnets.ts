@@ -51,6 +51,7 @@ export function splitDnsOf(t: Tailnet): SplitDns {
 const SETTINGS_DEFAULTS = { devicesApprovalOn: false, devicesAutoUpdatesOn: false, devicesKeyDurationDays: 180, usersApprovalOn: false };
 export type Settings = typeof SETTINGS_DEFAULTS;
 
+/** The settings PATCH may set: a fixed list, looked up with Object.hasOwn (never through the prototype). */
 const SETTINGS_CHECK: Record<string, (v: unknown) => boolean> = {
   devicesApprovalOn: (v) => typeof v === 'boolean',
   devicesAutoUpdatesOn: (v) => typeof v === 'boolean',
@@ -152,16 +153,17 @@ export class TailnetOperations extends Operations {
   }
 
   patchSettings(c: Caller, t: Tailnet, patch: Record<string, unknown>): Settings {
+    const changes: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(patch)) {
-      const check = SETTINGS_CHECK[k];
-      if (!check) throw new InvalidInput(`unknown setting "${k}" (known: ${Object.keys(SETTINGS_CHECK).join(', ')})`);
-      if (!check(v)) throw new InvalidInput(k === 'devicesKeyDurationDays' ? `"${k}" must be a whole number of days from 1 to 180` : `"${k}" must be true or false`);
+      if (!Object.hasOwn(SETTINGS_CHECK, k)) throw new InvalidInput(`unknown setting ${JSON.stringify(k.slice(0, 64))} (known: ${Object.keys(SETTINGS_CHECK).join(', ')})`);
+      if (!SETTINGS_CHECK[k]!(v)) throw new InvalidInput(k === 'devicesKeyDurationDays' ? `"${k}" must be a whole number of days from 1 to 180` : `"${k}" must be true or false`);
+      changes[k] = v;
     }
     const { store } = this;
-    const next = { ...t.settings, ...patch };
+    const next = { ...t.settings, ...changes };
     store.tx(() => {
       store.setTailnetSettings(t.id, next);
-      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: 'SETTINGS' }, settingsOf(t), patch);
+      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: 'SETTINGS' }, settingsOf(t), changes);
     });
     return settingsOf(store.getTailnet(t.id)!);
   }

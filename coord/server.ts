@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { AdminApi } from './api/admin/router.js';
 import { HttpError, sendError, sendJson } from './api/http.js';
+import { clientAddrOf } from './api/client-addr.js';
 import { handleConsole } from './console/serve.js';
 import { MachineApi } from './api/machine.js';
 import { Domain } from './domain/index.js';
@@ -28,6 +29,8 @@ export interface ServerOptions {
   stunPort?: number;
   /** Let webhooks target loopback, link-local and private addresses (default: public addresses only). */
   allowPrivateWebhooks?: boolean;
+  /** Reverse proxies (addresses or prefixes) whose X-Forwarded-For names the client for sign-in throttling. */
+  trustedProxies?: string[];
 }
 
 export interface CoordServer {
@@ -47,8 +50,9 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const onEvent = (tailnetId: number, type: string, data: Record<string, unknown>) => webhooks.emit(tailnetId, type, data);
   let publicUrl = o.publicUrl ?? '';
   const domain = new Domain({ store: o.store, hub, log: o.log, onEvent, allowPrivateWebhooks });
-  const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl });
-  const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Map() };
+  const clientAddr = clientAddrOf(o.trustedProxies);
+  const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl, clientAddr });
+  const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Map(), clientAddr };
   const machine = new MachineApi({ domain, log: o.log });
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {

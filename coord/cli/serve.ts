@@ -2,12 +2,13 @@
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
+import { badProxyEntries } from '../api/client-addr.js';
 import { startServer } from '../server.js';
 import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
 export const serveCommand: Command = {
-  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--allow-private-webhooks] [--log-level LEVEL]',
+  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--allow-private-webhooks] [--trusted-proxy ADDR[,ADDR...]] [--log-level LEVEL]',
   summary: 'run the coordination server',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -20,7 +21,11 @@ export const serveCommand: Command = {
       'ephemeral-timeout': { type: 'string', default: '10m' },
       'stun-port': { type: 'string', default: '3478' },
       'allow-private-webhooks': { type: 'boolean' },
+      'trusted-proxy': { type: 'string', multiple: true },
     });
+    const trustedProxies = (values['trusted-proxy'] ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+    const badProxies = badProxyEntries(trustedProxies);
+    if (badProxies.length > 0) throw new UsageError(`--trusted-proxy takes IP addresses or prefixes, not ${badProxies.map((b) => JSON.stringify(b)).join(', ')}`);
     const ephemeralTimeoutMs = parseDuration(values['ephemeral-timeout']!) * 1000;
     if (ephemeralTimeoutMs < 1000) throw new UsageError('--ephemeral-timeout must be at least 1s');
     const { host, port } = parseListen(values.listen!);
@@ -33,7 +38,7 @@ export const serveCommand: Command = {
     const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) } : undefined;
     const store = new Store(values.db!);
     const server = await startServer({
-      store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, allowPrivateWebhooks: values['allow-private-webhooks'] === true,
+      store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, allowPrivateWebhooks: values['allow-private-webhooks'] === true, trustedProxies,
     });
     log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null }, 'coord listening');
     // For scripts and tests: the address actually bound (useful with port 0).

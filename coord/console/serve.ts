@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { authenticate } from '../api/admin/auth.js';
-import { clientAddr } from '../api/admin/users.js';
+import type { ClientAddrOf } from '../api/client-addr.js';
 import { badRequest, HttpError, httpErrorOf, jsonObject, readBody, sendError, sendJson } from '../api/http.js';
 import type { Domain } from '../domain/index.js';
 import { hashSecret, parseSecret, secretMatches } from '../secrets.js';
@@ -25,6 +25,8 @@ export interface ConsoleDeps {
   tls: boolean;
   /** Failed uses of password links per client address (one map per server). */
   passwordFailures: Map<string, { count: number; until: number }>;
+  /** The address a request counts under for throttling (behind a trusted proxy: the forwarded one). */
+  clientAddr: ClientAddrOf;
 }
 
 const storeOf = (deps: ConsoleDeps): Store => deps.store;
@@ -109,7 +111,7 @@ async function signIn(req: IncomingMessage, res: ServerResponse, deps: ConsoleDe
     network = names[0] ?? '';
   }
   // The admin API's own login: the same password check and the same throttling.
-  const { token, expires } = await deps.domain.users.login(clientAddr(req), network, b.email, b.password);
+  const { token, expires } = await deps.domain.users.login(deps.clientAddr(req), network, b.email, b.password);
   json(res, 200, whoAmI(deps, token), { 'set-cookie': sessionCookie(token, expires, deps.tls) });
 }
 
@@ -161,7 +163,7 @@ async function setPassword(req: IncomingMessage, res: ServerResponse, deps: Cons
   if (b.password.length < 10) throw badRequest('"password" must have at least 10 characters');
   // A few failed tries per client address, then a pause of a minute.
   const { passwordFailures } = deps;
-  const ip = clientAddr(req);
+  const ip = deps.clientAddr(req);
   const f = passwordFailures.get(ip);
   if (f && f.count >= 5 && f.until > Date.now()) throw new HttpError(429, 'too many failed attempts; try again in a minute');
   const parsed = parseSecret(b.code);

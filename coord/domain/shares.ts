@@ -7,7 +7,7 @@ import { hashSecret, parseSecret, secretMatches } from '../secrets.js';
 import { fqdn, type Device, type DeviceInvite, type Share, type Tailnet, type User } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
 import { bool, str } from './input.js';
-import { LoginLimiter } from './limiter.js';
+import { ACCOUNT_LIMITS, Limiter, reserveAll } from './limiter.js';
 
 const MAX_LABEL = 200;
 const ALREADY_ACCEPTED = 'this device invite was already accepted; ask the sharer for a new one';
@@ -20,7 +20,7 @@ export interface SharedUser {
 
 export class ShareOperations extends Operations {
   /** Per caller: a code has 192 random bits; this stops a caller from grinding through guesses. */
-  private readonly limiter = new LoginLimiter();
+  private readonly limiter = new Limiter({ ...ACCOUNT_LIMITS, what: 'device invite codes' });
 
   /** `id` naming a device of another tailnet shared into the caller's: its shares there, else undefined. */
   sharedIn(c: Caller, id: string): Share[] | undefined {
@@ -118,18 +118,19 @@ export class ShareOperations extends Operations {
 
   /** Redeems an invite link (or its code) for the caller: the device is shared with them. */
   accept(c: Caller, given: string): { share: Share; invite: DeviceInvite } {
-    const keys = [`user:${c.user.id}`];
-    this.limiter.check(keys);
+    const { limiter } = this;
+    const key = c.user.id;
+    reserveAll([[limiter, key]]);
     const code = given.trim().replace(/^.*\//, '');
     const parsed = parseSecret(code);
     const { store } = this;
     const inv = parsed && parsed.kind === 'invite' ? store.getDeviceInvite(parsed.id) : undefined;
     if (!inv || !secretMatches(code, inv.codeHash)) {
       if (!inv) hashSecret(code); // same work on a miss
-      this.limiter.fail(keys);
+      limiter.fail(key);
       throw new NotFound('device invite (unknown or wrong code) not found');
     }
-    this.limiter.ok(keys);
+    limiter.succeed(key, true);
     if (inv.acceptedBy !== null) throw new Conflict(ALREADY_ACCEPTED);
     if (inv.tailnetId === c.tailnet.id) throw new InvalidInput('this device belongs to your own network: there is nothing to share');
     const me = c.user;

@@ -4,7 +4,7 @@ import { hashPassword, parseSecret, secretMatches, verifyPassword } from '../sec
 import { ROLES, type Role, type Tailnet, type User, type UserInvite } from '../store/index.js';
 import { Operations, userActor, type Caller, type DomainDeps } from './context.js';
 import { EMAIL_RE, str } from './input.js';
-import { LoginLimiter } from './limiter.js';
+import { ACCOUNT_LIMITS, ADDRESS_LIMITS, Limiter, reserveAll } from './limiter.js';
 import type { ShareOperations, SharedUser } from './shares.js';
 
 const DAY = 86_400_000;
@@ -19,8 +19,9 @@ export interface UserView extends SharedUser {
 }
 
 export class UserOperations extends Operations {
-  /** Failed sign-ins (and invite redemptions) per email and per client address. */
-  private readonly limiter = new LoginLimiter();
+  /** Failed sign-ins per account; failed sign-ins and invite redemptions per client address. */
+  private readonly accounts = new Limiter(ACCOUNT_LIMITS);
+  private readonly addresses = new Limiter(ADDRESS_LIMITS);
 
   constructor(deps: DomainDeps, private readonly shares: ShareOperations) {
     super(deps);
@@ -140,15 +141,16 @@ export class UserOperations extends Operations {
   /** Redeems a user invite: the new user, with a password, joins the tailnet (no caller: not signed in yet). */
   async acceptInvite(clientAddr: string, code: string, password: string, displayName: string | undefined): Promise<User> {
     if (password.length < 10) throw new InvalidInput('"password" must have at least 10 characters');
-    const keys = [`ip:${clientAddr}`];
-    this.limiter.check(keys);
+    const { addresses } = this;
+    reserveAll([[addresses, clientAddr]]);
     const parsed = parseSecret(code);
     const { store } = this;
     const inv = parsed ? store.getUserInvite(parsed.id) : undefined;
     if (!inv || inv.accepted || !secretMatches(code, inv.codeHash)) {
-      this.limiter.fail(keys);
+      addresses.fail(clientAddr);
       throw new Unauthenticated('invalid or already used invite code');
     }
+    addresses.succeed(clientAddr, false);
     const hash = await hashPassword(password);
     const user = store.tx(() => {
       if (store.getUserInvite(inv.id)?.accepted) throw new Unauthenticated('invalid or already used invite code');
@@ -162,7 +164,6 @@ export class UserOperations extends Operations {
       });
       return u;
     });
-    this.limiter.ok(keys);
     this.hub.usersChanged(user.tailnetId);
     this.deps.onEvent?.(user.tailnetId, 'userCreated', { user: user.email });
     return user;
@@ -170,18 +171,30 @@ export class UserOperations extends Operations {
 
   /** Signs in with email and password: a session key valid for a day. */
   async login(clientAddr: string, tailnetName: string, email: string, password: string): Promise<{ token: string; expires: string; user: User }> {
-    const keys = [`ip:${clientAddr}`, `user:${tailnetName}/${email.toLowerCase()}`];
-    this.limiter.check(keys);
+    const { accounts, addresses } = this;
+    const account = `${tailnetName}/${email.toLowerCase()}`;
+    // Reserved before the password hash runs: parallel attempts share one allowance.
+    reserveAll([[accounts, account], [addresses, clientAddr]]);
     const { store } = this;
-    const t = store.getTailnetByName(tailnetName);
-    const u = t && store.getUserByEmail(t.id, email);
-    // Always run scrypt so that timing does not tell whether the user exists.
-    const ok = await verifyPassword(password, u?.passwordHash ?? NO_PASSWORD);
-    if (!t || !u || !u.passwordHash || !ok || u.status !== 'active') {
-      this.limiter.fail(keys);
-      throw new Unauthenticated('wrong email or password');
+    let ok = false;
+    let t: Tailnet | undefined;
+    let u: User | undefined;
+    try {
+      t = store.getTailnetByName(tailnetName);
+      u = t && store.getUserByEmail(t.id, email);
+      // Always run scrypt so that timing does not tell whether the user exists.
+      ok = await verifyPassword(password, u?.passwordHash ?? NO_PASSWORD);
+    } finally {
+      ok = ok && !!t && !!u?.passwordHash && u.status === 'active';
+      if (ok) {
+        accounts.succeed(account, true);
+        addresses.succeed(clientAddr, false);
+      } else {
+        accounts.fail(account);
+        addresses.fail(clientAddr);
+      }
     }
-    this.limiter.ok(keys);
+    if (!ok || !t || !u) throw new Unauthenticated('wrong email or password');
     const expires = new Date(Date.now() + DAY).toISOString();
     const { secret } = store.createKey({ tailnetId: t.id, keyType: 'session', userId: u.id, expires, description: 'session' });
     return { token: secret.secret, expires, user: u };

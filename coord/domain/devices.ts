@@ -5,7 +5,7 @@ import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { firstLabel } from '../../wire/names.js';
 import { dnsLabel, fqdn, type Device, type Share, type Store, type Tailnet, type User } from '../store/index.js';
 import { Operations, SYSTEM_ACTOR, userActor, type AuditActor, type Caller, type DomainDeps } from './context.js';
-import { isCidr } from './input.js';
+import { isCidr, str, strList, tagList } from './input.js';
 import type { PolicyOperations } from './policy.js';
 import type { ShareOperations } from './shares.js';
 
@@ -83,6 +83,7 @@ export class DeviceOperations extends Operations {
 
   /** Renames the device to the DNS label of `name` (its first label); another device's label is a conflict. */
   rename(c: Caller, d: Device, name: string): void {
+    str(name, 'name', 253);
     const label = dnsLabel(firstLabel(name));
     if (this.store.freeName(d.tailnetId, label, d.id) !== label) throw new Conflict(`name "${label}" is already used by another device`);
     this.change(c, d, 'NAME', { name: label }, d.name, label);
@@ -99,13 +100,14 @@ export class DeviceOperations extends Operations {
   }
 
   setTags(c: Caller, d: Device, tags: string[]): void {
-    const unique = [...new Set(tags)];
+    const unique = tagList(tags, 'tags');
     this.policy.checkCallerTags(c, unique);
     this.change(c, d, 'TAGS', { tags: unique }, d.tags, unique);
   }
 
   /** Enables exactly these of the routes the device advertises; returns the device after the change. */
   setRoutes(c: Caller, d: Device, routes: string[]): Device {
+    strList(routes, 'routes', 256, 64);
     const bad = routes.filter((r) => !isCidr(r));
     if (bad.length > 0) throw new InvalidInput(`invalid routes: ${bad.join(', ')} (expected CIDR prefixes like 10.0.0.0/24)`);
     const notOffered = routes.filter((r) => !d.advertisedRoutes.includes(r));

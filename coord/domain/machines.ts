@@ -10,7 +10,7 @@ import { fqdn, type Device, type Key, type Tailnet, type User } from '../store/i
 import type { StreamSink } from '../netmap-stream.js';
 import { Operations, userActor, type DomainDeps } from './context.js';
 import type { DeviceOperations } from './devices.js';
-import { sameSet, uniqueStrings } from './input.js';
+import { sameSet, tagList, text, uniqueStrings } from './input.js';
 import { checkTags, userMayUseTag } from './policy.js';
 import { settingsOf } from './tailnets.js';
 
@@ -50,8 +50,8 @@ export class MachineOperations extends Operations {
   register(machineKey: string, r: RegisterRequest): RegisterResponse {
     const { store, hub } = this;
     const nodeKey = checkNodeKey(r.nodeKey);
-    if (typeof r.hostname !== 'string' || r.hostname.trim() === '' || r.hostname.length > 255) throw new InvalidInput('"hostname" must be a non-empty string');
-    const tags = r.tags === undefined ? undefined : uniqueStrings(r.tags, 'tags');
+    if (text(r.hostname, 'hostname', 255).trim() === '') throw new InvalidInput('"hostname" must not be empty');
+    const tags = r.tags === undefined ? undefined : tagList(r.tags, 'tags');
     const posture = postureOf(r);
     const existing = store.getDeviceByMachineKey(machineKey);
     let device: Device;
@@ -186,22 +186,20 @@ function checkNodeKey(v: unknown): string {
 function postureOf(r: { os?: unknown; version?: unknown; endpoints?: unknown; advertisedRoutes?: unknown }) {
   const out: Partial<Pick<Device, 'os' | 'clientVersion' | 'endpoints' | 'advertisedRoutes'>> = {};
   if (r.os !== undefined) {
-    if (typeof r.os !== 'string' || r.os.length > 64) throw new InvalidInput('"os" must be a short string');
-    out.os = r.os;
+    out.os = text(r.os, 'os', 64);
   }
   if (r.version !== undefined) {
-    if (typeof r.version !== 'string' || r.version.length > 64) throw new InvalidInput('"version" must be a short string');
-    out.clientVersion = r.version;
+    out.clientVersion = text(r.version, 'version', 64);
   }
   if (r.endpoints !== undefined) {
-    const eps = uniqueStrings(r.endpoints, 'endpoints');
+    const eps = uniqueStrings(r.endpoints, 'endpoints', 32, 64);
     if (eps.length > 32 || eps.some((e) => !isEndpoint(e))) {
       throw new InvalidInput('"endpoints" must be at most 32 "ip:port" strings ("[v6]:port" for IPv6)');
     }
     out.endpoints = eps;
   }
   if (r.advertisedRoutes !== undefined) {
-    const routes = uniqueStrings(r.advertisedRoutes, 'advertisedRoutes');
+    const routes = uniqueStrings(r.advertisedRoutes, 'advertisedRoutes', 256, 64);
     const bad = routes.find((x) => !x.includes('/') || parsePrefix(x) === null);
     if (bad !== undefined || routes.length > 256) throw new InvalidInput(`"advertisedRoutes" must be at most 256 CIDR prefixes${bad !== undefined ? ` (not one: ${JSON.stringify(bad.slice(0, 64))})` : ''}`);
     out.advertisedRoutes = routes;

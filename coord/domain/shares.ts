@@ -6,10 +6,12 @@ import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { hashSecret, parseSecret, secretMatches } from '../secrets.js';
 import { fqdn, type Device, type DeviceInvite, type Share, type Tailnet, type User } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
-import { bool, str } from './input.js';
+import { bool, optionalText } from './input.js';
 import { ACCOUNT_LIMITS, Limiter, reserveAll } from './limiter.js';
 
 const MAX_LABEL = 200;
+/** Device invites one request may create. */
+const MAX_INVITES = 100;
 const ALREADY_ACCEPTED = 'this device invite was already accepted; ask the sharer for a new one';
 
 /** A user of another tailnet this tailnet shares devices with, and how many. */
@@ -56,14 +58,14 @@ export class ShareOperations extends Operations {
   /** Creates one invite per entry ({"label"}); returns each with its one-time code. */
   createInvites(c: Caller, d: Device, entries: unknown[]): { invite: DeviceInvite; code: string }[] {
     if (entries.length === 0) entries = [{}];
+    if (entries.length > MAX_INVITES) throw new InvalidInput(`at most ${MAX_INVITES} device invites at once`);
     const { store } = this;
     const name = fqdn(d, c.tailnet);
     return store.tx(() =>
       entries.map((item) => {
         if (!item || typeof item !== 'object' || Array.isArray(item)) throw new InvalidInput('each device invite is an object {"label": ...}');
         const b = item as Record<string, unknown>;
-        const label = b.label === undefined ? '' : str(b.label, 'label');
-        if (label.length > MAX_LABEL) throw new InvalidInput(`"label" must have at most ${MAX_LABEL} characters`);
+        const label = optionalText(b.label, 'label', MAX_LABEL);
         if (b.multiUse !== undefined && bool(b.multiUse, 'multiUse')) throw new InvalidInput('multi-use device invites are not supported: create one invite per recipient');
         if (b.allowExitNode !== undefined && bool(b.allowExitNode, 'allowExitNode')) throw new InvalidInput('a shared device is never offered as an exit node');
         const made = store.createDeviceInvite(c.tailnet.id, d.id, c.user.id, label);

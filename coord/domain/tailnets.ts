@@ -4,7 +4,7 @@ import { InvalidInput } from '../errors.js';
 import type { Store, Tailnet } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
 import { isDomainName } from '../../wire/names.js';
-import { bool, EMAIL_RE, isIp, str, strList, TAILNET_NAME_RE } from './input.js';
+import { bool, email, isIp, optionalText, str, strList, TAILNET_NAME_RE } from './input.js';
 import { DEFAULT_POLICY, etagOf } from './policy.js';
 
 export type DnsField = 'nameservers' | 'searchPaths' | 'magicDNS';
@@ -22,6 +22,8 @@ export type SplitDns = Record<string, string[]>;
 const MAX_NAMESERVERS = 16;
 const MAX_SEARCH_PATHS = 32;
 const MAX_SPLIT_DOMAINS = 64;
+/** A billing plan's name: a word or a few ("self-hosted", "Enterprise 2026"). */
+const PLAN_RE = /^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,63}$/;
 
 function lowerDomain(d: string): string {
   return d.toLowerCase().replace(/\.$/, '');
@@ -29,7 +31,7 @@ function lowerDomain(d: string): string {
 
 /** A list of nameserver addresses: each an IP, no duplicates, a bounded count. */
 function checkNameservers(value: unknown, field: string): string[] {
-  const list = strList(value, field);
+  const list = strList(value, field, MAX_NAMESERVERS, 64);
   if (list.length > MAX_NAMESERVERS) throw new InvalidInput(`"${field}": at most ${MAX_NAMESERVERS} nameservers`);
   const bad = list.filter((ip) => !isIp(ip));
   if (bad.length > 0) throw new InvalidInput(`invalid nameserver address: ${bad.map((b) => JSON.stringify(b.slice(0, 64))).join(', ')} (an IPv4 or IPv6 address)`);
@@ -107,7 +109,7 @@ export class TailnetOperations extends Operations {
     if (field === 'nameservers') {
       dns.nameservers = checkNameservers(value, 'dns');
     } else if (field === 'searchPaths') {
-      const list = strList(value, 'searchPaths').map((d) => checkDomain(d, 'searchPaths'));
+      const list = strList(value, 'searchPaths', MAX_SEARCH_PATHS, 253).map((d) => checkDomain(d, 'searchPaths'));
       if (list.length > MAX_SEARCH_PATHS) throw new InvalidInput(`"searchPaths": at most ${MAX_SEARCH_PATHS} domains`);
       const dup = list.find((d, i) => list.indexOf(d) !== i);
       if (dup !== undefined) throw new InvalidInput(`search path ${dup} is listed twice`);
@@ -182,11 +184,11 @@ export class TailnetOperations extends Operations {
 
   setBilling(c: Caller, t: Tailnet, field: 'plan' | 'contact', b: Record<string, unknown>): Billing {
     let value: unknown;
-    if (field === 'plan') value = str(b.plan, 'plan');
-    else {
-      const email = str(b.email, 'email');
-      if (!EMAIL_RE.test(email)) throw new InvalidInput('"email" is not an email address');
-      value = { email, name: b.name === undefined ? '' : str(b.name, 'name') };
+    if (field === 'plan') {
+      value = str(b.plan, 'plan', 64);
+      if (!PLAN_RE.test(value as string)) throw new InvalidInput('"plan" may hold letters, digits, spaces and . _ + - (at most 64 characters)');
+    } else {
+      value = { email: email(b.email, 'email'), name: optionalText(b.name, 'name', 100) };
     }
     const { store } = this;
     const old = billingOf(t);

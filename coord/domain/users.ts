@@ -3,11 +3,13 @@ import { Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated } from '..
 import { hashPassword, parseSecret, secretMatches, verifyPassword } from '../secrets.js';
 import { ROLES, type Role, type Tailnet, type User, type UserInvite } from '../store/index.js';
 import { Operations, userActor, type Caller, type DomainDeps } from './context.js';
-import { EMAIL_RE, str } from './input.js';
+import { email as emailOf, MAX_EMAIL, optionalText, str } from './input.js';
 import { ACCOUNT_LIMITS, ADDRESS_LIMITS, Limiter, reserveAll } from './limiter.js';
 import type { ShareOperations, SharedUser } from './shares.js';
 
 const DAY = 86_400_000;
+/** Invites one request may create. */
+const MAX_INVITES = 100;
 /** A valid scrypt hash of nothing: a sign-in of an unknown user does the same work as a known one. */
 const NO_PASSWORD = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 
@@ -19,9 +21,11 @@ export interface UserView extends SharedUser {
 }
 
 export class UserOperations extends Operations {
-  /** Failed sign-ins per account; failed sign-ins and invite redemptions per client address. */
+  /** Failed sign-ins per account, and (generously) per client address. */
   private readonly accounts = new Limiter(ACCOUNT_LIMITS);
   private readonly addresses = new Limiter(ADDRESS_LIMITS);
+  /** Wrong user invite codes per client address. */
+  private readonly inviteCodes = new Limiter({ ...ACCOUNT_LIMITS, what: 'invite codes from this address' });
 
   constructor(deps: DomainDeps, private readonly shares: ShareOperations) {
     super(deps);
@@ -107,14 +111,14 @@ export class UserOperations extends Operations {
 
   /** One invite per entry ({"email", "role"}); returns each with its one-time code. */
   createInvites(c: Caller, t: Tailnet, entries: unknown[]): { invite: UserInvite; code: string }[] {
+    if (entries.length > MAX_INVITES) throw new InvalidInput(`at most ${MAX_INVITES} invites at once`);
     const { store } = this;
     return store.tx(() =>
       entries.map((item) => {
         if (!item || typeof item !== 'object') throw new InvalidInput('each invite is an object {"email": ..., "role": ...}');
         const b = item as Record<string, unknown>;
-        const email = str(b.email, 'email');
+        const email = emailOf(b.email, 'email');
         const role = (b.role ?? 'member') as Role;
-        if (!EMAIL_RE.test(email)) throw new InvalidInput(`"email": ${JSON.stringify(email)} is not an email address`);
         if (!ROLES.includes(role) || role === 'owner') throw new InvalidInput(`"role": ${JSON.stringify(role)} is not a role an invite can give`);
         if (store.getUserByEmail(t.id, email)) throw new Conflict(`${email} is already a user of this network`);
         const made = store.createUserInvite(t.id, email, role, c.user.id);
@@ -139,9 +143,13 @@ export class UserOperations extends Operations {
   }
 
   /** Redeems a user invite: the new user, with a password, joins the tailnet (no caller: not signed in yet). */
-  async acceptInvite(clientAddr: string, code: string, password: string, displayName: string | undefined): Promise<User> {
+  async acceptInvite(clientAddr: string, code: string, password: string, displayNameIn: unknown): Promise<User> {
+    str(code, 'code');
+    str(password, 'password');
+    // Copied into every peer's netmap entry: short, and no control characters.
+    const displayName = displayNameIn === undefined ? undefined : optionalText(displayNameIn, 'displayName', 100);
     if (password.length < 10) throw new InvalidInput('"password" must have at least 10 characters');
-    const { addresses } = this;
+    const addresses = this.inviteCodes;
     reserveAll([[addresses, clientAddr]]);
     const parsed = parseSecret(code);
     const { store } = this;
@@ -150,7 +158,7 @@ export class UserOperations extends Operations {
       addresses.fail(clientAddr);
       throw new Unauthenticated('invalid or already used invite code');
     }
-    addresses.succeed(clientAddr, false);
+    addresses.succeed(clientAddr, true);
     const hash = await hashPassword(password);
     const user = store.tx(() => {
       if (store.getUserInvite(inv.id)?.accepted) throw new Unauthenticated('invalid or already used invite code');
@@ -171,6 +179,9 @@ export class UserOperations extends Operations {
 
   /** Signs in with email and password: a session key valid for a day. */
   async login(clientAddr: string, tailnetName: string, email: string, password: string): Promise<{ token: string; expires: string; user: User }> {
+    str(tailnetName, 'tailnet', 100);
+    str(email, 'email', MAX_EMAIL);
+    str(password, 'password');
     const { accounts, addresses } = this;
     const account = `${tailnetName}/${email.toLowerCase()}`;
     // Reserved before the password hash runs: parallel attempts share one allowance.

@@ -260,7 +260,7 @@ describe('role matrix over HTTP', () => {
   let db: Database.Database | undefined;
 
   beforeAll(async () => {
-    await coord.start();
+    await coord.start(['--allow-private-webhooks']); // its webhooks point at 127.0.0.1
     tokens.owner = coord.createTailnet('example.com', 'owner@example.com');
     const owner = api(coord.url, tokens.owner);
     for (const role of ROLES.slice(1)) {

@@ -54,9 +54,8 @@ async function acceptUserInvite(req: IncomingMessage, deps: AdminDeps, body: Buf
   const b = jsonObject(body);
   const code = str(b.code, 'code');
   const password = str(b.password, 'password');
-  const displayName = typeof b.displayName === 'string' ? b.displayName : undefined;
   const { users } = deps.domain;
-  const user = await users.acceptInvite(deps.clientAddr(req), code, password, displayName);
+  const user = await users.acceptInvite(deps.clientAddr(req), code, password, b.displayName);
   return { body: userJson(users.view(user)) };
 }
 

@@ -57,6 +57,7 @@ export class MachineOperations extends Operations {
     let device: Device;
     let created = false;
     let removed: Device | undefined;
+    let removedFrom: number[] = [];
 
     if (r.authKey !== undefined) {
       if (typeof r.authKey !== 'string') throw new InvalidInput('"authKey" must be a string');
@@ -76,7 +77,16 @@ export class MachineOperations extends Operations {
         if (!fresh.reusable && fresh.uses > 0) throw new Unauthenticated('auth key has already been used (it is not reusable)');
         store.countKeyUse(key.id);
         if (existing && existing.tailnetId !== t.id) {
+          // The device leaves its old network as if deleted there: an audit entry, and below the same
+          // netmap updates and nodeDeleted event as any other delete.
+          removedFrom = store.sharesFrom(existing.tailnetId).filter((sh) => sh.deviceId === existing.id).map((sh) => sh.recipientTailnetId);
+          const home = store.getTailnet(existing.tailnetId);
           store.deleteDevice(existing.id);
+          store.addAudit(existing.tailnetId, {
+            type: 'CONFIG', origin: 'NODE', actor: { id: existing.id, type: 'NODE', loginName: existing.name, displayName: existing.hostname },
+            target: { id: existing.id, name: fqdn(existing, home ?? { domain: '' }), type: 'NODE' }, action: 'DELETE',
+            old: { name: existing.name, addresses: [existing.ipv4, existing.ipv6] }, new: { movedTo: t.name },
+          });
           removed = existing;
         }
         const actor = userActor(user);
@@ -113,7 +123,11 @@ export class MachineOperations extends Operations {
 
     device = this.applyRouteApprovals(device);
     this.deps.log.info({ device: device.id, tailnet: device.tailnetId, created, tags: device.tags, authorized: device.authorized }, 'device registered');
-    if (removed) hub.deviceChanged(removed.tailnetId, removed.id);
+    if (removed) {
+      hub.deviceChanged(removed.tailnetId, removed.id);
+      if (removedFrom.length > 0) hub.sharingChanged([removed.tailnetId, ...removedFrom]);
+      this.deps.onEvent?.(removed.tailnetId, 'nodeDeleted', { nodeID: removed.id, deviceName: removed.name });
+    }
     hub.deviceChanged(device.tailnetId, device.id);
     if (created) {
       this.deps.onEvent?.(device.tailnetId, device.authorized ? 'nodeCreated' : 'nodeNeedsApproval', { nodeID: device.id, deviceName: device.name });

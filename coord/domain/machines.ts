@@ -36,7 +36,9 @@ export class MachineOperations extends Operations {
    */
   private checkTags(t: Tailnet, creator: User, user: User, key: Key, tags: string[]): void {
     const policy = this.hub.policyOf(t.id);
-    checkTags(policy, tags, (tag) => key.tags.includes(tag) || (userMayUseTag(policy, creator, tag) && userMayUseTag(policy, user, tag)));
+    // The key's own tags were checked against its creator's rights when it was made; they are checked
+    // again now, so a creator since demoted no longer lends tags they may not use.
+    checkTags(policy, tags, (tag) => userMayUseTag(policy, creator, tag) && (key.tags.includes(tag) || userMayUseTag(policy, user, tag)));
   }
 
   /**

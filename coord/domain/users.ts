@@ -2,6 +2,7 @@
 import { Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
 import { hashPassword, parseSecret, secretMatches, verifyPassword } from '../secrets.js';
 import { ROLES, type Role, type Tailnet, type User, type UserInvite } from '../store/index.js';
+import { can } from '../roles.js';
 import { Operations, userActor, type Caller, type DomainDeps } from './context.js';
 import { email as emailOf, MAX_EMAIL, optionalText, str } from './input.js';
 import { ACCOUNT_LIMITS, ADDRESS_LIMITS, Limiter, reserveAll } from './limiter.js';
@@ -163,6 +164,11 @@ export class UserOperations extends Operations {
     const user = store.tx(() => {
       if (store.getUserInvite(inv.id)?.accepted) throw new Unauthenticated('invalid or already used invite code');
       if (store.getUserByEmail(inv.tailnetId, inv.email)) throw new Conflict(`${inv.email} is already a user of this network`);
+      // The inviter's rights now, not when the invite was made: a deleted, suspended or demoted inviter admits nobody.
+      const inviter = store.getUser(inv.inviterId);
+      if (!inviter || inviter.tailnetId !== inv.tailnetId || inviter.status !== 'active' || !can(inviter.role, 'provisioning:write')) {
+        throw new Forbidden('the user who sent this invite may no longer invite users; ask an admin for a new invite');
+      }
       const u = store.createUser(inv.tailnetId, inv.email, inv.role, displayName);
       store.setUserPassword(u.id, hash);
       store.markUserInviteAccepted(inv.id);

@@ -55,3 +55,29 @@ describe('sign-in limiter', () => {
     store.close();
   });
 });
+
+describe('user approval', () => {
+  it('with usersApprovalOn, a new user needs approval and cannot sign in until an admin approves', async () => {
+    const { store, owner, domain } = await setup();
+    const d = domain();
+    const c = () => ({ user: store.getUser(owner.id)!, tailnet: store.getTailnet(owner.tailnetId)!, keyId: '' });
+    d.tailnets.patchSettings(c(), c().tailnet, { usersApprovalOn: true });
+    const [inv] = d.users.createInvites(c(), c().tailnet, [{ email: 'carol@example.com', role: 'member' }]);
+    const carol = await d.users.acceptInvite('10.0.0.1', inv!.code, 'carol battery staple', undefined);
+    expect(carol.status).toBe('needs-approval');
+    expect(store.getUser(carol.id)!.status).toBe('needs-approval');
+    await expect(d.users.login('10.0.0.1', 'example.com', 'carol@example.com', 'carol battery staple')).rejects.toThrow(/awaits approval/);
+    d.users.changeStatus(c(), store.getUser(carol.id)!, 'approve');
+    expect((await d.users.login('10.0.0.1', 'example.com', 'carol@example.com', 'carol battery staple')).user.id).toBe(carol.id);
+    store.close();
+  });
+
+  it('without it, a new user is active at once', async () => {
+    const { store, owner, domain } = await setup();
+    const d = domain();
+    const c = () => ({ user: store.getUser(owner.id)!, tailnet: store.getTailnet(owner.tailnetId)!, keyId: '' });
+    const [inv] = d.users.createInvites(c(), c().tailnet, [{ email: 'carol@example.com', role: 'member' }]);
+    expect((await d.users.acceptInvite('10.0.0.1', inv!.code, 'carol battery staple', undefined)).status).toBe('active');
+    store.close();
+  });
+});

@@ -6,6 +6,7 @@ import { can } from '../roles.js';
 import { Operations, userActor, type Caller, type DomainDeps } from './context.js';
 import { email as emailOf, MAX_EMAIL, optionalText, str } from './input.js';
 import { ACCOUNT_LIMITS, ADDRESS_LIMITS, Limiter, reserveAll } from './limiter.js';
+import { settingsOf } from './tailnets.js';
 import type { ShareOperations, SharedUser } from './shares.js';
 
 const DAY = 86_400_000;
@@ -169,17 +170,21 @@ export class UserOperations extends Operations {
       if (!inviter || inviter.tailnetId !== inv.tailnetId || inviter.status !== 'active' || !can(inviter.role, 'provisioning:write')) {
         throw new Forbidden('the user who sent this invite may no longer invite users; ask an admin for a new invite');
       }
-      const u = store.createUser(inv.tailnetId, inv.email, inv.role, displayName);
-      store.setUserPassword(u.id, hash);
+      const created = store.createUser(inv.tailnetId, inv.email, inv.role, displayName);
+      store.setUserPassword(created.id, hash);
+      // With user approval on, a new user signs in only once an admin has approved them.
+      const u = settingsOf(store.getTailnet(inv.tailnetId)!).usersApprovalOn ? { ...created, status: 'needs-approval' as const } : created;
+      if (u.status === 'needs-approval') store.setUserStatus(u.id, 'needs-approval');
       store.markUserInviteAccepted(inv.id);
       store.addAudit(inv.tailnetId, {
         type: 'CONFIG', origin: 'ADMIN_API', actor: userActor(u),
-        target: { id: u.id, name: u.email, type: 'USER' }, action: 'CREATE', old: undefined, new: { role: u.role },
+        target: { id: u.id, name: u.email, type: 'USER' }, action: 'CREATE', old: undefined, new: { role: u.role, status: u.status },
       });
       return u;
     });
     this.hub.usersChanged(user.tailnetId);
     this.deps.onEvent?.(user.tailnetId, 'userCreated', { user: user.email });
+    if (user.status === 'needs-approval') this.deps.onEvent?.(user.tailnetId, 'userNeedsApproval', { user: user.email });
     return user;
   }
 
@@ -202,7 +207,7 @@ export class UserOperations extends Operations {
       // Always run scrypt so that timing does not tell whether the user exists.
       ok = await verifyPassword(password, u?.passwordHash ?? NO_PASSWORD);
     } finally {
-      ok = ok && !!t && !!u?.passwordHash && u.status === 'active';
+      ok = ok && !!t && !!u?.passwordHash && u.status !== 'suspended';
       if (ok) {
         accounts.succeed(account, true);
         addresses.succeed(clientAddr, false);
@@ -212,6 +217,8 @@ export class UserOperations extends Operations {
       }
     }
     if (!ok || !t || !u) throw new Unauthenticated('wrong email or password');
+    // The password was right: saying so tells nothing to someone who did not know it.
+    if (u.status !== 'active') throw new Forbidden('this account awaits approval by an admin of the network');
     const expires = new Date(Date.now() + DAY).toISOString();
     const { secret } = store.createKey({ tailnetId: t.id, keyType: 'session', userId: u.id, expires, description: 'session' });
     return { token: secret.secret, expires, user: u };

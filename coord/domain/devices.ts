@@ -38,7 +38,8 @@ export class DeviceOperations extends Operations {
     const { store } = this;
     const device = store.getDevice(sh.deviceId);
     const home = store.getTailnet(sh.tailnetId);
-    if (!device || !home) return undefined;
+    // A device whose owner is suspended has left its own network's netmaps; it is not shown elsewhere.
+    if (!device || !home || store.getUser(device.userId)?.status !== 'active') return undefined;
     return { device, home, owner: store.getUser(sh.sharerId), online: this.hub.isOnline(home.id, device.id), share: sh };
   }
 
@@ -59,7 +60,11 @@ export class DeviceOperations extends Operations {
 
   get(c: Caller, id: string): DeviceView {
     const shared = this.shares.sharedIn(c, id);
-    if (shared) return this.externalView(shared[0]!)!;
+    if (shared) {
+      const view = this.externalView(shared[0]!);
+      if (!view) throw new NotFound(`device "${id}" not found`);
+      return view;
+    }
     const device = this.own(c, id);
     return { device, home: c.tailnet, owner: this.store.getUser(device.userId), online: this.hub.isOnline(c.tailnet.id, device.id) };
   }

@@ -9,6 +9,7 @@ import { clientAddrOf } from './api/client-addr.js';
 import { handleConsole } from './console/serve.js';
 import { MachineApi } from './api/machine.js';
 import { Domain } from './domain/index.js';
+import { ACCOUNT_LIMITS, Limiter } from './domain/limiter.js';
 import { NetmapHub } from './netmap-stream.js';
 import type { Store } from './store/index.js';
 import { StunServer } from './stun.js';
@@ -52,7 +53,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const domain = new Domain({ store: o.store, hub, log: o.log, onEvent, allowPrivateWebhooks });
   const clientAddr = clientAddrOf(o.trustedProxies);
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl, clientAddr });
-  const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Map(), clientAddr };
+  const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Limiter({ ...ACCOUNT_LIMITS, what: 'uses of password links from this address' }), clientAddr };
   const machine = new MachineApi({ domain, log: o.log });
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {

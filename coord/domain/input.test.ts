@@ -47,6 +47,8 @@ describe('input bounds', () => {
     ['register os, escape', () => reg({ os: ESC })],
     ['register version, newline', () => reg({ version: '1.0\n2.0' })],
     ['register tags, not tags', () => reg({ tags: [ESC] })],
+    ['register auth key, huge', () => reg({ authKey: HUGE })],
+    ['split DNS, too many domains', () => domain.tailnets.setSplitDns(c(), c().tailnet, Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`d${i}.example`, ['10.0.0.1']])), true)],
     ['update os, escape', () => domain.machines.update('machine-x', { os: ESC })],
     ['webhook provider type, huge', () => domain.webhooks.create(c(), c().tailnet, { endpointUrl: 'http://127.0.0.1:9/', providerType: HUGE })],
     ['webhook provider type, unknown', () => domain.webhooks.create(c(), c().tailnet, { endpointUrl: 'http://127.0.0.1:9/', providerType: 'bogus' })],

@@ -10,7 +10,7 @@ import { fqdn, type Device, type Key, type Tailnet, type User } from '../store/i
 import type { StreamSink } from '../netmap-stream.js';
 import { Operations, userActor, type DomainDeps } from './context.js';
 import type { DeviceOperations } from './devices.js';
-import { sameSet, tagList, text, uniqueStrings } from './input.js';
+import { sameSet, str, tagList, text, uniqueStrings } from './input.js';
 import { checkTags, userMayUseTag } from './policy.js';
 import { settingsOf } from './tailnets.js';
 
@@ -62,8 +62,7 @@ export class MachineOperations extends Operations {
     let removedFrom: number[] = [];
 
     if (r.authKey !== undefined) {
-      if (typeof r.authKey !== 'string') throw new InvalidInput('"authKey" must be a string');
-      const key = this.authKey(r.authKey);
+      const key = this.authKey(str(r.authKey, 'authKey', 256));
       const t = store.getTailnet(key.tailnetId)!;
       const user = store.getUser(key.deviceUserId ?? key.userId);
       if (!user || user.status !== 'active') throw new Forbidden('the user this auth key registers devices for is not active');

@@ -131,6 +131,7 @@ export class TailnetOperations extends Operations {
    * the body is set, or removed when its value is null. Returns the map after the change.
    */
   setSplitDns(c: Caller, t: Tailnet, body: Record<string, unknown>, replace: boolean): SplitDns {
+    if (Object.keys(body).length > MAX_SPLIT_DOMAINS) throw new InvalidInput(`split-dns: at most ${MAX_SPLIT_DOMAINS} domains`);
     const next: SplitDns = replace ? {} : splitDnsOf(t);
     for (const [domain, value] of Object.entries(body)) {
       const d = checkDomain(domain, 'split-dns');

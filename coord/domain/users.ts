@@ -151,16 +151,16 @@ export class UserOperations extends Operations {
     // Copied into every peer's netmap entry: short, and no control characters.
     const displayName = displayNameIn === undefined ? undefined : optionalText(displayNameIn, 'displayName', 100);
     if (password.length < 10) throw new InvalidInput('"password" must have at least 10 characters');
-    const addresses = this.inviteCodes;
-    reserveAll([[addresses, clientAddr]]);
+    const codes = this.inviteCodes;
+    reserveAll([[codes, clientAddr]]);
     const parsed = parseSecret(code);
     const { store } = this;
     const inv = parsed ? store.getUserInvite(parsed.id) : undefined;
     if (!inv || inv.accepted || !secretMatches(code, inv.codeHash)) {
-      addresses.fail(clientAddr);
+      codes.fail(clientAddr);
       throw new Unauthenticated('invalid or already used invite code');
     }
-    addresses.succeed(clientAddr, true);
+    codes.succeed(clientAddr, true);
     const hash = await hashPassword(password);
     const user = store.tx(() => {
       if (store.getUserInvite(inv.id)?.accepted) throw new Unauthenticated('invalid or already used invite code');

@@ -126,7 +126,9 @@ export class NetmapHub {
       partners.add(sh.recipientTailnetId);
       const u = store.getUser(sh.recipientId);
       const t = store.getTailnet(sh.recipientTailnetId);
-      if (!u || !t || u.status !== 'active' || !n.devices.has(sh.deviceId)) continue;
+      const shared = n.devices.get(sh.deviceId);
+      // A device that is not live at home (its owner suspended, it expired) is shared with nobody.
+      if (!u || !t || u.status !== 'active' || !shared || !n.shouldBeLive(shared)) continue;
       let e = byRecipient.get(u.id);
       if (!e) byRecipient.set(u.id, (e = { user: u, tailnet: t, devices: activeDevicesOf(u), nodes: [] }));
       e.nodes.push(sh.deviceId);
@@ -157,7 +159,8 @@ export class NetmapHub {
       const d = store.getDevice(sh.deviceId);
       const t = store.getTailnet(sh.tailnetId);
       const r = n.users.get(sh.recipientId);
-      if (!d || !t || !isActive(d) || !r || r.status !== 'active') continue;
+      // Only while the device is live in its own network: authorized, not expired, its owner active.
+      if (!d || !t || !isActive(d) || store.getUser(d.userId)?.status !== 'active' || !r || r.status !== 'active') continue;
       recipients.add(r.id);
       let e = sharedIn.get(d.id);
       if (!e) sharedIn.set(d.id, (e = { device: d, tailnet: t, user: store.getUser(sh.sharerId), recipients: new Set() }));

@@ -6,10 +6,12 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { AdminApi } from './api/admin/router.js';
 import { HttpError, sendError, sendJson } from './api/http.js';
+import { clientAddrOf } from './api/client-addr.js';
 import { handleConsole } from './console/serve.js';
 import { MachineApi } from './api/machine.js';
 import { Domain } from './domain/index.js';
 import { CoordMetrics } from './metrics.js';
+import { ACCOUNT_LIMITS, Limiter } from './domain/limiter.js';
 import { NetmapHub } from './netmap-stream.js';
 import { coordAuthorizer } from './relay/authorizer.js';
 import { RelayServer } from './relay/server.js';
@@ -40,6 +42,8 @@ export interface ServerOptions {
   allowPrivateWebhooks?: boolean;
   /** Serve Prometheus metrics at http://HOST:PORT/metrics on a listener of their own (absent: off). */
   metricsListen?: { host: string; port: number };
+  /** Reverse proxies (addresses or prefixes) whose X-Forwarded-For names the client for sign-in throttling. */
+  trustedProxies?: string[];
 }
 
 export interface CoordServer {
@@ -62,8 +66,9 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const onEvent = (tailnetId: number, type: string, data: Record<string, unknown>) => webhooks.emit(tailnetId, type, data);
   let publicUrl = o.publicUrl ?? '';
   const domain = new Domain({ store: o.store, hub, log: o.log, onEvent, allowPrivateWebhooks });
-  const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl });
-  const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Map() };
+  const clientAddr = clientAddrOf(o.trustedProxies);
+  const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl, clientAddr });
+  const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Limiter({ ...ACCOUNT_LIMITS, what: 'uses of password links from this address' }), clientAddr };
   const machine = new MachineApi({ domain, log: o.log });
   const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks }) : null;
 

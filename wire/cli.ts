@@ -1,5 +1,6 @@
 // The small command dispatcher both programs share: a table of subcommands, usage on mistakes.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { printable } from './printable.js';
 
 type FlagSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -66,7 +67,7 @@ export async function dispatch(program: string, commands: Record<string, Command
   try {
     process.exitCode = await cmd.run(rest);
   } catch (err) {
-    process.stderr.write(`${program} ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`${program} ${name}: ${printable(err instanceof Error ? err.message : String(err))}\n`);
     if (err instanceof UsageError) process.stderr.write(`usage: ${program} ${cmd.usage}\n`);
     process.exitCode = err instanceof UsageError ? 2 : 1;
   }

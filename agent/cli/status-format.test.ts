@@ -54,6 +54,19 @@ describe('agent status', () => {
     expect(formatStatus(waiting, now)).toBe('# this device awaits approval by an admin of its network');
   });
 
+  it("escapes control characters in peers' names, owners and OS (they come from other devices)", () => {
+    const status: AgentStatus = {
+      schema: 1, version: '0.1.0', backendState: 'Running',
+      coord: { url: 'http://x', connected: true, lastContact: ago(1), error: null },
+      self: null,
+      peers: [peer({ name: 'evil\u001b[2J', owner: '\u202eeve@example.com', os: '\u001b]0;pwned\u0007linux' })],
+      filter: { accepted: 0, dropped: {} },
+    };
+    const text = formatStatus(status, now);
+    expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+    expect(text).toBe('100.64.0.2  evil\\x1b[2J  \\u202eeve@example.com  \\x1b]0;pwned\\x07linux  idle');
+  });
+
   it('formats durations', () => {
     expect(formatAgo(5_000)).toBe('5s ago');
     expect(formatAgo(7_200_000)).toBe('2h ago');

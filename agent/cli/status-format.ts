@@ -1,5 +1,6 @@
 // `agent status` as a person reads it, modelled on `tailscale status`: this device first, then one
 // line per peer with IP, name, owner, OS and state.
+import { printable } from '../../wire/printable.js';
 import type { AgentStatus, PeerStatus } from '../localapi/types.js';
 
 /** A handshake younger than this (WireGuard's reject-after time) makes a peer "active". */
@@ -30,7 +31,9 @@ export function peerState(peer: PeerStatus, now: number): string {
   return state;
 }
 
-function table(rows: string[][]): string {
+function table(cells: string[][]): string {
+  // Names, owners and OS strings come from other devices: no control character reaches the terminal.
+  const rows = cells.map((r) => r.map((c) => printable(c)));
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows
@@ -45,9 +48,9 @@ export function formatStatus(status: AgentStatus, now = Date.now()): string {
   }
   if (status.backendState === 'Stopped') lines.push('meshward is stopped; start it with: agent up');
   if (status.coord.error && !status.coord.connected) {
-    lines.push(`# coord unreachable (${status.coord.error}); running on the last netmap`);
+    lines.push(`# coord unreachable (${printable(status.coord.error)}); running on the last netmap`);
   }
-  for (const h of status.health ?? []) lines.push(`# ${h}`);
+  for (const h of status.health ?? []) lines.push(`# ${printable(h)}`);
   const rows: string[][] = [];
   if (status.self) {
     const s = status.self;

@@ -4,6 +4,7 @@
 // does not show in `ps`).
 import { readFileSync } from 'node:fs';
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
+import { printable, printableText } from '../../wire/printable.js';
 import { AdminClient, type CreateKeyRequest, type Device, type User, type UserAction } from '../client/index.js';
 import { parseDuration } from './common.js';
 
@@ -25,11 +26,13 @@ function connect(values: Record<string, unknown>): AdminClient {
   return new AdminClient(base, key, (values.tailnet as string | undefined) ?? '-');
 }
 
+/** JSON with --json; else lines for people, control characters escaped (names and OS strings come from others). */
 function out(values: Record<string, unknown>, json: unknown, lines: () => string[]): void {
-  process.stdout.write(values.json ? JSON.stringify(json, null, 2) + '\n' : lines().map((l) => l + '\n').join(''));
+  process.stdout.write(values.json ? JSON.stringify(json, null, 2) + '\n' : lines().map((l) => printable(l) + '\n').join(''));
 }
 
-function table(rows: string[][]): string[] {
+function table(cells: string[][]): string[] {
+  const rows = cells.map((r) => r.map((c) => printable(c)));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
 }
@@ -240,12 +243,12 @@ export const aclCommand = group('acl', "get, set, check and preview the network'
     async run(api, v) {
       if (v.json) {
         const { policy, etag } = await api.policyJson();
-        process.stderr.write(`etag: ${etag}\n`);
+        process.stderr.write(`etag: ${printable(etag)}\n`);
         process.stdout.write(JSON.stringify(policy, null, 2) + '\n');
       } else {
         const { text, etag } = await api.policy();
-        process.stderr.write(`etag: ${etag}\n`);
-        process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+        process.stderr.write(`etag: ${printable(etag)}\n`);
+        process.stdout.write(printableText(text.endsWith('\n') ? text : text + '\n'));
       }
     },
   },

@@ -2,12 +2,13 @@
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
+import { badProxyEntries } from '../api/client-addr.js';
 import { startServer } from '../server.js';
 import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
 export const serveCommand: Command = {
-  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--no-relay] [--relay-name coord] [--allow-private-webhooks] [--metrics-listen 127.0.0.1:9180] [--log-level LEVEL]',
+  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--no-relay] [--relay-name coord] [--allow-private-webhooks] [--trusted-proxy ADDR[,ADDR...]] [--metrics-listen 127.0.0.1:9180] [--log-level LEVEL]',
   summary: 'run the coordination server',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -23,8 +24,12 @@ export const serveCommand: Command = {
       'metrics-listen': { type: 'string' },
       'no-relay': { type: 'boolean' },
       'relay-name': { type: 'string', default: 'coord' },
+      'trusted-proxy': { type: 'string', multiple: true },
     });
     if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(values['relay-name']!)) throw new UsageError('--relay-name must be letters, digits and "-" (at most 63)');
+    const trustedProxies = (values['trusted-proxy'] ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+    const badProxies = badProxyEntries(trustedProxies);
+    if (badProxies.length > 0) throw new UsageError(`--trusted-proxy takes IP addresses or prefixes, not ${badProxies.map((b) => JSON.stringify(b)).join(', ')}`);
     const ephemeralTimeoutMs = parseDuration(values['ephemeral-timeout']!) * 1000;
     if (ephemeralTimeoutMs < 1000) throw new UsageError('--ephemeral-timeout must be at least 1s');
     const { host, port } = parseListen(values.listen!);
@@ -43,7 +48,7 @@ export const serveCommand: Command = {
     const store = new Store(values.db!);
     const server = await startServer({
       store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, relay: values['no-relay'] !== true, relayName: values['relay-name'],
-      allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen,
+      allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen, trustedProxies,
     });
     log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null, relay: server.relay ? values['relay-name'] : null, metrics: server.metricsUrl }, 'coord listening');
     // For scripts and tests: the address actually bound (useful with port 0).

@@ -2,6 +2,7 @@
 // first API key and a one-time link to set the owner's password for the admin console (once).
 // `coord tailnet list`. These work on the database directly (on the server).
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
+import { printable, printableText } from '../../wire/printable.js';
 import { createOwnerPasswordCode, OWNER_LINK_DAYS } from '../console/owner-link.js';
 import { checkTailnetName, createTailnet, listTailnets } from '../domain/index.js';
 import { Conflict, InvalidInput } from '../errors.js';
@@ -40,16 +41,16 @@ export const tailnetCommand: Command = {
         if (values.json) {
           process.stdout.write(JSON.stringify({ tailnet: tailnet.name, domain: tailnet.domain, owner, apiKey: apiKey.secret, apiKeyExpires, passwordUrl }) + '\n');
         } else {
-          process.stdout.write(
+          process.stdout.write(printableText(
             `created network ${tailnet.name} (domain ${tailnet.domain}) owned by ${owner}\n` +
               `owner's API key (shown only now; keep it secret; expires ${apiKeyExpires}): ${apiKey.secret}\n` +
               `owner's one-time link to set a password for the admin console (valid ${OWNER_LINK_DAYS} days): ${passwordUrl}\n`,
-          );
+          ));
         }
         return 0;
       } catch (err) {
         if (err instanceof Conflict) {
-          process.stderr.write(`coord tailnet create: ${err.message}\n`);
+          process.stderr.write(`coord tailnet create: ${printable(err.message)}\n`);
           return 1;
         }
         throw err;
@@ -63,7 +64,7 @@ export const tailnetCommand: Command = {
       try {
         const list = listTailnets(store);
         if (values.json) process.stdout.write(JSON.stringify({ tailnets: list }) + '\n');
-        else for (const t of list) process.stdout.write(`${t.name}\t${t.domain}\t${t.users} users\t${t.devices} devices\n`);
+        else for (const t of list) process.stdout.write(printable(`${t.name}\t${t.domain}\t${t.users} users\t${t.devices} devices`) + '\n');
         return 0;
       } finally {
         store.close();

@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { authenticate } from '../api/admin/auth.js';
-import { clientAddr } from '../api/admin/users.js';
+import type { ClientAddrOf } from '../api/client-addr.js';
 import { badRequest, HttpError, httpErrorOf, jsonObject, readBody, sendError, sendJson } from '../api/http.js';
 import type { Domain } from '../domain/index.js';
+import { reserveAll, type Limiter } from '../domain/limiter.js';
 import { hashSecret, parseSecret, secretMatches } from '../secrets.js';
 import type { Store } from '../store/index.js';
 import { ownerForCode, setOwnerPassword } from './owner-link.js';
@@ -23,8 +24,10 @@ export interface ConsoleDeps {
   log: Logger;
   /** Served over TLS: the session cookie is Secure. */
   tls: boolean;
-  /** Failed uses of password links per client address (one map per server). */
-  passwordFailures: Map<string, { count: number; until: number }>;
+  /** Failed uses of password links per client address (one limiter per server). */
+  passwordFailures: Limiter;
+  /** The address a request counts under for throttling (behind a trusted proxy: the forwarded one). */
+  clientAddr: ClientAddrOf;
 }
 
 const storeOf = (deps: ConsoleDeps): Store => deps.store;
@@ -109,7 +112,7 @@ async function signIn(req: IncomingMessage, res: ServerResponse, deps: ConsoleDe
     network = names[0] ?? '';
   }
   // The admin API's own login: the same password check and the same throttling.
-  const { token, expires } = await deps.domain.users.login(clientAddr(req), network, b.email, b.password);
+  const { token, expires } = await deps.domain.users.login(deps.clientAddr(req), network, b.email, b.password);
   json(res, 200, whoAmI(deps, token), { 'set-cookie': sessionCookie(token, expires, deps.tls) });
 }
 
@@ -159,22 +162,28 @@ async function setPassword(req: IncomingMessage, res: ServerResponse, deps: Cons
   const b = jsonObject(await readBody(req, 16 << 10));
   if (typeof b.code !== 'string' || typeof b.password !== 'string') throw badRequest('"code" and "password" are required');
   if (b.password.length < 10) throw badRequest('"password" must have at least 10 characters');
-  // A few failed tries per client address, then a pause of a minute.
+  // A few failed tries per client address, then a pause that doubles; reserved before the hash runs.
   const { passwordFailures } = deps;
-  const ip = clientAddr(req);
-  const f = passwordFailures.get(ip);
-  if (f && f.count >= 5 && f.until > Date.now()) throw new HttpError(429, 'too many failed attempts; try again in a minute');
-  const parsed = parseSecret(b.code);
+  const ip = deps.clientAddr(req);
+  reserveAll([[passwordFailures, ip]]);
+  let user: Awaited<ReturnType<typeof setOwnerPassword>> | undefined;
+  try {
+    user = await useOwnerLink(deps, b.code, b.password);
+  } finally {
+    if (user) passwordFailures.succeed(ip, true);
+    else passwordFailures.fail(ip);
+  }
+  if (!user) throw new HttpError(401, 'This link is not valid: it is unknown, was used already, has expired, or its user is no longer the owner.');
+  json(res, 200, { loginName: user.email, network: storeOf(deps).getTailnet(user.tailnetId)?.name ?? '' });
+}
+
+/** Sets the owner's password with a password link's code; undefined when the code is no usable link. */
+async function useOwnerLink(deps: ConsoleDeps, code: string, password: string) {
+  const parsed = parseSecret(code);
   const store = storeOf(deps);
   const row = parsed && parsed.kind === 'invite' ? store.getUserInvite(parsed.id) : undefined;
-  const user = row && (await setOwnerPassword(store, row, b.code, b.password));
-  if (!user) {
-    if (!row) hashSecret(b.code);
-    passwordFailures.set(ip, { count: (f && f.until > Date.now() ? f.count : 0) + 1, until: Date.now() + 60_000 });
-    throw new HttpError(401, 'This link is not valid: it is unknown, was used already, has expired, or its user is no longer the owner.');
-  }
-  passwordFailures.delete(ip);
-  json(res, 200, { loginName: user.email, network: store.getTailnet(user.tailnetId)?.name ?? '' });
+  if (!row) hashSecret(code); // the same work on a miss
+  return row && (await setOwnerPassword(store, row, code, password));
 }
 
 /** Handles GET/POST under /admin. */

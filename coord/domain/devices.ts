@@ -8,7 +8,7 @@ import { Operations, SYSTEM_ACTOR, userActor, type AuditActor, type Caller, type
 import { CUSTOM_ATTRIBUTE_KEY, customAttributes, MAX_CUSTOM_ATTRIBUTES, postureOf, type AttributeValue } from '../posture-attributes.js';
 import { CHROMEOS_VM_RANGE, formatIPv4, parseIPv4, SERVICE_IPV4, TAILNET_IPV4_RANGE } from '../../wire/addr.js';
 import { usableIp4 } from '../ipam.js';
-import { isCidr, str } from './input.js';
+import { isCidr, str, strList, tagList } from './input.js';
 import type { PolicyOperations } from './policy.js';
 import type { ShareOperations } from './shares.js';
 
@@ -46,7 +46,8 @@ export class DeviceOperations extends Operations {
     const { store } = this;
     const device = store.getDevice(sh.deviceId);
     const home = store.getTailnet(sh.tailnetId);
-    if (!device || !home) return undefined;
+    // A device whose owner is suspended has left its own network's netmaps; it is not shown elsewhere.
+    if (!device || !home || store.getUser(device.userId)?.status !== 'active') return undefined;
     return { device, home, owner: store.getUser(sh.sharerId), online: this.hub.isOnline(home.id, device.id), share: sh };
   }
 
@@ -67,7 +68,11 @@ export class DeviceOperations extends Operations {
 
   get(c: Caller, id: string): DeviceView {
     const shared = this.shares.sharedIn(c, id);
-    if (shared) return this.externalView(shared[0]!)!;
+    if (shared) {
+      const view = this.externalView(shared[0]!);
+      if (!view) throw new NotFound(`device "${id}" not found`);
+      return view;
+    }
     const device = this.own(c, id);
     return { device, home: c.tailnet, owner: this.store.getUser(device.userId), online: this.hub.isOnline(c.tailnet.id, device.id) };
   }
@@ -91,6 +96,7 @@ export class DeviceOperations extends Operations {
 
   /** Renames the device to the DNS label of `name` (its first label); another device's label is a conflict. */
   rename(c: Caller, d: Device, name: string): void {
+    str(name, 'name', 253);
     const label = dnsLabel(firstLabel(name));
     if (this.store.freeName(d.tailnetId, label, d.id) !== label) throw new Conflict(`name "${label}" is already used by another device`);
     this.change(c, d, 'NAME', { name: label }, d.name, label);
@@ -107,13 +113,14 @@ export class DeviceOperations extends Operations {
   }
 
   setTags(c: Caller, d: Device, tags: string[]): void {
-    const unique = [...new Set(tags)];
+    const unique = tagList(tags, 'tags');
     this.policy.checkCallerTags(c, unique);
     this.change(c, d, 'TAGS', { tags: unique }, d.tags, unique);
   }
 
   /** Enables exactly these of the routes the device advertises; returns the device after the change. */
   setRoutes(c: Caller, d: Device, routes: string[]): Device {
+    strList(routes, 'routes', 256, 64);
     const bad = routes.filter((r) => !isCidr(r));
     if (bad.length > 0) throw new InvalidInput(`invalid routes: ${bad.join(', ')} (expected CIDR prefixes like 10.0.0.0/24)`);
     const notOffered = routes.filter((r) => !d.advertisedRoutes.includes(r));

@@ -5,7 +5,7 @@ import { can, FORBIDDEN_MESSAGE } from '../roles.js';
 import { hashSecret, parseSecret, secretMatches } from '../secrets.js';
 import type { Key, Tailnet, User } from '../store/index.js';
 import { Operations, type Caller, type DomainDeps } from './context.js';
-import { bool, str, strList } from './input.js';
+import { bool, MAX_EMAIL, optionalText, str, tagList } from './input.js';
 import type { PolicyOperations } from './policy.js';
 
 const MAX_EXPIRY_SECONDS = 90 * 86400;
@@ -63,8 +63,7 @@ export class KeyOperations extends Operations {
     if (!Number.isInteger(expirySeconds) || expirySeconds < 1 || expirySeconds > MAX_EXPIRY_SECONDS) {
       throw new InvalidInput('"expirySeconds" must be a whole number of seconds between 1 and 7776000 (90 days)');
     }
-    const description = b.description === undefined ? '' : str(b.description, 'description');
-    if (description.length > 50) throw new InvalidInput('"description" must be at most 50 characters');
+    const description = optionalText(b.description, 'description', 50);
     const expires = new Date(Date.now() + expirySeconds * 1000).toISOString();
     const { store } = this;
     if (keyType === 'api') {
@@ -78,7 +77,7 @@ export class KeyOperations extends Operations {
     const capabilities = b.capabilities as { devices?: { create?: unknown } } | undefined;
     const caps = (capabilities?.devices?.create ?? {}) as Record<string, unknown>;
     if (typeof caps !== 'object') throw new InvalidInput('"capabilities.devices.create" must be an object');
-    const tags = caps.tags === undefined ? [] : [...new Set(strList(caps.tags, 'capabilities.devices.create.tags'))];
+    const tags = caps.tags === undefined ? [] : tagList(caps.tags, 'capabilities.devices.create.tags');
     if (tags.length > 0) this.policy.checkCallerTags(c, tags);
     const deviceUser = b.user === undefined ? c.user : this.deviceUserFor(c, t, b.user);
     const flag = (v: unknown, f: string) => (v === undefined ? false : bool(v, `capabilities.devices.create.${f}`));
@@ -93,7 +92,7 @@ export class KeyOperations extends Operations {
 
   /** The user an auth key registers devices for, when the request names one (`"user"`). */
   private deviceUserFor(c: Caller, t: Tailnet, ref: unknown): User {
-    const u = this.store.getUserByEmail(t.id, str(ref, 'user'));
+    const u = this.store.getUserByEmail(t.id, str(ref, 'user', MAX_EMAIL));
     if (!u) throw new InvalidInput(`"user": no user ${JSON.stringify(ref)} in this network`);
     if (u.id !== c.user.id) {
       if (!can(c.user.role, 'keys:for-others')) throw new Forbidden('only owners and admins may create auth keys for another user');

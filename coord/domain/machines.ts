@@ -10,7 +10,7 @@ import { fqdn, type Device, type Key, type Tailnet, type User } from '../store/i
 import type { StreamSink } from '../netmap-stream.js';
 import { Operations, userActor, type DomainDeps } from './context.js';
 import type { DeviceOperations } from './devices.js';
-import { sameSet, uniqueStrings } from './input.js';
+import { sameSet, str, tagList, text, uniqueStrings } from './input.js';
 import { checkTags, userMayUseTag } from './policy.js';
 import { settingsOf } from './tailnets.js';
 
@@ -36,7 +36,9 @@ export class MachineOperations extends Operations {
    */
   private checkTags(t: Tailnet, creator: User, user: User, key: Key, tags: string[]): void {
     const policy = this.hub.policyOf(t.id);
-    checkTags(policy, tags, (tag) => key.tags.includes(tag) || (userMayUseTag(policy, creator, tag) && userMayUseTag(policy, user, tag)));
+    // The key's own tags were checked against its creator's rights when it was made; they are checked
+    // again now, so a creator since demoted no longer lends tags they may not use.
+    checkTags(policy, tags, (tag) => userMayUseTag(policy, creator, tag) && (key.tags.includes(tag) || userMayUseTag(policy, user, tag)));
   }
 
   /**
@@ -50,17 +52,17 @@ export class MachineOperations extends Operations {
   register(machineKey: string, r: RegisterRequest): RegisterResponse {
     const { store, hub } = this;
     const nodeKey = checkNodeKey(r.nodeKey);
-    if (typeof r.hostname !== 'string' || r.hostname.trim() === '' || r.hostname.length > 255) throw new InvalidInput('"hostname" must be a non-empty string');
-    const tags = r.tags === undefined ? undefined : uniqueStrings(r.tags, 'tags');
+    if (text(r.hostname, 'hostname', 255).trim() === '') throw new InvalidInput('"hostname" must not be empty');
+    const tags = r.tags === undefined ? undefined : tagList(r.tags, 'tags');
     const posture = postureOf(r);
     const existing = store.getDeviceByMachineKey(machineKey);
     let device: Device;
     let created = false;
     let removed: Device | undefined;
+    let removedFrom: number[] = [];
 
     if (r.authKey !== undefined) {
-      if (typeof r.authKey !== 'string') throw new InvalidInput('"authKey" must be a string');
-      const key = this.authKey(r.authKey);
+      const key = this.authKey(str(r.authKey, 'authKey', 256));
       const t = store.getTailnet(key.tailnetId)!;
       const user = store.getUser(key.deviceUserId ?? key.userId);
       if (!user || user.status !== 'active') throw new Forbidden('the user this auth key registers devices for is not active');
@@ -76,7 +78,16 @@ export class MachineOperations extends Operations {
         if (!fresh.reusable && fresh.uses > 0) throw new Unauthenticated('auth key has already been used (it is not reusable)');
         store.countKeyUse(key.id);
         if (existing && existing.tailnetId !== t.id) {
+          // The device leaves its old network as if deleted there: an audit entry, and below the same
+          // netmap updates and nodeDeleted event as any other delete.
+          removedFrom = store.sharesFrom(existing.tailnetId).filter((sh) => sh.deviceId === existing.id).map((sh) => sh.recipientTailnetId);
+          const home = store.getTailnet(existing.tailnetId);
           store.deleteDevice(existing.id);
+          store.addAudit(existing.tailnetId, {
+            type: 'CONFIG', origin: 'NODE', actor: { id: existing.id, type: 'NODE', loginName: existing.name, displayName: existing.hostname },
+            target: { id: existing.id, name: fqdn(existing, home ?? { domain: '' }), type: 'NODE' }, action: 'DELETE',
+            old: { name: existing.name, addresses: [existing.ipv4, existing.ipv6] }, new: { movedTo: t.name },
+          });
           removed = existing;
         }
         const actor = userActor(user);
@@ -114,7 +125,11 @@ export class MachineOperations extends Operations {
 
     device = this.applyRouteApprovals(device);
     this.deps.log.info({ device: device.id, tailnet: device.tailnetId, created, tags: device.tags, authorized: device.authorized }, 'device registered');
-    if (removed) hub.deviceChanged(removed.tailnetId, removed.id);
+    if (removed) {
+      hub.deviceChanged(removed.tailnetId, removed.id);
+      if (removedFrom.length > 0) hub.sharingChanged([removed.tailnetId, ...removedFrom]);
+      this.deps.onEvent?.(removed.tailnetId, 'nodeDeleted', { nodeID: removed.id, deviceName: removed.name });
+    }
     hub.deviceChanged(device.tailnetId, device.id);
     if (created) {
       this.deps.onEvent?.(device.tailnetId, device.authorized ? 'nodeCreated' : 'nodeNeedsApproval', { nodeID: device.id, deviceName: device.name });
@@ -196,22 +211,20 @@ function postureOf(r: { os?: unknown; version?: unknown; endpoints?: unknown; ad
     out.homeRelay = r.homeRelay;
   }
   if (r.os !== undefined) {
-    if (typeof r.os !== 'string' || r.os.length > 64) throw new InvalidInput('"os" must be a short string');
-    out.os = r.os;
+    out.os = text(r.os, 'os', 64);
   }
   if (r.version !== undefined) {
-    if (typeof r.version !== 'string' || r.version.length > 64) throw new InvalidInput('"version" must be a short string');
-    out.clientVersion = r.version;
+    out.clientVersion = text(r.version, 'version', 64);
   }
   if (r.endpoints !== undefined) {
-    const eps = uniqueStrings(r.endpoints, 'endpoints');
+    const eps = uniqueStrings(r.endpoints, 'endpoints', 32, 64);
     if (eps.length > 32 || eps.some((e) => !isEndpoint(e))) {
       throw new InvalidInput('"endpoints" must be at most 32 "ip:port" strings ("[v6]:port" for IPv6)');
     }
     out.endpoints = eps;
   }
   if (r.advertisedRoutes !== undefined) {
-    const routes = uniqueStrings(r.advertisedRoutes, 'advertisedRoutes');
+    const routes = uniqueStrings(r.advertisedRoutes, 'advertisedRoutes', 256, 64);
     const bad = routes.find((x) => !x.includes('/') || parsePrefix(x) === null);
     if (bad !== undefined || routes.length > 256) throw new InvalidInput(`"advertisedRoutes" must be at most 256 CIDR prefixes${bad !== undefined ? ` (not one: ${JSON.stringify(bad.slice(0, 64))})` : ''}`);
     out.advertisedRoutes = routes;

@@ -6,11 +6,13 @@ import { Conflict, Forbidden, InvalidInput, NotFound } from '../errors.js';
 import { hashSecret, parseSecret, secretMatches } from '../secrets.js';
 import { fqdn, type Device, type DeviceInvite, type Share, type Tailnet, type User } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
-import { bool, str } from './input.js';
-import { LoginLimiter } from './limiter.js';
+import { bool, optionalText } from './input.js';
+import { ACCOUNT_LIMITS, Limiter, reserveAll } from './limiter.js';
 import { settingsOf } from './tailnets.js';
 
 const MAX_LABEL = 200;
+/** Device invites one request may create. */
+const MAX_INVITES = 100;
 const ALREADY_ACCEPTED = 'this device invite was already accepted; ask the sharer for a new one';
 
 /** A user of another tailnet this tailnet shares devices with, and how many. */
@@ -21,7 +23,7 @@ export interface SharedUser {
 
 export class ShareOperations extends Operations {
   /** Per caller: a code has 192 random bits; this stops a caller from grinding through guesses. */
-  private readonly limiter = new LoginLimiter();
+  private readonly limiter = new Limiter({ ...ACCOUNT_LIMITS, what: 'device invite codes' });
 
   /** `id` naming a device of another tailnet shared into the caller's: its shares there, else undefined. */
   sharedIn(c: Caller, id: string): Share[] | undefined {
@@ -57,14 +59,14 @@ export class ShareOperations extends Operations {
   /** Creates one invite per entry ({"label"}); returns each with its one-time code. */
   createInvites(c: Caller, d: Device, entries: unknown[]): { invite: DeviceInvite; code: string }[] {
     if (entries.length === 0) entries = [{}];
+    if (entries.length > MAX_INVITES) throw new InvalidInput(`at most ${MAX_INVITES} device invites at once`);
     const { store } = this;
     const name = fqdn(d, c.tailnet);
     return store.tx(() =>
       entries.map((item) => {
         if (!item || typeof item !== 'object' || Array.isArray(item)) throw new InvalidInput('each device invite is an object {"label": ...}');
         const b = item as Record<string, unknown>;
-        const label = b.label === undefined ? '' : str(b.label, 'label');
-        if (label.length > MAX_LABEL) throw new InvalidInput(`"label" must have at most ${MAX_LABEL} characters`);
+        const label = optionalText(b.label, 'label', MAX_LABEL);
         if (b.multiUse !== undefined && bool(b.multiUse, 'multiUse')) throw new InvalidInput('multi-use device invites are not supported: create one invite per recipient');
         if (b.allowExitNode !== undefined && bool(b.allowExitNode, 'allowExitNode')) throw new InvalidInput('a shared device is never offered as an exit node');
         const made = store.createDeviceInvite(c.tailnet.id, d.id, c.user.id, label);
@@ -130,18 +132,19 @@ export class ShareOperations extends Operations {
     if (allowed === 'none' || (allowed === 'admin' && c.user.role !== 'owner' && c.user.role !== 'admin')) {
       throw new Forbidden(`this tailnet's settings let ${allowed === 'none' ? 'nobody' : 'only owners and admins'} accept devices shared from other tailnets (usersRoleAllowedToJoinExternalTailnets)`);
     }
-    const keys = [`user:${c.user.id}`];
-    this.limiter.check(keys);
+    const { limiter } = this;
+    const key = c.user.id;
+    reserveAll([[limiter, key]]);
     const code = given.trim().replace(/^.*\//, '');
     const parsed = parseSecret(code);
     const { store } = this;
     const inv = parsed && parsed.kind === 'invite' ? store.getDeviceInvite(parsed.id) : undefined;
     if (!inv || !secretMatches(code, inv.codeHash)) {
       if (!inv) hashSecret(code); // same work on a miss
-      this.limiter.fail(keys);
+      limiter.fail(key);
       throw new NotFound('device invite (unknown or wrong code) not found');
     }
-    this.limiter.ok(keys);
+    limiter.succeed(key, true);
     if (inv.acceptedBy !== null) throw new Conflict(ALREADY_ACCEPTED);
     if (inv.tailnetId === c.tailnet.id) throw new InvalidInput('this device belongs to your own network: there is nothing to share');
     const me = c.user;

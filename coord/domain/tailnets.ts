@@ -4,7 +4,7 @@ import { InvalidInput, NotFound } from '../errors.js';
 import type { Store, Tailnet } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
 import { isDomainName } from '../../wire/names.js';
-import { bool, EMAIL_RE, isIp, str, strList, TAILNET_NAME_RE } from './input.js';
+import { bool, email, isIp, optionalText, str, strList, TAILNET_NAME_RE } from './input.js';
 import { DEFAULT_POLICY, etagOf } from './policy.js';
 
 export type DnsField = 'nameservers' | 'searchPaths' | 'magicDNS';
@@ -22,6 +22,8 @@ export type SplitDns = Record<string, string[]>;
 const MAX_NAMESERVERS = 16;
 const MAX_SEARCH_PATHS = 32;
 const MAX_SPLIT_DOMAINS = 64;
+/** A billing plan's name: a word or a few ("self-hosted", "Enterprise 2026"). */
+const PLAN_RE = /^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,63}$/;
 
 function lowerDomain(d: string): string {
   return d.toLowerCase().replace(/\.$/, '');
@@ -29,7 +31,7 @@ function lowerDomain(d: string): string {
 
 /** A list of nameserver addresses: each an IP, no duplicates, a bounded count. */
 function checkNameservers(value: unknown, field: string): string[] {
-  const list = strList(value, field);
+  const list = strList(value, field, MAX_NAMESERVERS, 64);
   if (list.length > MAX_NAMESERVERS) throw new InvalidInput(`"${field}": at most ${MAX_NAMESERVERS} nameservers`);
   const bad = list.filter((ip) => !isIp(ip));
   if (bad.length > 0) throw new InvalidInput(`invalid nameserver address: ${bad.map((b) => JSON.stringify(b.slice(0, 64))).join(', ')} (an IPv4 or IPv6 address)`);
@@ -138,7 +140,7 @@ export class TailnetOperations extends Operations {
     if (field === 'nameservers') {
       dns.nameservers = checkNameservers(value, 'dns');
     } else if (field === 'searchPaths') {
-      const list = strList(value, 'searchPaths').map((d) => checkDomain(d, 'searchPaths'));
+      const list = strList(value, 'searchPaths', MAX_SEARCH_PATHS, 253).map((d) => checkDomain(d, 'searchPaths'));
       if (list.length > MAX_SEARCH_PATHS) throw new InvalidInput(`"searchPaths": at most ${MAX_SEARCH_PATHS} domains`);
       const dup = list.find((d, i) => list.indexOf(d) !== i);
       if (dup !== undefined) throw new InvalidInput(`search path ${dup} is listed twice`);
@@ -160,6 +162,7 @@ export class TailnetOperations extends Operations {
    * the body is set, or removed when its value is null. Returns the map after the change.
    */
   setSplitDns(c: Caller, t: Tailnet, body: Record<string, unknown>, replace: boolean): SplitDns {
+    if (Object.keys(body).length > MAX_SPLIT_DOMAINS) throw new InvalidInput(`split-dns: at most ${MAX_SPLIT_DOMAINS} domains`);
     const next: SplitDns = replace ? {} : splitDnsOf(t);
     for (const [domain, value] of Object.entries(body)) {
       const d = checkDomain(domain, 'split-dns');
@@ -184,17 +187,18 @@ export class TailnetOperations extends Operations {
   }
 
   patchSettings(c: Caller, t: Tailnet, patch: Record<string, unknown>): Settings {
+    const changes: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(patch)) {
-      const check = SETTINGS_CHECK[k];
-      if (!check) throw new InvalidInput(`unknown setting "${k}" (known: ${Object.keys(SETTINGS_CHECK).join(', ')})`);
-      const wrong = check(v);
+      if (!Object.hasOwn(SETTINGS_CHECK, k)) throw new InvalidInput(`unknown setting ${JSON.stringify(k.slice(0, 64))} (known: ${Object.keys(SETTINGS_CHECK).join(', ')})`);
+      const wrong = SETTINGS_CHECK[k]!(v);
       if (wrong !== null) throw new InvalidInput(`"${k}" ${wrong}`);
+      changes[k] = v;
     }
     const { store } = this;
-    const next = { ...t.settings, ...patch };
+    const next = { ...t.settings, ...changes };
     store.tx(() => {
       store.setTailnetSettings(t.id, next);
-      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: 'SETTINGS' }, settingsOf(t), patch);
+      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: 'SETTINGS' }, settingsOf(t), changes);
     });
     return settingsOf(store.getTailnet(t.id)!);
   }
@@ -223,24 +227,23 @@ export class TailnetOperations extends Operations {
   /** Sets the account, support or security contact's email address. */
   setContact(c: Caller, t: Tailnet, type: string, b: Record<string, unknown>): Record<ContactType, Contact> {
     if (!(CONTACT_TYPES as readonly string[]).includes(type)) throw new NotFound(`contact type ${JSON.stringify(type.slice(0, 40))} not found (known: ${CONTACT_TYPES.join(', ')})`);
-    const email = str(b.email, 'email').trim();
-    if (email.length > 254 || !EMAIL_RE.test(email)) throw new InvalidInput('"email" is not an email address');
+    const address = email(typeof b.email === 'string' ? b.email.trim() : b.email, 'email');
     const old = contactsOf(t, this.ownerEmail(t))[type as ContactType].email;
     const { store } = this;
     store.tx(() => {
-      store.setTailnetSettings(t.id, { ...t.settings, contacts: { ...((t.settings.contacts ?? {}) as object), [type]: email } });
-      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: `${type.toUpperCase()}_CONTACT` }, old, email);
+      store.setTailnetSettings(t.id, { ...t.settings, contacts: { ...((t.settings.contacts ?? {}) as object), [type]: address } });
+      this.audit(c, 'UPDATE', { id: String(t.id), name: t.name, type: 'TAILNET', property: `${type.toUpperCase()}_CONTACT` }, old, address);
     });
     return this.contacts(store.getTailnet(t.id)!);
   }
 
   setBilling(c: Caller, t: Tailnet, field: 'plan' | 'contact', b: Record<string, unknown>): Billing {
     let value: unknown;
-    if (field === 'plan') value = str(b.plan, 'plan');
-    else {
-      const email = str(b.email, 'email');
-      if (!EMAIL_RE.test(email)) throw new InvalidInput('"email" is not an email address');
-      value = { email, name: b.name === undefined ? '' : str(b.name, 'name') };
+    if (field === 'plan') {
+      value = str(b.plan, 'plan', 64);
+      if (!PLAN_RE.test(value as string)) throw new InvalidInput('"plan" may hold letters, digits, spaces and . _ + - (at most 64 characters)');
+    } else {
+      value = { email: email(b.email, 'email'), name: optionalText(b.name, 'name', 100) };
     }
     const { store } = this;
     const old = billingOf(t);

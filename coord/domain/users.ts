@@ -2,12 +2,16 @@
 import { Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
 import { hashPassword, parseSecret, secretMatches, verifyPassword } from '../secrets.js';
 import { ROLES, type Role, type Tailnet, type User, type UserInvite } from '../store/index.js';
+import { can } from '../roles.js';
 import { Operations, userActor, type Caller, type DomainDeps } from './context.js';
-import { EMAIL_RE, str } from './input.js';
-import { LoginLimiter } from './limiter.js';
+import { email as emailOf, MAX_EMAIL, optionalText, str } from './input.js';
+import { ACCOUNT_LIMITS, ADDRESS_LIMITS, Limiter, reserveAll } from './limiter.js';
+import { settingsOf } from './tailnets.js';
 import type { ShareOperations, SharedUser } from './shares.js';
 
 const DAY = 86_400_000;
+/** Invites one request may create. */
+const MAX_INVITES = 100;
 /** A valid scrypt hash of nothing: a sign-in of an unknown user does the same work as a known one. */
 const NO_PASSWORD = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 
@@ -19,8 +23,11 @@ export interface UserView extends SharedUser {
 }
 
 export class UserOperations extends Operations {
-  /** Failed sign-ins (and invite redemptions) per email and per client address. */
-  private readonly limiter = new LoginLimiter();
+  /** Failed sign-ins per account, and (generously) per client address. */
+  private readonly accounts = new Limiter(ACCOUNT_LIMITS);
+  private readonly addresses = new Limiter(ADDRESS_LIMITS);
+  /** Wrong user invite codes per client address. */
+  private readonly inviteCodes = new Limiter({ ...ACCOUNT_LIMITS, what: 'invite codes from this address' });
 
   constructor(deps: DomainDeps, private readonly shares: ShareOperations) {
     super(deps);
@@ -106,14 +113,14 @@ export class UserOperations extends Operations {
 
   /** One invite per entry ({"email", "role"}); returns each with its one-time code. */
   createInvites(c: Caller, t: Tailnet, entries: unknown[]): { invite: UserInvite; code: string }[] {
+    if (entries.length > MAX_INVITES) throw new InvalidInput(`at most ${MAX_INVITES} invites at once`);
     const { store } = this;
     return store.tx(() =>
       entries.map((item) => {
         if (!item || typeof item !== 'object') throw new InvalidInput('each invite is an object {"email": ..., "role": ...}');
         const b = item as Record<string, unknown>;
-        const email = str(b.email, 'email');
+        const email = emailOf(b.email, 'email');
         const role = (b.role ?? 'member') as Role;
-        if (!EMAIL_RE.test(email)) throw new InvalidInput(`"email": ${JSON.stringify(email)} is not an email address`);
         if (!ROLES.includes(role) || role === 'owner') throw new InvalidInput(`"role": ${JSON.stringify(role)} is not a role an invite can give`);
         if (store.getUserByEmail(t.id, email)) throw new Conflict(`${email} is already a user of this network`);
         const made = store.createUserInvite(t.id, email, role, c.user.id);
@@ -146,50 +153,80 @@ export class UserOperations extends Operations {
   }
 
   /** Redeems a user invite: the new user, with a password, joins the tailnet (no caller: not signed in yet). */
-  async acceptInvite(clientAddr: string, code: string, password: string, displayName: string | undefined): Promise<User> {
+  async acceptInvite(clientAddr: string, code: string, password: string, displayNameIn: unknown): Promise<User> {
+    str(code, 'code');
+    str(password, 'password');
+    // Copied into every peer's netmap entry: short, and no control characters.
+    const displayName = displayNameIn === undefined ? undefined : optionalText(displayNameIn, 'displayName', 100);
     if (password.length < 10) throw new InvalidInput('"password" must have at least 10 characters');
-    const keys = [`ip:${clientAddr}`];
-    this.limiter.check(keys);
+    const codes = this.inviteCodes;
+    reserveAll([[codes, clientAddr]]);
     const parsed = parseSecret(code);
     const { store } = this;
     const inv = parsed ? store.getUserInvite(parsed.id) : undefined;
     if (!inv || inv.accepted || !secretMatches(code, inv.codeHash)) {
-      this.limiter.fail(keys);
+      codes.fail(clientAddr);
       throw new Unauthenticated('invalid or already used invite code');
     }
+    codes.succeed(clientAddr, true);
     const hash = await hashPassword(password);
     const user = store.tx(() => {
       if (store.getUserInvite(inv.id)?.accepted) throw new Unauthenticated('invalid or already used invite code');
       if (store.getUserByEmail(inv.tailnetId, inv.email)) throw new Conflict(`${inv.email} is already a user of this network`);
-      const u = store.createUser(inv.tailnetId, inv.email, inv.role, displayName);
-      store.setUserPassword(u.id, hash);
+      // The inviter's rights now, not when the invite was made: a deleted, suspended or demoted inviter admits nobody.
+      const inviter = store.getUser(inv.inviterId);
+      if (!inviter || inviter.tailnetId !== inv.tailnetId || inviter.status !== 'active' || !can(inviter.role, 'provisioning:write')) {
+        throw new Forbidden('the user who sent this invite may no longer invite users; ask an admin for a new invite');
+      }
+      const created = store.createUser(inv.tailnetId, inv.email, inv.role, displayName);
+      store.setUserPassword(created.id, hash);
+      // With user approval on, a new user signs in only once an admin has approved them.
+      const u = settingsOf(store.getTailnet(inv.tailnetId)!).usersApprovalOn ? { ...created, status: 'needs-approval' as const } : created;
+      if (u.status === 'needs-approval') store.setUserStatus(u.id, 'needs-approval');
       store.markUserInviteAccepted(inv.id);
       store.addAudit(inv.tailnetId, {
         type: 'CONFIG', origin: 'ADMIN_CONSOLE', actor: userActor(u),
-        target: { id: u.id, name: u.email, type: 'USER' }, action: 'CREATE', old: undefined, new: { role: u.role },
+        target: { id: u.id, name: u.email, type: 'USER' }, action: 'CREATE', old: undefined, new: { role: u.role, status: u.status },
       });
       return u;
     });
-    this.limiter.ok(keys);
     this.hub.usersChanged(user.tailnetId);
     this.deps.onEvent?.(user.tailnetId, 'userCreated', { user: user.email });
+    if (user.status === 'needs-approval') this.deps.onEvent?.(user.tailnetId, 'userNeedsApproval', { user: user.email });
     return user;
   }
 
   /** Signs in with email and password: a session key valid for a day. */
   async login(clientAddr: string, tailnetName: string, email: string, password: string): Promise<{ token: string; expires: string; user: User }> {
-    const keys = [`ip:${clientAddr}`, `user:${tailnetName}/${email.toLowerCase()}`];
-    this.limiter.check(keys);
+    str(tailnetName, 'tailnet', 100);
+    str(email, 'email', MAX_EMAIL);
+    str(password, 'password');
+    const { accounts, addresses } = this;
+    const account = `${tailnetName}/${email.toLowerCase()}`;
+    // Reserved before the password hash runs: parallel attempts share one allowance.
+    reserveAll([[accounts, account], [addresses, clientAddr]]);
     const { store } = this;
-    const t = store.getTailnetByName(tailnetName);
-    const u = t && store.getUserByEmail(t.id, email);
-    // Always run scrypt so that timing does not tell whether the user exists.
-    const ok = await verifyPassword(password, u?.passwordHash ?? NO_PASSWORD);
-    if (!t || !u || !u.passwordHash || !ok || u.status !== 'active') {
-      this.limiter.fail(keys);
-      throw new Unauthenticated('wrong email or password');
+    let ok = false;
+    let t: Tailnet | undefined;
+    let u: User | undefined;
+    try {
+      t = store.getTailnetByName(tailnetName);
+      u = t && store.getUserByEmail(t.id, email);
+      // Always run scrypt so that timing does not tell whether the user exists.
+      ok = await verifyPassword(password, u?.passwordHash ?? NO_PASSWORD);
+    } finally {
+      ok = ok && !!t && !!u?.passwordHash && u.status !== 'suspended';
+      if (ok) {
+        accounts.succeed(account, true);
+        addresses.succeed(clientAddr, false);
+      } else {
+        accounts.fail(account);
+        addresses.fail(clientAddr);
+      }
     }
-    this.limiter.ok(keys);
+    if (!ok || !t || !u) throw new Unauthenticated('wrong email or password');
+    // The password was right: saying so tells nothing to someone who did not know it.
+    if (u.status !== 'active') throw new Forbidden('this account awaits approval by an admin of the network');
     const expires = new Date(Date.now() + DAY).toISOString();
     const { secret } = store.createKey({ tailnetId: t.id, keyType: 'session', userId: u.id, expires, description: 'session' });
     return { token: secret.secret, expires, user: u };

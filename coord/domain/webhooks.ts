@@ -4,7 +4,10 @@ import { randomToken } from '../secrets.js';
 import type { Tailnet, Webhook } from '../store/index.js';
 import { checkWebhookTarget, WebhookTargetError } from '../webhook-target.js';
 import { Operations, type Caller } from './context.js';
-import { str, strList } from './input.js';
+import { str, uniqueStrings } from './input.js';
+
+/** Tailscale's webhook provider types; "" is a plain JSON receiver. */
+const PROVIDER_TYPES = ['', 'slack', 'mattermost', 'googlechat', 'discord'];
 
 export const WEBHOOK_EVENTS = [
   'nodeCreated', 'nodeNeedsApproval', 'nodeApproved', 'nodeKeyExpiringInOneDay', 'nodeKeyExpired', 'nodeDeleted',
@@ -16,7 +19,7 @@ export const WEBHOOK_EVENTS = [
 function checkWebhookBody(b: Record<string, unknown>, partial: boolean): { url?: string; subs?: string[] } {
   const out: { url?: string; subs?: string[] } = {};
   if (b.endpointUrl !== undefined || !partial) {
-    const url = str(b.endpointUrl, 'endpointUrl');
+    const url = str(b.endpointUrl, 'endpointUrl', 2048);
     let u: URL;
     try {
       u = new URL(url);
@@ -27,7 +30,7 @@ function checkWebhookBody(b: Record<string, unknown>, partial: boolean): { url?:
     out.url = url;
   }
   if (b.subscriptions !== undefined || !partial) {
-    const subs = strList(b.subscriptions ?? [], 'subscriptions');
+    const subs = uniqueStrings(b.subscriptions ?? [], 'subscriptions', WEBHOOK_EVENTS.length * 2, 64);
     const bad = subs.filter((s) => !WEBHOOK_EVENTS.includes(s));
     if (bad.length > 0) throw new InvalidInput(`unknown event types: ${bad.join(', ')} (known: ${WEBHOOK_EVENTS.join(', ')})`);
     out.subs = subs;
@@ -51,13 +54,15 @@ export class WebhookOperations extends Operations {
   /** Creates an endpoint; its signing secret is returned once. */
   async create(c: Caller, t: Tailnet, b: Record<string, unknown>): Promise<{ webhook: Webhook; secret: string }> {
     const { url, subs } = checkWebhookBody(b, false);
+    const providerType = b.providerType === undefined ? '' : str(b.providerType, 'providerType', 32);
+    if (!PROVIDER_TYPES.includes(providerType)) throw new InvalidInput(`"providerType" must be one of ${PROVIDER_TYPES.map((p) => JSON.stringify(p)).join(', ')}`);
     await this.checkTarget(url!);
     const id = 'w' + randomToken(12);
     const secret = newSecret();
     const { store } = this;
     const webhook = store.tx(() => {
       const w = store.createWebhook({
-        id, tailnetId: t.id, endpointUrl: url!, providerType: typeof b.providerType === 'string' ? b.providerType : '',
+        id, tailnetId: t.id, endpointUrl: url!, providerType,
         subscriptions: subs!, secret, creatorLoginName: c.user.email,
       });
       this.audit(c, 'CREATE', { id, name: url, type: 'WEBHOOK' }, undefined, { endpointUrl: url, subscriptions: subs });

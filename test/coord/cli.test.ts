@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Coord, root } from './harness.js';
+import { Store } from '../../coord/store/index.js';
 import { TestDevice } from './devices.js';
 
 const main = join(root, 'dist/coord/main.js');
@@ -88,4 +89,20 @@ describe('coord admin subcommands', () => {
     expect(audit.stdout).toContain('ACL');
     expect(audit.stdout).toContain('NODE');
   }, 120_000); // some twenty `coord` processes, one after the other: slow on a busy machine
+
+  it('escapes control characters from the server in what it prints for people', async () => {
+    const k = JSON.parse((await run(['keys', 'create', '--json'])).stdout);
+    const d = new TestDevice(coord.url);
+    await d.register(k.key, 'escapee');
+    // A value stored before coord bounded its inputs (or by an older coord): the CLI must not pass it on.
+    const store = new Store(coord.db);
+    const row = store.listDevices(store.getTailnetByName('example.com')!.id).find((x) => x.hostname === 'escapee')!;
+    store.updateDevice(row.id, { os: '\u001b]0;pwned\u0007\u001b[2J\u202eLinux', clientVersion: '\u009b31m' });
+    store.close();
+    const list = await run(['devices', 'list']);
+    expect(list.status).toBe(0);
+    expect(list.stdout).toContain('\\x1b]0;pwned\\x07\\x1b[2J\\u202eLinux');
+    expect(list.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+    d.close();
+  });
 });

@@ -6,6 +6,7 @@ import type { Caller, Domain } from '../../domain/index.js';
 import { NotFound } from '../../errors.js';
 import type { Permission } from '../../roles.js';
 import type { Tailnet } from '../../store/index.js';
+import type { ClientAddrOf } from '../client-addr.js';
 import { compilePath, jsonObject, type PathPattern } from '../http.js';
 
 export interface AdminDeps {
@@ -13,6 +14,8 @@ export interface AdminDeps {
   log: Logger;
   /** The URL people reach this server at (invite links); known once the server listens. */
   publicUrl: () => string;
+  /** The address a request counts under for sign-in throttling (behind a trusted proxy: the forwarded one). */
+  clientAddr: ClientAddrOf;
 }
 
 export interface Call {

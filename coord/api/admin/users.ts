@@ -53,18 +53,12 @@ function deleteUserInvite(c: Call): Answer {
   return { body: {} };
 }
 
-/** The address sign-in throttling counts a request under. */
-export function clientAddr(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? '';
-}
-
 async function acceptUserInvite(req: IncomingMessage, deps: AdminDeps, body: Buffer): Promise<Answer> {
   const b = jsonObject(body);
   const code = str(b.code, 'code');
   const password = str(b.password, 'password');
-  const displayName = typeof b.displayName === 'string' ? b.displayName : undefined;
   const { users } = deps.domain;
-  const user = await users.acceptInvite(clientAddr(req), code, password, displayName);
+  const user = await users.acceptInvite(deps.clientAddr(req), code, password, b.displayName);
   return { body: userJson(users.view(user)) };
 }
 
@@ -74,7 +68,7 @@ async function login(req: IncomingMessage, deps: AdminDeps, body: Buffer): Promi
   const email = str(b.email, 'email');
   const password = str(b.password, 'password');
   const { users } = deps.domain;
-  const session = await users.login(clientAddr(req), tailnet, email, password);
+  const session = await users.login(deps.clientAddr(req), tailnet, email, password);
   return { body: { token: session.token, expires: session.expires, user: userJson(users.view(session.user)) } };
 }
 

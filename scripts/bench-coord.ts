@@ -71,6 +71,13 @@ function peakRssMB(pid: number): number {
   return Math.round(kb / 1024);
 }
 
+/** A distinct node key per device (coord refuses a key another device holds). */
+function nodeKeyOf(i: number): string {
+  const k = Buffer.alloc(32, 7);
+  k.writeUInt32BE(i, 0);
+  return k.toString('base64');
+}
+
 async function startCoord(db: string): Promise<{ url: string; proc: ChildProcess }> {
   // MW_BENCH_COORD_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof" to profile it.
   const nodeArgs = (process.env.MW_BENCH_COORD_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -132,7 +139,7 @@ async function main(): Promise<void> {
     await pool(Array.from({ length: N }, (_, i) => i), 64, async (i) => {
       const c = new ControlClient(coord!.url, generateMachineKey());
       clients[i] = c;
-      await c.register({ nodeKey: Buffer.alloc(32, i % 251).toString('base64'), hostname: `dev${i}`, authKey: authKeys[i % users], os: 'linux', endpoints: [`192.0.2.${(i % 250) + 1}:41641`] });
+      await c.register({ nodeKey: nodeKeyOf(i), hostname: `dev${i}`, authKey: authKeys[i % users], os: 'linux', endpoints: [`192.0.2.${(i % 250) + 1}:41641`] });
     });
     const registerMs = performance.now() - t;
     log(`registered in ${Math.round(registerMs)} ms; opening ${N} netmap streams`);

@@ -12,8 +12,8 @@
 // port of a later mapping and breaks hole punching). Everything is on 198.18.0.0/15 (set aside for
 // network testing): the WAN on 198.18.W.0/24, each LAN on 198.19.L.0/24. destroy() removes it all and is
 // safe to call more than once and after a partial setup.
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { addNamespace, removeNamespace } from './netns.js';
+import { execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { addNamespace, execIn, removeNamespace, spawnIn, type ExecOptions } from './netns.js';
 
 export type NatMode = 'endpoint-independent' | 'symmetric';
 
@@ -178,21 +178,13 @@ table inet home {
   }
 
   /** Runs a command in a host's namespace and returns its stdout. */
-  exec(name: string, cmd: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}): string {
-    return execFileSync('ip', ['netns', 'exec', this.host(name).ns, cmd, ...args], {
-      encoding: 'utf8',
-      timeout: opts.timeoutMs ?? 30_000,
-      input: opts.input,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+  exec(name: string, cmd: string, args: string[], opts: ExecOptions = {}): string {
+    return execIn(this.host(name).ns, cmd, args, opts);
   }
 
   /** Starts a long-running process in a host's namespace; destroy() kills it. */
   spawn(name: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', this.host(name).ns, cmd, ...args], { stdio: 'pipe', ...opts });
-    this.children.add(child);
-    child.once('exit', () => this.children.delete(child));
-    return child;
+    return spawnIn(this.children, this.host(name).ns, cmd, args, opts);
   }
 
   /** Kills what was started here, removes every namespace (and with them their links) and the bridge. */

@@ -48,6 +48,31 @@ export function removeNamespace(ns: string): void {
   rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
 }
 
+export interface ExecOptions {
+  timeoutMs?: number;
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs a command inside a namespace and returns its stdout (throws with its stderr when it fails). */
+export function execIn(ns: string, cmd: string, args: string[], opts: ExecOptions = {}): string {
+  return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], {
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 30_000,
+    input: opts.input,
+    env: opts.env ?? process.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+/** Starts a long-running process inside a namespace, remembered in `children` until it exits. */
+export function spawnIn(children: Set<ChildProcess>, ns: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: 'pipe', ...opts });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
 export interface Host {
   name: string;
   /** The namespace name, for `ip netns exec`. */
@@ -134,22 +159,13 @@ export class VirtualLan {
   }
 
   /** Runs a command inside a host's namespace and returns its stdout. */
-  exec(name: string, cmd: string, args: string[], opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): string {
-    return execFileSync('ip', ['netns', 'exec', this.host(name).ns, cmd, ...args], {
-      encoding: 'utf8',
-      timeout: opts.timeoutMs ?? 30_000,
-      input: opts.input,
-      env: opts.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+  exec(name: string, cmd: string, args: string[], opts: ExecOptions = {}): string {
+    return execIn(this.host(name).ns, cmd, args, opts);
   }
 
   /** Starts a long-running process inside a host's namespace; destroy() kills it. */
   spawn(name: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', this.host(name).ns, cmd, ...args], { stdio: 'pipe', ...opts });
-    this.children.add(child);
-    child.once('exit', () => this.children.delete(child));
-    return child;
+    return spawnIn(this.children, this.host(name).ns, cmd, args, opts);
   }
 
   /** Kills every process started here, removes every namespace, veth and the bridge. */

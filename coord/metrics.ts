@@ -3,8 +3,8 @@
 // servers in one process share nothing). Labels are bounded: route templates (never raw paths),
 // statuses, network names (the operator makes them), device states; never a device name, an email or
 // a secret. Device counts and open streams are read from the store and the hub at scrape time.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveMetrics } from '../wire/metrics-http.js';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { MACHINE_PATHS } from '../wire/protocol.js';
 import { ROUTES } from './api/admin/router.js';
@@ -171,32 +171,6 @@ export class CoordMetrics {
 
   /** Serves the text format on its own listener: GET /metrics only. */
   async listen(host: string, port: number): Promise<{ server: Server; url: string }> {
-    const server = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end('not found: the metrics are at GET /metrics\n');
-        return;
-      }
-      this.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { 'content-type': this.registry.contentType });
-          res.end(text);
-        },
-        (err: unknown) => {
-          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-          res.end(`metrics failed: ${(err as Error).message}\n`);
-        },
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const a = server.address() as AddressInfo;
-    return { server, url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics` };
+    return serveMetrics(this.registry, host, port);
   }
 }

@@ -5,7 +5,7 @@ import { DEFAULT_SOCKET } from '../cli/args.js';
 import { DEFAULT_STATE_DIR } from '../state.js';
 import { Daemon } from './daemon.js';
 import { DEFAULT_MTU } from './engine.js';
-import { serveMetrics } from './metrics.js';
+import { serveMetrics } from '../../wire/metrics-http.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const IFNAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
@@ -79,7 +79,7 @@ export const daemonCommand: Command = {
       process.once('SIGINT', () => resolve('SIGINT'));
     });
     log.info({ signal }, 'shutting down');
-    metricsServer?.close();
+    metricsServer?.server.close();
     await daemon.stop();
     log.info('stopped');
     return 0;

@@ -3,7 +3,6 @@
 // (collect callbacks) from counters the data path keeps anyway (the filter's counts by reason and
 // direction, the WireGuard device's drop and handshake counters, its peers' byte counts), from the
 // resolver's counters and from the daemon's state. Labels are bounded: no peer names or addresses.
-import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DnsCounters } from '../dns/server.js';
 import type { FilterCounters } from '../../filter/index.js';
@@ -200,33 +199,4 @@ export function agentRegistry(snapshot: () => AgentSnapshot): Registry {
     },
   });
   return registry;
-}
-
-/** `agent daemon --metrics-listen HOST:PORT`: the same text at http://HOST:PORT/metrics, for a scraper. */
-export async function serveMetrics(registry: Registry, host: string, port: number): Promise<Server> {
-  const server = createServer((req, res) => {
-    if ((req.url ?? '/').split('?')[0] !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('not found: the metrics are at GET /metrics\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => {
-        res.writeHead(200, { 'content-type': registry.contentType });
-        res.end(text);
-      },
-      (err: unknown) => {
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end(`metrics failed: ${(err as Error).message}\n`);
-      },
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return server;
 }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { addNamespace, removeNamespace } from './netns.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const agentMain = join(root, 'dist/agent/main.js');
@@ -55,7 +56,7 @@ async function measure(
   const procs: ChildProcess[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'mw-bench-dp-'));
   try {
-    sh(`ip netns add ${ns.a} && ip netns add ${ns.b}`);
+    for (const n of [ns.a, ns.b]) addNamespace(n);
     sh(`ip link add ${P}va type veth peer name ${P}vb && ip link set ${P}va netns ${ns.a} && ip link set ${P}vb netns ${ns.b}`);
     sh(inNs(ns.a, `ip addr add 192.168.238.1/24 dev ${P}va && ip link set ${P}va up && ip link set lo up`));
     sh(inNs(ns.b, `ip addr add 192.168.238.2/24 dev ${P}vb && ip link set ${P}vb up && ip link set lo up`));
@@ -102,13 +103,7 @@ async function measure(
     }
     for (const p of procs) p.kill();
     await new Promise((r) => setTimeout(r, 500));
-    for (const n of [ns.a, ns.b]) {
-      try {
-        sh(`ip netns pids ${n} | xargs -r kill -9; ip netns del ${n}`);
-      } catch {
-        // already gone
-      }
-    }
+    for (const n of [ns.a, ns.b]) removeNamespace(n);
     for (const f of [ifn.a, ifn.b]) rmSync(`/var/run/wireguard/${f}.sock`, { force: true });
     rmSync(dir, { recursive: true, force: true });
   }

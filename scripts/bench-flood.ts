@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { addNamespace, removeNamespace } from './netns.js';
 import { CookieGenerator } from '../agent/wireguard/cookie.js';
 import { PublicKey } from '../agent/wireguard/crypto.js';
 import { INITIATION_SIZE, MSG_INITIATION } from '../agent/wireguard/messages.js';
@@ -93,7 +94,7 @@ async function measure(seconds: number, rate: number, burst: number, rounds: num
   const procs: ChildProcess[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'mw-bench-flood-'));
   try {
-    sh(`ip netns add ${ns.a} && ip netns add ${ns.b}`);
+    for (const n of [ns.a, ns.b]) addNamespace(n);
     sh(`ip link add ${P}va type veth peer name ${P}vb && ip link set ${P}va netns ${ns.a} && ip link set ${P}vb netns ${ns.b}`);
     // The flood comes from a second address on a's side, so that it is not the tunnel's own peer.
     sh(inNs(ns.a, `ip addr add 192.168.239.1/24 dev ${P}va && ip addr add ${FLOOD_SOURCE}/24 dev ${P}va && ip link set ${P}va up && ip link set lo up`));
@@ -158,13 +159,7 @@ async function measure(seconds: number, rate: number, burst: number, rounds: num
     }
     for (const p of procs) p.kill();
     await sleep(500);
-    for (const n of [ns.a, ns.b]) {
-      try {
-        sh(`ip netns pids ${n} | xargs -r kill -9; ip netns del ${n}`);
-      } catch {
-        // already gone
-      }
-    }
+    for (const n of [ns.a, ns.b]) removeNamespace(n);
     for (const f of [ifn.a, ifn.b]) rmSync(`/var/run/wireguard/${f}.sock`, { force: true });
     rmSync(dir, { recursive: true, force: true });
   }

@@ -111,7 +111,9 @@ export class LogStreamOperations extends Operations {
       if (!old) throw new InvalidInput('"token" is required (the destination\'s API token)');
       token = old.token;
     } else {
-      token = text(b.token, 'token', 4096);
+      token = str(b.token, 'token', 4096);
+      // It travels in an HTTP header: printable ASCII only (API tokens are).
+      if (!/^[\x20-\x7e]+$/.test(token)) throw new InvalidInput('"token" must be printable ASCII');
     }
     const compressionFormat = b.compressionFormat === undefined ? 'none' : str(b.compressionFormat, 'compressionFormat', 16);
     if (compressionFormat !== 'none' && compressionFormat !== 'gzip') {

@@ -10,6 +10,8 @@
 // (1 s, 2 s, 4 s, … up to `retryMaxMs`), forever; new entries wait for that retry, which then sends the
 // oldest first. While the destination stays away the backlog is bounded (`backlogEntries`, `backlogBytes`
 // as stored): the oldest entries beyond it are skipped, counted as dropped, and the last error says so.
+import { promisify } from 'node:util';
+import { gzip as gzipCb } from 'node:zlib';
 import type { Logger } from 'pino';
 import { auditEntryJson } from '../api/admin/audit-vocabulary.js';
 import type { OutboundAnswer } from '../outbound-http.js';
@@ -333,7 +335,4 @@ function describe(err: unknown): string {
   return cause && !e.message.includes(cause) ? `${e.message}: ${cause}` : e.message;
 }
 
-async function gzip(text: string): Promise<Buffer> {
-  const { gzip: z } = await import('node:zlib');
-  return new Promise((resolve, reject) => z(text, (err, out) => (err ? reject(err) : resolve(out))));
-}
+const gzip = promisify(gzipCb) as (text: string) => Promise<Buffer>;

@@ -506,9 +506,8 @@ export class Store {
 
   /** How many audit entries wait after the stream's cursor, and their size as stored (bytes). */
   logStreamBacklog(s: Pick<LogStream, 'tailnetId' | 'cursor'>): { entries: number; bytes: number } {
-    const r = this.stmt(`SELECT COUNT(*) AS entries, COALESCE(SUM(${AUDIT_ROW_BYTES}), 0) AS bytes FROM audit WHERE tailnet_id = ? AND id > ?`)
+    return this.stmt(`SELECT COUNT(*) AS entries, COALESCE(SUM(${AUDIT_ROW_BYTES}), 0) AS bytes FROM audit WHERE tailnet_id = ? AND id > ?`)
       .get(s.tailnetId, s.cursor) as { entries: number; bytes: number };
-    return r;
   }
 
   /**

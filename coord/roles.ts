@@ -14,6 +14,7 @@ export type Permission =
   | 'tags:any' | 'device-tags:write' | 'keys:for-others'
   | 'audit:read'
   | 'webhooks:write'
+  | 'logstream:write'
   | 'name:write'
   | 'billing:read' | 'billing:write' | 'billing:contact';
 
@@ -46,6 +47,10 @@ export const MATRIX: Readonly<Record<Permission, readonly Role[]>> = {
   'keys:for-others':    [O, A],
   'audit:read':         [O, A, N, I, B, U],
   'webhooks:write':     [O, A, N, I],
+  // Not yet a row of roles.md: who may set or stop log streaming (PUT/DELETE /tailnet/{t}/logging/{type}/stream).
+  // Tailscale's log streaming docs: Owner, Admin, Network admin or IT admin. Reading the configuration (never the
+  // token) and the status is 'audit:read', like the log itself.
+  'logstream:write':    [O, A, N, I],
   'name:write':         [O, A, N],
   'billing:read':       [O, A, B],
   'billing:write':      [O, A, B],

@@ -18,6 +18,9 @@ import { RelayServer } from './relay/server.js';
 import type { Store } from './store/index.js';
 import { StunServer } from './stun.js';
 import { Webhooks } from './webhooks.js';
+import { LOG_STREAM_TARGET } from './domain/log-streams.js';
+import { DEFAULT_LIMITS, LogStreamer, type StreamLimits } from './log-stream/streamer.js';
+import { OutboundHttp } from './outbound-http.js';
 import { RELAY_PATH } from '../wire/relay.js';
 import type { Duplex } from 'node:stream';
 
@@ -44,6 +47,8 @@ export interface ServerOptions {
   metricsListen?: { host: string; port: number };
   /** Reverse proxies (addresses or prefixes) whose X-Forwarded-For names the client for sign-in throttling. */
   trustedProxies?: string[];
+  /** Batching, retry and backlog bounds of log streaming (default: DEFAULT_LIMITS). */
+  logStreamLimits?: Partial<StreamLimits>;
 }
 
 export interface CoordServer {
@@ -51,6 +56,7 @@ export interface CoordServer {
   server: Server;
   hub: NetmapHub;
   webhooks: Webhooks;
+  logStreamer: LogStreamer;
   stun: StunServer | null;
   /** The metrics endpoint's URL (null: off). */
   metricsUrl: string | null;
@@ -64,8 +70,11 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const allowPrivateWebhooks = o.allowPrivateWebhooks ?? false;
   const webhooks = new Webhooks(o.store, o.log, undefined, allowPrivateWebhooks);
   const onEvent = (tailnetId: number, type: string, data: Record<string, unknown>) => webhooks.emit(tailnetId, type, data);
+  const logHttp = new OutboundHttp(allowPrivateWebhooks, LOG_STREAM_TARGET);
+  const logStreamer = new LogStreamer(o.store, (url, body, headers, keep) => logHttp.post(url, body, headers, keep), o.log, { ...DEFAULT_LIMITS, ...o.logStreamLimits });
+  o.store.onAudit = (tailnetId) => logStreamer.notify(tailnetId);
   let publicUrl = o.publicUrl ?? '';
-  const domain = new Domain({ store: o.store, hub, log: o.log, onEvent, allowPrivateWebhooks });
+  const domain = new Domain({ store: o.store, hub, log: o.log, onEvent, allowPrivateWebhooks, logStreamer });
   const clientAddr = clientAddrOf(o.trustedProxies);
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl, clientAddr });
   const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Limiter({ ...ACCOUNT_LIMITS, what: 'uses of password links from this address' }), clientAddr };
@@ -148,6 +157,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     }
   }, Math.min(30_000, Math.max(100, ephemeralTimeoutMs / 4)));
   sweeper.unref();
+  logStreamer.start();
 
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
@@ -160,6 +170,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     server,
     hub,
     webhooks,
+    logStreamer,
     stun,
     metricsUrl: metricsServer?.url ?? null,
     relay,
@@ -175,6 +186,9 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
       await closed;
       clearTimeout(timer);
       await webhooks.close();
+      o.store.onAudit = undefined;
+      await logStreamer.close();
+      await logHttp.close();
     },
   };
 }

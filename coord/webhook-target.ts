@@ -1,9 +1,10 @@
-// Where coord may send webhooks. A network admin chooses the URL, and coord POSTs to it with retries:
-// without a check that is a blind SSRF into coord's own host and the networks around it. So, unless
-// the operator allows it (`coord serve --allow-private-webhooks`), an endpoint must resolve to public
-// unicast addresses only: checked when a webhook is created or changed, and again at every delivery on
-// the address actually connected to (so a DNS answer that changes in between gains nothing). Webhook
-// deliveries do not follow redirects (a 3xx is a failed delivery), so no redirect can lead elsewhere.
+// Where coord may send what it pushes out (webhooks, log streams). A network admin chooses the URL, and
+// coord POSTs to it with retries: without a check that is a blind SSRF into coord's own host and the
+// networks around it. So, unless the operator allows it (`coord serve --allow-private-webhooks`), a
+// target must resolve to public unicast addresses only: checked when it is configured, and again at
+// every delivery on the address actually connected to (so a DNS answer that changes in between gains
+// nothing). Deliveries do not follow redirects (a 3xx is a failed delivery), so no redirect can lead
+// elsewhere. The POST itself is ./outbound-http.ts.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
@@ -19,9 +20,19 @@ export function nonPublicReason(ip: string): string | null {
 
 export class WebhookTargetError extends Error {}
 
-function refuse(host: string, ip: string, reason: string): WebhookTargetError {
-  const what = host === ip ? ip : `${host} (${ip})`;
-  return new WebhookTargetError(`webhook endpoint ${what} is a ${reason} address; coord sends webhooks to public addresses only (an operator may allow others with coord serve --allow-private-webhooks)`);
+/** How refusals name the target: "webhook endpoint" and its field "endpointUrl", or a log stream's. */
+export interface TargetKind {
+  noun: string;
+  field: string;
+  /** What coord sends there, plural ("webhooks", "logs"). */
+  sends: string;
+}
+
+export const WEBHOOK_TARGET: TargetKind = { noun: 'webhook endpoint', field: 'endpointUrl', sends: 'webhooks' };
+
+function refuse(host: string, ip: string, reason: string, kind: TargetKind): WebhookTargetError {
+  const where = host === ip ? ip : `${host} (${ip})`;
+  return new WebhookTargetError(`${kind.noun} ${where} is a ${reason} address; coord sends ${kind.sends} to public addresses only (an operator may allow others with coord serve --allow-private-webhooks)`);
 }
 
 function resolveAll(host: string): Promise<LookupAddress[]> {
@@ -32,48 +43,48 @@ function resolveAll(host: string): Promise<LookupAddress[]> {
  * Checks an endpoint URL at creation: http(s), and (unless `allowPrivate`) every address its host
  * resolves to is public. Throws WebhookTargetError with the reason.
  */
-export async function checkWebhookTarget(url: string, allowPrivate: boolean): Promise<void> {
+export async function checkWebhookTarget(url: string, allowPrivate: boolean, kind: TargetKind = WEBHOOK_TARGET): Promise<void> {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new WebhookTargetError('"endpointUrl" is not a URL');
+    throw new WebhookTargetError(`"${kind.field}" is not a URL`);
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new WebhookTargetError('"endpointUrl" must be an http(s) URL');
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new WebhookTargetError(`"${kind.field}" must be an http(s) URL`);
   if (allowPrivate) return;
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
   let addrs: LookupAddress[];
   try {
     addrs = isIP(host) ? [{ address: host, family: isIP(host) }] : await resolveAll(host);
   } catch (err) {
-    throw new WebhookTargetError(`webhook endpoint host ${JSON.stringify(host)} does not resolve: ${(err as Error).message}`);
+    throw new WebhookTargetError(`${kind.noun} host ${JSON.stringify(host)} does not resolve: ${(err as Error).message}`);
   }
   for (const a of addrs) {
     const reason = nonPublicReason(a.address);
-    if (reason) throw refuse(host, a.address, reason);
+    if (reason) throw refuse(host, a.address, reason, kind);
   }
 }
 
 /** For a delivery to an IP literal (no DNS lookup happens): throws when it is not public. */
-export function checkLiteralTarget(url: string, allowPrivate: boolean): void {
+export function checkLiteralTarget(url: string, allowPrivate: boolean, kind: TargetKind = WEBHOOK_TARGET): void {
   if (allowPrivate) return;
   const host = new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
   if (!isIP(host)) return;
   const reason = nonPublicReason(host);
-  if (reason) throw refuse(host, host, reason);
+  if (reason) throw refuse(host, host, reason, kind);
 }
 
 /**
- * A DNS lookup for outgoing webhook connections that fails when the name resolves to a non-public
- * address: the check happens on the very address the socket then connects to.
+ * A DNS lookup for outgoing connections that fails when the name resolves to a non-public address:
+ * the check happens on the very address the socket then connects to. Refusals name the target as `kind`.
  */
-export const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+export const publicOnlyLookupFor = (kind: TargetKind): LookupFunction => (hostname, options, callback) => {
   dnsLookup(hostname, { ...options, all: true }, (err, addrs) => {
     if (err) return (callback as (e: Error | null, a: LookupAddress[] | string, f?: number) => void)(err, [], 0);
     const list = addrs as LookupAddress[];
     for (const a of list) {
       const reason = nonPublicReason(a.address);
-      if (reason) return (callback as (e: Error) => void)(refuse(hostname, a.address, reason));
+      if (reason) return (callback as (e: Error) => void)(refuse(hostname, a.address, reason, kind));
     }
     if ((options as { all?: boolean }).all) return (callback as (e: null, a: LookupAddress[]) => void)(null, list);
     const first = list[0];
@@ -81,3 +92,5 @@ export const publicOnlyLookup: LookupFunction = (hostname, options, callback) =>
     (callback as (e: null, a: string, f: number) => void)(null, first.address, first.family);
   });
 };
+
+export const publicOnlyLookup = publicOnlyLookupFor(WEBHOOK_TARGET);

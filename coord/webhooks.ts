@@ -4,9 +4,9 @@
 // Deliveries in flight are kept in memory only: a restart of coord drops pending retries.
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Agent, request } from 'undici';
+import { backoffMs, OutboundHttp } from './outbound-http.js';
 import type { Store } from './store/index.js';
-import { checkLiteralTarget, publicOnlyLookup } from './webhook-target.js';
+import { WEBHOOK_TARGET } from './webhook-target.js';
 
 export const MAX_ATTEMPTS = 6;
 
@@ -28,12 +28,11 @@ export class Webhooks {
   /** For the metrics endpoint: attempts answered 2xx, attempts that failed, deliveries given up on. */
   readonly counts = { delivered: 0, failedAttempts: 0, givenUp: 0 };
 
-  /** Connections whose DNS answers must be public addresses (see webhook-target.ts). */
-  private readonly dispatcher: Agent | undefined;
+  private readonly http: OutboundHttp;
 
   /** `allowPrivate`: deliver to loopback and private addresses too (`coord serve --allow-private-webhooks`). */
-  constructor(private readonly store: Store, private readonly log: Logger, private readonly baseDelayMs = 1000, private readonly allowPrivate = false) {
-    this.dispatcher = allowPrivate ? undefined : new Agent({ connect: { lookup: publicOnlyLookup } });
+  constructor(private readonly store: Store, private readonly log: Logger, private readonly baseDelayMs = 1000, allowPrivate = false) {
+    this.http = new OutboundHttp(allowPrivate, WEBHOOK_TARGET);
   }
 
   emit(tailnetId: number, type: string, data: Record<string, unknown>): void {
@@ -52,22 +51,12 @@ export class Webhooks {
     const p = (async () => {
       const t = Math.floor(Date.now() / 1000);
       try {
-        checkLiteralTarget(url, this.allowPrivate);
-        const res = await request(url, {
-          dispatcher: this.dispatcher,
-          maxRedirections: 0,
-          method: 'POST',
-          body,
-          headers: { 'content-type': 'application/json', 'tailscale-webhook-signature': signWebhook(secret, t, body), 'user-agent': 'meshward-coord' },
-          headersTimeout: 10_000,
-          bodyTimeout: 10_000,
-        });
-        await res.body.dump();
-        if (res.statusCode >= 200 && res.statusCode < 300) {
+        const res = await this.http.post(url, body, { 'content-type': 'application/json', 'tailscale-webhook-signature': signWebhook(secret, t, body) });
+        if (res.status >= 200 && res.status < 300) {
           this.counts.delivered++;
           return;
         }
-        throw new Error(`endpoint answered ${res.statusCode}`);
+        throw new Error(`endpoint answered ${res.status}`);
       } catch (err) {
         this.counts.failedAttempts++;
         if (this.closed || attempt >= MAX_ATTEMPTS) {
@@ -75,7 +64,7 @@ export class Webhooks {
           this.log.warn({ webhook: id, attempt, err: (err as Error).message }, 'webhook delivery failed; giving up');
           return;
         }
-        const delay = this.baseDelayMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
+        const delay = backoffMs(attempt, this.baseDelayMs, Infinity, Math.random());
         this.log.info({ webhook: id, attempt, err: (err as Error).message, retryInMs: Math.round(delay) }, 'webhook delivery failed; retrying');
         const timer = setTimeout(() => {
           this.timers.delete(timer);
@@ -99,6 +88,6 @@ export class Webhooks {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await Promise.race([this.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
-    await this.dispatcher?.close();
+    await this.http.close();
   }
 }

@@ -3,12 +3,13 @@ import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
 import { badProxyEntries } from '../api/client-addr.js';
+import type { StreamLimits } from '../log-stream/streamer.js';
 import { startServer } from '../server.js';
 import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
 export const serveCommand: Command = {
-  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--no-relay] [--relay-name coord] [--allow-private-webhooks] [--trusted-proxy ADDR[,ADDR...]] [--metrics-listen 127.0.0.1:9180] [--log-level LEVEL]',
+  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--no-relay] [--relay-name coord] [--allow-private-webhooks] [--log-stream-flush 5s] [--log-stream-retry-max 5m] [--log-stream-backlog 100000] [--log-stream-backlog-bytes 64M] [--trusted-proxy ADDR[,ADDR...]] [--metrics-listen 127.0.0.1:9180] [--log-level LEVEL]',
   summary: 'run the coordination server',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -25,7 +26,12 @@ export const serveCommand: Command = {
       'no-relay': { type: 'boolean' },
       'relay-name': { type: 'string', default: 'coord' },
       'trusted-proxy': { type: 'string', multiple: true },
+      'log-stream-flush': { type: 'string', default: '5s' },
+      'log-stream-retry-max': { type: 'string', default: '5m' },
+      'log-stream-backlog': { type: 'string', default: '100000' },
+      'log-stream-backlog-bytes': { type: 'string', default: '64M' },
     });
+    const logStreamLimits = logStreamLimitsOf(values);
     if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(values['relay-name']!)) throw new UsageError('--relay-name must be letters, digits and "-" (at most 63)');
     const trustedProxies = (values['trusted-proxy'] ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
     const badProxies = badProxyEntries(trustedProxies);
@@ -48,7 +54,7 @@ export const serveCommand: Command = {
     const store = new Store(values.db!);
     const server = await startServer({
       store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, relay: values['no-relay'] !== true, relayName: values['relay-name'],
-      allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen, trustedProxies,
+      allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen, trustedProxies, logStreamLimits,
     });
     log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null, relay: server.relay ? values['relay-name'] : null, metrics: server.metricsUrl }, 'coord listening');
     // For scripts and tests: the address actually bound (useful with port 0).
@@ -67,3 +73,16 @@ export const serveCommand: Command = {
     return 0;
   },
 };
+
+/** The log streaming flags: how long a batch waits, the longest retry delay, the backlog's bounds. */
+function logStreamLimitsOf(values: Record<string, unknown>): Partial<StreamLimits> {
+  const flushMs = parseDuration(String(values['log-stream-flush'])) * 1000;
+  const retryMaxMs = parseDuration(String(values['log-stream-retry-max'])) * 1000;
+  if (retryMaxMs < 1000) throw new UsageError('--log-stream-retry-max must be at least 1s');
+  const backlogEntries = /^\d+$/.test(String(values['log-stream-backlog'])) ? Number(values['log-stream-backlog']) : NaN;
+  if (!(backlogEntries >= 1)) throw new UsageError('--log-stream-backlog must be a number of entries (at least 1)');
+  const m = /^(\d+)([KMG]?)$/.exec(String(values['log-stream-backlog-bytes']));
+  const backlogBytes = m ? Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2] as '' | 'K' | 'M' | 'G'] : NaN;
+  if (!(backlogBytes >= 1024)) throw new UsageError('--log-stream-backlog-bytes must be a size of at least 1024 bytes (e.g. 65536, 512K, 64M, 1G)');
+  return { flushMs, retryMaxMs, retryBaseMs: Math.min(1000, retryMaxMs), backlogEntries, backlogBytes };
+}

@@ -1,6 +1,7 @@
 // What every part of the domain layer works with: the store, the live tailnets (netmap streams), the
 // event sink (webhooks), and who is acting. Audit entries are written inside the change's transaction.
 import type { Logger } from 'pino';
+import type { LogStreamer } from '../log-stream/streamer.js';
 import type { NetmapHub } from '../netmap-stream.js';
 import type { AuditInput, Store, Tailnet, User } from '../store/index.js';
 
@@ -12,8 +13,10 @@ export interface DomainDeps {
   hub: NetmapHub;
   log: Logger;
   onEvent?: EventSink;
-  /** Webhooks may target loopback, link-local and private addresses (`coord serve --allow-private-webhooks`). */
+  /** Webhooks and log streams may target loopback, link-local and private addresses (`coord serve --allow-private-webhooks`). */
   allowPrivateWebhooks?: boolean;
+  /** Delivers the log streams (told of their changes; answers their status). */
+  logStreamer?: LogStreamer;
 }
 
 /** An authenticated admin API caller: a user of one tailnet, through one API or session key. */

@@ -6,6 +6,7 @@ import { AuditOperations } from './audit.js';
 import type { DomainDeps } from './context.js';
 import { DeviceOperations } from './devices.js';
 import { KeyOperations } from './keys.js';
+import { LogStreamOperations } from './log-streams.js';
 import { MachineOperations } from './machines.js';
 import { PolicyOperations } from './policy.js';
 import { ShareOperations } from './shares.js';
@@ -23,6 +24,7 @@ export class Domain {
   readonly tailnets: TailnetOperations;
   readonly audit: AuditOperations;
   readonly webhooks: WebhookOperations;
+  readonly logStreams: LogStreamOperations;
 
   constructor(deps: DomainDeps) {
     this.policy = new PolicyOperations(deps);
@@ -34,6 +36,7 @@ export class Domain {
     this.tailnets = new TailnetOperations(deps);
     this.audit = new AuditOperations(deps);
     this.webhooks = new WebhookOperations(deps);
+    this.logStreams = new LogStreamOperations(deps);
   }
 }
 

@@ -7,8 +7,8 @@ import { MIGRATIONS } from './migrations.js';
 import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
 import { Conflict, NotFound } from '../errors.js';
-import { dnsLabel, type AuditEntry, type AuditInput, type Device, type DeviceInvite, type Key, type KeyType, type Role, type Share, type Tailnet, type User, type UserInvite, type UserStatus, type Webhook } from './model.js';
-import { auditFrom, deviceFrom, inviteFrom, keyFrom, shareFrom, tailnetFrom, userFrom, userInviteFrom, webhookFrom } from './rows.js';
+import { dnsLabel, type AuditEntry, type AuditInput, type Device, type DeviceInvite, type Key, type KeyType, type Role, type Share, type Tailnet, type User, type UserInvite, type UserStatus, type Webhook, type LogStream, type LogStreamConfig } from './model.js';
+import { auditFrom, deviceFrom, inviteFrom, keyFrom, logStreamFrom, shareFrom, tailnetFrom, userFrom, userInviteFrom, webhookFrom } from './rows.js';
 
 export { Conflict, NotFound };
 export * from './model.js';
@@ -448,15 +448,104 @@ export class Store {
 
   // ── audit log ───────────────────────────────────────────────────────────────
 
+  /** Told of every audit entry written (inside its transaction: it may be rolled back), e.g. the log streamer. */
+  onAudit: ((tailnetId: number) => void) | undefined;
+
   addAudit(tailnetId: number, e: AuditInput): AuditEntry {
     const eventTime = now();
     const info = this.stmt('INSERT INTO audit (tailnet_id, event_time, type, origin, actor, target, action, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(tailnetId, eventTime, e.type, e.origin, json(e.actor), json(e.target), e.action,
         e.old === undefined ? null : json(e.old), e.new === undefined ? null : json(e.new));
+    this.onAudit?.(tailnetId);
     return { ...e, id: Number(info.lastInsertRowid), tailnetId, eventTime };
   }
 
   listAudit(tailnetId: number, start: string, end: string): AuditEntry[] {
     return this.all('SELECT * FROM audit WHERE tailnet_id = ? AND event_time >= ? AND event_time <= ? ORDER BY id', auditFrom, tailnetId, start, end);
   }
+
+  /** The id of the tailnet's newest audit entry (0: none). */
+  lastAuditId(tailnetId: number): number {
+    return (this.stmt('SELECT COALESCE(MAX(id), 0) AS id FROM audit WHERE tailnet_id = ?').get(tailnetId) as { id: number }).id;
+  }
+
+  /** The tailnet's audit entries after `afterId`, oldest first, at most `limit`. */
+  auditAfter(tailnetId: number, afterId: number, limit: number): AuditEntry[] {
+    return this.all('SELECT * FROM audit WHERE tailnet_id = ? AND id > ? ORDER BY id LIMIT ?', auditFrom, tailnetId, afterId, limit);
+  }
+
+  // ── log streams ─────────────────────────────────────────────────────────────
+
+  getLogStream(tailnetId: number, logType: string): LogStream | undefined {
+    return this.one('SELECT * FROM log_streams WHERE tailnet_id = ? AND log_type = ?', logStreamFrom, tailnetId, logType);
+  }
+
+  listLogStreams(): LogStream[] {
+    return this.all('SELECT * FROM log_streams ORDER BY tailnet_id, log_type', logStreamFrom);
+  }
+
+  /**
+   * Configures a stream. A new one starts after the tailnet's newest audit entry (call before the
+   * change's own entry is written, so that entry is the first it sends); a changed one keeps its backlog
+   * and counts, and forgets its last error.
+   */
+  setLogStream(tailnetId: number, logType: string, c: LogStreamConfig): LogStream {
+    const at = now();
+    this.stmt(
+      `INSERT INTO log_streams (tailnet_id, log_type, destination_type, url, user, token, compression, cursor, created, last_modified)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tailnet_id, log_type) DO UPDATE SET destination_type = excluded.destination_type, url = excluded.url,
+         user = excluded.user, token = excluded.token, compression = excluded.compression, last_modified = excluded.last_modified, last_error = ''`,
+    ).run(tailnetId, logType, c.destinationType, c.url, c.user, c.token, c.compression, this.lastAuditId(tailnetId), at, at);
+    return this.getLogStream(tailnetId, logType)!;
+  }
+
+  deleteLogStream(tailnetId: number, logType: string): void {
+    this.stmt('DELETE FROM log_streams WHERE tailnet_id = ? AND log_type = ?').run(tailnetId, logType);
+  }
+
+  /** How many audit entries wait after the stream's cursor, and their size as stored (bytes). */
+  logStreamBacklog(s: Pick<LogStream, 'tailnetId' | 'cursor'>): { entries: number; bytes: number } {
+    return this.stmt(`SELECT COUNT(*) AS entries, COALESCE(SUM(${AUDIT_ROW_BYTES}), 0) AS bytes FROM audit WHERE tailnet_id = ? AND id > ?`)
+      .get(s.tailnetId, s.cursor) as { entries: number; bytes: number };
+  }
+
+  /**
+   * Keeps the stream's backlog within `maxEntries` and `maxBytes` (as stored): moves the cursor past the
+   * oldest entries that do not fit and counts them as dropped. Returns how many were dropped.
+   */
+  trimLogStreamBacklog(s: Pick<LogStream, 'tailnetId' | 'logType' | 'cursor'>, maxEntries: number, maxBytes: number, error: (dropped: number) => string): number {
+    return this.tx(() => {
+      const cut = this.stmt(
+        `SELECT id FROM (
+           SELECT id, ROW_NUMBER() OVER w AS n, SUM(${AUDIT_ROW_BYTES}) OVER w AS run
+           FROM audit WHERE tailnet_id = ? AND id > ? WINDOW w AS (ORDER BY id DESC)
+         ) WHERE n > ? OR run > ? ORDER BY id DESC LIMIT 1`,
+      ).get(s.tailnetId, s.cursor, maxEntries, maxBytes) as { id: number } | undefined;
+      if (!cut) return 0;
+      const { n } = this.stmt('SELECT COUNT(*) AS n FROM audit WHERE tailnet_id = ? AND id > ? AND id <= ?').get(s.tailnetId, s.cursor, cut.id) as { n: number };
+      const info = this.stmt('UPDATE log_streams SET cursor = ?, dropped_entries = dropped_entries + ?, last_error = ? WHERE tailnet_id = ? AND log_type = ? AND cursor = ?')
+        .run(cut.id, n, error(n), s.tailnetId, s.logType, s.cursor);
+      return info.changes === 1 ? n : 0;
+    });
+  }
+
+  /** Records a delivered batch: the cursor moves to its last entry (only forward, and only for the stream it was read from). */
+  logStreamDelivered(s: Pick<LogStream, 'tailnetId' | 'logType' | 'created'>, lastId: number, entries: number, bytes: number, at: string): void {
+    this.stmt(
+      `UPDATE log_streams SET cursor = MAX(cursor, ?), entries_sent = entries_sent + ?, bytes_sent = bytes_sent + ?, requests = requests + 1,
+         last_activity = ? WHERE tailnet_id = ? AND log_type = ? AND created = ?`,
+    ).run(lastId, entries, bytes, at, s.tailnetId, s.logType, s.created);
+  }
+
+  /** Records a failed request and why. */
+  logStreamFailed(s: Pick<LogStream, 'tailnetId' | 'logType' | 'created'>, error: string, at: string): void {
+    this.stmt(
+      `UPDATE log_streams SET requests = requests + 1, failed_requests = failed_requests + 1, last_activity = ?, last_error = ?
+       WHERE tailnet_id = ? AND log_type = ? AND created = ?`,
+    ).run(at, error, s.tailnetId, s.logType, s.created);
+  }
 }
+
+/** An audit row's size as stored, in bytes (roughly what it weighs in a request). */
+const AUDIT_ROW_BYTES = 'octet_length(event_time) + octet_length(type) + octet_length(origin) + octet_length(actor) + octet_length(target) + octet_length(action) + COALESCE(octet_length(old), 0) + COALESCE(octet_length(new), 0)';

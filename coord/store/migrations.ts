@@ -169,4 +169,30 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE devices ADD COLUMN home_relay TEXT NOT NULL DEFAULT '';
   CREATE INDEX devices_node_key ON devices (node_key);
   `,
+  // 6: log streaming: where each tailnet's configuration log goes, how far it got (the id of the last
+  // audit entry delivered or dropped: what is newer is the backlog), and what was sent. The token is a
+  // secret coord must send, so it is kept as webhook secrets are (this file is 0600), and never answered.
+  `
+  CREATE TABLE log_streams (
+    tailnet_id        INTEGER NOT NULL REFERENCES tailnets(id) ON DELETE CASCADE,
+    log_type          TEXT NOT NULL,
+    destination_type  TEXT NOT NULL,
+    url               TEXT NOT NULL,
+    user              TEXT NOT NULL DEFAULT '',
+    token             TEXT NOT NULL DEFAULT '',
+    compression       TEXT NOT NULL DEFAULT 'none',
+    cursor            INTEGER NOT NULL,
+    created           TEXT NOT NULL,
+    last_modified     TEXT NOT NULL,
+    entries_sent      INTEGER NOT NULL DEFAULT 0,
+    bytes_sent        INTEGER NOT NULL DEFAULT 0,
+    requests          INTEGER NOT NULL DEFAULT 0,
+    failed_requests   INTEGER NOT NULL DEFAULT 0,
+    dropped_entries   INTEGER NOT NULL DEFAULT 0,
+    last_activity     TEXT,
+    last_error        TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (tailnet_id, log_type)
+  );
+  CREATE INDEX audit_tailnet_id ON audit (tailnet_id, id);
+  `,
 ];

@@ -141,6 +141,31 @@ export interface Webhook {
   lastModified: string;
 }
 
+/** Where a tailnet's log of one type is streamed, and how far the stream got (see ../log-stream/). */
+export interface LogStream {
+  tailnetId: number;
+  logType: string;
+  destinationType: string;
+  url: string;
+  user: string;
+  /** A secret coord sends to the destination: never answered, never logged. */
+  token: string;
+  compression: 'none' | 'gzip';
+  /** The id of the last audit entry delivered or dropped; newer entries are the backlog. */
+  cursor: number;
+  created: string;
+  lastModified: string;
+  entriesSent: number;
+  bytesSent: number;
+  requests: number;
+  failedRequests: number;
+  droppedEntries: number;
+  lastActivity: string | null;
+  lastError: string;
+}
+
+export type LogStreamConfig = Pick<LogStream, 'destinationType' | 'url' | 'user' | 'token' | 'compression'>;
+
 export type AuditInput = Omit<AuditEntry, 'id' | 'eventTime' | 'tailnetId'>;
 
 // Device names are DNS labels (wire/names.ts).

@@ -1,6 +1,6 @@
 // The store's rows as SQLite returns them (snake_case, JSON as text, booleans as 0/1), and their
 // conversion to the model (model.ts). Only the store reads rows.
-import type { AuditEntry, Device, DeviceInvite, Key, KeyType, Role, Share, Tailnet, User, UserInvite, UserStatus, Webhook } from './model.js';
+import type { AuditEntry, Device, LogStream, DeviceInvite, Key, KeyType, Role, Share, Tailnet, User, UserInvite, UserStatus, Webhook } from './model.js';
 
 const bool = (v: unknown) => v === 1 || v === true;
 
@@ -103,5 +103,20 @@ export function webhookFrom(r: WebhookRow): Webhook {
     id: r.id, tailnetId: r.tailnet_id, endpointUrl: r.endpoint_url, providerType: r.provider_type,
     subscriptions: JSON.parse(r.subscriptions), secret: r.secret, creatorLoginName: r.creator_login_name,
     created: r.created, lastModified: r.last_modified,
+  };
+}
+
+export interface LogStreamRow {
+  tailnet_id: number; log_type: string; destination_type: string; url: string; user: string; token: string; compression: string;
+  cursor: number; created: string; last_modified: string; entries_sent: number; bytes_sent: number; requests: number;
+  failed_requests: number; dropped_entries: number; last_activity: string | null; last_error: string;
+}
+
+export function logStreamFrom(r: LogStreamRow): LogStream {
+  return {
+    tailnetId: r.tailnet_id, logType: r.log_type, destinationType: r.destination_type, url: r.url, user: r.user, token: r.token,
+    compression: r.compression === 'gzip' ? 'gzip' : 'none', cursor: r.cursor, created: r.created, lastModified: r.last_modified,
+    entriesSent: r.entries_sent, bytesSent: r.bytes_sent, requests: r.requests, failedRequests: r.failed_requests,
+    droppedEntries: r.dropped_entries, lastActivity: r.last_activity, lastError: r.last_error,
   };
 }

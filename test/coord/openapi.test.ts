@@ -25,10 +25,6 @@ const NOT_OFFERED: Record<string, string> = {
   resendDeviceInvite: 'mails the invite: needs coord to send mail (--smtp-url), a later step of this work',
   resendContactVerificationEmail: 'contact e-mail verification needs a mail service outside the server',
   listNetworkFlowLogs: 'network flow logs need the agents to report flows (not collected)',
-  getLogStreamingStatus: 'log streaming: a later step of this work',
-  getLogStreamingConfiguration: 'log streaming: a later step of this work',
-  setLogStreamingConfiguration: 'log streaming: a later step of this work',
-  disableLogStreaming: 'log streaming: a later step of this work',
   getPostureIntegrations: 'posture-vendor integrations need the vendors\' services',
   createPostureIntegration: 'posture-vendor integrations need the vendors\' services',
   updatePostureIntegration: 'posture-vendor integrations need the vendors\' services',
@@ -231,6 +227,10 @@ describe.skipIf(!HAVE_SPEC)('admin API against Tailscale\'s OpenAPI spec', () =>
     ['updateTailnetSettings', () => owner.patch('/tailnet/-/settings', { usersRoleAllowedToJoinExternalTailnets: 'admin', devicesKeyDurationDays: 90 })],
     ['expireDeviceKey', () => owner.post(`/device/${devices[1]!.id}/expire`)],
     ['deleteDevice', () => owner.del(`/device/${devices[1]!.id}`)],
+    ['setLogStreamingConfiguration', () => owner.call('PUT', '/tailnet/-/logging/configuration/stream', { destinationType: 'axiom', url: `${s.hookUrl}/logs`, token: 'axiom-token' })],
+    ['getLogStreamingConfiguration', () => owner.get('/tailnet/-/logging/configuration/stream')],
+    ['getLogStreamingStatus', () => owner.get('/tailnet/-/logging/configuration/stream/status')],
+    ['disableLogStreaming', () => owner.del('/tailnet/-/logging/configuration/stream')],
     // Last: the log then holds entries of every kind the calls above made.
     ['listConfigurationAuditLogs', () => owner.get('/tailnet/-/logging/configuration')],
   ];

@@ -10,6 +10,7 @@ import { authenticate } from './auth.js';
 import type { AdminDeps, Answer, Call, Route } from './call.js';
 import { deviceRoutes, routeRoutes } from './devices.js';
 import { keyRoutes } from './keys.js';
+import { logStreamRoutes } from './log-streams.js';
 import { policyRoutes } from './policy.js';
 import { shareRoutes } from './shares.js';
 import { billingRoutes, dnsRoutes, nameRoutes, settingsRoutes } from './tailnet.js';
@@ -27,6 +28,7 @@ export const ROUTES: readonly Route[] = [
   ...keyRoutes,
   ...shareRoutes,
   ...auditRoutes,
+  ...logStreamRoutes,
   ...webhookRoutes,
   ...nameRoutes,
   ...billingRoutes,

@@ -10,6 +10,7 @@ import { clientAddrOf } from './api/client-addr.js';
 import { handleConsole } from './console/serve.js';
 import { MachineApi } from './api/machine.js';
 import { Domain } from './domain/index.js';
+import { Mailer, type SmtpSettings } from './mail.js';
 import { CoordMetrics } from './metrics.js';
 import { ACCOUNT_LIMITS, Limiter } from './domain/limiter.js';
 import { NetmapHub } from './netmap-stream.js';
@@ -44,6 +45,8 @@ export interface ServerOptions {
   metricsListen?: { host: string; port: number };
   /** Reverse proxies (addresses or prefixes) whose X-Forwarded-For names the client for sign-in throttling. */
   trustedProxies?: string[];
+  /** The mail server that sends invites, and the sender address (absent: coord sends no mail). */
+  mail?: { smtp: SmtpSettings; from: string };
 }
 
 export interface CoordServer {
@@ -54,6 +57,8 @@ export interface CoordServer {
   stun: StunServer | null;
   /** The metrics endpoint's URL (null: off). */
   metricsUrl: string | null;
+  /** Sends invites (null: no mail server). */
+  mailer: Mailer | null;
   relay: RelayServer | null;
   /** Stops accepting, ends every stream, waits for requests in flight. Does not close the store. */
   close(): Promise<void>;
@@ -65,7 +70,8 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const webhooks = new Webhooks(o.store, o.log, undefined, allowPrivateWebhooks);
   const onEvent = (tailnetId: number, type: string, data: Record<string, unknown>) => webhooks.emit(tailnetId, type, data);
   let publicUrl = o.publicUrl ?? '';
-  const domain = new Domain({ store: o.store, hub, log: o.log, onEvent, allowPrivateWebhooks });
+  const mailer = o.mail ? new Mailer(o.mail.smtp, o.mail.from, o.log) : null;
+  const domain = new Domain({ store: o.store, hub, log: o.log, onEvent, allowPrivateWebhooks, mailer: mailer ?? undefined });
   const clientAddr = clientAddrOf(o.trustedProxies);
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl, clientAddr });
   const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Limiter({ ...ACCOUNT_LIMITS, what: 'uses of password links from this address' }), clientAddr };
@@ -162,6 +168,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     webhooks,
     stun,
     metricsUrl: metricsServer?.url ?? null,
+    mailer,
     relay,
     async close() {
       clearInterval(sweeper);
@@ -175,6 +182,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
       await closed;
       clearTimeout(timer);
       await webhooks.close();
+      mailer?.close();
     },
   };
 }

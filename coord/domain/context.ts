@@ -1,6 +1,7 @@
 // What every part of the domain layer works with: the store, the live tailnets (netmap streams), the
 // event sink (webhooks), and who is acting. Audit entries are written inside the change's transaction.
 import type { Logger } from 'pino';
+import type { Mailer } from '../mail.js';
 import type { NetmapHub } from '../netmap-stream.js';
 import type { AuditInput, Store, Tailnet, User } from '../store/index.js';
 
@@ -14,6 +15,8 @@ export interface DomainDeps {
   onEvent?: EventSink;
   /** Webhooks may target loopback, link-local and private addresses (`coord serve --allow-private-webhooks`). */
   allowPrivateWebhooks?: boolean;
+  /** Sends invites by mail (`coord serve --smtp-url`); absent: coord has no mail server. */
+  mailer?: Mailer;
 }
 
 /** An authenticated admin API caller: a user of one tailnet, through one API or session key. */

@@ -1,10 +1,11 @@
 // Users and roles of a tailnet, user invites, and signing in (password → session key).
 import { Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
-import { hashPassword, parseSecret, secretMatches, verifyPassword } from '../secrets.js';
+import { hashPassword, parseSecret, secretFor, secretMatches, verifyPassword } from '../secrets.js';
 import { ROLES, type Role, type Tailnet, type User, type UserInvite } from '../store/index.js';
 import { can } from '../roles.js';
 import { Operations, userActor, type Caller, type DomainDeps } from './context.js';
 import { email as emailOf, MAX_EMAIL, optionalText, str } from './input.js';
+import { MailsInFlight, mailerOf, userInviteMail, type LinkOf } from './invite-mail.js';
 import { ACCOUNT_LIMITS, ADDRESS_LIMITS, Limiter, reserveAll } from './limiter.js';
 import { settingsOf } from './tailnets.js';
 import type { ShareOperations, SharedUser } from './shares.js';
@@ -28,6 +29,7 @@ export class UserOperations extends Operations {
   private readonly addresses = new Limiter(ADDRESS_LIMITS);
   /** Wrong user invite codes per client address. */
   private readonly inviteCodes = new Limiter({ ...ACCOUNT_LIMITS, what: 'invite codes from this address' });
+  private readonly mailing = new MailsInFlight();
 
   constructor(deps: DomainDeps, private readonly shares: ShareOperations) {
     super(deps);
@@ -140,6 +142,60 @@ export class UserOperations extends Operations {
     const inv = this.store.getUserInvite(id);
     if (!inv || inv.tailnetId !== c.tailnet.id || inv.role === 'owner') throw new NotFound(`user invite "${id}" not found`);
     return inv;
+  }
+
+  /** Whether coord can mail invites (has a mail server). */
+  get canMail(): boolean {
+    return this.deps.mailer !== undefined;
+  }
+
+  /**
+   * Mails each new invite its code (just made, shown in the answer too); a mail the server did not take
+   * leaves its invite as it is, with the reason. Nothing is mailed when coord has no mail server.
+   */
+  async mailNewInvites(made: { invite: UserInvite; code: string }[], linkOf: LinkOf): Promise<{ invite: UserInvite; code: string; mailError?: string }[]> {
+    if (!this.canMail) return made;
+    const out: { invite: UserInvite; code: string; mailError?: string }[] = [];
+    for (const { invite, code } of made) {
+      try {
+        out.push({ invite: await this.mailing.run(invite.id, () => this.mailInvite(invite, code, linkOf)), code });
+      } catch (err) {
+        out.push({ invite, code, mailError: (err as Error).message });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Mails the invite again with a new code (only the old code's hash is kept); the new code replaces the
+   * old once the mail server took the message, and a failure changes nothing. Audited as a RESEND.
+   */
+  async resendInvite(c: Caller, id: string, linkOf: LinkOf): Promise<UserInvite> {
+    mailerOf(this.deps);
+    const inv = this.invite(c, id);
+    if (inv.accepted) throw new Conflict('this invite was accepted already: there is nothing to resend');
+    return this.mailing.run(inv.id, async () => {
+      const fresh = secretFor('invite', inv.id);
+      return this.mailInvite(inv, fresh.secret, linkOf, fresh.hash, (at) =>
+        this.audit(c, 'RESEND', { id: inv.id, name: inv.email, type: 'USER_INVITE' }, undefined, { email: inv.email, lastEmailSentAt: at }));
+    });
+  }
+
+  /** Sends the mail, then records it (with `newHash`: the code it carried replaces the stored one). */
+  private async mailInvite(inv: UserInvite, code: string, linkOf: LinkOf, newHash?: Buffer, audit?: (at: string) => void): Promise<UserInvite> {
+    const { store } = this;
+    const t = store.getTailnet(inv.tailnetId)!;
+    const inviter = store.getUser(inv.inviterId);
+    const inviterName = inviter ? (inviter.displayName && inviter.displayName !== inviter.email ? `${inviter.displayName} (${inviter.email})` : inviter.email) : `An admin of ${t.name}`;
+    await mailerOf(this.deps).send(userInviteMail(inv.email, { network: t.name, inviter: inviterName, role: inv.role, link: linkOf(code) }));
+    const at = new Date().toISOString();
+    const recorded = store.tx(() => {
+      const ok = store.markUserInviteMailed(inv.id, at, newHash);
+      if (ok) audit?.(at);
+      return ok;
+    });
+    if (!recorded) throw new Conflict('the invite was accepted or deleted while its mail was being sent: the link in that mail does not work');
+    return store.getUserInvite(inv.id)!;
   }
 
   deleteInvite(c: Caller, id: string): void {

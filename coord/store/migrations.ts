@@ -169,4 +169,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE devices ADD COLUMN home_relay TEXT NOT NULL DEFAULT '';
   CREATE INDEX devices_node_key ON devices (node_key);
   `,
+  // 6: invites by e-mail: a device invite's recipient address, and when each invite was last mailed.
+  `
+  ALTER TABLE device_invites ADD COLUMN email TEXT NOT NULL DEFAULT '';
+  ALTER TABLE device_invites ADD COLUMN last_email_sent_at TEXT;
+  ALTER TABLE user_invites ADD COLUMN last_email_sent_at TEXT;
+  `,
 ];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeSmtp, parseSmtpUrl } from './mail.js';
+import { describeSmtp, parseSmtpUrl, transportOptionsOf } from './mail.js';
 
 describe('the SMTP URL', () => {
   it('gives host, port, TLS mode and the percent-decoded credentials', () => {
@@ -35,5 +35,22 @@ describe('the SMTP URL', () => {
   it('is described without its password', () => {
     expect(describeSmtp(parseSmtpUrl('smtps://coord%40example.com:secret@mail.example.com'))).toBe('smtps://coord%40example.com@mail.example.com:465');
     expect(describeSmtp(parseSmtpUrl('smtp://[::1]:2525'))).toBe('smtp://[::1]:2525');
+  });
+});
+
+describe('the connection to the mail server', () => {
+  const options = (url: string) => transportOptionsOf(parseSmtpUrl(url));
+
+  it('sends a password only encrypted: smtps, or STARTTLS required, except on loopback', () => {
+    expect(options('smtp://u:p@mail.example.com')).toMatchObject({ secure: false, requireTLS: true, auth: { user: 'u', pass: 'p' } });
+    expect(options('smtp://u:p@192.0.2.10:25')).toMatchObject({ requireTLS: true });
+    expect(options('smtps://u:p@mail.example.com')).toMatchObject({ secure: true, requireTLS: false });
+    for (const host of ['127.0.0.1', 'localhost', '[::1]', '127.0.0.53']) expect(options(`smtp://u:p@${host}:25`), host).toMatchObject({ requireTLS: false });
+    // No password to protect: STARTTLS when offered, as nodemailer does by default.
+    expect(options('smtp://mail.example.com')).toMatchObject({ requireTLS: false, auth: undefined });
+  });
+
+  it('never lets a message field read a file or fetch a URL', () => {
+    expect(options('smtp://mail.example.com')).toMatchObject({ disableFileAccess: true, disableUrlAccess: true });
   });
 });

@@ -50,6 +50,26 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/** nodemailer's SMTP options for the server (exported for its test). */
+export function transportOptionsOf(settings: SmtpSettings) {
+  const auth = settings.user === '' ? undefined : { user: settings.user, pass: settings.pass };
+  return {
+    host: settings.host,
+    port: settings.port,
+    secure: settings.secure,
+    auth,
+    // A password leaves this machine only encrypted: without smtps, STARTTLS is required unless the server is on loopback.
+    requireTLS: !settings.secure && auth !== undefined && !isLoopback(settings.host),
+    connectionTimeout: 10_000,
+    greetingTimeout: 10_000,
+    socketTimeout: 30_000,
+    // Messages are plain text we compose; never let a field make nodemailer read a file or fetch a URL.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    logger: false,
+  };
+}
+
 export interface MailMessage {
   to: string;
   subject: string;
@@ -62,22 +82,7 @@ export class Mailer {
 
   constructor(readonly settings: SmtpSettings, readonly from: string, private readonly log: Logger) {
     this.description = describeSmtp(settings);
-    const auth = settings.user === '' ? undefined : { user: settings.user, pass: settings.pass };
-    this.transport = createTransport({
-      host: settings.host,
-      port: settings.port,
-      secure: settings.secure,
-      auth,
-      // A password leaves this machine only encrypted: without smtps, STARTTLS is required unless the server is on loopback.
-      requireTLS: !settings.secure && auth !== undefined && !isLoopback(settings.host),
-      connectionTimeout: 10_000,
-      greetingTimeout: 10_000,
-      socketTimeout: 30_000,
-      // Messages are plain text we compose; never let a field make nodemailer read a file or fetch a URL.
-      disableFileAccess: true,
-      disableUrlAccess: true,
-      logger: false,
-    });
+    this.transport = createTransport(transportOptionsOf(settings));
   }
 
   /** Sends one message; a refusal or an unreachable server is an UpstreamFailed naming the server (not the password). */

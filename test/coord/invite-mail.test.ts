@@ -3,7 +3,8 @@
 // work, a mail server that is down is reported and loses nothing, roles are checked, and a coord without
 // a mail server says so. The server's password is never printed.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser, api, Coord, root } from './harness.js';
@@ -241,5 +242,56 @@ describe('a coord without a mail server', () => {
       expect(r.stderr).toMatch(why);
       expect(r.stderr + r.stdout).not.toContain('hunter2secret');
     }
+  });
+});
+
+describe('a mail server that speaks SMTPS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mw-smtps-'));
+  const tls = { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+  const sink = new SmtpSink('coord', 'another secret', tls);
+  /** Trusts the sink's self-signed certificate (NODE_EXTRA_CA_CERTS, as an operator adds a private CA). */
+  const trusting = new Coord();
+  /** Does not: the system's CAs only. */
+  const doubting = new Coord();
+
+  beforeAll(async () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=smtp-sink-test', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', tls.key, '-out', tls.cert], { stdio: 'ignore' });
+    await sink.start();
+    expect(sink.url.startsWith('smtps://')).toBe(true);
+    const flags = ['--smtp-url', sink.url, '--mail-from', 'coord@example.com'];
+    process.env.NODE_EXTRA_CA_CERTS = tls.cert; // the child coord inherits it
+    try {
+      await trusting.start(flags);
+    } finally {
+      delete process.env.NODE_EXTRA_CA_CERTS;
+    }
+    await doubting.start(flags);
+  }, 60_000);
+  afterAll(async () => {
+    await trusting.cleanup();
+    await doubting.cleanup();
+    await sink.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('mails over TLS when coord trusts the certificate, and refuses a server it cannot verify', async () => {
+    const good = api(trusting.url, trusting.createTailnet('example.com', 'alice@example.com'));
+    const made = await good.post('/tailnet/-/user-invites', [{ email: 'bob@example.com' }]);
+    expect(made.status, made.text).toBe(200);
+    expect(made.body[0].mailError).toBeUndefined();
+    const [mail] = await newMails(sink, 0);
+    expect(mail).toMatchObject({ rcptTos: ['bob@example.com'], user: 'coord' });
+    expect(linkIn(mail!).code).toBe(made.body[0].code);
+
+    const bad = api(doubting.url, doubting.createTailnet('example.com', 'alice@example.com'));
+    const unverified = await bad.post('/tailnet/-/user-invites', [{ email: 'carol@example.com' }]);
+    expect(unverified.status, unverified.text).toBe(200);
+    expect(unverified.body[0].mailError).toMatch(/did not take the mail: .*certificate/);
+    const r = await bad.post(`/user-invites/${unverified.body[0].id}/resend`);
+    expect(r.status).toBe(502);
+    expect(r.body.message).toMatch(/^the mail server smtps:\/\/coord@127\.0\.0\.1:\d+ did not take the mail: .*certificate/);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(sink.mails()).toHaveLength(1);
   });
 });

@@ -1,13 +1,15 @@
 """A real SMTP server for the invite-mail tests (Debian's python3-aiosmtpd), with AUTH.
 
-usage: SINK_PASSWORD=PASSWORD smtp-sink.py DIR PORT USER
-Listens on 127.0.0.1:PORT (0: any free port) and prints {"port": N} once it does. Every client must
+usage: SINK_PASSWORD=PASSWORD smtp-sink.py DIR PORT USER [CERT KEY]
+Listens on 127.0.0.1:PORT (0: any free port) and prints {"port": N} once it does; with CERT and KEY (PEM)
+it speaks SMTPS (TLS from the first byte). Every client must
 sign in as USER/PASSWORD (AUTH PLAIN or LOGIN; allowed without TLS, on loopback only). Each message that
 arrives is written to DIR/<n>.json: {mailFrom, rcptTos, user, subject, from, to, text}.
 """
 import asyncio
 import json
 import os
+import ssl
 import sys
 from email import message_from_bytes, policy
 
@@ -15,6 +17,10 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 out_dir, port, user = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 password = os.environ["SINK_PASSWORD"]
+tls = None
+if len(sys.argv) > 5:
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(sys.argv[4], sys.argv[5])
 
 
 class Sink:
@@ -56,6 +62,7 @@ async def main():
         lambda: SMTP(sink, hostname="sink.test", authenticator=authenticate, auth_required=True, auth_require_tls=False),
         "127.0.0.1",
         port,
+        ssl=tls,
     )
     print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
     await server.serve_forever()

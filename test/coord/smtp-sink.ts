@@ -29,17 +29,18 @@ export class SmtpSink {
   private proc: ChildProcess | undefined;
   private stderr = '';
 
-  constructor(readonly user = 'coord', readonly password = 'p@ss:word with spaces') {}
+  /** `tls`: PEM files of a certificate for 127.0.0.1 and its key: the server speaks SMTPS. */
+  constructor(readonly user = 'coord', readonly password = 'p@ss:word with spaces', readonly tls?: { cert: string; key: string }) {}
 
   /** The URL coord is given (user and password percent-encoded). */
   get url(): string {
-    return `smtp://${encodeURIComponent(this.user)}:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}`;
+    return `${this.tls ? 'smtps' : 'smtp'}://${encodeURIComponent(this.user)}:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}`;
   }
 
   /** Starts the server (again on the same port once it has one); resolves once it listens. */
   async start(): Promise<this> {
     if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run scripts/bootstrap (it installs python3-aiosmtpd)`);
-    const proc = spawn(PYTHON, [SCRIPT, this.dir, String(this.port), this.user], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SINK_PASSWORD: this.password } });
+    const proc = spawn(PYTHON, [SCRIPT, this.dir, String(this.port), this.user, ...(this.tls ? [this.tls.cert, this.tls.key] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SINK_PASSWORD: this.password } });
     this.proc = proc;
     proc.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
     const lines = createInterface({ input: proc.stdout! });

@@ -193,6 +193,28 @@ describe('invites by mail', () => {
     expect(mail!.rcptTos).toEqual(['carol@partner.com']);
   });
 
+  it('`coord users invite` says whether the invite was mailed', async () => {
+    const cli = (email: string) => spawnSync(process.execPath, [join(root, 'dist/coord/main.js'), 'users', 'invite', email], {
+      encoding: 'utf8', env: { ...process.env, MESHWARD_COORD: coord.url, MESHWARD_API_KEY: ownerKey }, timeout: 15_000,
+    });
+    const before = sink.mails().length;
+    const r = cli('frank@example.com');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('invited frank@example.com as member and mailed them the link');
+    const [mail] = await newMails(sink, before);
+    expect(r.stdout).toContain(linkIn(mail!).code);
+
+    await sink.stop();
+    try {
+      const down = cli('grace@example.com');
+      expect(down.status, down.stderr).toBe(0);
+      expect(down.stdout).toContain('invited grace@example.com as member; send them this one-time code');
+      expect(down.stdout).toMatch(/the mail did not go out: the mail server .* did not take the mail/);
+    } finally {
+      await sink.start();
+    }
+  });
+
   it('never prints the mail server\'s password, nor shows it in the process list', () => {
     expect(coord.stdout + coord.stderr).toContain(`smtp://coord@127.0.0.1:`);
     for (const secret of [sink.password, encodeURIComponent(sink.password)]) {

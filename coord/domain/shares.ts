@@ -2,7 +2,7 @@
 // hashed); a user of another tailnet with a role that may accept redeems it, which records a share
 // (device ↔ that user). Either side ends it: the sharer deletes the invite, the recipient's tailnet
 // deletes the device. Each step is audited in both tailnets and the live tailnets update both at once.
-import { Conflict, Forbidden, InvalidInput, NotFound } from '../errors.js';
+import { Conflict, DomainError, Forbidden, InvalidInput, NotFound } from '../errors.js';
 import { hashSecret, parseSecret, secretFor, secretMatches } from '../secrets.js';
 import { fqdn, type Device, type DeviceInvite, type Share, type Tailnet, type User } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
@@ -95,7 +95,8 @@ export class ShareOperations extends Operations {
       try {
         out.push({ invite: await this.mailing.run(invite.id, () => this.mailInvite(invite, code, linkOf)), code });
       } catch (err) {
-        out.push({ invite, code, mailError: (err as Error).message });
+        if (!(err instanceof DomainError)) throw err;
+        out.push({ invite, code, mailError: err.message });
       }
     }
     return out;
@@ -106,10 +107,10 @@ export class ShareOperations extends Operations {
    * replaces the old once the mail server took the message, and a failure changes nothing. Audited as a RESEND.
    */
   async resendInvite(c: Caller, id: string, linkOf: LinkOf): Promise<DeviceInvite> {
-    mailerOf(this.deps);
     const inv = this.invite(c, id);
     if (inv.email === '') throw new InvalidInput('this device invite has no "email" to send it to: pass its link on yourself, or create an invite with "email"');
     if (inv.acceptedBy !== null) throw new Conflict('this device invite was accepted already: there is nothing to resend');
+    mailerOf(this.deps);
     return this.mailing.run(inv.id, async () => {
       const fresh = secretFor('invite', inv.id);
       return this.mailInvite(inv, fresh.secret, linkOf, fresh.hash, (at) =>

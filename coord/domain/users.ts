@@ -1,5 +1,5 @@
 // Users and roles of a tailnet, user invites, and signing in (password → session key).
-import { Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
+import { Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
 import { hashPassword, parseSecret, secretFor, secretMatches, verifyPassword } from '../secrets.js';
 import { ROLES, type Role, type Tailnet, type User, type UserInvite } from '../store/index.js';
 import { can } from '../roles.js';
@@ -160,7 +160,8 @@ export class UserOperations extends Operations {
       try {
         out.push({ invite: await this.mailing.run(invite.id, () => this.mailInvite(invite, code, linkOf)), code });
       } catch (err) {
-        out.push({ invite, code, mailError: (err as Error).message });
+        if (!(err instanceof DomainError)) throw err;
+        out.push({ invite, code, mailError: err.message });
       }
     }
     return out;
@@ -171,14 +172,22 @@ export class UserOperations extends Operations {
    * old once the mail server took the message, and a failure changes nothing. Audited as a RESEND.
    */
   async resendInvite(c: Caller, id: string, linkOf: LinkOf): Promise<UserInvite> {
-    mailerOf(this.deps);
     const inv = this.invite(c, id);
     if (inv.accepted) throw new Conflict('this invite was accepted already: there is nothing to resend');
+    // Accepting checks the inviter's rights then (acceptInvite): do not mail a link that cannot work.
+    if (!this.inviterMayInvite(inv)) throw new Conflict('the user who sent this invite may no longer invite users: its link cannot work; delete it and create a new invite');
+    mailerOf(this.deps);
     return this.mailing.run(inv.id, async () => {
       const fresh = secretFor('invite', inv.id);
       return this.mailInvite(inv, fresh.secret, linkOf, fresh.hash, (at) =>
         this.audit(c, 'RESEND', { id: inv.id, name: inv.email, type: 'USER_INVITE' }, undefined, { email: inv.email, lastEmailSentAt: at }));
     });
+  }
+
+  /** Whether the invite's sender is still an active user of its tailnet who may invite (accepting needs that). */
+  private inviterMayInvite(inv: UserInvite): boolean {
+    const inviter = this.store.getUser(inv.inviterId);
+    return !!inviter && inviter.tailnetId === inv.tailnetId && inviter.status === 'active' && can(inviter.role, 'provisioning:write');
   }
 
   /** Sends the mail, then records it (with `newHash`: the code it carried replaces the stored one). */
@@ -230,10 +239,7 @@ export class UserOperations extends Operations {
       if (store.getUserInvite(inv.id)?.accepted) throw new Unauthenticated('invalid or already used invite code');
       if (store.getUserByEmail(inv.tailnetId, inv.email)) throw new Conflict(`${inv.email} is already a user of this network`);
       // The inviter's rights now, not when the invite was made: a deleted, suspended or demoted inviter admits nobody.
-      const inviter = store.getUser(inv.inviterId);
-      if (!inviter || inviter.tailnetId !== inv.tailnetId || inviter.status !== 'active' || !can(inviter.role, 'provisioning:write')) {
-        throw new Forbidden('the user who sent this invite may no longer invite users; ask an admin for a new invite');
-      }
+      if (!this.inviterMayInvite(inv)) throw new Forbidden('the user who sent this invite may no longer invite users; ask an admin for a new invite');
       const created = store.createUser(inv.tailnetId, inv.email, inv.role, displayName);
       store.setUserPassword(created.id, hash);
       // With user approval on, a new user signs in only once an admin has approved them.

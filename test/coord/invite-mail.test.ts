@@ -155,6 +155,22 @@ describe('invites by mail', () => {
     expect(sink.mails()).toHaveLength(before + invitesMailed);
   });
 
+  it('does not mail a link that cannot work: the inviter may no longer invite', async () => {
+    const ivan = await addUser(coord.url, ownerKey, 'example.com', 'ivan@example.com', 'admin');
+    const inv = (await api(coord.url, ivan.token).post('/tailnet/-/user-invites', [{ email: 'henry@example.com' }])).body[0];
+    expect((await owner.post(`/users/${ivan.id}/suspend`)).status).toBe(200);
+    const before = sink.mails().length;
+    const r = await owner.post(`/user-invites/${inv.id}/resend`);
+    expect(r.status).toBe(409);
+    expect(r.body.message).toMatch(/may no longer invite users/);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(sink.mails()).toHaveLength(before);
+    // The inviter back: the resend goes out.
+    expect((await owner.post(`/users/${ivan.id}/restore`)).status).toBe(200);
+    expect((await owner.post(`/user-invites/${inv.id}/resend`)).status).toBe(200);
+    expect((await newMails(sink, before))[0]!.rcptTos).toEqual(['henry@example.com']);
+  });
+
   it('a mail server that is down: the error says so and nothing is lost', async () => {
     const inv = (await owner.post('/tailnet/-/user-invites', [{ email: 'carol@example.com' }])).body[0];
     const devInv = (await owner.post(`/device/${deviceId}/device-invites`, [{ email: 'carol@partner.com' }])).body[0];
@@ -226,24 +242,37 @@ describe('invites by mail', () => {
 
 describe('a coord without a mail server', () => {
   const coord = new Coord();
+  const device = { current: undefined as TestDevice | undefined };
   let owner: ReturnType<typeof api>;
 
   beforeAll(async () => {
     await coord.start();
     owner = api(coord.url, coord.createTailnet('example.com', 'alice@example.com'));
+    const key = await owner.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } });
+    device.current = new TestDevice(coord.url);
+    await device.current.register(key.body.key, 'server');
   });
-  afterAll(() => coord.cleanup());
+  afterAll(async () => {
+    device.current?.close();
+    await coord.cleanup();
+  });
 
   it('says so on a resend, and still makes invites (unmailed)', async () => {
     const made = await owner.post('/tailnet/-/user-invites', [{ email: 'bob@example.com' }]);
     expect(made.status).toBe(200);
     expect(made.body[0].lastEmailSentAt).toBeUndefined();
     expect(made.body[0].mailError).toBeUndefined();
-    for (const path of [`/user-invites/${made.body[0].id}/resend`, '/device-invites/dNOSUCHINVITE/resend']) {
+    const shared = await owner.post(`/device/${device.current!.id}/device-invites`, [{ email: 'pat@partner.com' }]);
+    expect(shared.status).toBe(200);
+    expect(shared.body[0]).toMatchObject({ email: 'pat@partner.com' });
+    expect(shared.body[0].lastEmailSentAt).toBeUndefined();
+    for (const path of [`/user-invites/${made.body[0].id}/resend`, `/device-invites/${shared.body[0].id}/resend`]) {
       const r = await owner.post(path);
       expect(r.status, r.text).toBe(501);
       expect(r.body.message).toMatch(/^coord has no mail server: start it with --smtp-url/);
     }
+    // A request that could not be carried out anyway says what is wrong with it first.
+    expect((await owner.post('/device-invites/dNOSUCHINVITE/resend')).status).toBe(404);
     // The code shown at creation still works: the refused resend changed nothing.
     expect((await api(coord.url).post('/user-invites/-/accept', { code: made.body[0].code, password: PASSWORD })).status).toBe(200);
   });

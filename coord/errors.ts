@@ -27,3 +27,7 @@ export class PreconditionFailed extends DomainError {}
 export class TooManyRequests extends DomainError {}
 /** The server is busy with work like this; try again in a moment (503). */
 export class Unavailable extends DomainError {}
+/** This server was not set up for the request (e.g. no mail server: `coord serve --smtp-url`) (501). */
+export class NotConfigured extends DomainError {}
+/** A server coord relies on (the mail server) failed or could not be reached; nothing was changed (502). */
+export class UpstreamFailed extends DomainError {}

@@ -27,7 +27,11 @@ export interface NewSecret {
 }
 
 export function newSecret(kind: SecretKind, idPrefix = 'k'): NewSecret {
-  const id = idPrefix + randomToken(12);
+  return secretFor(kind, idPrefix + randomToken(12));
+}
+
+/** A fresh secret for an existing id (an invite whose code is issued anew: only the hash was kept). */
+export function secretFor(kind: SecretKind, id: string): NewSecret {
   const secret = `mwkey-${kind}-${id}-${randomToken(32)}`;
   return { id, secret, hash: hashSecret(secret) };
 }

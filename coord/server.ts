@@ -10,6 +10,7 @@ import { clientAddrOf } from './api/client-addr.js';
 import { handleConsole } from './console/serve.js';
 import { MachineApi } from './api/machine.js';
 import { Domain } from './domain/index.js';
+import { Mailer, type SmtpSettings } from './mail.js';
 import { CoordMetrics } from './metrics.js';
 import { ACCOUNT_LIMITS, Limiter } from './domain/limiter.js';
 import { NetmapHub } from './netmap-stream.js';
@@ -49,6 +50,8 @@ export interface ServerOptions {
   trustedProxies?: string[];
   /** Batching, retry and backlog bounds of log streaming (default: DEFAULT_LIMITS). */
   logStreamLimits?: Partial<StreamLimits>;
+  /** The mail server that sends invites, and the sender address (absent: coord sends no mail). */
+  mail?: { smtp: SmtpSettings; from: string };
 }
 
 export interface CoordServer {
@@ -60,6 +63,8 @@ export interface CoordServer {
   stun: StunServer | null;
   /** The metrics endpoint's URL (null: off). */
   metricsUrl: string | null;
+  /** Sends invites (null: no mail server). */
+  mailer: Mailer | null;
   relay: RelayServer | null;
   /** Stops accepting, ends every stream, waits for requests in flight. Does not close the store. */
   close(): Promise<void>;
@@ -74,7 +79,8 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const logStreamer = new LogStreamer(o.store, (url, body, headers, keep) => logHttp.post(url, body, headers, keep), o.log, { ...DEFAULT_LIMITS, ...o.logStreamLimits });
   o.store.onAudit = (tailnetId) => logStreamer.notify(tailnetId);
   let publicUrl = o.publicUrl ?? '';
-  const domain = new Domain({ store: o.store, hub, log: o.log, onEvent, allowPrivateWebhooks, logStreamer });
+  const mailer = o.mail ? new Mailer(o.mail.smtp, o.mail.from, o.log) : null;
+  const domain = new Domain({ store: o.store, hub, log: o.log, onEvent, allowPrivateWebhooks, logStreamer, mailer: mailer ?? undefined });
   const clientAddr = clientAddrOf(o.trustedProxies);
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl, clientAddr });
   const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Limiter({ ...ACCOUNT_LIMITS, what: 'uses of password links from this address' }), clientAddr };
@@ -173,6 +179,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     logStreamer,
     stun,
     metricsUrl: metricsServer?.url ?? null,
+    mailer,
     relay,
     async close() {
       clearInterval(sweeper);
@@ -189,6 +196,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
       o.store.onAudit = undefined;
       await logStreamer.close();
       await logHttp.close();
+      mailer?.close();
     },
   };
 }

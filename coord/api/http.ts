@@ -1,6 +1,6 @@
 // Small HTTP helpers for node:http: JSON answers, bounded bodies, errors with a status.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Conflict, DomainError, Forbidden, InvalidInput, NotFound, PreconditionFailed, TooManyRequests, Unauthenticated, Unavailable } from '../errors.js';
+import { Conflict, DomainError, Forbidden, InvalidInput, NotConfigured, NotFound, PreconditionFailed, TooManyRequests, Unauthenticated, Unavailable, UpstreamFailed } from '../errors.js';
 
 export const MAX_BODY = 1 << 20;
 
@@ -109,7 +109,7 @@ export function matchPath(p: PathPattern, path: string): Record<string, string> 
 
 const STATUS_OF: [new (...args: never[]) => DomainError, number][] = [
   [InvalidInput, 400], [Unauthenticated, 401], [Forbidden, 403], [NotFound, 404], [Conflict, 409],
-  [PreconditionFailed, 412], [TooManyRequests, 429], [Unavailable, 503],
+  [PreconditionFailed, 412], [TooManyRequests, 429], [Unavailable, 503], [NotConfigured, 501], [UpstreamFailed, 502],
 ];
 
 /** The one place a domain error becomes an HTTP status and body; undefined for an unexpected error (a 500). */

@@ -124,7 +124,13 @@ export const usersCommand = group('users', 'list users, invite them, change role
       const email = need(args, 0, 'EMAIL');
       const [inv] = await api.inviteUsers([{ email, role: v.role ?? 'member' }]);
       if (!inv) throw new Error('coord answered no invite');
-      out(v, inv, () => [`invited ${inv.email} as ${inv.role}; send them this one-time code (shown only now):`, inv.code]);
+      out(v, inv, () => [
+        inv.lastEmailSentAt
+          ? `invited ${inv.email} as ${inv.role} and mailed them the link; the one-time code (shown only now):`
+          : `invited ${inv.email} as ${inv.role}; send them this one-time code (shown only now):`,
+        inv.code,
+        ...(inv.mailError ? [`the mail did not go out: ${inv.mailError}`] : []),
+      ]);
     },
   },
   role: {

@@ -4,12 +4,14 @@ import { pino } from 'pino';
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
 import { badProxyEntries } from '../api/client-addr.js';
 import type { StreamLimits } from '../log-stream/streamer.js';
+import { EMAIL_RE } from '../domain/input.js';
+import { describeSmtp, parseSmtpUrl, type SmtpSettings } from '../mail.js';
 import { startServer } from '../server.js';
 import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
 export const serveCommand: Command = {
-  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--no-relay] [--relay-name coord] [--allow-private-webhooks] [--log-stream-flush 5s] [--log-stream-retry-max 5m] [--log-stream-backlog 100000] [--log-stream-backlog-bytes 64M] [--trusted-proxy ADDR[,ADDR...]] [--metrics-listen 127.0.0.1:9180] [--log-level LEVEL]',
+  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--no-relay] [--relay-name coord] [--allow-private-webhooks] [--log-stream-flush 5s] [--log-stream-retry-max 5m] [--log-stream-backlog 100000] [--log-stream-backlog-bytes 64M] [--trusted-proxy ADDR[,ADDR...]] [--metrics-listen 127.0.0.1:9180] [--smtp-url-file FILE | --smtp-url smtp[s]://USER:PASS@HOST:PORT] [--mail-from ADDRESS] [--log-level LEVEL]',
   summary: 'run the coordination server',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -30,8 +32,12 @@ export const serveCommand: Command = {
       'log-stream-retry-max': { type: 'string', default: '5m' },
       'log-stream-backlog': { type: 'string', default: '100000' },
       'log-stream-backlog-bytes': { type: 'string', default: '64M' },
+      'smtp-url': { type: 'string' },
+      'smtp-url-file': { type: 'string' },
+      'mail-from': { type: 'string' },
     });
     const logStreamLimits = logStreamLimitsOf(values);
+    const mail = mailOptions(values['smtp-url'], values['smtp-url-file'], values['mail-from']);
     if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(values['relay-name']!)) throw new UsageError('--relay-name must be letters, digits and "-" (at most 63)');
     const trustedProxies = (values['trusted-proxy'] ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
     const badProxies = badProxyEntries(trustedProxies);
@@ -54,9 +60,14 @@ export const serveCommand: Command = {
     const store = new Store(values.db!);
     const server = await startServer({
       store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, relay: values['no-relay'] !== true, relayName: values['relay-name'],
-      allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen, trustedProxies, logStreamLimits,
+      allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen, trustedProxies, logStreamLimits, mail,
     });
-    log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null, relay: server.relay ? values['relay-name'] : null, metrics: server.metricsUrl }, 'coord listening');
+    log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null, relay: server.relay ? values['relay-name'] : null, metrics: server.metricsUrl, mail: server.mailer?.description ?? null }, 'coord listening');
+    // Say at once whether the mail server answers; coord serves either way (a failed invite mail is reported to its caller).
+    void server.mailer?.check().then((problem) => {
+      if (problem) log.warn({ smtp: server.mailer!.description, reason: problem }, 'the mail server does not answer now: invite mails fail until it does');
+      else log.info({ smtp: server.mailer!.description }, 'mail server ready');
+    });
     // For scripts and tests: the address actually bound (useful with port 0).
     process.stdout.write(JSON.stringify({ listening: server.url, ...(server.metricsUrl ? { metrics: server.metricsUrl } : {}) }) + '\n');
     await new Promise<void>((resolve) => {
@@ -85,4 +96,39 @@ function logStreamLimitsOf(values: Record<string, unknown>): Partial<StreamLimit
   const backlogBytes = m ? Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2] as '' | 'K' | 'M' | 'G'] : NaN;
   if (!(backlogBytes >= 1024)) throw new UsageError('--log-stream-backlog-bytes must be a size of at least 1024 bytes (e.g. 65536, 512K, 64M, 1G)');
   return { flushMs, retryMaxMs, retryBaseMs: Math.min(1000, retryMaxMs), backlogEntries, backlogBytes };
+}
+
+/**
+ * The mail server from --smtp-url-file FILE, --smtp-url URL or MESHWARD_SMTP_URL (the URL holds a password:
+ * the file or the environment keep it out of `ps`), and the sender: --mail-from, else the SMTP user when it
+ * is an address.
+ */
+function mailOptions(flag: string | undefined, file: string | undefined, from: string | undefined): { smtp: SmtpSettings; from: string } | undefined {
+  if (flag !== undefined && file !== undefined) throw new UsageError('give the mail server once: --smtp-url-file FILE or --smtp-url URL');
+  let raw = flag ?? process.env.MESHWARD_SMTP_URL;
+  let source = flag !== undefined ? '--smtp-url' : 'MESHWARD_SMTP_URL';
+  if (file !== undefined) {
+    source = `--smtp-url-file ${file}`;
+    try {
+      raw = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new UsageError(`${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  delete process.env.MESHWARD_SMTP_URL; // read once; nothing coord starts needs it
+  if (raw === undefined || raw === '') {
+    if (from !== undefined) throw new UsageError('--mail-from needs a mail server: --smtp-url-file FILE, --smtp-url URL or MESHWARD_SMTP_URL');
+    return undefined;
+  }
+  let smtp: SmtpSettings;
+  try {
+    smtp = parseSmtpUrl(raw);
+  } catch (err) {
+    throw new UsageError(`${source}: ${(err as Error).message}`);
+  }
+  const sender = from ?? (EMAIL_RE.test(smtp.user) ? smtp.user : undefined);
+  if (sender === undefined) throw new UsageError(`--mail-from ADDRESS is needed: the sender of invite mails (the SMTP user of ${describeSmtp(smtp)} is no address)`);
+  const address = /^[^<>]*<([^<>]*)>$/.exec(sender)?.[1] ?? sender;
+  if (!EMAIL_RE.test(address) || /[\u0000-\u001f\u007f]/.test(sender)) throw new UsageError(`--mail-from ${JSON.stringify(sender)}: expected an address, or "Name <address>"`);
+  return { smtp, from: sender };
 }

@@ -107,6 +107,11 @@ export class AdminClient {
     return this.answer('GET', `/user-invites/${encodeURIComponent(id)}`);
   }
 
+  /** Mails the invite again with a new code (the old link stops working); needs coord to have a mail server. */
+  async resendUserInvite(id: string): Promise<void> {
+    await this.answer('POST', `/user-invites/${encodeURIComponent(id)}/resend`);
+  }
+
   /** Public: turns an invite code into a user with a password. */
   acceptUserInvite(code: string, password: string): Promise<User> {
     return this.answer('POST', '/user-invites/-/accept', { code, password });
@@ -207,12 +212,17 @@ export class AdminClient {
   // ── sharing ──
 
   /** One invite per entry to share a device with a user of another network; each answer has its `inviteUrl`. */
-  createDeviceInvites(deviceId: string, invites: { label?: string }[] = [{}]): Promise<DeviceInvite[]> {
+  createDeviceInvites(deviceId: string, invites: { label?: string; email?: string }[] = [{}]): Promise<DeviceInvite[]> {
     return this.answer('POST', `/device/${encodeURIComponent(deviceId)}/device-invites`, invites);
   }
 
   deviceInvite(id: string): Promise<DeviceInvite> {
     return this.answer('GET', `/device-invites/${encodeURIComponent(id)}`);
+  }
+
+  /** Mails the invite again to its `email` with a new code (the old link stops working); needs a mail server. */
+  async resendDeviceInvite(id: string): Promise<void> {
+    await this.answer('POST', `/device-invites/${encodeURIComponent(id)}/resend`);
   }
 
   /** Gives the device a new IPv4 address (its IPv6 one follows). */

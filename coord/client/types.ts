@@ -116,12 +116,16 @@ export interface UserInvite {
   email: string;
   created: string;
   accepted: boolean;
+  /** When coord last mailed it (absent: never; coord has a mail server only with `serve --smtp-url`). */
+  lastEmailSentAt?: string;
 }
 
 /** A user invite just created: its code and link are in the answer this once. */
 export interface NewUserInvite extends UserInvite {
   code: string;
   inviteUrl: string;
+  /** Why its mail did not go out (the invite was made all the same). */
+  mailError?: string;
 }
 
 export interface Session {
@@ -140,6 +144,12 @@ export interface DeviceInvite {
   label: string;
   multiUse: boolean;
   allowExitNode: boolean;
+  /** Whom it is mailed to (absent: no one; the sharer passes the link on). */
+  email?: string;
+  /** When coord last mailed it. */
+  lastEmailSentAt?: string;
+  /** Only in the creating answer: why its mail did not go out (the invite was made all the same). */
+  mailError?: string;
   accepted: boolean;
   /** Once accepted: who accepted (`id` is the user's numeric id). */
   acceptedBy?: Omit<UserRef, 'id'> & { id: number };

@@ -2,6 +2,7 @@
 // event sink (webhooks), and who is acting. Audit entries are written inside the change's transaction.
 import type { Logger } from 'pino';
 import type { LogStreamer } from '../log-stream/streamer.js';
+import type { Mailer } from '../mail.js';
 import type { NetmapHub } from '../netmap-stream.js';
 import type { AuditInput, Store, Tailnet, User } from '../store/index.js';
 
@@ -17,6 +18,8 @@ export interface DomainDeps {
   allowPrivateWebhooks?: boolean;
   /** Delivers the log streams (told of their changes; answers their status). */
   logStreamer?: LogStreamer;
+  /** Sends invites by mail (`coord serve --smtp-url`); absent: coord has no mail server. */
+  mailer?: Mailer;
 }
 
 /** An authenticated admin API caller: a user of one tailnet, through one API or session key. */

@@ -2,11 +2,12 @@
 // hashed); a user of another tailnet with a role that may accept redeems it, which records a share
 // (device ↔ that user). Either side ends it: the sharer deletes the invite, the recipient's tailnet
 // deletes the device. Each step is audited in both tailnets and the live tailnets update both at once.
-import { Conflict, Forbidden, InvalidInput, NotFound } from '../errors.js';
-import { hashSecret, parseSecret, secretMatches } from '../secrets.js';
+import { Conflict, DomainError, Forbidden, InvalidInput, NotFound } from '../errors.js';
+import { hashSecret, parseSecret, secretFor, secretMatches } from '../secrets.js';
 import { fqdn, type Device, type DeviceInvite, type Share, type Tailnet, type User } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
-import { bool, optionalText } from './input.js';
+import { bool, email as emailOf, optionalText } from './input.js';
+import { deviceInviteMail, MailsInFlight, mailerOf, type LinkOf } from './invite-mail.js';
 import { ACCOUNT_LIMITS, Limiter, reserveAll } from './limiter.js';
 import { settingsOf } from './tailnets.js';
 
@@ -24,6 +25,7 @@ export interface SharedUser {
 export class ShareOperations extends Operations {
   /** Per caller: a code has 192 random bits; this stops a caller from grinding through guesses. */
   private readonly limiter = new Limiter({ ...ACCOUNT_LIMITS, what: 'device invite codes' });
+  private readonly mailing = new MailsInFlight();
 
   /** `id` naming a device of another tailnet shared into the caller's: its shares there, else undefined. */
   sharedIn(c: Caller, id: string): Share[] | undefined {
@@ -56,7 +58,7 @@ export class ShareOperations extends Operations {
     return { id, name: d && t ? fqdn(d, t) : deviceId, type };
   }
 
-  /** Creates one invite per entry ({"label"}); returns each with its one-time code. */
+  /** Creates one invite per entry ({"label", "email"}); returns each with its one-time code. */
   createInvites(c: Caller, d: Device, entries: unknown[]): { invite: DeviceInvite; code: string }[] {
     if (entries.length === 0) entries = [{}];
     if (entries.length > MAX_INVITES) throw new InvalidInput(`at most ${MAX_INVITES} device invites at once`);
@@ -64,16 +66,73 @@ export class ShareOperations extends Operations {
     const name = fqdn(d, c.tailnet);
     return store.tx(() =>
       entries.map((item) => {
-        if (!item || typeof item !== 'object' || Array.isArray(item)) throw new InvalidInput('each device invite is an object {"label": ...}');
+        if (!item || typeof item !== 'object' || Array.isArray(item)) throw new InvalidInput('each device invite is an object {"label": ..., "email": ...}');
         const b = item as Record<string, unknown>;
         const label = optionalText(b.label, 'label', MAX_LABEL);
+        const email = b.email === undefined || b.email === '' ? '' : emailOf(b.email, 'email');
         if (b.multiUse !== undefined && bool(b.multiUse, 'multiUse')) throw new InvalidInput('multi-use device invites are not supported: create one invite per recipient');
         if (b.allowExitNode !== undefined && bool(b.allowExitNode, 'allowExitNode')) throw new InvalidInput('a shared device is never offered as an exit node');
-        const made = store.createDeviceInvite(c.tailnet.id, d.id, c.user.id, label);
-        this.audit(c, 'CREATE', { id: made.invite.id, name, type: 'DEVICE_INVITE' }, undefined, { deviceId: d.id, label });
+        const made = store.createDeviceInvite(c.tailnet.id, d.id, c.user.id, label, email);
+        this.audit(c, 'CREATE', { id: made.invite.id, name, type: 'DEVICE_INVITE' }, undefined, { deviceId: d.id, label, ...(email ? { email } : {}) });
         return made;
       }),
     );
+  }
+
+  /**
+   * Mails each new invite that names an "email" its link (the code just made, shown in the answer too); a
+   * mail the server did not take leaves its invite as it is, with the reason. Nothing is mailed when coord
+   * has no mail server.
+   */
+  async mailNewInvites(made: { invite: DeviceInvite; code: string }[], linkOf: LinkOf): Promise<{ invite: DeviceInvite; code: string; mailError?: string }[]> {
+    if (!this.deps.mailer) return made;
+    const out: { invite: DeviceInvite; code: string; mailError?: string }[] = [];
+    for (const { invite, code } of made) {
+      if (invite.email === '') {
+        out.push({ invite, code });
+        continue;
+      }
+      try {
+        out.push({ invite: await this.mailing.run(invite.id, () => this.mailInvite(invite, code, linkOf)), code });
+      } catch (err) {
+        if (!(err instanceof DomainError)) throw err;
+        out.push({ invite, code, mailError: err.message });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Mails the invite again to its "email" with a new code (only the old code's hash is kept); the new code
+   * replaces the old once the mail server took the message, and a failure changes nothing. Audited as a RESEND.
+   */
+  async resendInvite(c: Caller, id: string, linkOf: LinkOf): Promise<DeviceInvite> {
+    const inv = this.invite(c, id);
+    if (inv.email === '') throw new InvalidInput('this device invite has no "email" to send it to: pass its link on yourself, or create an invite with "email"');
+    if (inv.acceptedBy !== null) throw new Conflict('this device invite was accepted already: there is nothing to resend');
+    mailerOf(this.deps);
+    return this.mailing.run(inv.id, async () => {
+      const fresh = secretFor('invite', inv.id);
+      return this.mailInvite(inv, fresh.secret, linkOf, fresh.hash, (at) =>
+        this.audit(c, 'RESEND', this.deviceTarget(inv.deviceId, 'DEVICE_INVITE', inv.id), undefined, { email: inv.email, lastEmailSentAt: at }));
+    });
+  }
+
+  /** Sends the mail, then records it (with `newHash`: the code it carried replaces the stored one). */
+  private async mailInvite(inv: DeviceInvite, code: string, linkOf: LinkOf, newHash?: Buffer, audit?: (at: string) => void): Promise<DeviceInvite> {
+    const { store } = this;
+    const t = store.getTailnet(inv.tailnetId)!;
+    const sharer = store.getUser(inv.sharerId);
+    const device = this.deviceTarget(inv.deviceId, 'DEVICE').name;
+    await mailerOf(this.deps).send(deviceInviteMail(inv.email, { device, sharer: sharer?.email ?? `An admin of ${t.name}`, network: t.name, link: linkOf(code) }));
+    const at = new Date().toISOString();
+    const recorded = store.tx(() => {
+      const ok = store.markDeviceInviteMailed(inv.id, at, newHash);
+      if (ok) audit?.(at);
+      return ok;
+    });
+    if (!recorded) throw new Conflict('the device invite was accepted or deleted while its mail was being sent: the link in that mail does not work');
+    return store.getDeviceInvite(inv.id)!;
   }
 
   /** Whether the share an accepted invite made is still on (the recipient or the sharer may have removed it). */

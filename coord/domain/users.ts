@@ -1,10 +1,11 @@
 // Users and roles of a tailnet, user invites, and signing in (password → session key).
-import { Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
-import { hashPassword, parseSecret, secretMatches, verifyPassword } from '../secrets.js';
+import { Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
+import { hashPassword, parseSecret, secretFor, secretMatches, verifyPassword } from '../secrets.js';
 import { ROLES, type Role, type Tailnet, type User, type UserInvite } from '../store/index.js';
 import { can } from '../roles.js';
 import { Operations, userActor, type Caller, type DomainDeps } from './context.js';
 import { email as emailOf, MAX_EMAIL, optionalText, str } from './input.js';
+import { MailsInFlight, mailerOf, userInviteMail, type LinkOf } from './invite-mail.js';
 import { ACCOUNT_LIMITS, ADDRESS_LIMITS, Limiter, reserveAll } from './limiter.js';
 import { settingsOf } from './tailnets.js';
 import type { ShareOperations, SharedUser } from './shares.js';
@@ -28,6 +29,7 @@ export class UserOperations extends Operations {
   private readonly addresses = new Limiter(ADDRESS_LIMITS);
   /** Wrong user invite codes per client address. */
   private readonly inviteCodes = new Limiter({ ...ACCOUNT_LIMITS, what: 'invite codes from this address' });
+  private readonly mailing = new MailsInFlight();
 
   constructor(deps: DomainDeps, private readonly shares: ShareOperations) {
     super(deps);
@@ -142,6 +144,69 @@ export class UserOperations extends Operations {
     return inv;
   }
 
+  /** Whether coord can mail invites (has a mail server). */
+  get canMail(): boolean {
+    return this.deps.mailer !== undefined;
+  }
+
+  /**
+   * Mails each new invite its code (just made, shown in the answer too); a mail the server did not take
+   * leaves its invite as it is, with the reason. Nothing is mailed when coord has no mail server.
+   */
+  async mailNewInvites(made: { invite: UserInvite; code: string }[], linkOf: LinkOf): Promise<{ invite: UserInvite; code: string; mailError?: string }[]> {
+    if (!this.canMail) return made;
+    const out: { invite: UserInvite; code: string; mailError?: string }[] = [];
+    for (const { invite, code } of made) {
+      try {
+        out.push({ invite: await this.mailing.run(invite.id, () => this.mailInvite(invite, code, linkOf)), code });
+      } catch (err) {
+        if (!(err instanceof DomainError)) throw err;
+        out.push({ invite, code, mailError: err.message });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Mails the invite again with a new code (only the old code's hash is kept); the new code replaces the
+   * old once the mail server took the message, and a failure changes nothing. Audited as a RESEND.
+   */
+  async resendInvite(c: Caller, id: string, linkOf: LinkOf): Promise<UserInvite> {
+    const inv = this.invite(c, id);
+    if (inv.accepted) throw new Conflict('this invite was accepted already: there is nothing to resend');
+    // Accepting checks the inviter's rights then (acceptInvite): do not mail a link that cannot work.
+    if (!this.inviterMayInvite(inv)) throw new Conflict('the user who sent this invite may no longer invite users: its link cannot work; delete it and create a new invite');
+    mailerOf(this.deps);
+    return this.mailing.run(inv.id, async () => {
+      const fresh = secretFor('invite', inv.id);
+      return this.mailInvite(inv, fresh.secret, linkOf, fresh.hash, (at) =>
+        this.audit(c, 'RESEND', { id: inv.id, name: inv.email, type: 'USER_INVITE' }, undefined, { email: inv.email, lastEmailSentAt: at }));
+    });
+  }
+
+  /** Whether the invite's sender is still an active user of its tailnet who may invite (accepting needs that). */
+  private inviterMayInvite(inv: UserInvite): boolean {
+    const inviter = this.store.getUser(inv.inviterId);
+    return !!inviter && inviter.tailnetId === inv.tailnetId && inviter.status === 'active' && can(inviter.role, 'provisioning:write');
+  }
+
+  /** Sends the mail, then records it (with `newHash`: the code it carried replaces the stored one). */
+  private async mailInvite(inv: UserInvite, code: string, linkOf: LinkOf, newHash?: Buffer, audit?: (at: string) => void): Promise<UserInvite> {
+    const { store } = this;
+    const t = store.getTailnet(inv.tailnetId)!;
+    const inviter = store.getUser(inv.inviterId);
+    const inviterName = inviter ? (inviter.displayName && inviter.displayName !== inviter.email ? `${inviter.displayName} (${inviter.email})` : inviter.email) : `An admin of ${t.name}`;
+    await mailerOf(this.deps).send(userInviteMail(inv.email, { network: t.name, inviter: inviterName, role: inv.role, link: linkOf(code) }));
+    const at = new Date().toISOString();
+    const recorded = store.tx(() => {
+      const ok = store.markUserInviteMailed(inv.id, at, newHash);
+      if (ok) audit?.(at);
+      return ok;
+    });
+    if (!recorded) throw new Conflict('the invite was accepted or deleted while its mail was being sent: the link in that mail does not work');
+    return store.getUserInvite(inv.id)!;
+  }
+
   deleteInvite(c: Caller, id: string): void {
     const { store } = this;
     const inv = store.getUserInvite(id);
@@ -174,10 +239,7 @@ export class UserOperations extends Operations {
       if (store.getUserInvite(inv.id)?.accepted) throw new Unauthenticated('invalid or already used invite code');
       if (store.getUserByEmail(inv.tailnetId, inv.email)) throw new Conflict(`${inv.email} is already a user of this network`);
       // The inviter's rights now, not when the invite was made: a deleted, suspended or demoted inviter admits nobody.
-      const inviter = store.getUser(inv.inviterId);
-      if (!inviter || inviter.tailnetId !== inv.tailnetId || inviter.status !== 'active' || !can(inviter.role, 'provisioning:write')) {
-        throw new Forbidden('the user who sent this invite may no longer invite users; ask an admin for a new invite');
-      }
+      if (!this.inviterMayInvite(inv)) throw new Forbidden('the user who sent this invite may no longer invite users; ask an admin for a new invite');
       const created = store.createUser(inv.tailnetId, inv.email, inv.role, displayName);
       store.setUserPassword(created.id, hash);
       // With user approval on, a new user signs in only once an admin has approved them.

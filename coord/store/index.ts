@@ -328,11 +328,22 @@ export class Store {
 
   // ── device sharing ──────────────────────────────────────────────────────────
 
-  createDeviceInvite(tailnetId: number, deviceId: string, sharerId: string, label: string): { invite: DeviceInvite; code: string } {
+  createDeviceInvite(tailnetId: number, deviceId: string, sharerId: string, label: string, email = ''): { invite: DeviceInvite; code: string } {
     const code = newSecret('invite', 'd');
-    this.stmt('INSERT INTO device_invites (id, tailnet_id, device_id, sharer_id, label, code_hash, created) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(code.id, tailnetId, deviceId, sharerId, label, code.hash, now());
+    this.stmt('INSERT INTO device_invites (id, tailnet_id, device_id, sharer_id, label, email, code_hash, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(code.id, tailnetId, deviceId, sharerId, label, email, code.hash, now());
     return { invite: this.getDeviceInvite(code.id)!, code: code.secret };
+  }
+
+  /**
+   * Records that a device invite was mailed at `at`; with `codeHash`, the mail carried a new code, which
+   * replaces the old one. False when the invite is gone or was accepted meanwhile.
+   */
+  markDeviceInviteMailed(id: string, at: string, codeHash?: Buffer): boolean {
+    const info = codeHash
+      ? this.stmt('UPDATE device_invites SET last_email_sent_at = ?, code_hash = ? WHERE id = ? AND accepted_by IS NULL').run(at, codeHash, id)
+      : this.stmt('UPDATE device_invites SET last_email_sent_at = ? WHERE id = ? AND accepted_by IS NULL').run(at, id);
+    return info.changes === 1;
   }
 
   getDeviceInvite(id: string): DeviceInvite | undefined {
@@ -399,6 +410,14 @@ export class Store {
 
   listUserInvites(tailnetId: number): UserInvite[] {
     return this.all('SELECT * FROM user_invites WHERE tailnet_id = ? ORDER BY created', userInviteFrom, tailnetId);
+  }
+
+  /** As markDeviceInviteMailed, for an invite to join the tailnet. */
+  markUserInviteMailed(id: string, at: string, codeHash?: Buffer): boolean {
+    const info = codeHash
+      ? this.stmt('UPDATE user_invites SET last_email_sent_at = ?, code_hash = ? WHERE id = ? AND accepted IS NULL').run(at, codeHash, id)
+      : this.stmt('UPDATE user_invites SET last_email_sent_at = ? WHERE id = ? AND accepted IS NULL').run(at, id);
+    return info.changes === 1;
   }
 
   markUserInviteAccepted(id: string): void {

@@ -195,4 +195,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX audit_tailnet_id ON audit (tailnet_id, id);
   `,
+  // 7: invites by e-mail: a device invite's recipient address, and when each invite was last mailed.
+  `
+  ALTER TABLE device_invites ADD COLUMN email TEXT NOT NULL DEFAULT '';
+  ALTER TABLE device_invites ADD COLUMN last_email_sent_at TEXT;
+  ALTER TABLE user_invites ADD COLUMN last_email_sent_at TEXT;
+  `,
 ];

@@ -99,10 +99,13 @@ export interface DeviceInvite {
   deviceId: string;
   sharerId: string;
   label: string;
+  /** Whom the invite is mailed to ('' when it is not: the sharer passes the link on). */
+  email: string;
   codeHash: Buffer;
   created: string;
   acceptedBy: string | null;
   acceptedAt: string | null;
+  lastEmailSentAt: string | null;
 }
 
 /** A device of one tailnet shared with a user of another. */
@@ -126,6 +129,7 @@ export interface UserInvite {
   inviterId: string;
   created: string;
   accepted: string | null;
+  lastEmailSentAt: string | null;
 }
 
 /** An endpoint that receives the tailnet's events (see ../webhooks.ts). */

@@ -27,14 +27,15 @@ export interface AuditRow {
   action: string; old: string | null; new: string | null;
 }
 export interface DeviceInviteRow {
-  id: string; tailnet_id: number; device_id: string; sharer_id: string; label: string; code_hash: Buffer; created: string;
-  accepted_by: string | null; accepted_at: string | null;
+  id: string; tailnet_id: number; device_id: string; sharer_id: string; label: string; email: string; code_hash: Buffer; created: string;
+  accepted_by: string | null; accepted_at: string | null; last_email_sent_at: string | null;
 }
 export interface ShareRow {
   id: string; tailnet_id: number; device_id: string; sharer_id: string; recipient_id: string; recipient_tailnet_id: number; created: string;
 }
 export interface UserInviteRow {
   id: string; tailnet_id: number; email: string; role: Role; code_hash: Buffer; inviter_id: string; created: string; accepted: string | null;
+  last_email_sent_at: string | null;
 }
 export interface WebhookRow {
   id: string; tailnet_id: number; endpoint_url: string; provider_type: string; subscriptions: string; secret: string;
@@ -82,8 +83,8 @@ export function auditFrom(r: AuditRow): AuditEntry {
 
 export function inviteFrom(r: DeviceInviteRow): DeviceInvite {
   return {
-    id: r.id, tailnetId: r.tailnet_id, deviceId: r.device_id, sharerId: r.sharer_id, label: r.label, codeHash: r.code_hash,
-    created: r.created, acceptedBy: r.accepted_by ?? null, acceptedAt: r.accepted_at ?? null,
+    id: r.id, tailnetId: r.tailnet_id, deviceId: r.device_id, sharerId: r.sharer_id, label: r.label, email: r.email, codeHash: r.code_hash,
+    created: r.created, acceptedBy: r.accepted_by ?? null, acceptedAt: r.accepted_at ?? null, lastEmailSentAt: r.last_email_sent_at ?? null,
   };
 }
 export function shareFrom(r: ShareRow): Share {
@@ -95,7 +96,7 @@ export function shareFrom(r: ShareRow): Share {
 export function userInviteFrom(r: UserInviteRow): UserInvite {
   return {
     id: r.id, tailnetId: r.tailnet_id, email: r.email, role: r.role, codeHash: r.code_hash, inviterId: r.inviter_id,
-    created: r.created, accepted: r.accepted ?? null,
+    created: r.created, accepted: r.accepted ?? null, lastEmailSentAt: r.last_email_sent_at ?? null,
   };
 }
 export function webhookFrom(r: WebhookRow): Webhook {

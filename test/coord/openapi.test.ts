@@ -13,6 +13,7 @@ import addFormatsModule from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, Coord, type Res } from './harness.js';
 import { TestDevice } from './devices.js';
+import { SmtpSink } from './smtp-sink.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SPEC = path.resolve(ROOT, '..', 'shared', 'api', 'tailscale-openapi.json');
@@ -21,8 +22,6 @@ const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
 /** Operations of the spec that coord does not offer, and why. */
 const NOT_OFFERED: Record<string, string> = {
-  resendUserInvite: 'mails the invite: needs coord to send mail (--smtp-url), a later step of this work',
-  resendDeviceInvite: 'mails the invite: needs coord to send mail (--smtp-url), a later step of this work',
   resendContactVerificationEmail: 'contact e-mail verification needs a mail service outside the server',
   listNetworkFlowLogs: 'network flow logs need the agents to report flows (not collected)',
   getPostureIntegrations: 'posture-vendor integrations need the vendors\' services',
@@ -90,6 +89,8 @@ describe.skipIf(!HAVE_SPEC)('admin API against Tailscale\'s OpenAPI spec', () =>
   /** A webhook receiver on loopback (coord runs with --allow-private-webhooks): the bodies it got. */
   let receiver: Server;
   const received: string[] = [];
+  /** A real SMTP server (coord runs with --smtp-url): the resend operations mail through it. */
+  const sink = new SmtpSink();
 
   beforeAll(async () => {
     receiver = createServer((req, res) => {
@@ -102,7 +103,8 @@ describe.skipIf(!HAVE_SPEC)('admin API against Tailscale\'s OpenAPI spec', () =>
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     s.hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-    await coord.start(['--allow-private-webhooks']);
+    await sink.start();
+    await coord.start(['--allow-private-webhooks', '--smtp-url', sink.url, '--mail-from', 'coord@example.com']);
     owner = api(coord.url, coord.createTailnet('example.com', 'alice@example.com'));
     partner = api(coord.url, coord.createTailnet('partner.com', 'pat@partner.com'));
     const key = await owner.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } });
@@ -116,6 +118,7 @@ describe.skipIf(!HAVE_SPEC)('admin API against Tailscale\'s OpenAPI spec', () =>
     for (const d of devices) d.close();
     await coord.cleanup();
     receiver?.close();
+    await sink.cleanup();
   });
 
   /** Calls of every operation we offer, in an order where each finds what it needs. */
@@ -133,14 +136,16 @@ describe.skipIf(!HAVE_SPEC)('admin API against Tailscale\'s OpenAPI spec', () =>
     ['getDevicePostureAttributes', () => owner.get(`/device/${devices[0]!.id}/attributes`)],
     ['deleteCustomDevicePostureAttributes', () => owner.del(`/device/${devices[0]!.id}/attributes/custom:tier`)],
     ['createDeviceInvites', async () => {
-      const r = await owner.post(`/device/${devices[0]!.id}/device-invites`, [{}, {}]);
+      const r = await owner.post(`/device/${devices[0]!.id}/device-invites`, [{}, {}, { email: 'pat@partner.com' }]);
       s.deviceInvite = r.body?.[0]?.id;
       s.deviceInvite2 = r.body?.[1]?.id;
       s.deviceInviteUrl = r.body?.[1]?.inviteUrl;
+      s.deviceInviteMailed = r.body?.[2]?.id;
       return r;
     }],
     ['listDeviceInvites', () => owner.get(`/device/${devices[0]!.id}/device-invites`)],
-    ['getDeviceInvite', () => owner.get(`/device-invites/${s.deviceInvite}`)],
+    ['getDeviceInvite', () => owner.get(`/device-invites/${s.deviceInviteMailed}`)],
+    ['resendDeviceInvite', () => owner.post(`/device-invites/${s.deviceInviteMailed}/resend`)],
     ['deleteDeviceInvite', () => owner.del(`/device-invites/${s.deviceInvite}`)],
     ['acceptDeviceInvite', () => partner.post('/device-invites/-/accept', { invite: s.deviceInviteUrl })],
     ['createUserInvites', async () => {
@@ -150,6 +155,7 @@ describe.skipIf(!HAVE_SPEC)('admin API against Tailscale\'s OpenAPI spec', () =>
     }],
     ['listUserInvites', () => owner.get('/tailnet/-/user-invites')],
     ['getUserInvite', () => owner.get(`/user-invites/${s.userInvite}`)],
+    ['resendUserInvite', () => owner.post(`/user-invites/${s.userInvite}/resend`)],
     ['deleteUserInvite', () => owner.del(`/user-invites/${s.userInvite}`)],
     ['listDnsNameservers', () => owner.get('/tailnet/-/dns/nameservers')],
     ['setDnsNameservers', () => owner.post('/tailnet/-/dns/nameservers', { dns: ['9.9.9.9'] })],

@@ -104,6 +104,9 @@ export function deviceInviteJson(inv: DeviceInvite, refs: InviteRefs, extra: Rec
     accepted: inv.acceptedBy !== null,
     acceptedAt: inv.acceptedAt,
   };
+  // As in Tailscale's API: no "email" when the invite is not mailed to anyone.
+  if (inv.email !== '') out.email = inv.email;
+  if (inv.lastEmailSentAt !== null) out.lastEmailSentAt = inv.lastEmailSentAt;
   if (inv.acceptedBy !== null) out.acceptedBy = { ...userRefJson(refs.acceptedBy, inv.acceptedBy), id: refs.acceptedBy?.num ?? 0 };
   return { ...out, ...extra };
 }
@@ -112,7 +115,7 @@ export function deviceInviteJson(inv: DeviceInvite, refs: InviteRefs, extra: Rec
 export function userInviteJson(inv: UserInvite, inviter: User | undefined, extra: Record<string, unknown> = {}) {
   return {
     id: inv.id, email: inv.email, role: inv.role, tailnetId: inv.tailnetId, inviterId: inviter?.num ?? 0, created: inv.created,
-    accepted: !!inv.accepted, ...extra,
+    accepted: !!inv.accepted, ...(inv.lastEmailSentAt !== null ? { lastEmailSentAt: inv.lastEmailSentAt } : {}), ...extra,
   };
 }
 

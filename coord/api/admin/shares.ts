@@ -17,7 +17,16 @@ async function createDeviceInvites(c: Call): Promise<Answer> {
   const raw = body.length === 0 ? [{}] : parseJson(body);
   const made = c.domain.shares.createInvites(c.caller, d, Array.isArray(raw) ? raw : [raw]);
   const publicUrl = c.deps.publicUrl();
-  return { body: made.map(({ invite, code }) => inviteJson(c, invite, { inviteUrl: inviteUrl(publicUrl, code) })) };
+  // With a mail server, each invite that names an "email" is mailed too; a failed mail is named in `mailError`.
+  const mailed = await c.domain.shares.mailNewInvites(made, (code) => inviteUrl(publicUrl, code));
+  return { body: mailed.map(({ invite, code, mailError }) => inviteJson(c, invite, { inviteUrl: inviteUrl(publicUrl, code), ...(mailError ? { mailError } : {}) })) };
+}
+
+/** Mails the invite again to its "email", with a new code (the old link stops working once the mail is out). */
+async function resendDeviceInvite(c: Call): Promise<Answer> {
+  const publicUrl = c.deps.publicUrl();
+  await c.domain.shares.resendInvite(c.caller, c.params.id!, (code) => inviteUrl(publicUrl, code));
+  return { body: {} };
 }
 
 function listDeviceInvites(c: Call): Answer {
@@ -54,5 +63,6 @@ export const shareRoutes = [
   route('GET', '/device/:id/device-invites', 'share', listDeviceInvites),
   route('GET', '/device-invites/:id', 'share', getDeviceInvite),
   route('DELETE', '/device-invites/:id', 'share', deleteDeviceInvite),
+  route('POST', '/device-invites/:id/resend', 'share', resendDeviceInvite),
   route('POST', '/device-invites/-/accept', 'share:accept', acceptDeviceInvite),
 ];

@@ -34,8 +34,11 @@ async function createUserInvites(c: Call): Promise<Answer> {
   const raw = parseJson(await c.body());
   const made = c.domain.users.createInvites(c.caller, t, Array.isArray(raw) ? raw : [raw]);
   const publicUrl = c.deps.publicUrl();
+  // With a mail server, each invite is mailed too; a mail that failed is named in `mailError` (the code is here either way).
+  const mailed = await c.domain.users.mailNewInvites(made, (code) => inviteUrl(publicUrl, code));
   return {
-    body: made.map(({ invite, code }) => userInviteJson(invite, c.domain.users.byId(invite.inviterId), { code, inviteUrl: inviteUrl(publicUrl, code) })),
+    body: mailed.map(({ invite, code, mailError }) =>
+      userInviteJson(invite, c.domain.users.byId(invite.inviterId), { code, inviteUrl: inviteUrl(publicUrl, code), ...(mailError ? { mailError } : {}) })),
   };
 }
 
@@ -46,6 +49,13 @@ function listUserInvites(c: Call): Answer {
 function getUserInvite(c: Call): Answer {
   const inv = c.domain.users.invite(c.caller, c.params.id!);
   return { body: userInviteJson(inv, c.domain.users.byId(inv.inviterId)) };
+}
+
+/** Mails the invite again, with a new code (the old link stops working once the mail is out). */
+async function resendUserInvite(c: Call): Promise<Answer> {
+  const publicUrl = c.deps.publicUrl();
+  await c.domain.users.resendInvite(c.caller, c.params.id!, (code) => inviteUrl(publicUrl, code));
+  return { body: {} };
 }
 
 function deleteUserInvite(c: Call): Answer {
@@ -83,6 +93,7 @@ export const userInviteRoutes = [
   route('GET', '/tailnet/:t/user-invites', 'users:read', listUserInvites),
   route('GET', '/user-invites/:id', 'users:read', getUserInvite),
   route('DELETE', '/user-invites/:id', 'provisioning:write', deleteUserInvite),
+  route('POST', '/user-invites/:id/resend', 'provisioning:write', resendUserInvite),
 ];
 
 export const userRoutes = [

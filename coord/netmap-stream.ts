@@ -205,12 +205,14 @@ export class NetmapHub {
     const wasOnline = (sinks?.size ?? 0) > 0;
     if (!sinks) n.streams.set(device.id, (sinks = new Set()));
     sinks.add(sink);
+    if (!wasOnline) n.setPresence(device.id, true);
     n.push(device.id, true);
     if (!wasOnline) this.presenceChanged(n, device.id);
     return () => {
       if (!sinks!.delete(sink)) return;
       if (sinks!.size === 0) {
         n.streams.delete(device.id);
+        n.setPresence(device.id, false);
         n.forget(device.id);
         const d = this.store.getDevice(device.id);
         if (d) {
@@ -235,12 +237,21 @@ export class NetmapHub {
   private presenceChanged(n: LiveTailnet, id: string): void {
     n.peerJson.delete(id);
     for (const p of [...n.viewersOf(id)]) n.push(p);
+    // A router came or went: the devices that use its prefixes through another router may switch.
+    if ((n.devices.get(id)?.enabledRoutes.length ?? 0) > 0) this.pushRouterViewers(n, id);
     if (n.partners.size > 0 && this.touchesSharing(n, id, [n.devices.get(id)?.userId])) {
       for (const t of n.partners) {
         const pn = this.tailnets.get(t);
         if (pn) for (const s of pn.streams.keys()) pn.push(s);
       }
     }
+  }
+
+  /** Pushes to every device that lists a router of the tailnet other than `except` (their primaries may move). */
+  private pushRouterViewers(n: LiveTailnet, except: string): void {
+    const viewers = new Set<string>();
+    for (const r of n.routerIds()) if (r !== except) for (const v of n.viewersOf(r)) viewers.add(v);
+    for (const v of viewers) n.push(v);
   }
 
   /** The policy changed (already stored). */
@@ -288,14 +299,18 @@ export class NetmapHub {
     if (!n) return;
     const after = this.store.getDevice(deviceId);
     const sharing = this.touchesSharing(n, deviceId, [n.devices.get(deviceId)?.userId, after?.userId]);
+    const router = (n.devices.get(deviceId)?.enabledRoutes.length ?? 0) > 0 || (after?.enabledRoutes.length ?? 0) > 0;
     n.peerJson.delete(deviceId);
     n.selfJson.delete(deviceId);
+    n.routerChanged(deviceId);
     if (after) n.devices.set(deviceId, after);
     else n.devices.delete(deviceId);
     const changed = n.reconcile(deviceId);
     const affected = new Set<string>([deviceId, ...n.viewersOf(deviceId)]);
     if (after) for (const p of n.peersOf(deviceId)) affected.add(p);
     this.settle(n, changed, affected);
+    // Its routes, tags or liveness changed: devices using the same prefixes through other routers may switch.
+    if (router) this.pushRouterViewers(n, deviceId);
     if (!after) {
       const sinks = n.streams.get(deviceId);
       if (sinks) {

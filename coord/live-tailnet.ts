@@ -168,13 +168,6 @@ export class LiveTailnet {
     this.presence.set(id, { online, seq: ++this.presenceSeq });
   }
 
-  /** Devices of this tailnet that have approved routes (subnet routers, exit nodes). */
-  routerIds(): string[] {
-    const out: string[] = [];
-    for (const d of this.devices.values()) if (d.enabledRoutes.length > 0) out.push(d.id);
-    return out;
-  }
-
   private routerView(id: string): RouterView | null {
     let v = this.routerViews.get(id);
     if (v === undefined) {

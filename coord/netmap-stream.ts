@@ -236,22 +236,14 @@ export class NetmapHub {
 
   private presenceChanged(n: LiveTailnet, id: string): void {
     n.peerJson.delete(id);
+    // Its viewers include every device that may use its routes: their route plans follow (failover).
     for (const p of [...n.viewersOf(id)]) n.push(p);
-    // A router came or went: the devices that use its prefixes through another router may switch.
-    if ((n.devices.get(id)?.enabledRoutes.length ?? 0) > 0) this.pushRouterViewers(n, id);
     if (n.partners.size > 0 && this.touchesSharing(n, id, [n.devices.get(id)?.userId])) {
       for (const t of n.partners) {
         const pn = this.tailnets.get(t);
         if (pn) for (const s of pn.streams.keys()) pn.push(s);
       }
     }
-  }
-
-  /** Pushes to every device that lists a router of the tailnet other than `except` (their primaries may move). */
-  private pushRouterViewers(n: LiveTailnet, except: string): void {
-    const viewers = new Set<string>();
-    for (const r of n.routerIds()) if (r !== except) for (const v of n.viewersOf(r)) viewers.add(v);
-    for (const v of viewers) n.push(v);
   }
 
   /** The policy changed (already stored). */
@@ -299,7 +291,6 @@ export class NetmapHub {
     if (!n) return;
     const after = this.store.getDevice(deviceId);
     const sharing = this.touchesSharing(n, deviceId, [n.devices.get(deviceId)?.userId, after?.userId]);
-    const router = (n.devices.get(deviceId)?.enabledRoutes.length ?? 0) > 0 || (after?.enabledRoutes.length ?? 0) > 0;
     n.peerJson.delete(deviceId);
     n.selfJson.delete(deviceId);
     n.routerChanged(deviceId);
@@ -309,8 +300,6 @@ export class NetmapHub {
     const affected = new Set<string>([deviceId, ...n.viewersOf(deviceId)]);
     if (after) for (const p of n.peersOf(deviceId)) affected.add(p);
     this.settle(n, changed, affected);
-    // Its routes, tags or liveness changed: devices using the same prefixes through other routers may switch.
-    if (router) this.pushRouterViewers(n, deviceId);
     if (!after) {
       const sinks = n.streams.get(deviceId);
       if (sinks) {

@@ -73,6 +73,9 @@ describe('subnet routers and exit nodes in the netmap', () => {
     expect(self.approvedRoutes).toEqual([SUBNET]); // OTHER is not within the autoApprovers' prefix
     expect((await exit.waitFor(() => true)).self.approvedRoutes).toEqual(EXIT);
     expect((await ca.waitFor(() => true)).self).toMatchObject({ advertisedRoutes: [], approvedRoutes: [] });
+    // one spelling per prefix, or approval and primaries could not compare them
+    await expect(ca.client.update({ advertisedRoutes: ['10.50.1.1/24'] })).rejects.toThrow('"advertisedRoutes": 10.50.1.1/24 is not written as its prefix 10.50.1.0/24');
+    await expect(ca.client.update({ advertisedRoutes: ['fd00:0::/64'] })).rejects.toThrow('is not written as its prefix fd00::/64');
   });
 
   it('gives each client one primary router per prefix, in allowedIPs, and only to clients the policy lets reach it', async () => {

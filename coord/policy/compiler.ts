@@ -8,7 +8,7 @@
 // units are invalidated.
 import type { FilterRule, NetPortRange, PortRange } from '../../wire/types.js';
 import { carveSources, excludedOf, type Excluded } from '../sharing.js';
-import { entriesContain, hostPrefix, isFullRange, parseRange, rangesOverlap, TAILNET_SOURCES, type Range } from '../../wire/addr.js';
+import { hostPrefix, isFullRange, parseRange, rangesOverlap, TAILNET_SOURCES, type Range } from '../../wire/addr.js';
 import { INTERNET_PREFIXES } from './internet.js';
 import { portRange, type Policy, type Sel } from './parse.js';
 import { postureMatches } from './posture.js';
@@ -329,8 +329,8 @@ export class PolicyCompiler {
     const out: ViaSteer[] = [];
     for (const u of this.units) {
       if (u.via.length === 0 || u.caps) continue;
-      const src = this.srcIPs(u);
-      if (!n.addrs.some((a) => entriesContain(src, a))) continue;
+      // By selector, not through the unit's address list: that can name thousands of devices.
+      if (!u.srcEff.some((sel) => sel.k === 'danger' || this.selMatches(sel, n)) || !this.postureOk(u, n)) continue;
       const steer: ViaSteer = { prefixes: [], internet: false, all: false, tags: u.via, line: u.line };
       for (const d of u.dsts) {
         if (d.sel.k === 'prefix') steer.prefixes.push(d.sel.range);

@@ -12,6 +12,10 @@ import { isActive, topoUserOf } from './topology.js';
 
 export type { StreamSink } from './live-tailnet.js';
 
+function hasVia(p: Policy): boolean {
+  return p.grants.some((g) => g.via.length > 0);
+}
+
 /** What the hub reports to coord's metrics (coord/metrics.ts), in milliseconds. */
 export interface HubObserver {
   policyCompiled(ms: number): void;
@@ -205,12 +209,14 @@ export class NetmapHub {
     const wasOnline = (sinks?.size ?? 0) > 0;
     if (!sinks) n.streams.set(device.id, (sinks = new Set()));
     sinks.add(sink);
+    if (!wasOnline) n.setPresence(device.id, true);
     n.push(device.id, true);
     if (!wasOnline) this.presenceChanged(n, device.id);
     return () => {
       if (!sinks!.delete(sink)) return;
       if (sinks!.size === 0) {
         n.streams.delete(device.id);
+        n.setPresence(device.id, false);
         n.forget(device.id);
         const d = this.store.getDevice(device.id);
         if (d) {
@@ -234,6 +240,7 @@ export class NetmapHub {
 
   private presenceChanged(n: LiveTailnet, id: string): void {
     n.peerJson.delete(id);
+    // Its viewers include every device that may use its routes: their route plans follow (failover).
     for (const p of [...n.viewersOf(id)]) n.push(p);
     if (n.partners.size > 0 && this.touchesSharing(n, id, [n.devices.get(id)?.userId])) {
       for (const t of n.partners) {
@@ -243,15 +250,27 @@ export class NetmapHub {
     }
   }
 
+  /**
+   * `via` grants steer devices without always changing a filter (a grant naming routers that serve
+   * nothing yet still takes the prefix from the others): the devices listing a router re-plan.
+   */
+  private pushRouterViewers(n: LiveTailnet): void {
+    const viewers = new Set<string>();
+    for (const [id, d] of n.devices) if (d.enabledRoutes.length > 0) for (const v of n.viewersOf(id)) viewers.add(v);
+    for (const v of viewers) n.push(v);
+  }
+
   /** The policy changed (already stored). */
   policyChanged(tailnetId: number, policy: Policy): void {
     const n = this.tailnets.get(tailnetId);
     if (!n) return;
+    const steered = hasVia(n.policy) || hasVia(policy);
     n.policy = policy;
     const t0 = performance.now();
     const changed = n.compiler.setPolicy(policy);
     this.observer?.policyCompiled(performance.now() - t0);
     this.settle(n, n.applyFilters(changed));
+    if (steered) this.pushRouterViewers(n);
     this.observer?.policyFannedOut(performance.now() - t0);
     this.onAccessChanged?.();
   }
@@ -271,6 +290,7 @@ export class NetmapHub {
     return {
       commit: () => {
         this.settle(n, n.applyFilters(changed));
+        if (hasVia(old) || hasVia(policy)) this.pushRouterViewers(n);
         this.observer?.policyFannedOut(performance.now() - t0);
         this.onAccessChanged?.();
       },
@@ -290,6 +310,7 @@ export class NetmapHub {
     const sharing = this.touchesSharing(n, deviceId, [n.devices.get(deviceId)?.userId, after?.userId]);
     n.peerJson.delete(deviceId);
     n.selfJson.delete(deviceId);
+    n.routerChanged(deviceId);
     if (after) n.devices.set(deviceId, after);
     else n.devices.delete(deviceId);
     const changed = n.reconcile(deviceId);

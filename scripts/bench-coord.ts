@@ -8,6 +8,9 @@
 // per device the time from the API call until that device has a netmap with the new packet filter.
 // Every device is affected (each filter changes). Baseline, measured the same way in the same run: one
 // device reporting a new endpoint, until its peers have it.
+// Then subnet-router failover: devices 0 and 1 advertise one subnet (approved through the admin API)
+// that every device may reach; the primary's netmap stream closes, and per device the time until its
+// netmap routes the subnet through the other one (failoverP50Ms, failoverP99Ms).
 // Prints {"devices", "fanoutP50Ms", "fanoutP99Ms", "rssMB", …}; rssMB is the server's peak RSS.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -59,6 +62,10 @@ setGlobalDispatcher(new Agent({ connections: null, pipelining: 1, keepAliveTimeo
 const POLICY_A = '{"acls": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:*"]}]}';
 const POLICY_W = '{"acls": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:80"]}]}';
 const POLICY_B = '{"acls": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:22"]}]}';
+const SUBNET = '10.99.0.0/24';
+const POLICY_R = '{"acls": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:22", "10.99.0.0/24:*"]}]}';
+/** The node key of the peer that carries SUBNET for this device now ('' for none). */
+const primaryKey = (n: Netmap) => n.peers.find((p) => p.primaryRoutes?.includes(SUBNET))?.nodeKey ?? '';
 const hasPort = (n: Netmap, port: number) => n.packetFilter.some((r) => r.DstPorts?.some((d) => d.Ports.First === port && d.Ports.Last === port));
 
 function percentile(sorted: number[], p: number): number {
@@ -136,16 +143,20 @@ async function main(): Promise<void> {
     // Register every device through the machine API.
     let t = performance.now();
     const clients: ControlClient[] = [];
+    const ids: string[] = [];
     await pool(Array.from({ length: N }, (_, i) => i), 64, async (i) => {
       const c = new ControlClient(coord!.url, generateMachineKey());
       clients[i] = c;
-      await c.register({ nodeKey: nodeKeyOf(i), hostname: `dev${i}`, authKey: authKeys[i % users], os: 'linux', endpoints: [`192.0.2.${(i % 250) + 1}:41641`] });
+      ids[i] = (await c.register({ nodeKey: nodeKeyOf(i), hostname: `dev${i}`, authKey: authKeys[i % users], os: 'linux', endpoints: [`192.0.2.${(i % 250) + 1}:41641`] })).deviceId;
     });
     const registerMs = performance.now() - t;
     log(`registered in ${Math.round(registerMs)} ms; opening ${N} netmap streams`);
 
     // Open every stream; wait for each first netmap, then for the presence updates to settle.
-    let phase: 'connect' | 'baseline' | 'fanout' = 'connect';
+    let phase: 'connect' | 'baseline' | 'fanout' | 'failover' = 'connect';
+    let failover = new Array<number>(N).fill(-1);
+    let failed = 0;
+    let wantKey = '';
     let t0 = 0;
     let wantPort = 0;
     const first = new Array<number>(N).fill(-1);
@@ -168,6 +179,10 @@ async function main(): Promise<void> {
                 got++;
               }
               if (phase === 'baseline' && baselineWanted.has(i) && !baseline.has(i) && n.peers.some((p) => p.endpoints[0] === '198.51.100.1:41641')) baseline.set(i, now - t0);
+              if (phase === 'failover' && i > 1 && failover[i] === -1 && primaryKey(n) === wantKey) {
+                failover[i] = now - t0;
+                failed++;
+              }
               if (phase === 'fanout' && fanout[i] === -1 && hasPort(n, wantPort)) {
                 fanout[i] = now - t0;
                 fanned++;
@@ -221,6 +236,29 @@ async function main(): Promise<void> {
     const cold = await change(POLICY_W, 80);
     await new Promise((r) => setTimeout(r, 500));
     const { lat, apiMs } = await change(POLICY_B, 22);
+
+    // Failover (setup not measured): two routers for one subnet, every device routed through one.
+    const admin = async (method: 'POST', path: string, body: string, type = 'application/json') => {
+      const res = await request(`${coord!.url}/api/v2${path}`, { method, body, headers: { authorization: `Bearer ${apiKey.secret}`, 'content-type': type } });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`${path}: ${res.statusCode} ${text}`);
+    };
+    for (const r of [0, 1]) {
+      await clients[r]!.update({ advertisedRoutes: [SUBNET] });
+      await admin('POST', `/device/${ids[r]}/routes`, JSON.stringify({ routes: [SUBNET] }));
+    }
+    await admin('POST', '/tailnet/-/acl', POLICY_R, 'application/hujson');
+    const routed = () => last.every((n, i) => i < 2 || (n !== undefined && primaryKey(n) !== ''));
+    await waitUntil(routed, 120_000, 'every device to route the subnet');
+    const primary = primaryKey(last[2]!) === nodeKeyOf(0) ? 0 : 1;
+    wantKey = nodeKeyOf(1 - primary);
+    failover = new Array<number>(N).fill(-1);
+    failed = 0;
+    phase = 'failover';
+    t0 = performance.now();
+    streams[primary]!.close();
+    await waitUntil(() => failed === N - 2, 120_000, `the new primary (${failed}/${N - 2})`);
+    const fail = failover.filter((x) => x >= 0).sort((a, b) => a - b);
     const result = {
       devices: N,
       fanoutP50Ms: Math.round(percentile(lat, 50)),
@@ -231,6 +269,8 @@ async function main(): Promise<void> {
       baselineMs: Math.round(baselineMs),
       p99OverBaseline: Math.round((percentile(lat, 99) / Math.max(1, baselineMs)) * 10) / 10,
       coldFanoutP99Ms: Math.round(percentile(cold.lat, 99)),
+      failoverP50Ms: Math.round(percentile(fail, 50)),
+      failoverP99Ms: Math.round(percentile(fail, 99)),
       registerMs: Math.round(registerMs),
       connectMs: Math.round(connectMs),
     };

@@ -105,6 +105,27 @@ describe('compile: selectors', () => {
     expect(f.router2).toEqual([]);
   });
 
+  it('viaFor: the via grants a node is a source of, with what they steer and through which tags', () => {
+    const c = new PolicyCompiler(parsePolicy(`{${DEFS}, "grants": [
+      {"src": ["bob@example.com"], "dst": ["lan", "far"], "ip": ["*"], "via": ["tag:router"]},
+      {"src": ["group:eng"], "dst": ["autogroup:internet"], "ip": ["tcp:443"], "via": ["tag:exit", "tag:web"]},
+      {"src": ["group:eng"], "dst": ["lan"], "ip": ["*"]},
+      {"src": ["alice@example.com"], "dst": ["far"], "ip": ["*"], "via": ["tag:router"], "srcPosture": ["posture:linux"]},
+    ], "postures": {"posture:linux": ["node:os == 'linux'"]}}`), TOPO);
+    const steer = (name: string) => c.viaFor(name).map((v) => ({ line: v.line, n: v.prefixes.length, internet: v.internet, all: v.all, tags: v.tags }));
+    expect(steer('b1')).toEqual([
+      { line: 4, n: 2, internet: false, all: false, tags: ['tag:router'] },
+      { line: 5, n: 0, internet: true, all: false, tags: ['tag:exit', 'tag:web'] },
+    ]);
+    expect(steer('a1')).toEqual([
+      { line: 5, n: 0, internet: true, all: false, tags: ['tag:exit', 'tag:web'] },
+      { line: 7, n: 1, internet: false, all: false, tags: ['tag:router'] },
+    ]);
+    expect(steer('a2')).toEqual([{ line: 5, n: 0, internet: true, all: false, tags: ['tag:exit', 'tag:web'] }]); // not linux
+    expect(steer('c1')).toEqual([]);
+    expect(steer('nonexistent')).toEqual([]);
+  });
+
   it('autogroup:internet reaches approved exit nodes only', () => {
     const f = compile('"acls": [{"action": "accept", "src": ["bob@example.com"], "dst": ["autogroup:internet:443"]}]');
     expect(reach(f, 'b1', 'exit', 443, '1.1.1.1')).toBe(true);

@@ -264,6 +264,8 @@ export class LiveTailnet {
       nodeKey: d.nodeKey,
       authorized: d.authorized,
       expires: d.expires,
+      advertisedRoutes: d.advertisedRoutes,
+      approvedRoutes: d.enabledRoutes,
     };
   }
 

@@ -143,6 +143,27 @@ export class VirtualLan {
     return host;
   }
 
+  /**
+   * Adds a host namespace that is not on the LAN: it hangs off host `via` on a veth of its own /24
+   * (`subnet` like "198.19.7"), `via` holding .1 on interface `ifname` and the new host .2 on eth0, with
+   * no default route. A network behind a subnet router, or an "internet" beyond an exit node. The
+   * veth is made inside the two namespaces, so its names cannot clash with anyone's; destroy() removes it.
+   */
+  addHostBehind(name: string, via: string, subnet: string, ifname: string, resolvConf = 'nameserver 127.0.0.1\n'): Host {
+    if (this.destroyed) throw new Error('LAN already destroyed');
+    const gw = this.host(via);
+    const ns = `mw-${this.id}-${name}`;
+    const host: Host = { name, ns, addr: `${subnet}.2` };
+    this.hosts.set(name, host);
+    addNamespace(ns, resolvConf);
+    ip(['-n', gw.ns, 'link', 'add', ifname, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    ip(['-n', gw.ns, 'addr', 'add', `${subnet}.1/24`, 'dev', ifname]);
+    ip(['-n', gw.ns, 'link', 'set', ifname, 'up']);
+    ip(['-n', ns, 'addr', 'add', `${host.addr}/24`, 'dev', 'eth0']);
+    ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+    return host;
+  }
+
   static etcDir(ns: string): string {
     return `/etc/netns/${ns}`;
   }

@@ -89,6 +89,14 @@ export interface SelfNode {
   nodeKey: string;
   authorized: boolean;
   expires: string | null;
+  /**
+   * Routes (issue 14): the subnet routes (and 0.0.0.0/0, ::/0 for an exit node) this device advertises,
+   * as coord stored them, and those of them an admin or autoApprovers approved. The agent's filter
+   * accepts packets to an approved route only (an advertised but unapproved route carries nothing), and
+   * `agent status` shows both. Absent (older coord): nothing approved.
+   */
+  advertisedRoutes?: string[];
+  approvedRoutes?: string[];
 }
 
 export interface PeerNode {

@@ -233,4 +233,80 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     expect(ipIn('client', ['rule']).split('\n').filter((l) => l.startsWith('5270:'))).toHaveLength(1);
     expect(net.lan.exec('router', 'nft', ['list', 'tables']).trim()).toBe('table inet meshward');
   });
+
+  /** Whether the client's netmap follows a policy change (coord reachable): returns once it has. */
+  const coordReachable = async () => {
+    const before = net.status('client').netmap!.version;
+    const r = await admin().post('/tailnet/-/acl', policyNow);
+    expect(r.status).toBe(200);
+    // an unchanged policy sends no netmap: add a harmless rule and take it away again
+    const touched = policyNow.replace('"grants": [', '"grants": [{"src": ["tag:router"], "dst": ["tag:client"], "ip": ["tcp:1"]},');
+    expect((await admin().post('/tailnet/-/acl', touched)).status).toBe(200);
+    await waitFor('a netmap from coord', () => net.status('client').netmap!.version > before && net.status('client').coord.connected, CHANGE_CEILING_MS);
+    expect((await admin().post('/tailnet/-/acl', policyNow)).status).toBe(200);
+  };
+  let policyNow = '';
+
+  it('offers an exit node; a client using it reaches the internet only when the policy allows autogroup:internet', async () => {
+    policyNow = policy();
+    expect(net.cli('router', ['up', '--advertise-exit-node']).status).toBe(0);
+    const ok = await admin().post(`/device/${routerId}/routes`, { routes: [`${sub}.0/24`, '0.0.0.0/0', '::/0'] });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+    await waitFor('exit node approved', () => net.status('router').routing!.approvedRoutes.includes('0.0.0.0/0'), CHANGE_CEILING_MS);
+    expect(net.status('router').routing!.forwarding).toEqual({ v4: true, v6: true });
+    const up = net.cli('client', ['up', '--exit-node', 'router']);
+    expect(up.status, up.stderr).toBe(0);
+    await waitFor('the exit node in use', () => net.status('client').routing!.exitNode?.name === 'router', CHANGE_CEILING_MS);
+    expect(table52('client')).toMatch(/^default dev /m);
+    expect(ipIn('client', ['rule'])).toContain(`5200:\tfrom all to ${net.lan.gateway} lookup main`);
+    // without autogroup:internet the exit node's filter refuses it
+    expect(connect('client', `${inet}.2`, 8080)).toBe('fail timeout');
+    await coordReachable();
+    policyNow = policy({ internet: true });
+    expect((await admin().post('/tailnet/-/acl', policyNow)).status).toBe(200);
+    await waitFor('the internet through the exit node', () => connect('client', `${inet}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
+    // the subnet route still wins for the subnet (the most specific route), the internet rule's port only
+    expect(connect('client', `${sub}.2`, 8080)).toBe('ok');
+    expect(net.cli('client', ['status']).stdout).toContain('# exit node in use: router (');
+    expect(net.status('client').peers.find((p) => p.name === 'router')).toMatchObject({ exitNodeOption: true, exitNode: true });
+    await coordReachable();
+    // MagicDNS still answers
+    expect(net.cli('client', ['dns', 'query', 'router']).status).toBe(0);
+  });
+
+  it('keeps the client\'s own LAN local with --exit-node-allow-lan-access', async () => {
+    const lanhost = net.lan.host('clientlan').addr;
+    await listen('clientlan', [9090]);
+    // without LAN access the LAN goes through the exit node too, whose policy allows port 8080 only
+    expect(connect('client', lanhost, 9090)).toBe('fail timeout');
+    expect(net.cli('client', ['up', '--exit-node-allow-lan-access']).status).toBe(0);
+    await waitFor('the LAN reached directly', () => connect('client', lanhost, 9090, 500) === 'ok', CHANGE_CEILING_MS);
+    expect(table52('client')).toContain(`throw ${net.lan.subnet}.0/24`);
+    expect(connect('client', `${inet}.2`, 8080)).toBe('ok');
+    await coordReachable();
+  });
+
+  it('says so when the exit node asked for is not one, and stops using it when asked', async () => {
+    expect(net.cli('client', ['up', '--exit-node', 'client-nonexistent']).status).toBe(0);
+    await waitFor('the note', () => net.status('client').health!.some((h) => h.includes('exit node client-nonexistent is not a peer of this device')));
+    expect(net.status('client').routing!.exitNode).toBeNull();
+    expect(connect('client', `${inet}.2`, 8080)).toMatch(/^fail/);
+    expect(net.cli('client', ['up', '--exit-node=']).status).toBe(0);
+    expect(table52('client')).not.toMatch(/^default/m);
+    expect(net.status('client').health!.filter((h) => h.includes('exit node'))).toEqual([]);
+  });
+
+  it('leaves nothing behind after the exit node too', async () => {
+    expect(net.cli('client', ['up', '--exit-node', 'router', '--exit-node-allow-lan-access=false']).status).toBe(0);
+    await waitFor('the internet through the exit node', () => connect('client', `${inet}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
+    for (const n of ['client', 'router'] as const) {
+      expect(net.cli(n, ['down']).status).toBe(0);
+      expect(table52(n)).toBe('');
+      expect(table52(n, '-6')).toBe('');
+      for (const family of ['-4', '-6']) expect(ipIn(n, [family, 'rule']).split('\n').filter((l) => /^5[0-9]{3}:/.test(l))).toEqual([]);
+      expect(net.lan.exec(n, 'nft', ['list', 'tables']).trim()).toBe('');
+    }
+    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv4/ip_forward']).trim()).toBe('0');
+    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv6/conf/all/forwarding']).trim()).toBe('0');
+  });
 });

@@ -1,10 +1,11 @@
 // One tailnet as the netmap hub keeps it live: the compiled policy (incremental), the devices and
 // users, the peer index, the open streams, and what each streaming device was last sent. `push` sends
 // a device what changed in its netmap (a delta), or nothing. The hub (netmap-stream.ts) decides who.
-import type { DnsConfig, PeerNode, UserRef } from '../wire/protocol.js';
+import type { DnsConfig, PeerNode, SelfNode, UserRef } from '../wire/protocol.js';
 import type { FilterRule } from '../wire/types.js';
 import { PeerIndex } from './peers.js';
 import { PolicyCompiler, type Policy } from './policy/index.js';
+import { planRoutes, routerViewOf, type RouterPlan, type RouterView } from './route-plan.js';
 import { carveSources, excludedOf, rulesBetween, sourcesContain, type Excluded } from './sharing.js';
 import { fqdn, type Device, type Store, type Tailnet, type User } from './store/index.js';
 import { isActive, topoNodeOf, topoUserOf } from './topology.js';
@@ -33,21 +34,22 @@ function userRef(u: User | undefined): UserRef {
 }
 
 /**
- * A device as a peer in a netmap: one of the same tailnet (`own`: its tags and subnet routes go along),
- * or of another tailnet through a share: a `visitor` (sharer side) or `shared-in` (recipient side,
- * quarantined), without tags or routes.
+ * A device as a peer in a netmap: one of the same tailnet (`own`: its tags go along, and the routes
+ * `plan` gives the viewing device), or of another tailnet through a share: a `visitor` (sharer side)
+ * or `shared-in` (recipient side, quarantined), without tags or routes.
  */
-function peerNode(d: Device, home: Tailnet, owner: User | undefined, online: boolean, kind: 'own' | 'visitor' | 'shared-in'): PeerNode {
+function peerNode(d: Device, home: Tailnet, owner: User | undefined, online: boolean, kind: 'own' | 'visitor' | 'shared-in', plan?: RouterPlan): PeerNode {
   const addresses = [`${d.ipv4}/32`, `${d.ipv6}/128`];
   const own = kind === 'own';
   const sharedIn = kind === 'shared-in';
+  const routes = own ? plan : undefined;
   return {
     id: d.id,
     name: fqdn(d, home),
     addresses,
     nodeKey: d.nodeKey,
     endpoints: d.endpoints,
-    allowedIPs: own ? [...addresses, ...d.enabledRoutes] : addresses,
+    allowedIPs: routes ? [...addresses, ...routes.primary] : addresses,
     user: userRef(owner),
     tags: own ? d.tags : [],
     os: d.os,
@@ -57,6 +59,8 @@ function peerNode(d: Device, home: Tailnet, owner: User | undefined, online: boo
     quarantined: sharedIn,
     ...(d.discoKey ? { discoKey: d.discoKey } : {}),
     ...(d.homeRelay ? { homeRelay: d.homeRelay } : {}),
+    ...(routes && routes.offered.length > 0 ? { routes: routes.offered, primaryRoutes: routes.primary } : {}),
+    ...(routes && routes.exitRoutes.length > 0 ? { exitNodeOption: true, exitRoutes: routes.exitRoutes } : {}),
   };
 }
 
@@ -102,6 +106,14 @@ export class LiveTailnet {
   /** The peers listed in the last netmap each device was sent, and the reverse: who lists a device. */
   readonly sentPeers = new Map<string, string[]>();
   readonly shownIn = new Map<string, Set<string>>();
+  /** Routers' views for route planning (null: approves no route), dropped when the device or its filter changes. */
+  private readonly routerViews = new Map<string, RouterView | null>();
+  /**
+   * Per device seen on a stream since coord started: online or not, and the order of that change.
+   * Routers are preferred online, longest online first, so a primary keeps its prefixes until it goes.
+   */
+  private readonly presence = new Map<string, { online: boolean; seq: number }>();
+  private presenceSeq = 0;
 
   constructor(
     readonly store: Store,
@@ -139,8 +151,57 @@ export class LiveTailnet {
   /** Feeds the compiler's new filters of these nodes to the peer index; returns the ids. */
   applyFilters(changed: Iterable<string>): string[] {
     const ids = [...changed];
-    for (const id of ids) if (this.live.has(id)) this.peerIndex.setFilter(id, this.compiler.filterFor(id));
+    for (const id of ids) {
+      this.routerViews.delete(id);
+      if (this.live.has(id)) this.peerIndex.setFilter(id, this.compiler.filterFor(id));
+    }
     return ids;
+  }
+
+  /** The device changed (its routes, tags or liveness): its router view is recomputed when next needed. */
+  routerChanged(id: string): void {
+    this.routerViews.delete(id);
+  }
+
+  /** A device's stream opened (its first) or closed (its last). */
+  setPresence(id: string, online: boolean): void {
+    this.presence.set(id, { online, seq: ++this.presenceSeq });
+  }
+
+  private routerView(id: string): RouterView | null {
+    let v = this.routerViews.get(id);
+    if (v === undefined) {
+      const d = this.devices.get(id);
+      v = d && this.isLive(id) ? routerViewOf(id, d.tags, d.enabledRoutes, this.compiler.filterFor(id)) : null;
+      this.routerViews.set(id, v);
+    }
+    return v;
+  }
+
+  /** Router preference: online ones longest online first, then offline ones most recently seen first, then by id. */
+  private preferRouter = (a: RouterView, b: RouterView): number => {
+    const pa = this.presence.get(a.id);
+    const pb = this.presence.get(b.id);
+    const rank = (p: { online: boolean } | undefined) => (p ? (p.online ? 0 : 1) : 2);
+    const ra = rank(pa);
+    const rb = rank(pb);
+    if (ra !== rb) return ra - rb;
+    if (ra === 0) return pa!.seq - pb!.seq;
+    if (ra === 1) return pb!.seq - pa!.seq;
+    return a.id.localeCompare(b.id, 'en', { numeric: true });
+  };
+
+  /** Device `d`'s route plan over the routers among its peers. */
+  private routePlan(d: Device, peers: string[]): Map<string, RouterPlan> | undefined {
+    const views: RouterView[] = [];
+    for (const p of peers) {
+      if (this.devices.get(p)!.enabledRoutes.length === 0) continue;
+      const v = this.routerView(p);
+      if (v) views.push(v);
+    }
+    if (views.length === 0) return undefined;
+    views.sort(this.preferRouter);
+    return planRoutes({ addrs: [d.ipv4, d.ipv6], via: this.compiler.viaFor(d.id), own: d.enabledRoutes }, views);
   }
 
   shouldBeLive(d: Device): boolean {
@@ -229,6 +290,7 @@ export class LiveTailnet {
   /** Drops every cached JSON piece (tailnet, users or DNS changed). */
   invalidateAll(): void {
     this.peerJson.clear();
+    this.routerViews.clear();
     this.selfJson.clear();
     this.dnsText = undefined;
   }
@@ -252,7 +314,7 @@ export class LiveTailnet {
     return out;
   }
 
-  private selfOf(d: Device) {
+  private selfOf(d: Device): SelfNode {
     return {
       id: d.id,
       name: fqdn(d, this.tailnet),
@@ -297,7 +359,13 @@ export class LiveTailnet {
     const d = this.devices.get(id);
     if (!sinks || sinks.size === 0 || !d) return;
     const peers = this.currentPeers(d, peerIds);
-    const peerTexts = peers.map((p) => this.peerEntry(this.devices.get(p)!));
+    const plan = this.routePlan(d, peers);
+    const peerTexts = peers.map((p) => {
+      const pd = this.devices.get(p)!;
+      // A router's entry differs per viewer (its routes for this device); others are shared.
+      if (pd.enabledRoutes.length === 0) return this.peerEntry(pd);
+      return JSON.stringify(peerNode(pd, this.tailnet, this.users.get(pd.userId), (this.streams.get(pd.id)?.size ?? 0) > 0, 'own', plan?.get(p)));
+    });
     const peerKeys = peers.map((p) => this.devices.get(p)!.nodeKey);
     let shared = '';
     if (this.isLive(id)) {

@@ -205,12 +205,14 @@ export class NetmapHub {
     const wasOnline = (sinks?.size ?? 0) > 0;
     if (!sinks) n.streams.set(device.id, (sinks = new Set()));
     sinks.add(sink);
+    if (!wasOnline) n.setPresence(device.id, true);
     n.push(device.id, true);
     if (!wasOnline) this.presenceChanged(n, device.id);
     return () => {
       if (!sinks!.delete(sink)) return;
       if (sinks!.size === 0) {
         n.streams.delete(device.id);
+        n.setPresence(device.id, false);
         n.forget(device.id);
         const d = this.store.getDevice(device.id);
         if (d) {
@@ -234,6 +236,7 @@ export class NetmapHub {
 
   private presenceChanged(n: LiveTailnet, id: string): void {
     n.peerJson.delete(id);
+    // Its viewers include every device that may use its routes: their route plans follow (failover).
     for (const p of [...n.viewersOf(id)]) n.push(p);
     if (n.partners.size > 0 && this.touchesSharing(n, id, [n.devices.get(id)?.userId])) {
       for (const t of n.partners) {
@@ -290,6 +293,7 @@ export class NetmapHub {
     const sharing = this.touchesSharing(n, deviceId, [n.devices.get(deviceId)?.userId, after?.userId]);
     n.peerJson.delete(deviceId);
     n.selfJson.delete(deviceId);
+    n.routerChanged(deviceId);
     if (after) n.devices.set(deviceId, after);
     else n.devices.delete(deviceId);
     const changed = n.reconcile(deviceId);

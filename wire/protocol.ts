@@ -89,13 +89,13 @@ export interface SelfNode {
   nodeKey: string;
   authorized: boolean;
   expires: string | null;
-  /**
-   * Routes (issue 14): the subnet routes (and 0.0.0.0/0, ::/0 for an exit node) this device advertises,
-   * as coord stored them, and those of them an admin or autoApprovers approved. The agent's filter
-   * accepts packets to an approved route only (an advertised but unapproved route carries nothing), and
-   * `agent status` shows both. Absent (older coord): nothing approved.
-   */
+  /** The routes this device advertises (subnets; 0.0.0.0/0 and ::/0 for an exit node). coord always sends it. */
   advertisedRoutes?: string[];
+  /**
+   * The advertised routes coord approved (an admin, or the policy's autoApprovers). coord always sends
+   * it. The agent's filter accepts packets to an approved route only (an advertised but unapproved
+   * route carries nothing); absent (older coord): nothing approved.
+   */
   approvedRoutes?: string[];
 }
 
@@ -107,7 +107,11 @@ export interface PeerNode {
   /** WireGuard public key (base64). */
   nodeKey: string;
   endpoints: string[];
-  /** The device's addresses plus its approved subnet routes. */
+  /**
+   * What WireGuard may send to and accept from this peer: its addresses plus `primaryRoutes`. Never
+   * the exit routes, and never a prefix another peer of the same netmap holds, so the whole list can
+   * go into WireGuard as it is.
+   */
   allowedIPs: string[];
   /** The owner; for a device shared into this network, the sharer. */
   user: UserRef;
@@ -123,6 +127,24 @@ export interface PeerNode {
   discoKey?: string;
   /** The relay the peer prefers (a name in the netmap's `relays`): reach it there. Absent: none reported. */
   homeRelay?: string;
+  /**
+   * The peer's approved subnet routes this device may use: the policy lets it reach something in
+   * them through this peer, and no `via` grant sends them elsewhere. Absent: none. Never on shared peers.
+   */
+  routes?: string[];
+  /**
+   * The part of `routes` this device sends through this peer now (also in `allowedIPs`). When several
+   * peers offer one prefix, exactly one of them lists it here (the primary: online, kept while it stays
+   * online); the others list it in `routes` only, and coord moves it when the primary goes offline.
+   */
+  primaryRoutes?: string[];
+  /** The peer is an exit node this device may use (approved, and the policy allows autogroup:internet through it). */
+  exitNodeOption?: boolean;
+  /**
+   * With `exitNodeOption`: its approved default routes (0.0.0.0/0, ::/0). Not in `allowedIPs`: the
+   * agent adds them to the one exit node it uses (`agent up --exit-node`), and to no other peer.
+   */
+  exitRoutes?: string[];
 }
 
 /** A relay devices may use: `url` is ws:// or wss://, path included. */

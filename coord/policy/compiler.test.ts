@@ -105,6 +105,22 @@ describe('compile: selectors', () => {
     expect(f.router2).toEqual([]);
   });
 
+  it('viaFor: the via grants a node is a source of, with what they steer and through which tags', () => {
+    const c = new PolicyCompiler(parsePolicy(`{${DEFS}, "grants": [
+      {"src": ["bob@example.com"], "dst": ["lan", "far"], "ip": ["*"], "via": ["tag:router"]},
+      {"src": ["group:eng"], "dst": ["autogroup:internet"], "ip": ["tcp:443"], "via": ["tag:exit", "tag:web"]},
+      {"src": ["group:eng"], "dst": ["lan"], "ip": ["*"]},
+    ]}`), TOPO);
+    const steer = (name: string) => c.viaFor(name).map((v) => ({ line: v.line, n: v.prefixes.length, internet: v.internet, all: v.all, tags: v.tags }));
+    expect(steer('b1')).toEqual([
+      { line: 4, n: 2, internet: false, all: false, tags: ['tag:router'] },
+      { line: 5, n: 0, internet: true, all: false, tags: ['tag:exit', 'tag:web'] },
+    ]);
+    expect(steer('a1')).toEqual([{ line: 5, n: 0, internet: true, all: false, tags: ['tag:exit', 'tag:web'] }]);
+    expect(steer('c1')).toEqual([]);
+    expect(steer('nonexistent')).toEqual([]);
+  });
+
   it('autogroup:internet reaches approved exit nodes only', () => {
     const f = compile('"acls": [{"action": "accept", "src": ["bob@example.com"], "dst": ["autogroup:internet:443"]}]');
     expect(reach(f, 'b1', 'exit', 443, '1.1.1.1')).toBe(true);

@@ -8,11 +8,11 @@
 // units are invalidated.
 import type { FilterRule, NetPortRange, PortRange } from '../../wire/types.js';
 import { carveSources, excludedOf, type Excluded } from '../sharing.js';
-import { hostPrefix, isFullRange, parseRange, rangesOverlap, TAILNET_SOURCES, type Range } from '../../wire/addr.js';
+import { entriesContain, hostPrefix, isFullRange, parseRange, rangesOverlap, TAILNET_SOURCES, type Range } from '../../wire/addr.js';
 import { INTERNET_PREFIXES } from './internet.js';
 import { portRange, type Policy, type Sel } from './parse.js';
 import { postureMatches } from './posture.js';
-import type { Role, SharedUser, Topology, TopoNode, TopoUser } from './types.js';
+import type { Role, SharedUser, Topology, TopoNode, TopoUser, ViaSteer } from './types.js';
 
 /** Capabilities that bring a companion capability along (Tailscale's peer-capability pairs). */
 const COMPANION_CAPS: Record<string, string> = {
@@ -316,6 +316,30 @@ export class PolicyCompiler {
     this.pending.delete(name);
     this.built.set(name, next);
     return next.rules;
+  }
+
+  /**
+   * The `via` grants whose sources include node `name` (posture included), each as the destinations
+   * it steers and the router tags it names: coord routes the node's traffic for those destinations
+   * through devices carrying one of the tags, and no other (coord/route-plan.ts).
+   */
+  viaFor(name: string): ViaSteer[] {
+    const n = this.nodes.get(name);
+    if (!n) return [];
+    const out: ViaSteer[] = [];
+    for (const u of this.units) {
+      if (u.via.length === 0 || u.caps) continue;
+      const src = this.srcIPs(u);
+      if (!n.addrs.some((a) => entriesContain(src, a))) continue;
+      const steer: ViaSteer = { prefixes: [], internet: false, all: false, tags: u.via, line: u.line };
+      for (const d of u.dsts) {
+        if (d.sel.k === 'prefix') steer.prefixes.push(d.sel.range);
+        else if (d.sel.k === 'internet') steer.internet = true;
+        else if (d.sel.k === 'all') steer.all = true;
+      }
+      if (steer.all || steer.internet || steer.prefixes.length > 0) out.push(steer);
+    }
+    return out;
   }
 
   /** Every node's filter. */

@@ -15,7 +15,7 @@ import type { Policy } from './parse.js';
 import type { Topology } from './types.js';
 
 export { PolicyError, type TestFailure } from './errors.js';
-export type { Role, Topology, TopoNode, TopoUser, SharedUser } from './types.js';
+export type { Role, Topology, TopoNode, TopoUser, SharedUser, ViaSteer } from './types.js';
 export type { FilterRule } from '../../wire/types.js';
 
 /**
@@ -77,6 +77,8 @@ export { preview, type PreviewResult, type PreviewMatch } from './preview.js';
  *  - `setUsers(users)`, `setSharedUsers(list)`, `setPolicy(policy)` rebuild and return every node whose
  *    filter changed.
  *  - `nodeNames()`, `compileAll()`.
+ *  - `viaFor(name)`: the `via` grants covering the node as a source (destinations and router tags), for
+ *    coord's per-device route plan.
  * Who may talk to whom (a device's netmap peers) follows from these filters: coord/peers.ts (PeerIndex).
  */
 export { PolicyCompiler } from './compiler.js';
@@ -101,3 +103,6 @@ export { mayUseTag, isAutoApprover, type Claimant } from './owners.js';
  */
 export { checkPolicyOffThread, PolicyCheckBusy } from './offload.js';
 export { MAX_TEST_DESTINATIONS, MAX_TEST_CHECKS } from './tests.js';
+
+/** The prefixes autogroup:internet stands for (on an exit node's filter, the rules that let traffic out). */
+export { INTERNET_PREFIXES } from './internet.js';

@@ -151,6 +151,19 @@ describe('parsePolicy: grants', () => {
     expect(refusal('{"grants": [{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"], "via": ["tag:x"]}]}').reason).toBe('tag "tag:x" not found');
   });
 
+  it('refuses a bad via with its line and column', () => {
+    const at = (text: string) => {
+      const e = refusal(text);
+      return [e.reason, e.line, e.column];
+    };
+    const head = '{"tagOwners": {"tag:r": []},\n "grants": [{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"],\n   "via": ';
+    expect(at(`${head}["tag:r", "group:eng"]}]}`)).toEqual(['via can only be a tag', 3, 21]);
+    expect(at(`${head}["tag:r", "tag:gone"]}]}`)).toEqual(['tag "tag:gone" not found', 3, 21]);
+    expect(at(`${head}"tag:r"}]}`)).toEqual(['via must be a list of strings', 3, 11]);
+    expect(at(`${head}[7]}]}`)).toEqual(['via must be a list of strings', 3, 12]);
+    expect(parsePolicy(`${head}["tag:r"]}]}`).grants[0]!.via).toEqual(['tag:r']);
+  });
+
   it('reads postures and checks srcPosture references', () => {
     const p = parsePolicy(`{"postures": {"posture:linux": ["node:os == 'linux'", "node:tsVersion >= '1.60'"]},
       "grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"], "srcPosture": ["posture:linux"]}]}`);

@@ -1,4 +1,5 @@
 // Shapes shared by the policy engine's modules. The public entry point is ./index.ts.
+import type { Range } from '../../wire/addr.js';
 import type { FilterRule } from '../../wire/types.js';
 
 export type { FilterRule };
@@ -52,4 +53,17 @@ export interface Topology {
 export interface Pos {
   line: number;
   column: number;
+}
+
+/**
+ * One `via` grant as it steers a source device: traffic to `prefixes` (or the internet, or everything
+ * for a "*" destination) goes through devices tagged with one of `tags`, and no other.
+ */
+export interface ViaSteer {
+  prefixes: Range[];
+  internet: boolean;
+  all: boolean;
+  tags: string[];
+  /** The grant's line in the policy file. */
+  line: number;
 }

@@ -147,6 +147,9 @@ describe('device sharing', () => {
     expect(p).toMatchObject({ name: 'git.a-example.meshward.internal', shared: true, quarantined: true, tags: [], user: { loginName: 'alice@a.example' } });
     expect(p.addresses.map((a) => a.split('/')[0])).toEqual(gitAddrs);
     expect(p.allowedIPs).toEqual(p.addresses);
+    // its subnet route stays in A: no routes, primaries or exit node on the recipient's side
+    expect([p.routes, p.primaryRoutes, p.exitNodeOption, p.exitRoutes]).toEqual([undefined, undefined, undefined, undefined]);
+    expect(peerNamed(laptop.last!, 'git')!.primaryRoutes).toEqual([GIT_ROUTE]);
     // B's policy allows bob's device everything: its sharedPeerRules name its own addresses only
     const own = n.self.addresses.map((a) => a.split('/')[0]!);
     expect(n.sharedPeerRules!.length).toBeGreaterThan(0);

@@ -20,7 +20,7 @@ import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, t
 import type { AgentStatus, BackendState, PeerStatus, RoutingStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
 import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../localapi/server.js';
 import {
-  advertisedRoutesOf, BYPASS_MARK, DEFAULT_ROUTE_PREFS, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, type RoutePrefs,
+  advertisedRoutesOf, BYPASS_MARK, DEFAULT_ROUTE_PREFS, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
 } from '../routing/index.js';
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
@@ -302,7 +302,8 @@ export class Daemon {
 
   /** The netmap to the data path, the resolver and the host's routing. */
   private applyNetmap(netmap: Netmap): void {
-    this.engine?.apply(netmap);
+    // The exit node in use (if any) gets its default routes in WireGuard; coord sends them apart.
+    this.engine?.apply(withExitRoutes(netmap, this.prefs.routes));
     if (this.engine) {
       this.dns.apply(netmap, this.prefs.acceptDns !== false);
       void this.applyRouting(netmap);
@@ -644,6 +645,7 @@ export class Daemon {
     this.savePrefs();
     await this.startEngine();
     if (this.netmap && this.engine) {
+      this.engine.apply(withExitRoutes(this.netmap, this.prefs.routes));
       this.dns.apply(this.netmap, this.prefs.acceptDns !== false);
       await this.applyRouting(this.netmap);
     }

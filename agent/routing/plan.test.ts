@@ -4,7 +4,7 @@ import { Filter } from '../../filter/index.js';
 import { craft } from '../../filter/craft.js';
 import type { Netmap, PeerNode } from '../../wire/protocol.js';
 import { filterConfigOf } from '../daemon/netmap.js';
-import { DEFAULT_ROUTE_PREFS, findPeer, localNetsOf, planRouting, type RoutePrefs } from './plan.js';
+import { DEFAULT_ROUTE_PREFS, findPeer, localNetsOf, planRouting, withExitRoutes, type RoutePrefs } from './plan.js';
 import { advertisedRoutesOf, parseExitNode, parseRoute, parseRouteList } from './prefixes.js';
 
 const key = (n: number) => Buffer.alloc(32, n).toString('base64');
@@ -100,6 +100,28 @@ describe('routing plan', () => {
     expect(none.routes).toEqual([]);
     expect(none.notes).toEqual(['exit node nobody is not a peer of this device; internet traffic goes out directly']);
     expect(planRouting(nm, prefs({ exitNode: 'plain' }), lan).notes[0]).toMatch(/^plain does not offer an exit node to this device/);
+  });
+
+  it('routes through the primary only, from coord\'s route plan (routes, primaryRoutes, exit options)', () => {
+    const a = peer(2, 'router-a', ['10.1.0.0/24'], { routes: ['10.1.0.0/24', '10.9.0.0/16'], primaryRoutes: ['10.1.0.0/24'] });
+    const b = peer(3, 'router-b', ['10.9.0.0/16'], { routes: ['10.1.0.0/24', '10.9.0.0/16'], primaryRoutes: ['10.9.0.0/16'] });
+    const e = peer(4, 'egress', [], { exitNodeOption: true, exitRoutes: ['0.0.0.0/0'] });
+    const plan = planRouting(netmap([a, b, e]), prefs({ acceptRoutes: true, exitNode: 'egress' }), []);
+    expect(plan.peers.get('n2')).toEqual({ offered: ['10.1.0.0/24', '10.9.0.0/16'], inUse: ['10.1.0.0/24'], exitNodeOption: false, exitNode: false });
+    expect(plan.peers.get('n3')!.inUse).toEqual(['10.9.0.0/16']);
+    expect(plan.routes).toEqual(['10.1.0.0/24', '10.9.0.0/16', '0.0.0.0/0']);
+    expect(plan.exitNode?.name).toBe('egress');
+  });
+
+  it('gives the exit node in use its default routes in WireGuard, and no other peer any', () => {
+    const e = peer(4, 'egress', [], { exitNodeOption: true, exitRoutes: ['0.0.0.0/0', '::/0'] });
+    const old = peer(5, 'old', ['0.0.0.0/0']); // a coord that still put them in allowedIPs
+    const nm = netmap([e, old]);
+    const used = withExitRoutes(nm, prefs({ exitNode: 'egress' }));
+    expect(used.peers[0]!.allowedIPs).toEqual([...e.addresses, '0.0.0.0/0', '::/0']);
+    expect(used.peers[1]!.allowedIPs).toEqual(old.addresses);
+    expect(nm.peers[0]!.allowedIPs).toEqual(e.addresses); // the netmap itself is not changed
+    expect(withExitRoutes(netmap([e]), prefs({}))).toEqual(netmap([e]));
   });
 
   it('forwards and masquerades only on a device that offers routes', () => {

@@ -81,22 +81,64 @@ export function localNetsOf(ifaces: NodeJS.Dict<NetworkInterfaceInfo[]>, tunName
 
 const isExitRoute = (r: string) => EXIT_ROUTES.includes(r);
 
-/** A peer's approved subnet routes: its allowed IPs other than its own addresses and the exit routes. */
+/**
+ * The subnet routes a peer offers this device (coord's `routes`); from a coord that does not send them,
+ * its allowed IPs other than its own addresses and the exit routes.
+ */
 export function offeredRoutes(p: PeerNode): string[] {
+  return canonicalRoutes(p.routes ?? extraAllowedIPs(p));
+}
+
+/** Those this device routes through the peer (coord's `primaryRoutes`: for each prefix, one peer). */
+export function primaryRoutes(p: PeerNode): string[] {
+  return canonicalRoutes(p.primaryRoutes ?? (p.routes ? [] : extraAllowedIPs(p)));
+}
+
+function extraAllowedIPs(p: PeerNode): string[] {
   const own = new Set(p.addresses.map(hostPrefix));
+  return (p.allowedIPs ?? []).filter((r) => !own.has(hostPrefix(r)));
+}
+
+function canonicalRoutes(list: string[]): string[] {
   const out: string[] = [];
-  for (const r of p.allowedIPs ?? []) {
+  for (const r of list) {
     const prefix = parsePrefix(r);
-    if (!prefix || own.has(hostPrefix(r)) || isExitRoute(formatPrefix(prefix)) || isTailnetAddr(prefix)) continue;
+    if (!prefix || isExitRoute(formatPrefix(prefix)) || isTailnetAddr(prefix)) continue;
     const text = formatPrefix(prefix);
     if (!out.includes(text)) out.push(text);
   }
   return out;
 }
 
-/** Whether coord lets this device use the peer as an exit node (0.0.0.0/0 in its allowed IPs). */
-export function offersExitNode(p: PeerNode): boolean {
-  return (p.allowedIPs ?? []).some((r) => r === '0.0.0.0/0' || r === '::/0');
+/** The default routes coord lets this device send through the peer as an exit node ([]: it is none). */
+export function exitRoutesOf(p: PeerNode): string[] {
+  if (p.shared) return [];
+  if (p.exitNodeOption !== undefined || p.exitRoutes !== undefined) return p.exitNodeOption ? (p.exitRoutes ?? [...EXIT_ROUTES]).filter(isExitRoute) : [];
+  return (p.allowedIPs ?? []).filter(isExitRoute); // a coord that puts them in allowedIPs
+}
+
+/** The exit node the settings ask for, if it is a peer offering one. */
+export function chosenExitNode(netmap: Netmap, prefs: RoutePrefs): { peer: PeerNode; routes: string[] } | null {
+  if (prefs.exitNode === '') return null;
+  const peer = findPeer(netmap.peers, prefs.exitNode);
+  const routes = peer ? exitRoutesOf(peer) : [];
+  return peer && routes.length > 0 ? { peer, routes } : null;
+}
+
+/**
+ * The netmap as the WireGuard device should see it: the exit routes on the one exit node in use (coord
+ * sends them apart from allowedIPs) and on no other peer.
+ */
+export function withExitRoutes(netmap: Netmap, prefs: RoutePrefs): Netmap {
+  const exit = chosenExitNode(netmap, prefs);
+  const needs = (p: PeerNode) => (p === exit?.peer ? exit.routes.some((r) => !p.allowedIPs.includes(r)) : p.allowedIPs.some(isExitRoute));
+  if (!netmap.peers.some(needs)) return netmap;
+  const peers = netmap.peers.map((p) => {
+    if (!needs(p)) return p;
+    const rest = p.allowedIPs.filter((r) => !isExitRoute(r));
+    return { ...p, allowedIPs: p === exit?.peer ? [...rest, ...exit.routes] : rest };
+  });
+  return { ...netmap, peers };
 }
 
 /** The peer `want` names (a tailnet IP, its short name or its full name), or undefined. */
@@ -134,10 +176,10 @@ export function planRouting(netmap: Netmap | null, prefs: RoutePrefs, localNets:
   for (const peer of netmap.peers) {
     // A device shared into this network never routes for it (coord sends none; keep it so here).
     const offered = peer.shared ? [] : offeredRoutes(peer);
-    const entry: PeerRoutes = { offered, inUse: [], exitNodeOption: !peer.shared && offersExitNode(peer), exitNode: false };
+    const entry: PeerRoutes = { offered, inUse: [], exitNodeOption: exitRoutesOf(peer).length > 0, exitNode: false };
     plan.peers.set(peer.id, entry);
-    if (!prefs.acceptRoutes) continue;
-    for (const route of offered) {
+    if (!prefs.acceptRoutes || peer.shared) continue;
+    for (const route of primaryRoutes(peer)) {
       const p = parsePrefix(route)!;
       const lan = locals.find((l) => prefixWithin(p, l.p));
       if (lan) {
@@ -152,6 +194,7 @@ export function planRouting(netmap: Netmap | null, prefs: RoutePrefs, localNets:
   if (prefs.exitNode !== '') {
     const peer = findPeer(netmap.peers, prefs.exitNode);
     const entry = peer ? plan.peers.get(peer.id) : undefined;
+    const chosen = chosenExitNode(netmap, prefs);
     if (!peer || !entry) {
       plan.notes.push(`exit node ${prefs.exitNode} is not a peer of this device; internet traffic goes out directly`);
     } else if (!entry.exitNodeOption) {
@@ -159,7 +202,7 @@ export function planRouting(netmap: Netmap | null, prefs: RoutePrefs, localNets:
         `${firstLabel(peer.name)} does not offer an exit node to this device (not advertised, not approved, or the policy does not allow autogroup:internet); internet traffic goes out directly`,
       );
     } else {
-      for (const r of EXIT_ROUTES) if ((peer.allowedIPs ?? []).includes(r)) routes.add(r);
+      for (const r of chosen?.routes ?? []) routes.add(r);
       entry.exitNode = true;
       const address = bareAddr(peer.addresses.find((a) => !a.includes(':')) ?? peer.addresses[0] ?? '');
       plan.exitNode = { id: peer.id, name: firstLabel(peer.name), address };

@@ -74,6 +74,8 @@ export type Runner = (cmd: string, args: string[], input: string) => Promise<Com
 export const runCommand: Runner = (cmd, args, input) =>
   new Promise((resolve) => {
     const child = execFile(cmd, args, { timeout: 10_000 }, (err, _stdout, stderr) => resolve({ ok: !err, stderr: String(stderr || (err ? err.message : '')) }));
+    // A program that exits before reading its input closes the pipe: that EPIPE is no error of ours.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(input);
   });
 
@@ -95,7 +97,13 @@ export class HostRouting {
   private readonly sysctl: { v4: string; v6: string };
 
   constructor(private readonly opts: HostOptions) {
-    this.run = opts.run ?? runCommand;
+    const run = opts.run ?? runCommand;
+    this.run = async (cmd, args, input) => {
+      opts.log('debug', `${cmd} ${args.join(' ')}`, { input });
+      const r = await run(cmd, args, input);
+      opts.log('debug', `${cmd} done`, { ok: r.ok, stderr: r.stderr });
+      return r;
+    };
     this.sysctl = opts.sysctl ?? SYSCTL;
     this.installed = { ...NOTHING, ...(opts.state.read<Installed>(STATE_FILE) ?? {}) };
   }

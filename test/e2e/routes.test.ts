@@ -232,7 +232,7 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     await waitFor('the route back after the crash', () => connect('client', `${sub}.2`, 8080, 500) === 'ok', 30_000);
     expect(ipIn('client', ['rule']).split('\n').filter((l) => l.startsWith('5270:'))).toHaveLength(1);
     expect(net.lan.exec('router', 'nft', ['list', 'tables']).trim()).toBe('table inet meshward');
-  });
+  }, 60_000);
 
   /** Whether the client's netmap follows a policy change (coord reachable): returns once it has. */
   const coordReachable = async () => {
@@ -256,15 +256,21 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     expect(net.status('router').routing!.forwarding).toEqual({ v4: true, v6: true });
     const up = net.cli('client', ['up', '--exit-node', 'router']);
     expect(up.status, up.stderr).toBe(0);
-    await waitFor('the exit node in use', () => net.status('client').routing!.exitNode?.name === 'router', CHANGE_CEILING_MS);
-    expect(table52('client')).toMatch(/^default dev /m);
-    expect(ipIn('client', ['rule'])).toContain(`5200:\tfrom all to ${net.lan.gateway} lookup main`);
-    // without autogroup:internet the exit node's filter refuses it
-    expect(connect('client', `${inet}.2`, 8080)).toBe('fail timeout');
+    // without autogroup:internet coord offers this client no exit node, and the client says so
+    await waitFor('the note', () => net.status('client').health!.some((h) => h.startsWith('router does not offer an exit node to this device')));
+    expect(net.status('client').routing!.exitNode).toBeNull();
+    expect(table52('client')).not.toMatch(/^default/m);
+    expect(connect('client', `${inet}.2`, 8080)).toMatch(/^fail/);
     await coordReachable();
     policyNow = policy({ internet: true });
     expect((await admin().post('/tailnet/-/acl', policyNow)).status).toBe(200);
+    await waitFor('the exit node in use', () => net.status('client').routing!.exitNode?.name === 'router', CHANGE_CEILING_MS);
+    expect(table52('client')).toMatch(/^default dev /m);
+    expect(ipIn('client', ['rule'])).toContain(`5200:\tfrom all to ${net.lan.gateway} lookup main`);
     await waitFor('the internet through the exit node', () => connect('client', `${inet}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
+    // the exit node's filter still decides: the policy allows port 8080 only
+    await listen('inet', [8081]);
+    expect(connect('client', `${inet}.2`, 8081)).toBe('fail timeout');
     // the subnet route still wins for the subnet (the most specific route), the internet rule's port only
     expect(connect('client', `${sub}.2`, 8080)).toBe('ok');
     expect(net.cli('client', ['status']).stdout).toContain('# exit node in use: router (');

@@ -12,6 +12,10 @@ import { isActive, topoUserOf } from './topology.js';
 
 export type { StreamSink } from './live-tailnet.js';
 
+function hasVia(p: Policy): boolean {
+  return p.grants.some((g) => g.via.length > 0);
+}
+
 /** What the hub reports to coord's metrics (coord/metrics.ts), in milliseconds. */
 export interface HubObserver {
   policyCompiled(ms: number): void;
@@ -246,15 +250,27 @@ export class NetmapHub {
     }
   }
 
+  /**
+   * `via` grants steer devices without always changing a filter (a grant naming routers that serve
+   * nothing yet still takes the prefix from the others): the devices listing a router re-plan.
+   */
+  private pushRouterViewers(n: LiveTailnet): void {
+    const viewers = new Set<string>();
+    for (const [id, d] of n.devices) if (d.enabledRoutes.length > 0) for (const v of n.viewersOf(id)) viewers.add(v);
+    for (const v of viewers) n.push(v);
+  }
+
   /** The policy changed (already stored). */
   policyChanged(tailnetId: number, policy: Policy): void {
     const n = this.tailnets.get(tailnetId);
     if (!n) return;
+    const steered = hasVia(n.policy) || hasVia(policy);
     n.policy = policy;
     const t0 = performance.now();
     const changed = n.compiler.setPolicy(policy);
     this.observer?.policyCompiled(performance.now() - t0);
     this.settle(n, n.applyFilters(changed));
+    if (steered) this.pushRouterViewers(n);
     this.observer?.policyFannedOut(performance.now() - t0);
     this.onAccessChanged?.();
   }
@@ -274,6 +290,7 @@ export class NetmapHub {
     return {
       commit: () => {
         this.settle(n, n.applyFilters(changed));
+        if (hasVia(old) || hasVia(policy)) this.pushRouterViewers(n);
         this.observer?.policyFannedOut(performance.now() - t0);
         this.onAccessChanged?.();
       },

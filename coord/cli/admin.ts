@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
 import { printable, printableText } from '../../wire/printable.js';
-import { AdminClient, type CreateKeyRequest, type Device, type User, type UserAction } from '../client/index.js';
+import { formatPrefix, parsePrefix } from '../../wire/addr.js';
+import { AdminApiError, AdminClient, type CreateKeyRequest, type Device, type User, type UserAction } from '../client/index.js';
 import { parseDuration } from './common.js';
 
 const CONN_FLAGS = {
@@ -114,6 +115,25 @@ function splitList(s: string | undefined): string[] {
   return (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 }
 
+const EXIT_ROUTES = ['0.0.0.0/0', '::/0'];
+
+/** A flag's comma-separated routes, each checked to be a CIDR prefix as written ("exit-node": both default routes). */
+function routeList(flag: string, value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const out: string[] = [];
+  for (const x of splitList(value)) {
+    if (x === 'exit-node') {
+      out.push(...EXIT_ROUTES);
+      continue;
+    }
+    const p = x.includes('/') ? parsePrefix(x) : null;
+    if (!p) throw new UsageError(`${flag}: ${JSON.stringify(x)} is not a CIDR prefix (e.g. 10.0.0.0/24, or exit-node)`);
+    if (formatPrefix(p) !== x) throw new UsageError(`${flag}: ${x} has host bits set; the prefix is ${formatPrefix(p)}`);
+    out.push(x);
+  }
+  return [...new Set(out)];
+}
+
 export const usersCommand = group('users', 'list users, invite them, change roles (admin API)', {
   list: listing('users', (api) => api.users(), ['ID', 'EMAIL', 'ROLE', 'STATUS', 'DEVICES'], (u) => [u.id, u.loginName, u.role, u.status, String(u.deviceCount)]),
   invite: {
@@ -209,13 +229,41 @@ export const devicesCommand = group('devices', 'list, approve, rename, tag and r
     return `tags ${tags.join(',') || '(none)'}`;
   }),
   routes: {
-    usage: 'routes DEVICE [--enable 10.0.0.0/24,…]',
-    flags: { enable: { type: 'string' } },
+    usage: 'routes DEVICE [--approve CIDR,…] [--unapprove CIDR,…] | [--enable CIDR,…]   ("exit-node" stands for 0.0.0.0/0,::/0)',
+    flags: { approve: { type: 'string' }, unapprove: { type: 'string' }, enable: { type: 'string' } },
     positionals: 1,
     async run(api, v, args) {
-      const d = await findDevice(api, need(args, 0, 'DEVICE'));
-      const r = v.enable !== undefined ? await api.setDeviceRoutes(d.id, splitList(v.enable)) : await api.deviceRoutes(d.id);
-      out(v, r, () => [`advertised: ${r.advertisedRoutes.join(', ') || '-'}`, `enabled:    ${r.enabledRoutes.join(', ') || '-'}`]);
+      const ref = need(args, 0, 'DEVICE');
+      if (v.enable !== undefined && (v.approve !== undefined || v.unapprove !== undefined)) {
+        throw new UsageError('--enable sets the whole list of approved routes: use it alone, or --approve/--unapprove to change some');
+      }
+      const approve = routeList('--approve', v.approve);
+      const unapprove = routeList('--unapprove', v.unapprove);
+      const enable = routeList('--enable', v.enable);
+      const both = approve.filter((r) => unapprove.includes(r));
+      if (both.length > 0) throw new UsageError(`${both.join(', ')} both in --approve and --unapprove`);
+      const d = await findDevice(api, ref);
+      let r = await api.deviceRoutes(d.id);
+      if (v.approve !== undefined || v.unapprove !== undefined || v.enable !== undefined) {
+        const notOffered = [...approve, ...enable].filter((x) => !r.advertisedRoutes.includes(x));
+        if (notOffered.length > 0) {
+          throw new Error(`${d.name} does not advertise ${notOffered.join(', ')}; it advertises ${r.advertisedRoutes.join(', ') || 'nothing'} (agent up --advertise-routes / --advertise-exit-node on the device)`);
+        }
+        const next = v.enable !== undefined ? enable : [...r.enabledRoutes.filter((x) => !unapprove.includes(x)), ...approve.filter((x) => !r.enabledRoutes.includes(x))];
+        try {
+          r = await api.setDeviceRoutes(d.id, next);
+        } catch (err) {
+          if (err instanceof AdminApiError && err.status === 403) {
+            throw new Error(`${err.message}: approving routes takes the owner, admin or network-admin role (an IT admin manages devices but cannot accept subnet routes or exit nodes)`);
+          }
+          throw err;
+        }
+      }
+      out(v, r, () =>
+        r.advertisedRoutes.length === 0
+          ? [`${d.name} advertises no routes`]
+          : table([['ROUTE', 'KIND', 'APPROVED'], ...r.advertisedRoutes.map((x) => [x, EXIT_ROUTES.includes(x) ? 'exit node' : 'subnet', r.enabledRoutes.includes(x) ? 'yes' : 'no'])]),
+      );
     },
   },
   expire: onDevice('expire DEVICE', 1, async (api, d) => {

@@ -1,7 +1,7 @@
 // Devices acting for themselves (the machine API): registering with an auth key, reporting posture,
 // endpoints and routes, and logging out. The machine API checks the request signatures; this is what
 // the requests do.
-import { familyOf, parsePrefix } from '../../wire/addr.js';
+import { familyOf, formatPrefix, parsePrefix } from '../../wire/addr.js';
 import type { RegisterRequest, RegisterResponse, UpdateRequest } from '../../wire/protocol.js';
 import { Forbidden, InvalidInput, Unauthenticated } from '../errors.js';
 import { enabledRoutesFor } from '../routes.js';
@@ -227,6 +227,11 @@ function postureOf(r: { os?: unknown; version?: unknown; endpoints?: unknown; ad
     const routes = uniqueStrings(r.advertisedRoutes, 'advertisedRoutes', 256, 64);
     const bad = routes.find((x) => !x.includes('/') || parsePrefix(x) === null);
     if (bad !== undefined || routes.length > 256) throw new InvalidInput(`"advertisedRoutes" must be at most 256 CIDR prefixes${bad !== undefined ? ` (not one: ${JSON.stringify(bad.slice(0, 64))})` : ''}`);
+    // One spelling per prefix: approval, primaries and WireGuard compare them as text.
+    for (const x of routes) {
+      const canonical = formatPrefix(parsePrefix(x)!);
+      if (canonical !== x) throw new InvalidInput(`"advertisedRoutes": ${x} is not written as its prefix ${canonical} (host bits set, or not in canonical form)`);
+    }
     out.advertisedRoutes = routes;
   }
   return out;

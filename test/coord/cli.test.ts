@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Coord, root } from './harness.js';
+import { addUser, Coord, root } from './harness.js';
 import { Store } from '../../coord/store/index.js';
 import { TestDevice } from './devices.js';
 
@@ -105,4 +105,47 @@ describe('coord admin subcommands', () => {
     expect(list.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
     d.close();
   });
+
+  it('shows, approves and unapproves a device\'s routes, with clear errors; an IT admin may not approve', async () => {
+    const k = JSON.parse((await run(['keys', 'create', '--json'])).stdout);
+    const d = new TestDevice(coord.url);
+    await d.register(k.key, 'gateway');
+    const none = await run(['devices', 'routes', 'gateway']);
+    expect([none.status, none.stdout]).toEqual([0, 'gateway.example-com.meshward.internal advertises no routes\n']);
+    await d.client.update({ advertisedRoutes: ['10.70.0.0/24', '10.71.0.0/24', '0.0.0.0/0', '::/0'] });
+    const show = await run(['devices', 'routes', 'gateway']);
+    expect(show.stdout.split('\n')[0]).toMatch(/^ROUTE\s+KIND\s+APPROVED$/);
+    expect(show.stdout).toMatch(/10\.70\.0\.0\/24\s+subnet\s+no/);
+    expect(show.stdout).toMatch(/0\.0\.0\.0\/0\s+exit node\s+no/);
+    const approve = await run(['devices', 'routes', 'gateway', '--approve', '10.70.0.0/24,exit-node', '--json']);
+    expect(approve.status, approve.stderr).toBe(0);
+    expect(JSON.parse(approve.stdout).enabledRoutes).toEqual(['10.70.0.0/24', '0.0.0.0/0', '::/0']);
+    const more = await run(['devices', 'routes', 'gateway', '--approve', '10.71.0.0/24', '--unapprove', 'exit-node', '--json']);
+    expect(JSON.parse(more.stdout).enabledRoutes).toEqual(['10.70.0.0/24', '10.71.0.0/24']);
+    expect(JSON.parse((await run(['devices', 'routes', 'gateway', '--enable', '', '--json'])).stdout).enabledRoutes).toEqual([]);
+
+    const notOffered = await run(['devices', 'routes', 'gateway', '--approve', '10.99.0.0/24']);
+    expect(notOffered.status).toBe(1);
+    expect(notOffered.stderr).toContain('does not advertise 10.99.0.0/24; it advertises 10.70.0.0/24, 10.71.0.0/24, 0.0.0.0/0, ::/0');
+    for (const [args, message] of [
+      [['--approve', '10.70.0.1/24'], 'has host bits set; the prefix is 10.70.0.0/24'],
+      [['--unapprove', 'lan'], '"lan" is not a CIDR prefix'],
+      [['--enable', '10.70.0.0/24', '--approve', '10.71.0.0/24'], '--enable sets the whole list'],
+      [['--approve', '10.70.0.0/24', '--unapprove', '10.70.0.0/24'], 'both in --approve and --unapprove'],
+    ] as const) {
+      const r = await run(['devices', 'routes', 'gateway', ...args]);
+      expect([r.status, r.stderr], args.join(' ')).toEqual([2, expect.stringContaining(message)]);
+    }
+    // The role document: an IT admin manages devices but cannot accept subnet routes; a network admin can.
+    const it = await addUser(coord.url, key, 'example.com', 'it@example.com', 'it-admin');
+    const byIt = await run(['devices', 'routes', 'gateway', '--approve', '10.70.0.0/24'], { MESHWARD_API_KEY: it.token });
+    expect(byIt.status).toBe(1);
+    expect(byIt.stderr).toContain('approving routes takes the owner, admin or network-admin role (an IT admin manages devices but cannot accept subnet routes or exit nodes)');
+    expect((await run(['devices', 'routes', 'gateway'], { MESHWARD_API_KEY: it.token })).status).toBe(0); // reading is fine
+    const net = await addUser(coord.url, key, 'example.com', 'net@example.com', 'network-admin');
+    const byNet = await run(['devices', 'routes', 'gateway', '--approve', '10.70.0.0/24'], { MESHWARD_API_KEY: net.token });
+    expect(byNet.status, byNet.stderr).toBe(0);
+    expect(byNet.stdout).toMatch(/10\.70\.0\.0\/24\s+subnet\s+yes/);
+    d.close();
+  }, 180_000); // a dozen CLI runs: minutes on a busy machine
 });

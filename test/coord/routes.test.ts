@@ -12,7 +12,7 @@ const OTHER = '10.60.0.0/24';
 const EXIT = ['0.0.0.0/0', '::/0'];
 
 const HEAD = `
-  "tagOwners": {"tag:ra": [], "tag:rb": [], "tag:exit": [], "tag:ca": [], "tag:cb": [], "tag:cc": []},
+  "tagOwners": {"tag:ra": [], "tag:rb": [], "tag:exit": [], "tag:ca": [], "tag:cb": [], "tag:cc": [], "tag:nobody": []},
   "autoApprovers": {"routes": {"10.50.0.0/16": ["tag:ra", "tag:rb"]}, "exitNode": ["tag:exit"]},`;
 /** ca and cb may reach the subnet (through any router); cc may reach the routers only. */
 const POLICY_PLAIN = `{${HEAD}
@@ -73,6 +73,9 @@ describe('subnet routers and exit nodes in the netmap', () => {
     expect(self.approvedRoutes).toEqual([SUBNET]); // OTHER is not within the autoApprovers' prefix
     expect((await exit.waitFor(() => true)).self.approvedRoutes).toEqual(EXIT);
     expect((await ca.waitFor(() => true)).self).toMatchObject({ advertisedRoutes: [], approvedRoutes: [] });
+    // one spelling per prefix, or approval and primaries could not compare them
+    await expect(ca.client.update({ advertisedRoutes: ['10.50.1.1/24'] })).rejects.toThrow('"advertisedRoutes": 10.50.1.1/24 is not written as its prefix 10.50.1.0/24');
+    await expect(ca.client.update({ advertisedRoutes: ['fd00:0::/64'] })).rejects.toThrow('is not written as its prefix fd00::/64');
   });
 
   it('gives each client one primary router per prefix, in allowedIPs, and only to clients the policy lets reach it', async () => {
@@ -155,5 +158,15 @@ describe('subnet routers and exit nodes in the netmap', () => {
     expect(primaryOf(ca.last, ra)).toEqual([SUBNET]);
     expect(peerOf(ca.last, rb)).toBeUndefined();
     ra.connect();
+  });
+
+  it('a via grant naming routers that serve nothing takes the prefix away from the others (no filter changes)', async () => {
+    expect((await owner.post('/tailnet/-/acl', POLICY_PLAIN)).status).toBe(200);
+    await cb.waitFor((m) => [...primaryOf(m, ra), ...primaryOf(m, rb)].includes(SUBNET), 15_000);
+    const steered = POLICY_PLAIN.replace('"grants": [', `"grants": [\n    {"src": ["tag:cb"], "dst": ["${SUBNET}"], "ip": ["*"], "via": ["tag:nobody"]},`);
+    expect((await owner.post('/tailnet/-/acl', steered)).status).toBe(200);
+    const n = await cb.waitFor((m) => peerOf(m, ra)?.routes === undefined && peerOf(m, rb)?.routes === undefined, 15_000);
+    expect([peerOf(n, ra)?.allowedIPs, peerOf(n, rb)?.allowedIPs]).toEqual([peerOf(n, ra)?.addresses, peerOf(n, rb)?.addresses]);
+    expect([...primaryOf(ca.last, ra), ...primaryOf(ca.last, rb)]).toEqual([SUBNET]);
   });
 });

@@ -193,7 +193,8 @@ export class Daemon {
     this.state = new StateDir(opts.stateDir);
     this.dns = new MagicDns(this.state.dir, opts.tunName, opts.log, opts.resolvConf);
     const routingLog = opts.log.child({ component: 'routing' });
-    this.routing = new Routing(this.state, (level, msg, fields) => routingLog[level](fields ?? {}, msg));
+    // A data path in memory (tests) has no TUN device to route through: the host is left alone.
+    this.routing = new Routing(this.state, (level, msg, fields) => routingLog[level](fields ?? {}, msg), undefined, opts.engine !== undefined);
     this.machineKey = loadOrCreateMachineKey(join(this.state.dir, FILES.machine));
     this.nodeKey = this.loadOrCreateNodeKey();
     this.prefs = { ...NO_PREFS, ...(this.state.read<Prefs>(FILES.prefs) ?? {}) };

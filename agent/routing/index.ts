@@ -34,17 +34,19 @@ export class Routing {
   private readonly resolved = new Map<string, { at: number; addrs: string[] }>();
   private lastNotes = '';
 
+  /** `hostless`: plan and report only, never touch the host (a data path in memory, in tests). */
   constructor(
     state: StateDir,
     private readonly log: HostOptions['log'],
     run?: Runner,
+    private readonly hostless = false,
   ) {
     this.host = new HostRouting({ state, log, ...(run ? { run } : {}) });
   }
 
   /** Undoes what a previous process left installed (it crashed or was killed). */
   async recover(): Promise<void> {
-    if (!this.host.active) return;
+    if (this.hostless || !this.host.active) return;
     this.log('info', 'undoing the routing a previous run left behind');
     await this.host.clear();
   }
@@ -65,7 +67,7 @@ export class Routing {
 
   private async applyPending(): Promise<void> {
     const input = this.pending;
-    if (!input) return; // a later update already applied it
+    if (!input || this.hostless) return; // a later update already applied it
     this.pending = null;
     const plan = planRouting(input.netmap, input.prefs, input.localNets);
     const bypass = new Set<string>();
@@ -104,7 +106,7 @@ export class Routing {
     await this.chain;
     this.plan = null;
     this.lastNotes = '';
-    await this.host.clear();
+    if (!this.hostless) await this.host.clear();
   }
 
   peerRoutes(id: string): PeerRoutes | undefined {

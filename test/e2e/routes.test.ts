@@ -26,12 +26,13 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
   let inet = '';
   const admin = () => api(coordUrl, apiKey);
   let routerId = '';
+  let policyV6 = false;
 
   const policy = (opts: { internet?: boolean } = {}) => `{
     "tagOwners": {"tag:client": ["alice@example.com"], "tag:router": ["alice@example.com"]},
     "grants": [
       // the client may reach the LAN host behind the router on port 8080 only
-      {"src": ["tag:client"], "dst": ["${sub}.0/24"], "ip": ["tcp:8080"]},
+      {"src": ["tag:client"], "dst": ["${sub}.0/24"${policyV6 ? ', "fd00:77::/64"' : ''}], "ip": ["tcp:8080"]},
       ${opts.internet ? `{"src": ["tag:client"], "dst": ["autogroup:internet"], "ip": ["tcp:8080"]},` : ''}
     ],
   }`;
@@ -207,6 +208,22 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     await waitFor('source NAT back', () => connect('client', `${sub}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
   });
 
+  it('routes an IPv6 subnet the same way', async () => {
+    const v6 = 'fd00:77::';
+    ipIn('router', ['-6', 'addr', 'add', `${v6}1/64`, 'dev', 'sub0', 'nodad']);
+    ipIn('lanhost', ['-6', 'addr', 'add', `${v6}2/64`, 'dev', 'eth0', 'nodad']);
+    policyV6 = true;
+    expect((await admin().post('/tailnet/-/acl', policy())).status).toBe(200);
+    const r = net.cli('router', ['up', '--advertise-routes', `${sub}.0/24,${v6}/64`]);
+    expect(r.status, r.stderr).toBe(0);
+    expect((await admin().post(`/device/${routerId}/routes`, { routes: [`${sub}.0/24`, `${v6}/64`] })).status).toBe(200);
+    await waitFor('the IPv6 subnet', () => connect('client', `${v6}2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
+    expect(connect('client', `${v6}2`, 8081)).toBe('fail timeout');
+    expect(table52('client', '-6')).toContain(`${v6}/64 dev`);
+    expect(net.status('router').routing!.forwarding).toEqual({ v4: true, v6: true });
+    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv6/conf/all/forwarding']).trim()).toBe('1');
+  });
+
   it('agent down leaves no route, rule, nftables table or changed sysctl behind', async () => {
     for (const n of ['client', 'router'] as const) {
       const r = net.cli(n, ['down']);
@@ -217,6 +234,7 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
       expect(net.lan.exec(n, 'nft', ['list', 'tables']).trim()).toBe('');
     }
     expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv4/ip_forward']).trim()).toBe('0');
+    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv6/conf/all/forwarding']).trim()).toBe('0');
     for (const n of ['client', 'router'] as const) expect(net.cli(n, ['up']).status).toBe(0);
     await waitFor('the route back after up', () => connect('client', `${sub}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
   });
@@ -250,7 +268,7 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
   it('offers an exit node; a client using it reaches the internet only when the policy allows autogroup:internet', async () => {
     policyNow = policy();
     expect(net.cli('router', ['up', '--advertise-exit-node']).status).toBe(0);
-    const ok = await admin().post(`/device/${routerId}/routes`, { routes: [`${sub}.0/24`, '0.0.0.0/0', '::/0'] });
+    const ok = await admin().post(`/device/${routerId}/routes`, { routes: [`${sub}.0/24`, 'fd00:77::/64', '0.0.0.0/0', '::/0'] });
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
     await waitFor('exit node approved', () => net.status('router').routing!.approvedRoutes.includes('0.0.0.0/0'), CHANGE_CEILING_MS);
     expect(net.status('router').routing!.forwarding).toEqual({ v4: true, v6: true });

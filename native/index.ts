@@ -131,6 +131,7 @@ interface Addon {
   ): number;
   udpStats(h: NativeUdp, out: Float64Array): void;
   udpClose(h: NativeUdp): void;
+  udpSetMark(h: NativeUdp, mark: number): void;
   aeadKey(key: Uint8Array): NativeAead;
   aeadSeal(h: NativeAead, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, counters: Float64Array, count: number): void;
   aeadOpen(
@@ -407,6 +408,11 @@ export class UdpSocket {
       rxCoalesced: o[6]!,
       txCoalesced: o[7]!,
     };
+  }
+
+  /** SO_MARK: the firewall mark of every packet the socket sends (policy routing keys on it). Needs CAP_NET_ADMIN. */
+  setMark(mark: number): void {
+    addon().udpSetMark(this.#h, mark >>> 0);
   }
 
   /** Stops receiving and closes the socket. Idempotent. */

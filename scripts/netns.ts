@@ -143,6 +143,55 @@ export class VirtualLan {
     return host;
   }
 
+  /**
+   * Adds a host namespace that is not on the LAN: it hangs off host `via` on a veth of its own /24
+   * (`subnet` like "198.19.7"), `via` holding .1 on interface `ifname` and the new host .2 on eth0, with
+   * no default route. A network behind a subnet router, or an "internet" beyond an exit node. The
+   * veth is made inside the two namespaces, so its names cannot clash with anyone's; destroy() removes it.
+   */
+  addHostBehind(name: string, via: string, subnet: string, ifname: string, resolvConf = 'nameserver 127.0.0.1\n'): Host {
+    if (this.destroyed) throw new Error('LAN already destroyed');
+    const gw = this.host(via);
+    const ns = `mw-${this.id}-${name}`;
+    const host: Host = { name, ns, addr: `${subnet}.2` };
+    this.hosts.set(name, host);
+    addNamespace(ns, resolvConf);
+    ip(['-n', gw.ns, 'link', 'add', ifname, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    ip(['-n', gw.ns, 'addr', 'add', `${subnet}.1/24`, 'dev', ifname]);
+    ip(['-n', gw.ns, 'link', 'set', ifname, 'up']);
+    ip(['-n', ns, 'addr', 'add', `${host.addr}/24`, 'dev', 'eth0']);
+    ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+    return host;
+  }
+
+  /**
+   * A second network segment (`subnet` like "198.19.7"), a bridge in a namespace of its own, that the
+   * given hosts join with .N each on interface `ifname`; hosts not made yet are made off the LAN (no
+   * link to the bridge of this VirtualLan, no default route). Two subnet routers in front of one
+   * network, for example. Everything is made inside namespaces; destroy() removes it.
+   */
+  addSegment(name: string, subnet: string, ifname: string, members: Array<[host: string, n: number]>): void {
+    if (this.destroyed) throw new Error('LAN already destroyed');
+    const sw = `mw-${this.id}-${name}`;
+    this.hosts.set(name, { name, ns: sw, addr: '' });
+    addNamespace(sw);
+    ip(['-n', sw, 'link', 'add', 'br0', 'type', 'bridge']);
+    ip(['-n', sw, 'link', 'set', 'br0', 'up']);
+    for (const [hostName, n] of members) {
+      let h = this.hosts.get(hostName);
+      if (!h) {
+        h = { name: hostName, ns: `mw-${this.id}-${hostName}`, addr: `${subnet}.${n}` };
+        this.hosts.set(hostName, h);
+        addNamespace(h.ns);
+      }
+      ip(['-n', sw, 'link', 'add', `p${n}`, 'type', 'veth', 'peer', 'name', ifname, 'netns', h.ns]);
+      ip(['-n', sw, 'link', 'set', `p${n}`, 'master', 'br0']);
+      ip(['-n', sw, 'link', 'set', `p${n}`, 'up']);
+      ip(['-n', h.ns, 'addr', 'add', `${subnet}.${n}/24`, 'dev', ifname]);
+      ip(['-n', h.ns, 'link', 'set', ifname, 'up']);
+    }
+  }
+
   static etcDir(ns: string): string {
     return `/etc/netns/${ns}`;
   }

@@ -91,7 +91,11 @@ export interface SelfNode {
   expires: string | null;
   /** The routes this device advertises (subnets; 0.0.0.0/0 and ::/0 for an exit node). coord always sends it. */
   advertisedRoutes?: string[];
-  /** The advertised routes coord approved (an admin, or the policy's autoApprovers). coord always sends it. */
+  /**
+   * The advertised routes coord approved (an admin, or the policy's autoApprovers). coord always sends
+   * it. The agent's filter accepts packets to an approved route only (an advertised but unapproved
+   * route carries nothing); absent (older coord): nothing approved.
+   */
   approvedRoutes?: string[];
 }
 

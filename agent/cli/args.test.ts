@@ -32,6 +32,26 @@ describe('agent up arguments', () => {
   });
 });
 
+describe('agent up route flags', () => {
+  it('parses the route flags in each spelling, and leaves out those not given', () => {
+    expect(
+      parseUpArgs(['--advertise-routes', '10.1.0.0/24,10.2.0.0/16', '--accept-routes', '--exit-node=egress', '--exit-node-allow-lan-access', 'true', '--snat-subnet-routes=false']),
+    ).toEqual({
+      socket: DEFAULT_SOCKET, advertiseRoutes: ['10.1.0.0/24', '10.2.0.0/16'], acceptRoutes: true, exitNode: 'egress', exitNodeAllowLanAccess: true, snatSubnetRoutes: false,
+    });
+    expect(parseUpArgs(['--advertise-exit-node', '--exit-node='])).toEqual({ socket: DEFAULT_SOCKET, advertiseExitNode: true, exitNode: '' });
+    expect(parseUpArgs(['--advertise-routes='])).toEqual({ socket: DEFAULT_SOCKET, advertiseRoutes: [] });
+  });
+
+  it('refuses bad routes and exit nodes with a usage error that says what to write', () => {
+    expect(() => parseUpArgs(['--advertise-routes', '10.1.0.0/24,10.2.0.1/16'])).toThrow(new UsageError('10.2.0.1/16 has bits set after the prefix length; did you mean 10.2.0.0/16?'));
+    expect(() => parseUpArgs(['--advertise-routes', '100.64.0.0/24'])).toThrow(UsageError);
+    expect(() => parseUpArgs(['--exit-node', '192.168.1.1'])).toThrow(/not a tailnet address/);
+    expect(() => parseUpArgs(['--accept-routes=yes'])).toThrow(/--accept-routes takes true or false/);
+    expect(() => parseUpArgs(['--advertise-exit-node', '--exit-node', '100.64.0.2'])).toThrow(/cannot offer an exit node and use one at once/);
+  });
+});
+
 describe('agent status and whois arguments', () => {
   it('status takes --json and --socket', () => {
     expect(parseStatusArgs(['--json', '--socket', '/tmp/x.sock'])).toEqual({ socket: '/tmp/x.sock', json: true });

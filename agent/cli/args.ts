@@ -3,6 +3,7 @@
 import { isAddr } from '../../wire/addr.js';
 import { parseFlags, UsageError } from '../../wire/cli.js';
 import { isDnsLabel, isTag } from '../../wire/names.js';
+import { parseExitNode, parseRouteList, RouteError } from '../routing/prefixes.js';
 
 export const DEFAULT_SOCKET = '/run/meshward/agent.sock';
 
@@ -17,7 +18,17 @@ export interface UpArgs {
   advertiseTags?: string[];
   /** `--accept-dns[=true|false]`; undefined when not given (keep the remembered choice). */
   acceptDns?: boolean;
+  /** Subnet routes to offer (`--advertise-routes`, canonical); [] when given empty. Undefined: keep. */
+  advertiseRoutes?: string[];
+  advertiseExitNode?: boolean;
+  acceptRoutes?: boolean;
+  /** The exit node to use, by tailnet IP or name; '' turns it off. Undefined: keep. */
+  exitNode?: string;
+  exitNodeAllowLanAccess?: boolean;
+  snatSubnetRoutes?: boolean;
 }
+
+const ROUTE_BOOL_FLAGS = ['advertise-exit-node', 'accept-routes', 'exit-node-allow-lan-access', 'snat-subnet-routes'] as const;
 
 /**
  * Boolean flags written as Tailscale writes them: `--flag`, `--flag=true|false` or `--flag true|false`.
@@ -83,9 +94,15 @@ export function parseHostname(raw: string): string {
 }
 
 export function parseUpArgs(argv: string[]): UpArgs {
-  const { values } = parseFlags(normalizeBoolFlags(argv, ['accept-dns']), {
+  const { values } = parseFlags(normalizeBoolFlags(argv, ['accept-dns', ...ROUTE_BOOL_FLAGS]), {
     ...socketFlag,
     'accept-dns': { type: 'string' },
+    'advertise-routes': { type: 'string' },
+    'advertise-exit-node': { type: 'string' },
+    'accept-routes': { type: 'string' },
+    'exit-node': { type: 'string' },
+    'exit-node-allow-lan-access': { type: 'string' },
+    'snat-subnet-routes': { type: 'string' },
     coord: { type: 'string' },
     authkey: { type: 'string' },
     hostname: { type: 'string' },
@@ -100,6 +117,24 @@ export function parseUpArgs(argv: string[]): UpArgs {
   if (values.hostname !== undefined) up.hostname = parseHostname(values.hostname);
   if (values['advertise-tags'] !== undefined) up.advertiseTags = parseTags(values['advertise-tags']);
   if (values['accept-dns'] !== undefined) up.acceptDns = parseBool('accept-dns', values['accept-dns']);
+  try {
+    if (values['advertise-routes'] !== undefined) up.advertiseRoutes = parseRouteList(values['advertise-routes']);
+    if (values['exit-node'] !== undefined) up.exitNode = parseExitNode(values['exit-node']);
+  } catch (err) {
+    if (err instanceof RouteError) throw new UsageError(err.message);
+    throw err;
+  }
+  const bool = (flag: (typeof ROUTE_BOOL_FLAGS)[number]) => (values[flag] === undefined ? undefined : parseBool(flag, values[flag]));
+  const routeBools = {
+    advertiseExitNode: bool('advertise-exit-node'),
+    acceptRoutes: bool('accept-routes'),
+    exitNodeAllowLanAccess: bool('exit-node-allow-lan-access'),
+    snatSubnetRoutes: bool('snat-subnet-routes'),
+  };
+  for (const [k, v] of Object.entries(routeBools)) if (v !== undefined) (up as unknown as Record<string, boolean>)[k] = v;
+  if (up.advertiseExitNode && up.exitNode) {
+    throw new UsageError('a device cannot offer an exit node and use one at once: drop --advertise-exit-node or --exit-node');
+  }
   return up;
 }
 

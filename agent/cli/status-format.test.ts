@@ -73,3 +73,29 @@ describe('agent status', () => {
     expect(formatAgo(3 * 86_400_000)).toBe('3d ago');
   });
 });
+
+describe('agent status: routes and exit nodes', () => {
+  it('says what this device offers and uses, and what each peer offers', () => {
+    const status: AgentStatus = {
+      schema: 1, version: '0.1.0', backendState: 'Running',
+      coord: { url: 'http://127.0.0.1:8080', connected: true, lastContact: ago(1), error: null },
+      self: { name: 'gw', dnsName: 'gw.beta.mesh.', addresses: ['100.64.0.1'], owner: 'bob@example.com', os: 'linux', tags: [], network: 'beta' },
+      peers: [
+        peer({ name: 'egress', addresses: ['100.64.0.4'], routes: [], exitNodeOption: true, exitNode: true }),
+        peer({ name: 'vpc', addresses: ['100.64.0.3'], routes: ['10.1.0.0/24', '10.2.0.0/24'], routesInUse: ['10.1.0.0/24'] }),
+      ],
+      filter: { accepted: 0, dropped: {} },
+      routing: {
+        advertisedRoutes: ['192.168.5.0/24', '192.168.6.0/24'], advertiseExitNode: false, approvedRoutes: ['192.168.5.0/24'], pendingRoutes: ['192.168.6.0/24'],
+        acceptRoutes: true, snatSubnetRoutes: false, exitNodeWanted: 'egress', exitNode: { id: 'n4', name: 'egress', address: '100.64.0.4' },
+        exitNodeAllowLanAccess: true, forwarding: { v4: true, v6: false }, notes: [],
+      },
+    };
+    expect(formatStatus(status, now).split('\n').slice(3)).toEqual([
+      '# this device offers: 192.168.5.0/24 (approved), 192.168.6.0/24 (awaiting approval); no source NAT',
+      '# exit node in use: egress (100.64.0.4), LAN reachable directly',
+      '# egress offers: exit node (in use)',
+      '# vpc offers: 10.1.0.0/24 (in use), 10.2.0.0/24',
+    ]);
+  });
+});

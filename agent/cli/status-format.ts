@@ -61,5 +61,28 @@ export function formatStatus(status: AgentStatus, now = Date.now()): string {
     rows.push([p.addresses[0] ?? '-', p.name, p.tags.length && !p.shared ? 'tagged-devices' : p.owner, p.os || '-', peerState(p, now)]);
   }
   if (rows.length) lines.push(table(rows));
+  lines.push(...formatRouting(status));
   return lines.join('\n');
+}
+
+/** Subnet routes and exit nodes, below the table: what this device offers and uses, what peers offer. */
+export function formatRouting(status: AgentStatus): string[] {
+  const r = status.routing;
+  const out: string[] = [];
+  if (r) {
+    const offered = [...r.advertisedRoutes, ...(r.advertiseExitNode ? ['0.0.0.0/0', '::/0'] : [])];
+    if (offered.length) {
+      const mark = (route: string) => `${route} (${r.approvedRoutes.includes(route) ? 'approved' : 'awaiting approval'})`;
+      out.push(`# this device offers: ${r.advertisedRoutes.map(mark).join(', ') || 'no subnet routes'}${r.advertiseExitNode ? `; exit node ${r.approvedRoutes.includes('0.0.0.0/0') ? '(approved)' : '(awaiting approval)'}` : ''}${r.snatSubnetRoutes ? '' : '; no source NAT'}`);
+    }
+    if (r.exitNode) out.push(`# exit node in use: ${printable(r.exitNode.name)} (${r.exitNode.address})${r.exitNodeAllowLanAccess ? ', LAN reachable directly' : ''}`);
+    else if (r.exitNodeWanted) out.push(`# exit node ${printable(r.exitNodeWanted)} asked for but not in use`);
+  }
+  const peers = [...status.peers].filter((p) => (p.routes?.length ?? 0) > 0 || p.exitNodeOption).sort((a, b) => a.name.localeCompare(b.name));
+  for (const p of peers) {
+    const parts = (p.routes ?? []).map((route) => (p.routesInUse?.includes(route) ? `${route} (in use)` : route));
+    if (p.exitNodeOption) parts.push(p.exitNode ? 'exit node (in use)' : 'exit node');
+    out.push(`# ${printable(p.name)} offers: ${parts.join(', ')}`);
+  }
+  return out;
 }

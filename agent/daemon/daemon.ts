@@ -6,6 +6,8 @@
 //   node.json     the WireGuard private key (node key)
 //   prefs.json    coord URL, hostname, advertised tags, wantRunning, and the registration coord returned
 //   netmap.json   the last netmap, so that a restart works on its own while coord is unreachable
+//   routing.json  the routes, rules, nftables table and sysctls installed (agent/routing), so that the
+//                 next start undoes what a crash left behind; absent while nothing is installed
 import { readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { hostname as osHostname, networkInterfaces, platform } from 'node:os';
@@ -15,8 +17,11 @@ import { bareAddr } from '../../wire/addr.js';
 import { dnsLabel, firstLabel, isTag } from '../../wire/names.js';
 import type { Netmap } from '../../wire/protocol.js';
 import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, type NetmapStream } from '../control/index.js';
-import type { AgentStatus, BackendState, UpRequest, WhoisResponse } from '../localapi/types.js';
+import type { AgentStatus, BackendState, PeerStatus, RoutingStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
 import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../localapi/server.js';
+import {
+  advertisedRoutesOf, BYPASS_MARK, DEFAULT_ROUTE_PREFS, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
+} from '../routing/index.js';
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
 import { Engine, type EngineOptions } from './engine.js';
@@ -46,6 +51,8 @@ export interface Prefs {
   wantRunning: boolean;
   /** Point the system's resolver at the agent's (MagicDNS); `agent up --accept-dns`. */
   acceptDns: boolean;
+  /** Subnet routes and exit nodes (`agent up --advertise-routes`, `--exit-node`, ...). */
+  routes: RoutePrefs;
   registration: Registration | null;
 }
 
@@ -56,7 +63,7 @@ export interface LogoutResponse extends AgentStatus {
   coordLogoutError?: string;
 }
 
-const NO_PREFS: Prefs = { coordUrl: null, hostname: null, advertiseTags: null, wantRunning: false, acceptDns: true, registration: null };
+const NO_PREFS: Prefs = { coordUrl: null, hostname: null, advertiseTags: null, wantRunning: false, acceptDns: true, routes: DEFAULT_ROUTE_PREFS, registration: null };
 
 export interface DaemonOptions {
   stateDir: string;
@@ -116,7 +123,40 @@ function parseUpRequest(body: unknown): UpRequest {
   if (b.acceptDns !== undefined && typeof b.acceptDns !== 'boolean') throw new LocalApiHttpError(400, 'up: "acceptDns" must be true or false');
   const up: UpRequest = { coord: str('coord'), authkey: str('authkey'), hostname: str('hostname'), advertiseTags: tags as string[] | undefined };
   if (b.acceptDns !== undefined) up.acceptDns = b.acceptDns as boolean;
+  for (const k of ['advertiseExitNode', 'acceptRoutes', 'exitNodeAllowLanAccess', 'snatSubnetRoutes'] as const) {
+    if (b[k] === undefined) continue;
+    if (typeof b[k] !== 'boolean') throw new LocalApiHttpError(400, `up: "${k}" must be true or false`);
+    up[k] = b[k];
+  }
+  try {
+    if (b.advertiseRoutes !== undefined) {
+      if (!Array.isArray(b.advertiseRoutes) || b.advertiseRoutes.length > 256 || !b.advertiseRoutes.every((r) => typeof r === 'string')) {
+        throw new RouteError('"advertiseRoutes" must be a list of at most 256 CIDR prefixes');
+      }
+      up.advertiseRoutes = [...new Set((b.advertiseRoutes as string[]).map(parseRoute))];
+    }
+    const exit = str('exitNode');
+    if (exit !== undefined) up.exitNode = parseExitNode(exit);
+  } catch (err) {
+    if (err instanceof RouteError) throw new LocalApiHttpError(400, `up: ${err.message}`);
+    throw err;
+  }
   return up;
+}
+
+/** The route settings after `agent up`: each one given replaces the remembered one. */
+export function routePrefsAfter(prefs: RoutePrefs, req: UpRequest): RoutePrefs {
+  const next: RoutePrefs = { ...prefs };
+  if (req.advertiseRoutes !== undefined) next.advertiseRoutes = req.advertiseRoutes;
+  if (req.advertiseExitNode !== undefined) next.advertiseExitNode = req.advertiseExitNode;
+  if (req.acceptRoutes !== undefined) next.acceptRoutes = req.acceptRoutes;
+  if (req.exitNode !== undefined) next.exitNode = req.exitNode;
+  if (req.exitNodeAllowLanAccess !== undefined) next.exitNodeAllowLanAccess = req.exitNodeAllowLanAccess;
+  if (req.snatSubnetRoutes !== undefined) next.snatSubnetRoutes = req.snatSubnetRoutes;
+  if (next.advertiseExitNode && next.exitNode !== '') {
+    throw new LocalApiHttpError(400, 'up: a device cannot offer an exit node and use one at once (--advertise-exit-node=false, or --exit-node=)');
+  }
+  return next;
 }
 
 export class Daemon {
@@ -146,14 +186,19 @@ export class Daemon {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly log: Logger;
   private readonly dns: MagicDns;
+  private readonly routing: Routing;
 
   constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
     this.state = new StateDir(opts.stateDir);
     this.dns = new MagicDns(this.state.dir, opts.tunName, opts.log, opts.resolvConf);
+    const routingLog = opts.log.child({ component: 'routing' });
+    // A data path in memory (tests) has no TUN device to route through: the host is left alone.
+    this.routing = new Routing(this.state, (level, msg, fields) => routingLog[level](fields ?? {}, msg), undefined, opts.engine !== undefined);
     this.machineKey = loadOrCreateMachineKey(join(this.state.dir, FILES.machine));
     this.nodeKey = this.loadOrCreateNodeKey();
     this.prefs = { ...NO_PREFS, ...(this.state.read<Prefs>(FILES.prefs) ?? {}) };
+    this.prefs.routes = { ...DEFAULT_ROUTE_PREFS, ...this.prefs.routes };
   }
 
   private loadOrCreateNodeKey(): PrivateKey {
@@ -194,6 +239,8 @@ export class Daemon {
     this.server = await serveLocalApi(this.opts.socket, routes, (err) => this.log.error({ err }, 'local API handler failed'));
     // A crash may have left the system pointing at our resolver: give it its own configuration back.
     this.dns.recover();
+    // ... and routes, rules, an nftables table or sysctls of ours behind.
+    await this.routing.recover();
     await this.serial(() => this.resume());
     this.log.info({ socket: this.opts.socket, stateDir: this.state.dir, version: this.version }, 'agent daemon ready');
   }
@@ -240,6 +287,7 @@ export class Daemon {
       ...(this.opts.mtu ? { mtu: this.opts.mtu } : {}),
       privateKey: this.nodeKey.raw,
       localSubnets: onLocalSubnet(networkInterfaces(), this.opts.tunName),
+      fwmark: BYPASS_MARK,
       log: (level, msg, fields) => log[level](fields ?? {}, msg),
       ...this.opts.engine,
     });
@@ -253,10 +301,37 @@ export class Daemon {
     }
   }
 
-  /** The netmap to the data path and the resolver. */
+  /** The netmap to the data path, the resolver and the host's routing. */
   private applyNetmap(netmap: Netmap): void {
-    this.engine?.apply(netmap);
-    if (this.engine) this.dns.apply(netmap, this.prefs.acceptDns !== false);
+    // The exit node in use (if any) gets its default routes in WireGuard; coord sends them apart.
+    this.engine?.apply(withExitRoutes(netmap, this.prefs.routes));
+    if (this.engine) {
+      this.dns.apply(netmap, this.prefs.acceptDns !== false);
+      void this.applyRouting(netmap);
+    }
+  }
+
+  /** Subnet routes, exit node, forwarding and source NAT from this netmap and the route settings. */
+  private applyRouting(netmap: Netmap | null): Promise<void> {
+    const engine = this.engine;
+    if (!engine) return Promise.resolve();
+    const hostOf = (url: string) => {
+      try {
+        return [new URL(url).hostname];
+      } catch {
+        return [];
+      }
+    };
+    const coordUrl = this.prefs.registration?.coordUrl ?? this.prefs.coordUrl;
+    const dns = this.dns.status(this.prefs.acceptDns !== false);
+    return this.routing.update({
+      netmap,
+      prefs: this.prefs.routes,
+      tun: engine.tun.name,
+      localNets: localNetsOf(networkInterfaces(), engine.tun.name),
+      bypassHosts: [...(coordUrl ? hostOf(coordUrl) : []), ...(netmap?.relays ?? []).flatMap((r) => hostOf(r.url))],
+      resolvers: [...dns.nameservers, ...dns.systemResolvers],
+    });
   }
 
   private async stopEngine(): Promise<void> {
@@ -264,6 +339,7 @@ export class Daemon {
     if (!engine) return;
     this.engine = null;
     this.dns.stop();
+    await this.routing.clear();
     await engine.close();
     this.log.info('data path down');
   }
@@ -333,13 +409,18 @@ export class Daemon {
     const endpoints = this.endpoints();
     const key = endpoints.join(',');
     if (!always && key === this.reportedEndpoints) return;
-    client.update({ endpoints, os: platform(), version: this.version }).then(
+    client.update({ endpoints, os: platform(), version: this.version, advertisedRoutes: this.advertisedRoutes() }).then(
       () => {
         this.reportedEndpoints = key;
         this.log.debug({ endpoints }, 'reported endpoints to coord');
       },
       (err: unknown) => this.log.warn({ err: errorText(err) }, 'could not report endpoints to coord'),
     );
+  }
+
+  /** The routes this device offers coord: its subnet routes, and 0.0.0.0/0 and ::/0 for an exit node. */
+  private advertisedRoutes(): string[] {
+    return advertisedRoutesOf(this.prefs.routes.advertiseRoutes, this.prefs.routes.advertiseExitNode);
   }
 
   private onNetmap(netmap: Netmap): void {
@@ -409,6 +490,7 @@ export class Daemon {
     const reg = this.prefs.registration;
     if (reg && !reg.authorized) h.push('this device awaits approval by an admin of its network');
     if (this.netmapFromDisk) h.push('running on the netmap saved on disk; coord has not been reached since the agent started');
+    if (this.engine) h.push(...this.routing.notes);
     return h;
   }
 
@@ -431,7 +513,7 @@ export class Daemon {
         error: this.coordConnected ? null : this.coordError,
       },
       self: nm ? selfStatusOf(nm, platform()) : null,
-      peers: nm ? nm.peers.map((p) => peerStatusOf(p, this.engine?.peerLive(p.nodeKey))) : [],
+      peers: nm ? nm.peers.map((p) => this.withRoutes(peerStatusOf(p, this.engine?.peerLive(p.nodeKey)))) : [],
       filter: {
         accepted: counters?.filter.accepted ?? 0,
         dropped,
@@ -441,6 +523,30 @@ export class Daemon {
       interface: this.engine ? { name: this.engine.tun.name, listenPort: this.engine.listenPort } : null,
       netmap: nm ? { version: nm.version, fromDisk: this.netmapFromDisk } : null,
       health: this.health(),
+      routing: nm ? this.routingStatus(nm) : null,
+    };
+  }
+
+  private withRoutes(p: PeerStatus): PeerStatus {
+    const r = this.engine ? this.routing.peerRoutes(p.id) : undefined;
+    return { ...p, routes: r?.offered ?? [], routesInUse: r?.inUse ?? [], exitNodeOption: r?.exitNodeOption ?? false, exitNode: r?.exitNode ?? false };
+  }
+
+  private routingStatus(nm: Netmap): RoutingStatus {
+    const prefs = this.prefs.routes;
+    const approved = nm.self.approvedRoutes ?? [];
+    return {
+      advertisedRoutes: prefs.advertiseRoutes,
+      advertiseExitNode: prefs.advertiseExitNode,
+      approvedRoutes: approved,
+      pendingRoutes: this.advertisedRoutes().filter((r) => !approved.includes(r)),
+      acceptRoutes: prefs.acceptRoutes,
+      snatSubnetRoutes: prefs.snatSubnetRoutes,
+      exitNodeWanted: prefs.exitNode,
+      exitNode: this.engine ? this.routing.exitNode : null,
+      exitNodeAllowLanAccess: prefs.exitNodeAllowLanAccess,
+      forwarding: this.engine ? this.routing.forwarding : { v4: false, v6: false },
+      notes: this.engine ? this.routing.notes : [],
     };
   }
 
@@ -477,6 +583,7 @@ export class Daemon {
     const coordUrl = req.coord ?? this.prefs.coordUrl;
     if (!coordUrl) throw new LocalApiHttpError(400, 'no coord URL yet; run: agent up --coord URL --authkey KEY');
     const hostname = req.hostname ?? this.prefs.hostname ?? defaultHostname();
+    const routes = routePrefsAfter(this.prefs.routes, req);
     const sameServer = reg !== null && reg.coordUrl === coordUrl;
     if (!req.authkey) {
       if (!reg) throw new LocalApiHttpError(400, 'this device is not registered yet; run: agent up --coord URL --authkey KEY (an auth key from an admin of your network)');
@@ -504,6 +611,7 @@ export class Daemon {
           os: platform(),
           version: this.version,
           endpoints: this.endpoints(),
+          advertisedRoutes: advertisedRoutesOf(routes.advertiseRoutes, routes.advertiseExitNode),
         });
       } catch (err) {
         if (err instanceof ControlError) {
@@ -531,10 +639,26 @@ export class Daemon {
     this.prefs.hostname = hostname;
     if (req.acceptDns !== undefined) this.prefs.acceptDns = req.acceptDns;
     if (req.advertiseTags !== undefined) this.prefs.advertiseTags = req.advertiseTags;
+    const advertisedBefore = this.advertisedRoutes().join(',');
+    this.prefs.routes = routes;
+    const routesChanged = this.advertisedRoutes().join(',') !== advertisedBefore;
     this.prefs.wantRunning = true;
     this.savePrefs();
     await this.startEngine();
-    if (this.netmap && this.engine) this.dns.apply(this.netmap, this.prefs.acceptDns !== false);
+    if (this.netmap && this.engine) {
+      this.engine.apply(withExitRoutes(this.netmap, this.prefs.routes));
+      this.dns.apply(this.netmap, this.prefs.acceptDns !== false);
+      await this.applyRouting(this.netmap);
+    }
+    if (routesChanged && !mustRegister && this.prefs.registration) {
+      // A running stream reported the old routes: tell coord now (approval follows in a netmap).
+      try {
+        await new ControlClient(this.prefs.registration.coordUrl, this.machineKey).update({ advertisedRoutes: this.advertisedRoutes() });
+        this.log.info({ advertisedRoutes: this.advertisedRoutes() }, 'advertised routes sent to coord');
+      } catch (err) {
+        this.log.warn({ err: errorText(err) }, 'could not send the advertised routes to coord; they go with the next report');
+      }
+    }
     this.startStream();
     // After a (re-)registration the netmap in hand is stale (tags, name, addresses): wait for coord's next one.
     if (mustRegister || !this.netmap || this.netmapFromDisk) await this.waitForNetmap(this.opts.upWaitMs ?? 10_000);

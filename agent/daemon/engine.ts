@@ -44,6 +44,8 @@ export interface EngineOptions {
   bindUdp?: (port: number, onBatch: UdpBatchHandler) => UdpLike;
   /** Wall clock in ms (tests inject one). */
   now?: () => number;
+  /** SO_MARK of the UDP socket (agent/routing's bypass mark: the tunnel's own packets skip its routes). */
+  fwmark?: number;
   /** Passed to the relay's WebSocket (TLS trust for a private CA, for example). */
   relayWsOptions?: import('ws').ClientOptions;
 }
@@ -141,6 +143,7 @@ export class Engine {
         listenPort: opts.port,
         anyPortIfTaken: true,
         uapiPath: null,
+        ...(opts.fwmark ? { fwmark: opts.fwmark } : {}),
         log: debug,
         beforeEncrypt,
         afterDecrypt,

@@ -92,7 +92,9 @@ export function filterConfigOf(netmap: Netmap): FilterConfig {
   }
   const cfg: FilterConfig = {
     rules: netmap.packetFilter ?? [],
-    localAddrs: netmap.self.addresses.map(hostPrefix),
+    // A subnet router or exit node also receives packets for the routes coord approved (never for
+    // those it only advertises): the rules then decide them like packets to its own addresses.
+    localAddrs: [...netmap.self.addresses, ...(netmap.self.approvedRoutes ?? [])].map(hostPrefix),
     quarantined: [...quarantined],
   };
   if (quarantined.size > 0) cfg.outbound = netmap.sharedPeerRules ?? [];

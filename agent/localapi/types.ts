@@ -28,6 +28,35 @@ export interface PeerStatus {
   lastHandshake: string | null;
   txBytes: number;
   rxBytes: number;
+  /** Subnet routes the peer offers this device (approved by coord). */
+  routes?: string[];
+  /** Those this device routes through the tunnel now (`--accept-routes`). */
+  routesInUse?: string[];
+  /** The peer offers this device an exit node. */
+  exitNodeOption?: boolean;
+  /** This device sends its internet traffic through the peer now (`--exit-node`). */
+  exitNode?: boolean;
+}
+
+/** This device's subnet routes and exit node: what it offers, what coord approved, what it uses. */
+export interface RoutingStatus {
+  /** The subnet routes it advertises (`--advertise-routes`). */
+  advertisedRoutes: string[];
+  advertiseExitNode: boolean;
+  /** Of what it advertises (0.0.0.0/0 and ::/0 for the exit node), what coord approved. */
+  approvedRoutes: string[];
+  /** Advertised but not approved: they carry nothing. */
+  pendingRoutes: string[];
+  acceptRoutes: boolean;
+  snatSubnetRoutes: boolean;
+  /** The exit node asked for (`--exit-node`, '' for none) and the one in use (null: none). */
+  exitNodeWanted: string;
+  exitNode: { id: string; name: string; address: string } | null;
+  exitNodeAllowLanAccess: boolean;
+  /** IP forwarding this device switched on to route for others. */
+  forwarding: { v4: boolean; v6: boolean };
+  /** Routes not taken over, an exit node not available, host changes that failed. */
+  notes: string[];
 }
 
 export interface SelfStatus {
@@ -66,6 +95,8 @@ export interface AgentStatus {
   netmap?: { version: number; fromDisk: boolean } | null;
   /** Problems a person should know about, as sentences. */
   health?: string[];
+  /** Subnet routes and exit nodes (null while no netmap). */
+  routing?: RoutingStatus | null;
 }
 
 export interface DirectionCounters {
@@ -80,6 +111,14 @@ export interface UpRequest {
   advertiseTags?: string[];
   /** Point the system's resolver at MagicDNS (remembered; default true). */
   acceptDns?: boolean;
+  /** Route settings (each remembered; absent: keep). */
+  advertiseRoutes?: string[];
+  advertiseExitNode?: boolean;
+  acceptRoutes?: boolean;
+  /** Tailnet IP or name of the exit node; '' for none. */
+  exitNode?: string;
+  exitNodeAllowLanAccess?: boolean;
+  snatSubnetRoutes?: boolean;
 }
 
 export interface WhoisResponse {

@@ -24,6 +24,8 @@ export interface InterfaceOptions {
   underLoadThreshold?: number;
   beforeEncrypt?: DeviceOptions['beforeEncrypt'];
   afterDecrypt?: DeviceOptions['afterDecrypt'];
+  /** SO_MARK on the UDP socket (WireGuard's fwmark; 0: none). The agent's policy routing keys on it. */
+  fwmark?: number;
 }
 
 // Socket buffers (the kernel doubles them for its bookkeeping). A small datagram takes about 1 KiB of
@@ -62,10 +64,17 @@ export class WireGuardInterface {
         afterDecrypt: opts.afterDecrypt,
         bindUdp: (port, onBatch) => {
           const sock = UdpSocket.bind(port, '', { batch: 128, rcvbuf: RECEIVE_BUFFER, sndbuf: SEND_BUFFER });
+          try {
+            if (device!.fwmark !== 0) sock.setMark(device!.fwmark);
+          } catch (err) {
+            sock.close();
+            throw err;
+          }
           sock.start(onBatch, onError('udp'));
           return sock;
         },
       });
+      device.fwmark = opts.fwmark ?? 0;
       device.setListenPort(opts.listenPort ?? 0);
       try {
         device.up();

@@ -535,6 +535,19 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// udpSetMark(h, mark): SO_MARK on the socket, so that policy routing can send the tunnel's own packets
+// around the tunnel (the agent's routing table would otherwise loop them back in). Needs CAP_NET_ADMIN.
+static napi_value udp_set_mark(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  udp_t *u = get_udp(env, argv[0], 0);
+  uint32_t mark;
+  if (!u || arg_u32(env, argv[1], "mark", &mark)) return NULL;
+  if (setsockopt(u->fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) < 0) return throw_errno(env, errno, "setsockopt SO_MARK");
+  return NULL;
+}
+
 static napi_value udp_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -553,6 +566,7 @@ napi_status udp_init(napi_env env, napi_value exports) {
       {"udpOffload", NULL, udp_offload, NULL, NULL, NULL, napi_default, NULL},
       {"udpStats", NULL, udp_stats, NULL, NULL, NULL, napi_default, NULL},
       {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
+      {"udpSetMark", NULL, udp_set_mark, NULL, NULL, NULL, napi_default, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

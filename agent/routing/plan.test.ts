@@ -1,0 +1,172 @@
+import type { NetworkInterfaceInfo } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { Filter } from '../../filter/index.js';
+import { craft } from '../../filter/craft.js';
+import type { Netmap, PeerNode } from '../../wire/protocol.js';
+import { filterConfigOf } from '../daemon/netmap.js';
+import { DEFAULT_ROUTE_PREFS, findPeer, localNetsOf, planRouting, withExitRoutes, type RoutePrefs } from './plan.js';
+import { advertisedRoutesOf, parseExitNode, parseRoute, parseRouteList } from './prefixes.js';
+
+const key = (n: number) => Buffer.alloc(32, n).toString('base64');
+const user = { id: 'u1', loginName: 'alice@example.com', displayName: 'Alice' };
+
+function peer(n: number, name: string, routes: string[] = [], over: Partial<PeerNode> = {}): PeerNode {
+  const addresses = [`100.64.0.${n}/32`, `fd7a:115c:a1e0::${n}/128`];
+  return {
+    id: `n${n}`, name: `${name}.example-com.meshward.internal`, addresses, nodeKey: key(n), endpoints: [], allowedIPs: [...addresses, ...routes],
+    user, tags: [], os: 'linux', online: true, lastSeen: null, shared: false, quarantined: false, ...over,
+  };
+}
+
+function netmap(peers: PeerNode[], self: Partial<Netmap['self']> = {}): Netmap {
+  return {
+    version: 1,
+    self: {
+      id: 'n1', name: 'me.example-com.meshward.internal', hostname: 'me', addresses: ['100.64.0.1/32', 'fd7a:115c:a1e0::1/128'], user, tags: [],
+      network: { name: 'example.com', domain: 'example-com.meshward.internal' }, nodeKey: key(1), authorized: true, expires: null, ...self,
+    },
+    peers,
+    packetFilter: [],
+    dns: { domain: 'example-com.meshward.internal', magicDNS: true, nameservers: [], searchPaths: [] },
+  };
+}
+
+const prefs = (over: Partial<RoutePrefs>): RoutePrefs => ({ ...DEFAULT_ROUTE_PREFS, ...over });
+const lan = [{ prefix: '192.168.1.0/24', iface: 'eth0' }];
+
+describe('route flags', () => {
+  it('takes CIDR prefixes in canonical form and says what is wrong with the others', () => {
+    expect(parseRouteList('10.1.0.0/24, fd00:AB::/64,10.1.0.0/24,')).toEqual(['10.1.0.0/24', 'fd00:ab::/64']);
+    expect(parseRouteList('')).toEqual([]);
+    expect(() => parseRoute('10.1.0.1')).toThrow('"10.1.0.1" is not a CIDR prefix like 10.0.0.0/24 (for one address write 10.1.0.1/32)');
+    expect(() => parseRoute('eth0')).toThrow(/"eth0" is not a CIDR prefix/);
+    expect(() => parseRoute('10.1.0.0/33')).toThrow(/not a CIDR prefix/);
+    expect(() => parseRoute('10.1.0.9/24')).toThrow('10.1.0.9/24 has bits set after the prefix length; did you mean 10.1.0.0/24?');
+    expect(() => parseRoute('100.100.0.0/16')).toThrow(/overlaps the tailnet's own range 100.64.0.0\/10/);
+    expect(() => parseRoute('64.0.0.0/2')).toThrow(/overlaps the tailnet's own range 100.64.0.0\/10/);
+    expect(() => parseRoute('fd7a:115c:a1e0:1::/64')).toThrow(/overlaps the tailnet's own range fd7a:115c:a1e0::\/48/);
+    expect(() => parseRoute('::/0')).toThrow(/--advertise-exit-node/);
+    expect(advertisedRoutesOf(['10.1.0.0/24'], true)).toEqual(['10.1.0.0/24', '0.0.0.0/0', '::/0']);
+  });
+
+  it('takes an exit node by tailnet IP or name', () => {
+    expect(parseExitNode('100.64.0.7')).toBe('100.64.0.7');
+    expect(parseExitNode('FD7A:115C:A1E0::7')).toBe('fd7a:115c:a1e0::7');
+    expect(parseExitNode('Egress.example-com.meshward.internal.')).toBe('egress.example-com.meshward.internal');
+    expect(parseExitNode('')).toBe('');
+    expect(() => parseExitNode('10.0.0.1')).toThrow(/not a tailnet address/);
+    expect(() => parseExitNode('no such/name')).toThrow(/neither an IP address nor a device name/);
+  });
+});
+
+describe('routing plan', () => {
+  it('installs nothing without --accept-routes, but says what peers offer', () => {
+    const plan = planRouting(netmap([peer(2, 'router', ['10.1.0.0/24'])]), prefs({}), lan);
+    expect(plan.routes).toEqual([]);
+    expect(plan.peers.get('n2')).toEqual({ offered: ['10.1.0.0/24'], inUse: [], exitNodeOption: false, exitNode: false });
+  });
+
+  it('installs approved routes; a LAN of ours inside one stays local; one our LAN already has is not taken over', () => {
+    const plan = planRouting(
+      netmap([peer(2, 'router', ['10.1.0.0/24', '192.168.0.0/16']), peer(3, 'other', ['192.168.1.0/25', '10.0.0.0/8'])]),
+      prefs({ acceptRoutes: true }),
+      lan,
+    );
+    expect(plan.routes.sort()).toEqual(['10.0.0.0/8', '10.1.0.0/24', '192.168.0.0/16']);
+    expect(plan.throws).toEqual(['192.168.1.0/24']);
+    expect(plan.peers.get('n3')!.inUse).toEqual(['10.0.0.0/8']);
+    expect(plan.notes).toEqual(['route 192.168.1.0/25 of other not used: this device reaches 192.168.1.0/24 directly on eth0']);
+  });
+
+  it('never takes routes from a shared-in device', () => {
+    const plan = planRouting(netmap([peer(2, 'shared', ['10.1.0.0/24', '0.0.0.0/0'], { shared: true, quarantined: true })]), prefs({ acceptRoutes: true, exitNode: 'shared' }), []);
+    expect(plan.routes).toEqual([]);
+    expect(plan.peers.get('n2')).toEqual({ offered: [], inUse: [], exitNodeOption: false, exitNode: false });
+  });
+
+  it('uses an exit node that offers one, with or without the LAN', () => {
+    const nm = netmap([peer(2, 'egress', ['0.0.0.0/0', '::/0']), peer(3, 'plain')]);
+    const plan = planRouting(nm, prefs({ exitNode: 'egress' }), lan);
+    expect(plan.routes).toEqual(['0.0.0.0/0', '::/0']);
+    expect(plan.throws).toEqual([]);
+    expect(plan.exitNode).toEqual({ id: 'n2', name: 'egress', address: '100.64.0.2' });
+    expect(plan.peers.get('n2')!.exitNode).toBe(true);
+    expect(planRouting(nm, prefs({ exitNode: '100.64.0.2', exitNodeAllowLanAccess: true }), lan).throws).toEqual(['192.168.1.0/24']);
+  });
+
+  it('says why an exit node is not used: no such peer, or it offers none', () => {
+    const nm = netmap([peer(2, 'egress', ['0.0.0.0/0', '::/0']), peer(3, 'plain')]);
+    const none = planRouting(nm, prefs({ exitNode: 'nobody' }), lan);
+    expect(none.routes).toEqual([]);
+    expect(none.notes).toEqual(['exit node nobody is not a peer of this device; internet traffic goes out directly']);
+    expect(planRouting(nm, prefs({ exitNode: 'plain' }), lan).notes[0]).toMatch(/^plain does not offer an exit node to this device/);
+  });
+
+  it('routes through the primary only, from coord\'s route plan (routes, primaryRoutes, exit options)', () => {
+    const a = peer(2, 'router-a', ['10.1.0.0/24'], { routes: ['10.1.0.0/24', '10.9.0.0/16'], primaryRoutes: ['10.1.0.0/24'] });
+    const b = peer(3, 'router-b', ['10.9.0.0/16'], { routes: ['10.1.0.0/24', '10.9.0.0/16'], primaryRoutes: ['10.9.0.0/16'] });
+    const e = peer(4, 'egress', [], { exitNodeOption: true, exitRoutes: ['0.0.0.0/0'] });
+    const plan = planRouting(netmap([a, b, e]), prefs({ acceptRoutes: true, exitNode: 'egress' }), []);
+    expect(plan.peers.get('n2')).toEqual({ offered: ['10.1.0.0/24', '10.9.0.0/16'], inUse: ['10.1.0.0/24'], exitNodeOption: false, exitNode: false });
+    expect(plan.peers.get('n3')!.inUse).toEqual(['10.9.0.0/16']);
+    expect(plan.routes).toEqual(['10.1.0.0/24', '10.9.0.0/16', '0.0.0.0/0']);
+    expect(plan.exitNode?.name).toBe('egress');
+  });
+
+  it('gives the exit node in use its default routes in WireGuard, and no other peer any', () => {
+    const e = peer(4, 'egress', [], { exitNodeOption: true, exitRoutes: ['0.0.0.0/0', '::/0'] });
+    const old = peer(5, 'old', ['0.0.0.0/0']); // a coord that still put them in allowedIPs
+    const nm = netmap([e, old]);
+    const used = withExitRoutes(nm, prefs({ exitNode: 'egress' }));
+    expect(used.peers[0]!.allowedIPs).toEqual([...e.addresses, '0.0.0.0/0', '::/0']);
+    expect(used.peers[1]!.allowedIPs).toEqual(old.addresses);
+    expect(nm.peers[0]!.allowedIPs).toEqual(e.addresses); // the netmap itself is not changed
+    expect(withExitRoutes(netmap([e]), prefs({}))).toEqual(netmap([e]));
+  });
+
+  it('forwards and masquerades only on a device that offers routes', () => {
+    expect(planRouting(null, prefs({}), []).forwarding).toEqual({ v4: false, v6: false });
+    const router = planRouting(null, prefs({ advertiseRoutes: ['10.1.0.0/24'] }), []);
+    expect(router.forwarding).toEqual({ v4: true, v6: false });
+    expect(router.snat).toBe(true);
+    expect(planRouting(null, prefs({ advertiseExitNode: true, snatSubnetRoutes: false }), [])).toMatchObject({ forwarding: { v4: true, v6: true }, snat: false });
+  });
+
+  it('finds peers by address, full name and short name', () => {
+    const peers = [peer(2, 'egress'), peer(3, 'web')];
+    expect(findPeer(peers, '100.64.0.3')?.id).toBe('n3');
+    expect(findPeer(peers, 'fd7a:115c:a1e0::2')?.id).toBe('n2');
+    expect(findPeer(peers, 'web.example-com.meshward.internal')?.id).toBe('n3');
+    expect(findPeer(peers, 'WEB')?.id).toBe('n3');
+    expect(findPeer(peers, 'db')).toBeUndefined();
+  });
+
+  it('lists this device\'s own networks, not loopback, link-local, tailnet or the TUN device', () => {
+    const a = (address: string, cidr: string, family: 'IPv4' | 'IPv6' = 'IPv4', internal = false) => ({ address, cidr, family, internal, netmask: '', mac: '' }) as NetworkInterfaceInfo;
+    const nets = localNetsOf(
+      { lo: [a('127.0.0.1', '127.0.0.1/8', 'IPv4', true)], eth0: [a('192.168.1.5', '192.168.1.5/24'), a('fe80::1', 'fe80::1/64', 'IPv6'), a('2001:db8::5', '2001:db8::5/64', 'IPv6')], mw0: [a('100.64.0.1', '100.64.0.1/32')] },
+      'mw0',
+    );
+    expect(nets).toEqual([{ prefix: '192.168.1.0/24', iface: 'eth0' }, { prefix: '2001:db8::/64', iface: 'eth0' }]);
+  });
+});
+
+describe('a router\'s filter and its routes', () => {
+  // client 100.64.0.2 may reach 10.1.0.0/24 on port 80 (as coord compiles it for the router)
+  const rules = [{ SrcIPs: ['100.64.0.2'], DstPorts: [{ IP: '10.1.0.0/24', Ports: { First: 80, Last: 80 } }, { IP: '*', Ports: { First: 443, Last: 443 } }] }];
+  const syn = (dst: string, port: number) => craft({ src: '100.64.0.2', dst, proto: 'tcp', dport: port });
+  const verdict = (nm: Netmap, dst: string, port: number) => {
+    const f = Filter.build(filterConfigOf({ ...nm, packetFilter: rules }));
+    const p = syn(dst, port);
+    return f.runIn(p, 0, p.length);
+  };
+
+  it('accepts packets to an approved route as the rules say, and none to a route only advertised', () => {
+    const approved = netmap([], { advertisedRoutes: ['10.1.0.0/24', '10.2.0.0/24'], approvedRoutes: ['10.1.0.0/24'] });
+    expect(verdict(approved, '10.1.0.9', 80)).toBe(0);
+    expect(verdict(approved, '10.1.0.9', 81)).not.toBe(0);
+    // "*" in a rule would match anything: the route itself must be approved
+    expect(verdict(approved, '10.2.0.9', 443)).not.toBe(0);
+    expect(verdict(netmap([], { advertisedRoutes: ['10.1.0.0/24'] }), '10.1.0.9', 80)).not.toBe(0);
+  });
+});

@@ -13,6 +13,8 @@ export const PROOF_LEN = 32;
 /** The largest packet a relay forwards (a WireGuard message never comes near it). */
 export const MAX_PACKET = 65535;
 export const MAX_FRAME = 1 + KEY_LEN + MAX_PACKET;
+/** The most packets one batch frame can hold (each at least 1 byte behind its 2-byte length). */
+export const MAX_BATCH_PACKETS = Math.floor((MAX_FRAME - 1 - KEY_LEN) / 3);
 
 export const FRAME = {
   /** relay → device: version (1) | relay's ephemeral X25519 public key (32) | challenge (32) */
@@ -148,6 +150,25 @@ export function frameSlots(type: number, key: Uint8Array, buf: Buffer, offsets: 
     off += 2 + n;
   }
   return f;
+}
+
+/**
+ * Where the packets of a batch frame are: fills offsets/lengths (room for MAX_BATCH_PACKETS) and returns
+ * their number, or -1 when the lengths do not add up (or one is 0).
+ */
+export function batchSlots(f: Uint8Array, offsets: Uint32Array, lengths: Uint32Array): number {
+  let off = 1 + KEY_LEN;
+  let n = 0;
+  while (off < f.length) {
+    if (off + 2 > f.length || n === offsets.length) return -1;
+    const len = (f[off]! << 8) | f[off + 1]!;
+    if (len === 0 || off + 2 + len > f.length) return -1;
+    offsets[n] = off + 2;
+    lengths[n] = len;
+    off += 2 + len;
+    n++;
+  }
+  return n > 0 ? n : -1;
 }
 
 /** Number of packets in a batch frame's body, or -1 when the lengths do not add up (or one is 0). */

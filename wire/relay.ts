@@ -127,10 +127,10 @@ export function batchFrame(type: number, key: Uint8Array, packets: readonly Uint
 }
 
 /**
- * A batch frame from slots of a buffer: packets buf[offsets[pick[i]] .. +lengths[pick[i]]) for i < count
- * (the WireGuard send path's layout), without a view per packet.
+ * The length of a batch frame for the packets buf[offsets[pick[i]] .. +lengths[pick[i]]) for i < count
+ * (the WireGuard send path's layout); throws when it would not be a valid frame.
  */
-export function frameSlots(type: number, key: Uint8Array, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, pick: Uint32Array, count: number): Buffer {
+export function slotsFrameLength(lengths: Uint32Array, pick: Uint32Array, count: number): number {
   let len = 1 + KEY_LEN;
   for (let i = 0; i < count; i++) {
     const n = lengths[pick[i]!]!;
@@ -138,18 +138,23 @@ export function frameSlots(type: number, key: Uint8Array, buf: Buffer, offsets: 
     len += 2 + n;
   }
   if (len > MAX_FRAME) throw new Error(`relay batch: at most ${MAX_FRAME} bytes in one frame`);
-  const f = Buffer.allocUnsafe(len);
+  return len;
+}
+
+/** Writes that frame at the start of `f` (room for slotsFrameLength bytes), without a view per packet; returns its length. */
+export function writeSlotsFrame(f: Buffer, type: number, key: Uint8Array, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, pick: Uint32Array, count: number): number {
   f[0] = type;
   f.set(key, 1);
   let off = 1 + KEY_LEN;
   for (let i = 0; i < count; i++) {
     const s = pick[i]!;
     const n = lengths[s]!;
-    f.writeUInt16BE(n, off);
+    f[off] = n >> 8;
+    f[off + 1] = n & 0xff;
     buf.copy(f, off + 2, offsets[s]!, offsets[s]! + n);
     off += 2 + n;
   }
-  return f;
+  return off;
 }
 
 /**

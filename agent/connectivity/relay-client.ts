@@ -4,8 +4,25 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
-import { batchFrame, batchSlots, FRAME, keyedFrame, KEY_LEN, MAX_BATCH_PACKETS, MAX_FRAME, MAX_PACKET, parseServerHello, relayProof, clientHello } from '../../wire/relay.js';
+import {
+  batchFrame,
+  batchSlots,
+  clientHello,
+  FRAME,
+  keyedFrame,
+  KEY_LEN,
+  MAX_BATCH_PACKETS,
+  MAX_FRAME,
+  MAX_PACKET,
+  parseServerHello,
+  relayProof,
+  slotsFrameLength,
+  writeSlotsFrame,
+} from '../../wire/relay.js';
 import type { X25519Key } from '../../wire/x25519.js';
+
+/** Frame buffers kept for reuse (at most this many: 2 MiB). */
+const FRAME_POOL = 32;
 
 export type RelayClientState = 'connecting' | 'connected' | 'backoff' | 'closed';
 
@@ -44,6 +61,8 @@ export class RelayClient {
   private readonly pings = new Map<string, { start: number; resolve: (ms: number | null) => void }>();
   private readonly waiters = new Set<() => void>();
   private readonly maxQueueBytes: number;
+  /** Frame buffers for sendSlots whose bytes the socket has written. */
+  private readonly framePool: Buffer[] = [];
   /** Where the packets of a received frame are (reused for every frame). */
   private readonly inOffsets = new Uint32Array(MAX_BATCH_PACKETS);
   private readonly inLengths = new Uint32Array(MAX_BATCH_PACKETS);
@@ -107,17 +126,29 @@ export class RelayClient {
   }
 
   /**
-   * Sends packets[0..count) to `dst` in one frame (what the batched data path wants). False (all are
-   * dropped) under the same conditions as send().
+   * Sends the packets buf[offsets[pick[i]] .. +lengths[pick[i]]) for i < count to `dst` in one batch
+   * frame (the WireGuard send path's layout). The frame is built in a buffer
+   * that is reused once the socket has written it, so a busy data path does not allocate and collect
+   * 64 KiB per batch. False (all are dropped) under the same conditions as send().
    */
-  /** Sends a frame built by the caller (wire/relay.ts's frameSlots); false under the same conditions as send(). */
-  sendFrame(frame: Buffer): boolean {
+  sendSlots(dst: Uint8Array, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, pick: Uint32Array, count: number): boolean {
     const ws = this.ws;
     if (!this.ready || !ws || ws.bufferedAmount > this.maxQueueBytes) return false;
-    ws.send(frame);
+    if (dst.length !== KEY_LEN) throw new Error('relay send: a 32-byte key');
+    if (count === 0) return true;
+    const len = slotsFrameLength(lengths, pick, count);
+    const out = this.framePool.pop() ?? Buffer.allocUnsafeSlow(MAX_FRAME);
+    writeSlotsFrame(out, FRAME.sendBatch, dst, buf, offsets, lengths, pick, count);
+    ws.send(out.subarray(0, len), () => {
+      if (this.framePool.length < FRAME_POOL) this.framePool.push(out);
+    });
     return true;
   }
 
+  /**
+   * Sends packets[0..count) to `dst` in one frame (what the batched data path wants). False (all are
+   * dropped) under the same conditions as send().
+   */
   sendBatch(dst: Uint8Array, packets: readonly Uint8Array[], count = packets.length): boolean {
     const ws = this.ws;
     if (!this.ready || !ws || ws.bufferedAmount > this.maxQueueBytes) return false;

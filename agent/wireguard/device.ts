@@ -29,7 +29,8 @@ export type TunLike = Pick<Tun, 'write'>;
 export interface RelayLink {
   readonly connected: boolean;
   send(dst: Uint8Array, packet: Uint8Array): boolean;
-  sendFrame(frame: Buffer): boolean;
+  /** Packets buf[offsets[pick[i]] .. +lengths[pick[i]]) for i < count to `dst`, as one batch. */
+  sendSlots(dst: Uint8Array, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, pick: Uint32Array, count: number): boolean;
 }
 
 export { RELAY_FAMILY };

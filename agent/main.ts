@@ -2,8 +2,8 @@
 // The node agent's command line. Each subcommand lives in its own module; this table names them.
 import { dispatch, type Command } from '../wire/cli.js';
 import { dnsCommand, downCommand, logoutCommand, metricsCommand, statusCommand, upCommand, whoisCommand } from './cli/commands.js';
-import { daemonCommand } from './daemon/index.js';
-import { wireguardCommand } from './wireguard/index.js';
+import { daemonCommand } from './daemon/command.js';
+import { wireguardCommand } from './wireguard/command.js';
 
 const commands: Record<string, Command> = {
   up: upCommand,

@@ -11,6 +11,7 @@ import { ROUTES } from './api/admin/router.js';
 import { matchPath } from './api/http.js';
 import { publicRoutes } from './api/admin/users.js';
 import type { NetmapHub } from './netmap-stream.js';
+import type { RelayServer } from './relay/server.js';
 import type { Store } from './store/index.js';
 import { isActive } from './topology.js';
 import type { Webhooks } from './webhooks.js';
@@ -57,6 +58,8 @@ export interface CoordMetricsDeps {
   store: Store;
   hub: NetmapHub;
   webhooks: Webhooks;
+  /** coord's own relay (absent or null: --no-relay, and no relay metrics). */
+  relay?: RelayServer | null;
 }
 
 export class CoordMetrics {
@@ -150,6 +153,7 @@ export class CoordMetrics {
         this.inc({ outcome: 'given_up' }, wh.givenUp);
       },
     });
+    if (deps.relay) registerRelayMetrics(this.registry, deps.relay);
   }
 
   /** Call at the start of every request on coord's main listener; counts it when its answer is done. */
@@ -173,4 +177,58 @@ export class CoordMetrics {
   async listen(host: string, port: number): Promise<{ server: Server; url: string }> {
     return serveMetrics(this.registry, host, port);
   }
+}
+
+/**
+ * A relay's metrics, read from its counters at scrape time (coord's own relay, or a standalone one).
+ * No label carries a key or a device: only fixed reasons and outcomes.
+ */
+export function registerRelayMetrics(registry: Registry, relay: Pick<RelayServer, 'size' | 'counters'>): void {
+  const registers = [registry];
+  const c = relay.counters;
+  const counter = (name: string, help: string, value: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(value());
+      },
+    });
+  new Gauge({
+    name: 'meshward_relay_clients',
+    help: 'Devices connected to the relay (past the key proof and authorization).',
+    registers,
+    collect() {
+      this.set(relay.size);
+    },
+  });
+  new Counter({
+    name: 'meshward_relay_connections_total',
+    help: 'Relay connections by outcome: accepted, or refused (bad key proof, not authorized).',
+    labelNames: ['outcome'],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ outcome: 'accepted' }, c.accepted);
+      this.inc({ outcome: 'refused' }, c.refused);
+    },
+  });
+  counter('meshward_relay_forwarded_packets_total', 'Packets the relay forwarded to a device.', () => c.forwardedPackets);
+  counter('meshward_relay_forwarded_bytes_total', 'Bytes of packets the relay forwarded (framing not counted).', () => c.forwardedBytes);
+  new Counter({
+    name: 'meshward_relay_dropped_packets_total',
+    help: 'Packets the relay did not forward, by reason: no_such_peer (not connected here), not_a_peer, queue_full (the receiver is behind), malformed (frames that closed their connection).',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ reason: 'no_such_peer' }, c.dropped.notHere);
+      this.inc({ reason: 'not_a_peer' }, c.dropped.notAllowed);
+      this.inc({ reason: 'queue_full' }, c.dropped.queueFull);
+      this.inc({ reason: 'malformed' }, c.dropped.malformed);
+    },
+  });
+  counter('meshward_relay_slow_clients_dropped_total', 'Devices the relay disconnected because their queue stayed full (slow readers).', () => c.slowReadersDropped);
 }

@@ -85,7 +85,8 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl, clientAddr });
   const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Limiter({ ...ACCOUNT_LIMITS, what: 'uses of password links from this address' }), clientAddr };
   const machine = new MachineApi({ domain, log: o.log });
-  const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks }) : null;
+  const relay = o.relay === false ? null : new RelayServer({ authorizer: coordAuthorizer(o.store, hub), log: o.log });
+  const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks, relay }) : null;
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     let url: URL;
@@ -103,7 +104,6 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   };
 
   const server: Server = o.tls ? createHttps({ cert: o.tls.cert, key: o.tls.key }, handler) : createHttp(handler);
-  const relay = o.relay === false ? null : new RelayServer({ authorizer: coordAuthorizer(o.store, hub), log: o.log });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     let path = '';
     try {

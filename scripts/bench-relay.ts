@@ -9,8 +9,11 @@
 // directMs direct); and on the direct pair, the longest gap between answers in a 10 pings/s stream when
 // the direct path is cut (all UDP between the two dropped) — the time to fall back to the relay.
 // {"gbps": {"direct": n, "relay": n}, "firstPacketMs": n, "directMs": n, "failoverGapMs": n}
+// plus relayCpu: CPU seconds per GB carried through the relay, of the sending agent, coord and the
+// receiving agent during that iperf3 run (read from /proc): what the relay path costs per byte, which
+// other load on a shared machine disturbs far less than Gbit/s.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -49,7 +52,8 @@ async function main(): Promise<void> {
     const cli = (n: string, args: string[]) => lab.exec(n, process.execPath, [AGENT, ...args, '--socket', sock(n)]);
     const addrOf = (n: string) => (JSON.parse(cli(n, ['status', '--json'])) as { self: { addresses: string[] } }).self.addresses[0]!;
     const names = ['ra1', 'rb1', 'da', 'db'];
-    for (const n of names) lab.spawn(n, process.execPath, [AGENT, 'daemon', '--state-dir', join(dir, n, 'state'), '--socket', sock(n), '--log-level', 'warn']);
+    const pids: Record<string, number> = {};
+    for (const n of names) pids[n] = lab.spawn(n, process.execPath, [AGENT, 'daemon', '--state-dir', join(dir, n, 'state'), '--socket', sock(n), '--log-level', 'warn']).pid!;
     await waitFor('agent sockets', () => names.every((n) => existsSync(sock(n))));
 
     /** Brings `first` up, then times `second`'s `agent up` to the first ping answered from `first`. */
@@ -68,24 +72,30 @@ async function main(): Promise<void> {
       }, 30_000);
       return { ms: Math.round(performance.now() - t0), target };
     };
-    const iperf = (server: string, client: string, target: string): number => {
+    const iperf = (server: string, client: string, target: string): { gbps: number; bytes: number } => {
       const srv = lab.spawn(server, 'iperf3', ['-s', '-1']);
       try {
         execFileSync('sleep', ['0.3']);
         const out = lab.exec(client, 'iperf3', ['-c', target, '-t', '3', '-J'], { timeoutMs: 30_000 });
-        const r = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-        return Math.round((r.end.sum_received.bits_per_second / 1e9) * 1000) / 1000;
+        const r = JSON.parse(out) as { end: { sum_received: { bits_per_second: number; bytes: number } } };
+        return { gbps: Math.round((r.end.sum_received.bits_per_second / 1e9) * 1000) / 1000, bytes: r.end.sum_received.bytes };
       } finally {
         srv.kill();
       }
     };
 
     const relay = await upAndPing('ra1', 'rb1');
-    const relayGbps = iperf('ra1', 'rb1', relay.target);
+    const relayProcs = { sender: pids.rb1!, coord: coord.proc!.pid!, receiver: pids.ra1! };
+    const cpuBefore = Object.values(relayProcs).map(cpuSeconds);
+    const relayRun = iperf('ra1', 'rb1', relay.target);
+    const relayGbps = relayRun.gbps;
+    const relayCpu = Object.fromEntries(
+      Object.entries(relayProcs).map(([k, pid], i) => [k, Math.round(((cpuSeconds(pid) - cpuBefore[i]!) / (relayRun.bytes / 1e9)) * 100) / 100]),
+    );
     const direct = await upAndPing('da', 'db');
     // Let the direct pair settle on the direct path (first handshake answered over UDP).
     await new Promise((r) => setTimeout(r, 1000));
-    const directGbps = iperf('da', 'db', direct.target);
+    const directGbps = iperf('da', 'db', direct.target).gbps;
     const pathOf = (n: string) => (JSON.parse(cli(n, ['status', '--json'])) as { peers: { path: string | null }[] }).peers.map((p) => p.path).join(',');
     const paths = { relayPair: pathOf('rb1'), directPair: pathOf('db') };
 
@@ -117,10 +127,11 @@ async function main(): Promise<void> {
     const last = answers[answers.length - 1] ?? 0;
     const failoverGapMs = last < cutAt ? null : Math.round(gap);
 
-    const result = { gbps: { direct: directGbps, relay: relayGbps }, firstPacketMs: relay.ms, directMs: direct.ms, failoverGapMs, paths };
+    const result = { gbps: { direct: directGbps, relay: relayGbps }, firstPacketMs: relay.ms, directMs: direct.ms, failoverGapMs, paths, relayCpu };
     if (json) process.stdout.write(JSON.stringify(result) + '\n');
     else {
       process.stdout.write(`iperf3 over the tunnel: direct ${directGbps} Gbit/s, relay ${relayGbps} Gbit/s\n`);
+      process.stdout.write(`CPU seconds per GB through the relay: sender ${relayCpu.sender}, coord ${relayCpu.coord}, receiver ${relayCpu.receiver}\n`);
       process.stdout.write(`paths seen: relay pair ${paths.relayPair}, direct pair ${paths.directPair}\n`);
       process.stdout.write(`agent up → first packet: through the relay ${relay.ms} ms, direct ${direct.ms} ms\n`);
       process.stdout.write(`longest gap in a 10/s ping stream when the direct path is cut: ${failoverGapMs ?? 'never recovered'} ms\n`);
@@ -131,6 +142,12 @@ async function main(): Promise<void> {
     await coord.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** CPU time (user + system) a process has used, in seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
 main().then(

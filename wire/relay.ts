@@ -13,6 +13,8 @@ export const PROOF_LEN = 32;
 /** The largest packet a relay forwards (a WireGuard message never comes near it). */
 export const MAX_PACKET = 65535;
 export const MAX_FRAME = 1 + KEY_LEN + MAX_PACKET;
+/** The most packets one batch frame can hold (each at least 1 byte behind its 2-byte length). */
+export const MAX_BATCH_PACKETS = Math.floor((MAX_FRAME - 1 - KEY_LEN) / 3);
 
 export const FRAME = {
   /** relay → device: version (1) | relay's ephemeral X25519 public key (32) | challenge (32) */
@@ -125,10 +127,10 @@ export function batchFrame(type: number, key: Uint8Array, packets: readonly Uint
 }
 
 /**
- * A batch frame from slots of a buffer: packets buf[offsets[pick[i]] .. +lengths[pick[i]]) for i < count
- * (the WireGuard send path's layout), without a view per packet.
+ * The length of a batch frame for the packets buf[offsets[pick[i]] .. +lengths[pick[i]]) for i < count
+ * (the WireGuard send path's layout); throws when it would not be a valid frame.
  */
-export function frameSlots(type: number, key: Uint8Array, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, pick: Uint32Array, count: number): Buffer {
+export function slotsFrameLength(lengths: Uint32Array, pick: Uint32Array, count: number): number {
   let len = 1 + KEY_LEN;
   for (let i = 0; i < count; i++) {
     const n = lengths[pick[i]!]!;
@@ -136,18 +138,42 @@ export function frameSlots(type: number, key: Uint8Array, buf: Buffer, offsets: 
     len += 2 + n;
   }
   if (len > MAX_FRAME) throw new Error(`relay batch: at most ${MAX_FRAME} bytes in one frame`);
-  const f = Buffer.allocUnsafe(len);
+  return len;
+}
+
+/** Writes that frame at the start of `f` (room for slotsFrameLength bytes), without a view per packet; returns its length. */
+export function writeSlotsFrame(f: Buffer, type: number, key: Uint8Array, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, pick: Uint32Array, count: number): number {
   f[0] = type;
   f.set(key, 1);
   let off = 1 + KEY_LEN;
   for (let i = 0; i < count; i++) {
     const s = pick[i]!;
     const n = lengths[s]!;
-    f.writeUInt16BE(n, off);
+    f[off] = n >> 8;
+    f[off + 1] = n & 0xff;
     buf.copy(f, off + 2, offsets[s]!, offsets[s]! + n);
     off += 2 + n;
   }
-  return f;
+  return off;
+}
+
+/**
+ * Where the packets of a batch frame are: fills offsets/lengths (room for MAX_BATCH_PACKETS) and returns
+ * their number, or -1 when the lengths do not add up (or one is 0).
+ */
+export function batchSlots(f: Uint8Array, offsets: Uint32Array, lengths: Uint32Array): number {
+  let off = 1 + KEY_LEN;
+  let n = 0;
+  while (off < f.length) {
+    if (off + 2 > f.length || n === offsets.length) return -1;
+    const len = (f[off]! << 8) | f[off + 1]!;
+    if (len === 0 || off + 2 + len > f.length) return -1;
+    offsets[n] = off + 2;
+    lengths[n] = len;
+    off += 2 + len;
+    n++;
+  }
+  return n > 0 ? n : -1;
 }
 
 /** Number of packets in a batch frame's body, or -1 when the lengths do not add up (or one is 0). */

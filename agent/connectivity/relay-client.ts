@@ -4,8 +4,25 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
-import { batchFrame, countBatch, FRAME, keyedFrame, KEY_LEN, MAX_FRAME, MAX_PACKET, parseServerHello, relayProof, clientHello } from '../../wire/relay.js';
+import {
+  batchFrame,
+  batchSlots,
+  clientHello,
+  FRAME,
+  keyedFrame,
+  KEY_LEN,
+  MAX_BATCH_PACKETS,
+  MAX_FRAME,
+  MAX_PACKET,
+  parseServerHello,
+  relayProof,
+  slotsFrameLength,
+  writeSlotsFrame,
+} from '../../wire/relay.js';
 import type { X25519Key } from '../../wire/x25519.js';
+
+/** Frame buffers kept for reuse (at most this many: 2 MiB). */
+const FRAME_POOL = 32;
 
 export type RelayClientState = 'connecting' | 'connected' | 'backoff' | 'closed';
 
@@ -14,8 +31,13 @@ export interface RelayClientOptions {
   url: string;
   /** The device's WireGuard key pair: the relay knows the device by its public half. */
   key: X25519Key;
-  /** A packet from `src`; both are views valid only during the call. */
-  onPacket(src: Buffer, packet: Buffer): void;
+  /** A packet from `src`; both are views valid only during the call. Not called when onPackets is given. */
+  onPacket?(src: Buffer, packet: Buffer): void;
+  /**
+   * Packets buf[offsets[i] .. +lengths[i]) for i < count from `src`, as they came in one frame (the
+   * batched data path wants them as a batch); all are valid only during the call.
+   */
+  onPackets?(src: Buffer, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number): void;
   /** The relay could not deliver a packet to `dst` (1: not connected there, 2: not a peer). */
   onUndeliverable?(dst: Buffer, reason: number): void;
   onState?(state: RelayClientState, detail?: string): void;
@@ -39,6 +61,11 @@ export class RelayClient {
   private readonly pings = new Map<string, { start: number; resolve: (ms: number | null) => void }>();
   private readonly waiters = new Set<() => void>();
   private readonly maxQueueBytes: number;
+  /** Frame buffers for sendSlots whose bytes the socket has written. */
+  private readonly framePool: Buffer[] = [];
+  /** Where the packets of a received frame are (reused for every frame). */
+  private readonly inOffsets = new Uint32Array(MAX_BATCH_PACKETS);
+  private readonly inLengths = new Uint32Array(MAX_BATCH_PACKETS);
 
   constructor(private readonly o: RelayClientOptions) {
     this.maxQueueBytes = o.maxQueueBytes ?? 4 * 1024 * 1024;
@@ -99,17 +126,29 @@ export class RelayClient {
   }
 
   /**
-   * Sends packets[0..count) to `dst` in one frame (what the batched data path wants). False (all are
-   * dropped) under the same conditions as send().
+   * Sends the packets buf[offsets[pick[i]] .. +lengths[pick[i]]) for i < count to `dst` in one batch
+   * frame (the WireGuard send path's layout). The frame is built in a buffer
+   * that is reused once the socket has written it, so a busy data path does not allocate and collect
+   * 64 KiB per batch. False (all are dropped) under the same conditions as send().
    */
-  /** Sends a frame built by the caller (wire/relay.ts's frameSlots); false under the same conditions as send(). */
-  sendFrame(frame: Buffer): boolean {
+  sendSlots(dst: Uint8Array, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, pick: Uint32Array, count: number): boolean {
     const ws = this.ws;
     if (!this.ready || !ws || ws.bufferedAmount > this.maxQueueBytes) return false;
-    ws.send(frame);
+    if (dst.length !== KEY_LEN) throw new Error('relay send: a 32-byte key');
+    if (count === 0) return true;
+    const len = slotsFrameLength(lengths, pick, count);
+    const out = this.framePool.pop() ?? Buffer.allocUnsafeSlow(MAX_FRAME);
+    writeSlotsFrame(out, FRAME.sendBatch, dst, buf, offsets, lengths, pick, count);
+    ws.send(out.subarray(0, len), () => {
+      if (this.framePool.length < FRAME_POOL) this.framePool.push(out);
+    });
     return true;
   }
 
+  /**
+   * Sends packets[0..count) to `dst` in one frame (what the batched data path wants). False (all are
+   * dropped) under the same conditions as send().
+   */
   sendBatch(dst: Uint8Array, packets: readonly Uint8Array[], count = packets.length): boolean {
     const ws = this.ws;
     if (!this.ready || !ws || ws.bufferedAmount > this.maxQueueBytes) return false;
@@ -220,16 +259,19 @@ export class RelayClient {
         this.lastError = `refused: ${f.subarray(1).toString('utf8')}`;
         return;
       case FRAME.recv:
-        if (f.length > 1 + KEY_LEN) this.o.onPacket(f.subarray(1, 1 + KEY_LEN), f.subarray(1 + KEY_LEN));
+        if (f.length <= 1 + KEY_LEN) return;
+        if (this.o.onPackets) {
+          this.inOffsets[0] = 1 + KEY_LEN;
+          this.inLengths[0] = f.length - 1 - KEY_LEN;
+          this.o.onPackets(f.subarray(1, 1 + KEY_LEN), f, this.inOffsets, this.inLengths, 1);
+        } else this.o.onPacket?.(f.subarray(1, 1 + KEY_LEN), f.subarray(1 + KEY_LEN));
         return;
       case FRAME.recvBatch: {
-        if (countBatch(f) < 0) return; // a relay never sends one; ignore rather than deliver half
+        const n = batchSlots(f, this.inOffsets, this.inLengths);
+        if (n < 0) return; // a relay never sends one; ignore rather than deliver half
         const src = f.subarray(1, 1 + KEY_LEN);
-        for (let off = 1 + KEY_LEN; off < f.length; ) {
-          const len = f.readUInt16BE(off);
-          this.o.onPacket(src, f.subarray(off + 2, off + 2 + len));
-          off += 2 + len;
-        }
+        if (this.o.onPackets) this.o.onPackets(src, f, this.inOffsets, this.inLengths, n);
+        else for (let i = 0; i < n; i++) this.o.onPacket?.(src, f.subarray(this.inOffsets[i], this.inOffsets[i]! + this.inLengths[i]!));
         return;
       }
       case FRAME.undeliverable:

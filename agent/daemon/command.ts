@@ -1,11 +1,10 @@
 // `agent daemon`: the long-running node agent that systemd starts (systemd/agent.service).
-import { pino } from 'pino';
+// The daemon's modules (the data path, pino, prom-client, …) load only when it runs: every other
+// command shares this program, and `agent up` should not pay for them.
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
 import { DEFAULT_SOCKET } from '../cli/args.js';
 import { DEFAULT_STATE_DIR } from '../state.js';
-import { Daemon } from './daemon.js';
-import { DEFAULT_MTU } from './engine.js';
-import { serveMetrics } from '../../wire/metrics-http.js';
+import { DEFAULT_MTU } from './mtu.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const IFNAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
@@ -55,6 +54,7 @@ export const daemonCommand: Command = {
   summary: 'run the node agent (systemd runs this; the other commands talk to it)',
   async run(argv) {
     const args = parseDaemonArgs(argv);
+    const [{ pino }, { Daemon }, { serveMetrics }] = await Promise.all([import('pino'), import('./daemon.js'), import('../../wire/metrics-http.js')]);
     // Secrets never reach the log, even by a mistake elsewhere: these fields are censored wherever they appear.
     const log = pino({
       level: args.logLevel,
@@ -62,7 +62,7 @@ export const daemonCommand: Command = {
       redact: { paths: ['authKey', 'authkey', 'privateKey', '*.authKey', '*.authkey', '*.privateKey'], censor: '[redacted]' },
     });
     const daemon = new Daemon({ stateDir: args.stateDir, socket: args.socket, tunName: args.tun, port: args.port, mtu: args.mtu, log });
-    let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | null = null;
+    let metricsServer: { server: { close(): void } } | null = null;
     try {
       await daemon.start();
       if (args.metricsListen) {

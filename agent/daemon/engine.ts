@@ -15,6 +15,7 @@ import type { Netmap, RelayInfo } from '../../wire/protocol.js';
 import { X25519Key } from '../../wire/x25519.js';
 import { RelayClient } from '../connectivity/relay-client.js';
 import { Device, DropCounters, WireGuardInterface, type TunLike, type UdpBatchHandler, type UdpLike } from '../wireguard/index.js';
+import { DEFAULT_MTU } from './mtu.js';
 import { filterConfigOf, planPeers, type PeerLive, type PeerPlan } from './netmap.js';
 
 /** The TUN device as the engine uses it (native Tun's shape; tests pass an in-memory one). */
@@ -50,12 +51,7 @@ export interface EngineOptions {
   relayWsOptions?: import('ws').ClientOptions;
 }
 
-/**
- * Tailscale's choice: 1280 (IPv6's minimum) plus 80 bytes of WireGuard, UDP and IP headers fits any
- * underlay, including cloud networks below 1500 and tunnels. On a known 1500-byte network,
- * `agent daemon --mtu 1420` (WireGuard's usual value) sends fewer, larger packets.
- */
-export const DEFAULT_MTU = 1280;
+export { DEFAULT_MTU };
 
 /** After this long without a handshake, a peer with several endpoints tries the next one. */
 const ENDPOINT_TRY_MS = 6_000;
@@ -214,7 +210,7 @@ export class Engine {
     const client = new RelayClient({
       url: want.url,
       key: new X25519Key(this.opts.privateKey),
-      onPacket: (_src, packet) => device.relayReceive(packet),
+      onPackets: (_src, buf, offsets, lengths, count) => device.relayReceiveBatch(buf, offsets, lengths, count),
       onState: (state, detail) => {
         if (state === 'connected') {
           this.opts.log('info', `relay "${want.name}" connected`, { url: want.url });

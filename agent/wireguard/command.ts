@@ -4,7 +4,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { UsageError, parseFlags, type Command } from '../../wire/cli.js';
-import { WireGuardInterface } from './interface.js';
 import { socketPath } from './uapi.js';
 
 const IFNAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
@@ -18,6 +17,7 @@ async function runForeground(name: string): Promise<number> {
   // MESHWARD_WG_OFFLOAD=0 turns TUN segmentation offload off (for comparisons and odd kernels);
   // MESHWARD_WG_UNDER_LOAD=N demands cookies above N handshakes/s (0: always, to test the cookie path).
   const underLoad = process.env.MESHWARD_WG_UNDER_LOAD;
+  const { WireGuardInterface } = await import('./interface.js'); // the data path loads only when it runs
   const iface = await WireGuardInterface.create(name, {
     log: logLine,
     onTunError: () => onTunError?.(),

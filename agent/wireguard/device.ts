@@ -29,7 +29,8 @@ export type TunLike = Pick<Tun, 'write'>;
 export interface RelayLink {
   readonly connected: boolean;
   send(dst: Uint8Array, packet: Uint8Array): boolean;
-  sendFrame(frame: Buffer): boolean;
+  /** Packets buf[offsets[pick[i]] .. +lengths[pick[i]]) for i < count to `dst`, as one batch. */
+  sendSlots(dst: Uint8Array, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, pick: Uint32Array, count: number): boolean;
 }
 
 export { RELAY_FAMILY };
@@ -163,6 +164,14 @@ export class Device implements NoiseHost, PeerHost {
     this.handshakes = new Handshakes(this, opts.underLoadThreshold ?? 64);
     this.send = new SendPath(this);
     this.receive = new ReceivePath(this);
+    const n = this.batch;
+    this.relayIn = {
+      offsets: new Uint32Array(n),
+      lengths: new Uint32Array(n),
+      addrs: new Uint8Array(16 * n),
+      ports: new Uint16Array(n),
+      families: new Uint8Array(n).fill(RELAY_FAMILY),
+    };
   }
 
   // ---- configuration (UAPI and the agent use these) ----
@@ -306,9 +315,21 @@ export class Device implements NoiseHost, PeerHost {
     return this.send.relayed(peer);
   }
 
-  /** The relay is connected (again): packets that waited for a way to the peers go now. */
+  /**
+   * The relay is connected (again): packets that waited for a way to the peers go now. A peer still
+   * without a session is greeted again at once: an initiation sent before the relay was there went only
+   * to a UDP endpoint that may never answer, and its retransmit would come REKEY_TIMEOUT (5 s) later.
+   */
   relayReady(): void {
-    for (const peer of this.peers.values()) if (peer.staged.length > 0 && this.send.canReach(peer)) this.send.sendStaged(peer);
+    const now = this.clock.now();
+    for (const peer of this.peers.values()) {
+      if (!this.send.canReach(peer)) continue;
+      if (peer.canSend(peer.current, now)) {
+        if (peer.staged.length > 0) this.send.sendStaged(peer);
+      } else if (peer.staged.length > 0 || peer.retransmitHandshake.pending()) {
+        this.handshakes.sendInitiationNow(peer);
+      }
+    }
   }
 
   /**
@@ -316,22 +337,46 @@ export class Device implements NoiseHost, PeerHost {
    * receive path as a UDP datagram, but it never moves the peer's UDP endpoint.
    */
   relayReceive(packet: Buffer): void {
+    const r = this.relayIn;
+    r.offsets[0] = 0;
+    r.lengths[0] = packet.length;
+    this.relayReceiveBatch(packet, r.offsets, r.lengths, 1);
+  }
+
+  /**
+   * Messages buf[offsets[i] .. +lengths[i]) for i < count from peers through the relay (valid only during
+   * the call; opened in place), handled as one batch like a UDP batch: one AEAD run per key and one TUN
+   * write for the lot, so that TCP segments are coalesced as on the direct path.
+   */
+  relayReceiveBatch(buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number): void {
     if (this.closed) return;
     const r = this.relayIn;
-    r.lengths[0] = packet.length;
     try {
-      this.receive.udpBatch(packet, r.offsets, r.lengths, r.addrs, r.ports, r.families, 1);
+      if (count <= this.batch) {
+        this.receive.udpBatch(buf, offsets, lengths, r.addrs, r.ports, r.families, count);
+        return;
+      }
+      for (let i = 0; i < count; ) {
+        const n = Math.min(this.batch, count - i);
+        for (let k = 0; k < n; k++) {
+          r.offsets[k] = offsets[i + k];
+          r.lengths[k] = lengths[i + k];
+        }
+        this.receive.udpBatch(buf, r.offsets, r.lengths, r.addrs, r.ports, r.families, n);
+        i += n;
+      }
     } catch (err) {
       this.internalError(err);
     }
   }
 
-  private readonly relayIn = {
-    offsets: new Uint32Array(1),
-    lengths: new Uint32Array(1),
-    addrs: new Uint8Array(16),
-    ports: new Uint16Array(1),
-    families: new Uint8Array([RELAY_FAMILY]),
+  /** Slots for relayed messages; their source "address" is RELAY_FAMILY, which never moves an endpoint. */
+  private readonly relayIn: {
+    offsets: Uint32Array;
+    lengths: Uint32Array;
+    addrs: Uint8Array;
+    ports: Uint16Array;
+    families: Uint8Array;
   };
 
   endpointText(peer: Peer): string | null {

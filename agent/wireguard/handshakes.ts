@@ -226,6 +226,11 @@ export class Handshakes {
     this.initiate(peer);
   }
 
+  /** Starts a handshake now, however recent the last one: the way to the peer has just changed. */
+  sendInitiationNow(peer: Peer): void {
+    this.initiate(peer);
+  }
+
   /**
    * The early initiation answeredWhileWaiting scheduled: sent only if there is still no session to send
    * with, and at most MAX_EARLY_INITIATIONS per REKEY_TIMEOUT, so two devices can never loop on it.

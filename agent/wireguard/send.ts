@@ -5,7 +5,7 @@
 // without a working direct path go through the relay instead (device.relay), one frame per peer and batch.
 import type { AeadKey } from '../../native/index.js';
 import { ipDestination } from './allowedips.js';
-import { frameSlots, FRAME, KEY_LEN, MAX_FRAME } from '../../wire/relay.js';
+import { KEY_LEN, MAX_FRAME } from '../../wire/relay.js';
 import type { Device, RelayLink, UdpLike } from './device.js';
 import { KeyRuns } from './keyruns.js';
 import { MSG_TRANSPORT, TRANSPORT_HEADER_SIZE } from './messages.js';
@@ -200,7 +200,7 @@ export class SendPath {
   /** Sends the picked slots 0..k-1 to the peer through the relay as one frame, and marks them gone. */
   private sendFrame(relay: RelayLink, peer: Peer, k: number): void {
     if (k === 0) return;
-    if (!relay.sendFrame(frameSlots(FRAME.sendBatch, peer.publicKey.raw, this.buf, this.offsets, this.lengths, this.pick, k))) {
+    if (!relay.sendSlots(peer.publicKey.raw, this.buf, this.offsets, this.lengths, this.pick, k)) {
       this.dev.drops.sendBlocked += k;
     }
     for (let q = 0; q < k; q++) this.lengths[this.pick[q]] = 0;

@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayClient } from '../../agent/connectivity/relay-client.js';
+import { FakeClock } from '../../agent/wireguard/clock.js';
 import { Device } from '../../agent/wireguard/device.js';
 import { MemNetwork, MemTun, ipv4Packet } from '../../agent/wireguard/memnet.js';
 import { MSG_TRANSPORT } from '../../agent/wireguard/messages.js';
@@ -28,7 +29,7 @@ describe('device through the relay', () => {
     for (const f of cleanup.splice(0).reverse()) await f();
   });
 
-  async function setup(udpWorks: boolean) {
+  async function setup(udpWorks: boolean, opts: { clockA?: FakeClock; startA?: boolean } = {}) {
     const net = new MemNetwork();
     if (!udpWorks) net.dropIf = () => true;
     const raws = [randomBytes(32), randomBytes(32)];
@@ -46,15 +47,16 @@ describe('device through the relay', () => {
     });
     const sides = keys.map((key, i) => {
       const tun = new MemTun();
-      const dev = new Device({ bindUdp: (port, cb) => net.bind(port, cb), tun });
+      const dev = new Device({ bindUdp: (port, cb) => net.bind(port, cb), tun, ...(i === 0 && opts.clockA ? { clock: opts.clockA } : {}) });
       dev.setPrivateKey(raws[i]!);
       dev.up();
       const client = new RelayClient({
         url,
         key,
-        onPacket: (_src, packet) => dev.relayReceive(packet),
+        onPackets: (_src, buf, offsets, lengths, count) => dev.relayReceiveBatch(buf, offsets, lengths, count),
         onState: (s) => s === 'connected' && dev.relayReady(),
-      }).start();
+      });
+      if (i !== 0 || opts.startA !== false) client.start();
       dev.relay = client;
       cleanup.push(() => {
         client.close();
@@ -65,7 +67,7 @@ describe('device through the relay', () => {
     const [a, b] = sides as [(typeof sides)[0], (typeof sides)[0]];
     a.dev.setPeer(keys[1]!.publicKey, { endpoint: `10.200.0.1:${b.dev.port}`, allowedIPs: ['10.9.0.2/32'] });
     b.dev.setPeer(keys[0]!.publicKey, { endpoint: `10.200.0.1:${a.dev.port}`, allowedIPs: ['10.9.0.1/32'] });
-    await Promise.all([a.client.waitConnected(), b.client.waitConnected()]);
+    await Promise.all([opts.startA === false ? null : a.client.waitConnected(), b.client.waitConnected()]);
     const send = (from: Device, pkts: Buffer[]) => {
       const buf = Buffer.concat(pkts);
       const offsets = new Uint32Array(pkts.length);
@@ -141,4 +143,57 @@ describe('device through the relay', () => {
     send(b.dev, [ipv4Packet('10.9.0.2', '10.9.0.1', 'back')]);
     await until(() => a.tun.packets.length === 1, 'a to receive through the relay', tick);
   });
+
+  it('greets a peer through the relay as soon as the relay connects, not at the 5 s retransmit', async () => {
+    // a's clock stands still: its retransmit timer can never fire, so only the relay coming up can send
+    // the initiation that gets the waiting packet through.
+    const clockA = new FakeClock();
+    const { a, b, send, tick } = await setup(false, { clockA, startA: false });
+    const ab = ipv4Packet('10.9.0.1', '10.9.0.2', 'waited for the relay');
+    send(a.dev, [ab]); // staged; its initiation goes to b's UDP endpoint, and is lost
+    const pa = a.dev.listPeers()[0]!;
+    expect(pa.staged.length).toBe(1);
+    expect(a.dev.handshakeCounts.initiated).toBe(1);
+    a.client.start();
+    await until(() => b.tun.packets.length === 1, 'b to receive the staged packet through the relay', tick);
+    expect(b.tun.packets[0]).toEqual(ab);
+    expect(a.dev.handshakeCounts.initiated).toBe(2);
+  });
+
+  it('hands a batch frame from the relay to the device as one batch: one TUN write for all', async () => {
+    const { a, b, send, tick } = await setup(false);
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    await until(() => b.tun.packets.length === 1, 'the session', tick);
+    const writes: number[] = [];
+    const write = b.tun.write.bind(b.tun);
+    b.tun.write = (buf, offsets, lengths, count) => {
+      writes.push(count);
+      return write(buf, offsets, lengths, count);
+    };
+    const burst = Array.from({ length: 40 }, (_, i) => ipv4Packet('10.9.0.1', '10.9.0.2', Buffer.alloc(1200, i)));
+    send(a.dev, burst);
+    await until(() => b.tun.packets.length === 41, 'all 40 packets', tick);
+    expect(b.tun.packets.slice(1)).toEqual(burst);
+    expect(writes).toEqual([40]);
+  });
+
+  it('back-to-back batches while the relay connection is backed up arrive intact and in order', async () => {
+    // The send path builds each frame in a buffer it reuses once the socket has written it: one reused
+    // too early would carry a later batch's packets twice and lose the earlier ones.
+    const { a, b, send, tick } = await setup(false);
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    await until(() => b.tun.packets.length === 1, 'the session', tick);
+    const sent: Buffer[] = [];
+    // Until the kernel's socket buffers are full and frames wait in the WebSocket's own queue.
+    for (let round = 0; round < 1000 && a.client.queuedBytes < 1024 * 1024; round++) {
+      const burst = Array.from({ length: 40 }, (_, i) => ipv4Packet('10.9.0.1', '10.9.0.2', Buffer.alloc(1200, (round * 40 + i) % 251)));
+      send(a.dev, burst); // all in one turn of the event loop: nothing is read meanwhile
+      sent.push(...burst);
+    }
+    expect(a.client.queuedBytes).toBeGreaterThan(1024 * 1024);
+    expect(a.dev.drops.sendBlocked).toBe(0);
+    await until(() => b.tun.packets.length === 1 + sent.length, `all ${sent.length} packets`, tick, 30_000);
+    const wrong = sent.findIndex((p, i) => !p.equals(b.tun.packets[1 + i]!));
+    expect(wrong).toBe(-1);
+  }, 60_000);
 });

@@ -7,7 +7,10 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { RelayClient } from '../../agent/connectivity/relay-client.js';
+import { Registry } from 'prom-client';
+import { registerRelayMetrics } from '../../coord/metrics.js';
 import { RelayServer, type RelayAuthorizer } from '../../coord/relay/server.js';
+import { promtoolProblems, sample } from '../prometheus.js';
 import { batchFrame, clientHello, FRAME, parseServerHello, relayProof, UNDELIVERABLE } from '../../wire/relay.js';
 import { X25519Key } from '../../wire/x25519.js';
 
@@ -187,6 +190,16 @@ describe('relay over WebSocket', () => {
     // The fast reader got everything sent to it while the slow one was filling up.
     await until(() => gotFast.length === sentFast, `all ${sentFast} packets at the fast reader`);
     expect(relay.size).toBe(2);
+    // The metrics say the same (coord/metrics.ts), in a format promtool accepts.
+    const registry = new Registry();
+    registerRelayMetrics(registry, relay);
+    const text = await registry.metrics();
+    expect(promtoolProblems(text)).toBe('');
+    expect(sample(text, 'meshward_relay_slow_clients_dropped_total')).toBe(1);
+    expect(sample(text, 'meshward_relay_dropped_packets_total', { reason: 'queue_full' })).toBe(relay.counters.dropped.queueFull);
+    expect(sample(text, 'meshward_relay_clients')).toBe(2);
+    expect(sample(text, 'meshward_relay_forwarded_packets_total')).toBe(relay.counters.forwardedPackets);
+    expect(relay.counters.forwardedPackets).toBeGreaterThanOrEqual(sentFast);
   });
 
   it('reconnects after the relay restarts, and revalidation disconnects a device no longer allowed', async () => {

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { promtoolProblems, sample } from '../prometheus.js';
+import { RelayClient } from '../../agent/connectivity/relay-client.js';
+import { X25519Key } from '../../wire/x25519.js';
 import { TestDevice } from './devices.js';
 import { api, Coord, root } from './harness.js';
 
@@ -129,5 +131,63 @@ describe('coord metrics', () => {
     text = await scrape();
     expect(sample(text, 'meshward_coord_login_failures_total', { kind: 'password' })).toBe(1);
     expect(sample(text, 'meshward_coord_http_requests_total', { route: '/api/v2/login', status: String(wrong.status) })).toBe(1);
+  });
+
+  it('counts the relay: clients, connections, packets and bytes forwarded, drops by reason; no key in a label', async () => {
+    const key = coord.createTailnet('relay.example', 'owner@relay.example');
+    const authKey = (await api(coord.url, key).post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } })).body.key as string;
+    const otherKey = coord.createTailnet('other.example', 'owner@other.example');
+    const otherAuth = (await api(coord.url, otherKey).post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } })).body.key as string;
+    const relayUrl = coord.url.replace(/^http/, 'ws') + '/relay';
+    const clients: RelayClient[] = [];
+    const join = async (name: string, auth: string) => {
+      const k = X25519Key.generate();
+      const d = new TestDevice(coord.url, k.publicKey.toString('base64'));
+      devices.push(d);
+      await d.register(auth, name);
+      d.connect();
+      await d.waitFor(() => true);
+      const got: Buffer[] = [];
+      const c = new RelayClient({ url: relayUrl, key: k, onPacket: (_s, p) => got.push(Buffer.from(p)), minBackoffMs: 50 }).start();
+      clients.push(c);
+      await c.waitConnected();
+      return { k, c, got };
+    };
+    try {
+      const [a, b, stranger] = [await join('ra', authKey), await join('rb', authKey), await join('rc', otherAuth)];
+      const before = await scrape();
+      const was = (name: string, labels: Record<string, string> = {}) => sample(before, name, labels) ?? 0;
+      expect(a.c.sendBatch(b.k.publicKey, [Buffer.alloc(100, 1), Buffer.alloc(200, 2)])).toBe(true);
+      await new Promise<void>((resolve) => {
+        const t = setInterval(() => b.got.length === 2 && (clearInterval(t), resolve()), 10);
+      });
+      a.c.sendBatch(stranger.k.publicKey, [Buffer.alloc(50), Buffer.alloc(60)]); // another network's device: not a peer
+      a.c.send(X25519Key.generate().publicKey, Buffer.alloc(50)); // nobody connected with this key
+      const unregistered = new RelayClient({ url: relayUrl, key: X25519Key.generate(), onPacket: () => {}, minBackoffMs: 5000 }).start();
+      clients.push(unregistered);
+      let text = await scrape();
+      for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+        text = await scrape();
+        if (sample(text, 'meshward_relay_dropped_packets_total', { reason: 'no_such_peer' }) === was('meshward_relay_dropped_packets_total', { reason: 'no_such_peer' }) + 1 &&
+          sample(text, 'meshward_relay_connections_total', { outcome: 'refused' }) === was('meshward_relay_connections_total', { outcome: 'refused' }) + 1) break;
+      }
+      expect(promtoolProblems(text)).toBe('');
+      expect(sample(text, 'meshward_relay_clients')).toBe(3);
+      expect(sample(text, 'meshward_relay_connections_total', { outcome: 'accepted' })).toBe(was('meshward_relay_connections_total', { outcome: 'accepted' }));
+      expect(sample(text, 'meshward_relay_connections_total', { outcome: 'refused' })).toBe(was('meshward_relay_connections_total', { outcome: 'refused' }) + 1);
+      expect(sample(text, 'meshward_relay_forwarded_packets_total')).toBe(was('meshward_relay_forwarded_packets_total') + 2);
+      expect(sample(text, 'meshward_relay_forwarded_bytes_total')).toBe(was('meshward_relay_forwarded_bytes_total') + 300);
+      expect(sample(text, 'meshward_relay_dropped_packets_total', { reason: 'not_a_peer' })).toBe(was('meshward_relay_dropped_packets_total', { reason: 'not_a_peer' }) + 2);
+      expect(sample(text, 'meshward_relay_dropped_packets_total', { reason: 'no_such_peer' })).toBe(was('meshward_relay_dropped_packets_total', { reason: 'no_such_peer' }) + 1);
+      expect(sample(text, 'meshward_relay_dropped_packets_total', { reason: 'queue_full' })).toBe(0);
+      expect(sample(text, 'meshward_relay_slow_clients_dropped_total')).toBe(0);
+      for (const k of [a.k, b.k, stranger.k]) {
+        expect(text).not.toContain(k.publicKey.toString('base64'));
+        expect(text).not.toContain(k.publicKey.toString('hex'));
+      }
+      expect(text).not.toMatch(/meshward_relay_\w+\{[^}]*(key|device|name)=/);
+    } finally {
+      for (const c of clients) c.close();
+    }
   });
 });

@@ -14,11 +14,14 @@ import { CoordMetrics } from './metrics.js';
 import { ACCOUNT_LIMITS, Limiter } from './domain/limiter.js';
 import { NetmapHub } from './netmap-stream.js';
 import { coordAuthorizer } from './relay/authorizer.js';
+import { buildRelayMap } from './relay/relay-map.js';
 import { RelayServer } from './relay/server.js';
+import { relayVerifier } from './relay/verify-api.js';
 import type { Store } from './store/index.js';
 import { StunServer } from './stun.js';
 import { Webhooks } from './webhooks.js';
-import { RELAY_PATH } from '../wire/relay.js';
+import { RELAY_PATH, VERIFY_PATH } from '../wire/relay.js';
+import type { RelayInfo } from '../wire/protocol.js';
 import type { Duplex } from 'node:stream';
 
 export interface ServerOptions {
@@ -44,6 +47,8 @@ export interface ServerOptions {
   metricsListen?: { host: string; port: number };
   /** Reverse proxies (addresses or prefixes) whose X-Forwarded-For names the client for sign-in throttling. */
   trustedProxies?: string[];
+  /** How often the relay map is read from the store, where `coord relays` changes it (default 1 s). */
+  relayMapMs?: number;
 }
 
 export interface CoordServer {
@@ -55,6 +60,8 @@ export interface CoordServer {
   /** The metrics endpoint's URL (null: off). */
   metricsUrl: string | null;
   relay: RelayServer | null;
+  /** Reads the relay map from the store now (it is also read every relayMapMs) and sends changes to devices. */
+  refreshRelayMap(): RelayInfo[];
   /** Stops accepting, ends every stream, waits for requests in flight. Does not close the store. */
   close(): Promise<void>;
 }
@@ -70,6 +77,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl, clientAddr });
   const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Limiter({ ...ACCOUNT_LIMITS, what: 'uses of password links from this address' }), clientAddr };
   const machine = new MachineApi({ domain, log: o.log });
+  const verifyRelay = relayVerifier(o.store, hub, o.log);
   const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks }) : null;
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
@@ -83,6 +91,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
     if (url.pathname.startsWith('/api/v2/')) return void admin.handle(req, res, url);
     if (url.pathname.startsWith('/machine/')) return void machine.handle(req, res, url);
+    if (url.pathname === VERIFY_PATH) return void verifyRelay(req, res);
     if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) return void handleConsole(req, res, url, consoleDeps);
     sendError(res, new HttpError(404, `not found: ${url.pathname}`));
   };
@@ -153,7 +162,27 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   if (!publicUrl) publicUrl = url;
-  if (relay) hub.setRelays([{ name: o.relayName ?? 'coord', url: relayUrlOf(publicUrl) }]);
+  // STUN of coord's own relay: on the relay URL's host, when it answers on two consecutive ports.
+  const ownStun = stun && stun.ports[1] === stun.ports[0] + 1 ? stun.ports[0] : 0;
+  const ownRelay: RelayInfo | null = relay ? { name: o.relayName ?? 'coord', url: relayUrlOf(publicUrl), ...(ownStun ? { stunPort: ownStun } : {}) } : null;
+  let lastSkipped = '';
+  const refreshRelayMap = (): RelayInfo[] => {
+    const { relays, skipped } = buildRelayMap(ownRelay, o.store.listRelays());
+    const skippedText = JSON.stringify(skipped);
+    if (skippedText !== lastSkipped && skipped.length) o.log.error({ skipped }, 'relays left out of the relay map');
+    lastSkipped = skippedText;
+    hub.setRelays(relays);
+    return relays;
+  };
+  refreshRelayMap();
+  const relayMapTimer = setInterval(() => {
+    try {
+      refreshRelayMap();
+    } catch (err) {
+      o.log.error({ err }, 'could not read the relay map');
+    }
+  }, o.relayMapMs ?? 1000);
+  relayMapTimer.unref();
 
   return {
     url,
@@ -163,8 +192,10 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     stun,
     metricsUrl: metricsServer?.url ?? null,
     relay,
+    refreshRelayMap,
     async close() {
       clearInterval(sweeper);
+      clearInterval(relayMapTimer);
       stun?.close();
       relay?.close();
       metricsServer?.server.close();

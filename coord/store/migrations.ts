@@ -169,4 +169,16 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE devices ADD COLUMN home_relay TEXT NOT NULL DEFAULT '';
   CREATE INDEX devices_node_key ON devices (node_key);
   `,
+  // 6: the relay map's extra relays (`coord relays add`; coord's own relay comes from `coord serve`'s
+  // flags). Each standalone relay proves itself to coord with a secret stored only as a hash.
+  `
+  CREATE TABLE relays (
+    name         TEXT PRIMARY KEY,
+    url          TEXT NOT NULL,
+    stun_port    INTEGER NOT NULL DEFAULT 0,
+    secret_id    TEXT NOT NULL UNIQUE,
+    secret_hash  BLOB NOT NULL,
+    created      TEXT NOT NULL
+  );
+  `,
 ];

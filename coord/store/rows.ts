@@ -1,6 +1,6 @@
 // The store's rows as SQLite returns them (snake_case, JSON as text, booleans as 0/1), and their
 // conversion to the model (model.ts). Only the store reads rows.
-import type { AuditEntry, Device, DeviceInvite, Key, KeyType, Role, Share, Tailnet, User, UserInvite, UserStatus, Webhook } from './model.js';
+import type { AuditEntry, Device, DeviceInvite, Key, KeyType, RelayRecord, Role, Share, Tailnet, User, UserInvite, UserStatus, Webhook } from './model.js';
 
 const bool = (v: unknown) => v === 1 || v === true;
 
@@ -104,4 +104,10 @@ export function webhookFrom(r: WebhookRow): Webhook {
     subscriptions: JSON.parse(r.subscriptions), secret: r.secret, creatorLoginName: r.creator_login_name,
     created: r.created, lastModified: r.last_modified,
   };
+}
+
+export interface RelayRow { name: string; url: string; stun_port: number; secret_id: string; secret_hash: Buffer; created: string }
+
+export function relayFrom(r: RelayRow): RelayRecord {
+  return { name: r.name, url: r.url, stunPort: r.stun_port, secretId: r.secret_id, secretHash: r.secret_hash, created: r.created };
 }

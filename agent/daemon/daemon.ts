@@ -138,6 +138,10 @@ export class Daemon {
   private coordLosses = 0;
   readonly metrics = agentRegistry(() => this.metricsSnapshot());
   private reportedEndpoints = '';
+  /** The control client of the open netmap stream (for updates between posture reports). */
+  private control: ControlClient | null = null;
+  /** The home relay coord was last told about (null: not yet this stream). */
+  private reportedHome: string | null = null;
   private postureTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private streamToken: symbol | null = null;
@@ -241,6 +245,7 @@ export class Daemon {
       privateKey: this.nodeKey.raw,
       localSubnets: onLocalSubnet(networkInterfaces(), this.opts.tunName),
       log: (level, msg, fields) => log[level](fields ?? {}, msg),
+      onHomeRelay: (name) => this.reportHomeRelay(name ?? ''),
       ...this.opts.engine,
     });
     this.log.info({ tun: this.engine.tun.name, port: this.engine.listenPort }, 'data path up');
@@ -279,6 +284,8 @@ export class Daemon {
     const reg = this.prefs.registration;
     if (this.stream || !reg) return;
     const client = new ControlClient(reg.coordUrl, this.machineKey);
+    this.control = client;
+    this.reportedHome = null;
     // Callbacks of a stream already closed (a line still being parsed) must not touch the new state.
     const token = Symbol('stream');
     this.streamToken = token;
@@ -292,6 +299,8 @@ export class Daemon {
         this.lastContact = new Date().toISOString();
         this.log.info({ coord: reg.coordUrl }, 'netmap stream connected');
         this.reportPosture(client, true);
+        this.reportedHome = null;
+        this.reportHomeRelay(this.engine?.homeRelay ?? '');
       },
       onNetmap: (netmap) => live() && this.onNetmap(netmap),
       onError: (err, info) => {
@@ -319,6 +328,7 @@ export class Daemon {
 
   private stopStream(): void {
     this.streamToken = null;
+    this.control = null;
     this.stream?.close();
     this.stream = null;
     clearTimeout(this.retryTimer ?? undefined);
@@ -339,6 +349,20 @@ export class Daemon {
         this.log.debug({ endpoints }, 'reported endpoints to coord');
       },
       (err: unknown) => this.log.warn({ err: errorText(err) }, 'could not report endpoints to coord'),
+    );
+  }
+
+  /** Tells coord which relay peers reach this device at (when it changes, and on each connect). */
+  private reportHomeRelay(name: string): void {
+    const client = this.control;
+    if (!client || !this.coordConnected || name === '' || name === this.reportedHome) return;
+    this.reportedHome = name;
+    client.update({ homeRelay: name }).then(
+      () => this.log.debug({ homeRelay: name }, 'reported home relay to coord'),
+      (err: unknown) => {
+        if (this.reportedHome === name) this.reportedHome = null;
+        this.log.warn({ err: errorText(err) }, 'could not report the home relay to coord');
+      },
     );
   }
 

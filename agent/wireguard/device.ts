@@ -306,9 +306,16 @@ export class Device implements NoiseHost, PeerHost {
     return this.send.relayed(peer);
   }
 
-  /** The relay is connected (again): packets that waited for a way to the peers go now. */
+  /** A relay is connected (again): packets that waited for a way to the peers go now. */
   relayReady(): void {
-    for (const peer of this.peers.values()) if (peer.staged.length > 0 && this.send.canReach(peer)) this.send.sendStaged(peer);
+    const now = this.clock.now();
+    for (const peer of this.peers.values()) {
+      if (!this.send.canReach(peer)) continue;
+      if (peer.staged.length > 0) this.send.sendStaged(peer);
+      // We answered a handshake while the relay to this peer was still connecting (a peer's home relay
+      // is opened on demand): the answer was lost. Start one now instead of waiting out the peer's retry.
+      else if (peer.next !== null && !peer.direct && !peer.canSend(peer.current, now)) this.handshakes.sendInitiation(peer, false);
+    }
   }
 
   /**

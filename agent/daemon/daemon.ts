@@ -17,6 +17,7 @@ import type { Netmap } from '../../wire/protocol.js';
 import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, type NetmapStream } from '../control/index.js';
 import type { AgentStatus, BackendState, UpRequest, WhoisResponse } from '../localapi/types.js';
 import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../localapi/server.js';
+import type { NetcheckReport } from '../connectivity/netcheck.js';
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
 import { Engine, type EngineOptions } from './engine.js';
@@ -190,6 +191,7 @@ export class Daemon {
       'POST /down': () => this.serial(() => this.down()),
       'POST /logout': () => this.serial(() => this.logout()),
       'GET /whois': (_body, query) => this.whois(query.get('ip') ?? ''),
+      'GET /netcheck': () => this.netcheck(),
       'GET /dns/status': () => this.dnsStatus(),
       'POST /dns/query': (body) => this.dnsQuery(body),
       'GET /metrics': async () => new TextAnswer(this.metrics.contentType, await this.metrics.metrics()),
@@ -352,6 +354,14 @@ export class Daemon {
     );
   }
 
+  /** One netcheck through the data path's UDP socket (so it needs the data path: `agent up`). */
+  private async netcheck(): Promise<NetcheckReport> {
+    const engine = this.engine;
+    if (!engine) throw new LocalApiHttpError(409, 'the agent is down: run `agent up` first (netcheck uses the WireGuard UDP socket)');
+    if (engine.relayMap.length === 0) this.log.info('netcheck with an empty relay map: no STUN server or relay to ask');
+    return engine.netcheck();
+  }
+
   /** Tells coord which relay peers reach this device at (when it changes, and on each connect). */
   private reportHomeRelay(name: string): void {
     const client = this.control;
@@ -463,6 +473,7 @@ export class Daemon {
         out: counters ? counters.filter.out : null,
       },
       interface: this.engine ? { name: this.engine.tun.name, listenPort: this.engine.listenPort } : null,
+      homeRelay: this.engine?.relayState ? { name: this.engine.relayState.name, connected: this.engine.relayState.connected } : null,
       netmap: nm ? { version: nm.version, fromDisk: this.netmapFromDisk } : null,
       health: this.health(),
     };

@@ -14,8 +14,11 @@ import type { NativeError, TunBatchHandler } from '../../native/index.js';
 import { hostPrefix, TAILNET_ROUTES } from '../../wire/addr.js';
 import type { Netmap, RelayInfo } from '../../wire/protocol.js';
 import { X25519Key } from '../../wire/x25519.js';
+import { lookup } from 'node:dns/promises';
 import { chooseHomeRelay, type RelayLatency } from '../connectivity/home-relay.js';
+import { netcheck, stunTargetsOf, type NetcheckReport, type StunTransport } from '../connectivity/netcheck.js';
 import { RelayLinks, type RelayConnection } from '../connectivity/relay-links.js';
+import type { StunHandler } from '../wireguard/device.js';
 import { Device, DropCounters, WireGuardInterface, type TunLike, type UdpBatchHandler, type UdpLike } from '../wireguard/index.js';
 import { filterConfigOf, planPeers, type PeerLive, type PeerPlan } from './netmap.js';
 
@@ -63,6 +66,11 @@ export interface EngineOptions {
  */
 export const DEFAULT_MTU = 1280;
 
+/** Every address of a host name (both families); an address is itself. */
+async function resolveHost(host: string): Promise<string[]> {
+  return (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+}
+
 /** The first latency measurement of the relays after a relay map arrives, then one every HOME_CHECK_MS. */
 const HOME_FIRST_CHECK_MS = 1_000;
 const HOME_CHECK_MS = 30_000;
@@ -99,6 +107,7 @@ export class Engine {
   private closed = false;
   private readonly now: () => number;
   private readonly links: RelayLinks;
+  private readonly stunHandlers = new Set<StunHandler>();
   /** The home relay chosen last (kept across a map that briefly lacks it). */
   private homeWanted: string | null = null;
   private homeTimer: NodeJS.Timeout | null = null;
@@ -255,6 +264,41 @@ export class Engine {
       if (name !== null) this.opts.log('info', `home relay "${name}"`, before ? { was: before } : {});
       this.opts.onHomeRelay?.(name);
     }
+  }
+
+  /**
+   * One netcheck (agent/connectivity/netcheck.ts) through the WireGuard device's UDP socket: STUN to
+   * every relay's STUN ports (the map's), latency to every relay.
+   */
+  async netcheck(o: { resolve?: (host: string) => Promise<string[]>; relayTimeoutMs?: number } = {}): Promise<NetcheckReport> {
+    const relays = this.links.relays;
+    const stun = await stunTargetsOf(relays, o.resolve ?? resolveHost);
+    return netcheck(this.stunTransport(), {
+      stun,
+      relays: relays.map((r) => ({ name: r.name, probe: (ms: number) => this.links.latency(r.name, ms) })),
+      ...(o.relayTimeoutMs ? { relayTimeoutMs: o.relayTimeoutMs } : {}),
+    });
+  }
+
+  /** STUN through the device's socket: requests sent from it, answers taken from its receive path. */
+  private stunTransport(): StunTransport {
+    const device = this.device;
+    const handlers = this.stunHandlers;
+    return {
+      families: { v4: true, v6: true },
+      send: (packet, to) => void device.sendRawUdp(packet, to.address, to.port),
+      onStun: (handler) => {
+        const h = (packet: Buffer, address: string, port: number) => handler(packet, { address: address.startsWith('::ffff:') ? address.slice(7) : address, port });
+        handlers.add(h);
+        device.stunHandler = (packet, address, port) => {
+          for (const x of handlers) x(packet, address, port);
+        };
+        return () => {
+          handlers.delete(h);
+          if (handlers.size === 0) device.stunHandler = null;
+        };
+      },
+    };
   }
 
   /** The home relay now (null: no relay map). */

@@ -34,6 +34,9 @@ export interface RelayLink {
 
 export { RELAY_FAMILY };
 
+/** A STUN datagram from `address`:`port` (a view valid only during the call). */
+export type StunHandler = (packet: Buffer, address: string, port: number) => void;
+
 /** Called per packet; false drops it. `peer` is the peer it goes to or came from. */
 export type PacketHook = (buf: Buffer, offset: number, length: number, peer: Peer) => boolean;
 
@@ -141,6 +144,11 @@ export class Device implements NoiseHost, PeerHost {
   /** @internal */ udp: UdpLike | null = null;
   /** Where packets to peers without a working direct path go (null: always UDP, as plain WireGuard). */
   relay: RelayLink | null = null;
+  /**
+   * STUN messages that arrive on the UDP socket (answers to netcheck's Binding requests, sent through
+   * this socket so that they get the mapping WireGuard traffic gets); null: dropped as malformed.
+   */
+  stunHandler: StunHandler | null = null;
   /** @internal */ readonly send: SendPath;
   /** @internal */ readonly receive: ReceivePath;
   /** @internal */ readonly handshakes: Handshakes;
@@ -304,6 +312,17 @@ export class Device implements NoiseHost, PeerHost {
   /** Whether packets to the peer go through the relay now (no working direct path, relay connected). */
   relayed(peer: Peer): boolean {
     return this.send.relayed(peer);
+  }
+
+  /**
+   * Sends one datagram that is not WireGuard's (a STUN request) from the device's UDP socket, so that it
+   * gets the NAT mapping WireGuard traffic gets. False when the socket is down or the address is bad.
+   */
+  sendRawUdp(packet: Buffer, address: string, port: number): boolean {
+    const bytes = parseIP(address);
+    if (!this.udp || !bytes || port < 1 || port > 65535) return false;
+    this.send.sendTo(packet, bytes.length === 4 ? 4 : 6, bytes, 0, port);
+    return true;
   }
 
   /** A relay is connected (again): packets that waited for a way to the peers go now. */

@@ -123,7 +123,7 @@ export const relaysCommand: Command = {
 };
 
 export const relayCommand: Command = {
-  usage: 'relay --coord URL --secret-file FILE [--listen 0.0.0.0:443] [--tls-cert FILE --tls-key FILE] [--stun-port 3478] [--coord-ca FILE] [--refresh 2s] [--log-level LEVEL]',
+  usage: 'relay --coord URL --secret-file FILE [--listen 0.0.0.0:443] [--tls-cert FILE --tls-key FILE] [--stun-port 3478] [--stun-listen ADDR] [--coord-ca FILE] [--refresh 2s] [--log-level LEVEL]',
   summary: 'run a standalone relay that verifies devices with coord (coord relays add NAME gives its secret)',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -133,6 +133,7 @@ export const relayCommand: Command = {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'stun-port': { type: 'string', default: '3478' },
+      'stun-listen': { type: 'string' },
       'coord-ca': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       refresh: { type: 'string', default: '2s' },
@@ -148,13 +149,15 @@ export const relayCommand: Command = {
     if (!secret) throw new UsageError('no relay secret: pass --secret-file FILE (or set MESHWARD_RELAY_SECRET); `coord relays add NAME --url …` prints it');
     const { host, port } = parseListen(values.listen!);
     const stunPort = stunPortOf(values['stun-port']!);
+    const stunHost = values['stun-listen'];
+    if (stunHost !== undefined && !/^[0-9a-fA-F:.]+$/.test(stunHost)) throw new UsageError(`--stun-listen ${JSON.stringify(stunHost)}: an IP address (0.0.0.0 or :: for all)`);
     if (!!values['tls-cert'] !== !!values['tls-key']) throw new UsageError('--tls-cert and --tls-key go together');
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
     if (!levels.includes(values['log-level']!)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
     const log = pino({ level: values['log-level']!, base: { program: 'coord-relay' } });
     const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) } : undefined;
     const coordCa = values['coord-ca'] ? readFileSync(values['coord-ca']) : undefined;
-    const relay = await startStandaloneRelay({ host, port, tls, stunPort, coordUrl, secret, coordCa, refreshMs, log });
+    const relay = await startStandaloneRelay({ host, port, tls, stunPort, stunHost, coordUrl, secret, coordCa, refreshMs, log });
     log.info({ url: relay.url, relay: relay.name, coord: coordUrl, stun: relay.stun?.ports ?? null }, 'relay listening');
     process.stdout.write(JSON.stringify({ listening: relay.url, relay: relay.name, stun: relay.stun?.ports ?? null }) + '\n');
     await new Promise<void>((resolve) => {

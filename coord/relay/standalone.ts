@@ -14,8 +14,10 @@ export interface StandaloneRelayOptions {
   host: string;
   port: number;
   tls?: { cert: Buffer; key: Buffer };
-  /** STUN on this UDP port and the next (0: off). */
+  /** STUN on this UDP port and the next (0: off)… */
   stunPort: number;
+  /** …on this address (default: `host`; behind a reverse proxy the relay listens on loopback, STUN must not). */
+  stunHost?: string;
   coordUrl: string;
   secret: string;
   /** PEM of a private CA that signed coord's certificate. */
@@ -71,11 +73,11 @@ export async function startStandaloneRelay(o: StandaloneRelayOptions): Promise<S
   });
   let stun: StunServer | null = null;
   try {
-    if (o.stunPort) stun = await StunServer.start({ host: o.host, port: o.stunPort, log: o.log });
+    if (o.stunPort) stun = await StunServer.start({ host: o.stunHost ?? o.host, port: o.stunPort, log: o.log });
   } catch (err) {
     server.close();
     relay.close();
-    throw new Error(`STUN ports ${o.stunPort} and ${o.stunPort + 1} on ${o.host}: ${(err as Error).message}`);
+    throw new Error(`STUN ports ${o.stunPort} and ${o.stunPort + 1} on ${o.stunHost ?? o.host}: ${(err as Error).message}`);
   }
   verifier.start(() => relay.revalidate());
   const addr = server.address() as AddressInfo;

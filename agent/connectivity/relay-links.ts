@@ -13,6 +13,11 @@ import type { RelayInfo } from '../../wire/protocol.js';
 import type { X25519Key } from '../../wire/x25519.js';
 import { RelayClient, type RelayClientState } from './relay-client.js';
 
+/** Shared by a RelayLinks' connections: while `quiet`, reading `connected` opens nothing. */
+interface WakeState {
+  quiet: boolean;
+}
+
 export class RelayConnection {
   /** Traffic either way since the last idle check. */
   used = false;
@@ -24,6 +29,7 @@ export class RelayConnection {
     readonly info: RelayInfo,
     readonly client: RelayClient,
     now: number,
+    private readonly wake: WakeState = { quiet: false },
   ) {
     this.lastUsed = now;
   }
@@ -34,7 +40,7 @@ export class RelayConnection {
 
   get connected(): boolean {
     if (this.client.connected) return true;
-    if (!this.started) this.open();
+    if (!this.started && !this.wake.quiet) this.open();
     return false;
   }
 
@@ -83,6 +89,7 @@ export class RelayLinks {
   private readonly links = new Map<string, RelayConnection>();
   private homeName: string | null = null;
   private readonly now: () => number;
+  private readonly wake: WakeState = { quiet: false };
 
   constructor(private readonly o: RelayLinksOptions) {
     this.now = o.now ?? Date.now;
@@ -189,15 +196,27 @@ export class RelayLinks {
       onState: (state: RelayClientState, detail?: string) => {
         if (state === 'connected') {
           this.o.log('info', `relay "${info.name}" connected`, { url: info.url, home: info.name === this.homeName });
-          this.o.onReady(info.name);
+          // The device now looks at every peer; only packets should open other relays, not that look.
+          this.quietly(() => this.o.onReady(info.name));
         } else if (state === 'backoff') {
           this.o.log('debug', `relay "${info.name}" disconnected`, { err: detail });
         }
       },
       wsOptions: this.o.wsOptions,
     });
-    conn = new RelayConnection(info, client, this.now());
+    conn = new RelayConnection(info, client, this.now(), this.wake);
     return conn;
+  }
+
+  /** Runs fn with reading `connected` opening nothing (status, and the device's sweep on ready). */
+  quietly<T>(fn: () => T): T {
+    const was = this.wake.quiet;
+    this.wake.quiet = true;
+    try {
+      return fn();
+    } finally {
+      this.wake.quiet = was;
+    }
   }
 }
 

@@ -246,6 +246,8 @@ export class Engine {
   /** Connections to the relays of the netmap's map; the home relay is kept connected, the others on demand. */
   private applyRelay(relays: RelayInfo[]): void {
     this.links.setMap(relays);
+    // A home whose URL changed is a new connection: the device must use it.
+    this.device.relay = this.links.home;
     if (!this.links.home && relays.length > 0) {
       // Until a measurement says otherwise: the home reported before, else the map's first (coord's own).
       const keep = this.homeWanted !== null && relays.some((r) => r.name === this.homeWanted) ? this.homeWanted : relays[0]!.name;
@@ -432,7 +434,7 @@ export class Engine {
     const peer = st ? this.device.getPeer(st.plan.publicKey) : undefined;
     if (!peer) return undefined;
     const link = (peer.relay as RelayConnection | null) ?? this.links.home;
-    const relay = link !== null && this.device.relayed(peer) ? link.name : null;
+    const relay = link !== null && this.links.quietly(() => this.device.relayed(peer)) ? link.name : null;
     return { endpoint: this.device.endpointText(peer), relay, lastHandshake: peer.lastHandshake, txBytes: peer.txBytes, rxBytes: peer.rxBytes };
   }
 

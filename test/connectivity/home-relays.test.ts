@@ -125,6 +125,14 @@ describe('devices with different home relays', () => {
     expect(a.links.openNames()).toEqual(['one', 'two']);
   });
 
+  it('only a packet opens another relay, not a relay connecting (the device then looks at every peer)', async () => {
+    const { a, b, tick } = await setup();
+    a.dev.listPeers()[0]!.relay = a.links.linkFor('two'); // before "one" is ready
+    await until(() => a.links.home!.client.connected && b.links.home!.client.connected, 'the homes', tick);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a.links.openNames()).toEqual(['one']);
+  });
+
   it("a peer that reported no home relay is reached through the device's own home", async () => {
     const { a, b, r1, send, tick } = await setup();
     await until(() => a.links.home!.client.connected && b.links.home!.client.connected, 'the homes', tick);

@@ -116,6 +116,23 @@ describe('coord relay (standalone) verifying devices with coord', () => {
     expect(n.relays![1]).toEqual({ name: 'fra', url: 'ws://127.0.0.1:9/relay', stunPort: 3478 });
   });
 
+  it('`coord relays` refuses a bad name, URL or port (usage, exit 2), a taken name and an unknown one (exit 1)', () => {
+    const run = (...args: string[]) => coordCli(['relays', ...args, '--db', coord.db]);
+    for (const [args, why] of [
+      [['add', 'bad name', '--url', 'wss://x.example.com/relay'], /relay name/],
+      [['add', 'nyc', '--url', 'https://x.example.com/relay'], /must start with wss:\/\//],
+      [['add', 'nyc', '--url', 'wss://x.example.com/relay', '--stun-port', '65535'], /--stun-port|STUN port/],
+      [['add', 'nyc'], /missing --url/],
+    ] as const) {
+      const r = run(...args);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(why);
+    }
+    expect(run('add', 'fra', '--url', 'wss://y.example.com/relay').stderr).toMatch(/already exists/);
+    expect(run('remove', 'nope').status).toBe(1);
+    expect(JSON.parse(run('list', '--json').stdout).relays.map((r: { name: string }) => r.name)).toEqual(['fra']);
+  });
+
   it('refuses to start with a wrong secret, and coord refuses a verification without one', async () => {
     const file = join(coord.dir, 'wrong.secret');
     writeFileSync(file, secret.slice(0, -4) + 'AAAA', { mode: 0o600 });

@@ -205,10 +205,22 @@ describe('coord relay (standalone) verifying devices with coord', () => {
     }, 'a notAllowed notice', 15_000);
   });
 
-  it('`coord relays remove` takes it out of the map and its secret stops working', async () => {
+  it('keeps its connected devices through a short coord outage', async () => {
+    expect(a.relay.connected).toBe(true);
+    const port = new URL(coord.url).port;
+    await coord.stop();
+    await new Promise((r) => setTimeout(r, 2500)); // five refreshes that coord does not answer
+    expect(a.relay.connected).toBe(true);
+    await coord.start(['--listen', `127.0.0.1:${port}`]);
+    await a.dev.waitFor(() => true, 10_000);
+  }, 30_000);
+
+  it('`coord relays remove` takes it out of the map, its secret stops working, and it drops everyone', async () => {
+    expect(a.relay.connected).toBe(true);
     const r = coordCli(['relays', 'remove', 'fra', '--db', coord.db]);
     expect(r.status, r.stderr).toBe(0);
     await a.dev.waitFor((m) => (m.relays ?? []).length === 1, 5000);
+    await until(() => !a.relay.connected && a.relay.lastError.includes('refused'), 'a to be cut off', 10_000);
     const res = await fetch(coord.url + VERIFY_PATH, { method: 'POST', headers: { authorization: `Bearer ${secret}` }, body: '{"keys": []}' });
     expect(res.status).toBe(401);
   });

@@ -317,7 +317,8 @@ export class Engine {
     const measured = await Promise.all(relays.map(async (r) => ({ name: r.name, latencyMs: await this.links.latency(r.name, timeoutMs) })));
     if (this.closed) return measured;
     const next = chooseHomeRelay(this.links.home?.name ?? null, measured);
-    if (next !== (this.links.home?.name ?? null) && relays.some((r) => r.name === next)) this.setHome(next);
+    // (A new map may have arrived meanwhile: move only to a relay that is still in it.)
+    if (next !== null && next !== (this.links.home?.name ?? null) && this.links.get(next)) this.setHome(next);
     return measured;
   }
 

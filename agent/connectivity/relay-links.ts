@@ -115,9 +115,9 @@ export class RelayLinks {
 
   /**
    * Takes a new relay map: relays that left it (or whose URL or STUN port changed) are closed and
-   * replaced. Returns true when the home relay left the map (the caller chooses another).
+   * replaced. When the home relay left the map, there is no home until setHome.
    */
-  setMap(relays: readonly RelayInfo[]): boolean {
+  setMap(relays: readonly RelayInfo[]): void {
     const wanted = new Map(relays.map((r) => [r.name, r]));
     for (const [name, l] of this.links) {
       const w = wanted.get(name);
@@ -130,11 +130,8 @@ export class RelayLinks {
     for (const r of relays) ordered.set(r.name, this.links.get(r.name) ?? this.connection(r));
     this.links.clear();
     for (const [k, v] of ordered) this.links.set(k, v);
-    const homeGone = this.homeName !== null && !this.links.has(this.homeName);
-    if (homeGone) this.homeName = null;
-    const home = this.home;
-    if (home) home.open(); // a replaced home (new URL) reconnects at once
-    return homeGone;
+    if (this.homeName !== null && !this.links.has(this.homeName)) this.homeName = null;
+    this.home?.open(); // a replaced home (new URL) reconnects at once
   }
 
   /** Makes `name` the home relay (connected and kept open); the old home becomes an on-demand link. */

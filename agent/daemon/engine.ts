@@ -238,11 +238,6 @@ export class Engine {
     return this.links.relays;
   }
 
-  /** Round trip to a relay of the map in ms (null: no answer in time). */
-  relayLatency(name: string, timeoutMs: number): Promise<number | null> {
-    return this.links.latency(name, timeoutMs);
-  }
-
   /** Connections to the relays of the netmap's map; the home relay is kept connected, the others on demand. */
   private applyRelay(relays: RelayInfo[]): void {
     this.links.setMap(relays);

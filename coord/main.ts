@@ -3,6 +3,7 @@
 import { dispatch, type Command } from '../wire/cli.js';
 import { policyCommand } from './policy/cli.js';
 import { aclCommand, auditCommand, devicesCommand, dnsCommand, keysCommand, usersCommand } from './cli/admin.js';
+import { relayCommand, relaysCommand } from './cli/relay.js';
 import { serveCommand } from './cli/serve.js';
 import { tailnetCommand } from './cli/tailnet.js';
 
@@ -16,6 +17,8 @@ const commands: Record<string, Command> = {
   acl: aclCommand,
   audit: auditCommand,
   dns: dnsCommand,
+  relay: relayCommand,
+  relays: relaysCommand,
 };
 
 await dispatch('coord', commands, process.argv.slice(2));

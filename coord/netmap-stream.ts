@@ -100,6 +100,13 @@ export class NetmapHub {
     return db !== undefined && this.sentKeys.get(db)?.peers.has(a) === true;
   }
 
+  /** The node keys the device holding `key` was last sent as peers (empty when no stream holds the key). */
+  peersOf(key: string): string[] {
+    const d = this.deviceOfKey.get(key);
+    const sent = d === undefined ? undefined : this.sentKeys.get(d);
+    return sent ? [...sent.peers] : [];
+  }
+
   /** Monotonic across restarts: milliseconds since the epoch, bumped when called twice in one ms. */
   private nextVersion(): number {
     this.lastVersion = Math.max(this.lastVersion + 1, Date.now());

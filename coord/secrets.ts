@@ -17,7 +17,7 @@ export function randomToken(length: number): string {
   return out;
 }
 
-export type SecretKind = 'api' | 'auth' | 'session' | 'invite';
+export type SecretKind = 'api' | 'auth' | 'session' | 'invite' | 'relay';
 
 export interface NewSecret {
   id: string;
@@ -42,7 +42,7 @@ export function hashSecret(secret: string): Buffer {
 
 /** Splits `mwkey-<kind>-<id>-<secret>`; undefined when the shape is wrong. */
 export function parseSecret(secret: string): { kind: SecretKind; id: string } | undefined {
-  const m = /^mwkey-(api|auth|session|invite)-([A-Za-z0-9]{4,40})-[A-Za-z0-9]{16,}$/.exec(secret);
+  const m = /^mwkey-(api|auth|session|invite|relay)-([A-Za-z0-9]{4,40})-[A-Za-z0-9]{16,}$/.exec(secret);
   return m ? { kind: m[1] as SecretKind, id: m[2]! } : undefined;
 }
 

@@ -15,14 +15,17 @@ import { CoordMetrics } from './metrics.js';
 import { ACCOUNT_LIMITS, Limiter } from './domain/limiter.js';
 import { NetmapHub } from './netmap-stream.js';
 import { coordAuthorizer } from './relay/authorizer.js';
+import { buildRelayMap } from './relay/relay-map.js';
 import { RelayServer } from './relay/server.js';
+import { relayVerifier } from './relay/verify-api.js';
 import type { Store } from './store/index.js';
 import { StunServer } from './stun.js';
 import { Webhooks } from './webhooks.js';
 import { LOG_STREAM_TARGET } from './domain/log-streams.js';
 import { DEFAULT_LIMITS, LogStreamer, type StreamLimits } from './log-stream/streamer.js';
 import { OutboundHttp } from './outbound-http.js';
-import { RELAY_PATH } from '../wire/relay.js';
+import { RELAY_PATH, VERIFY_PATH } from '../wire/relay.js';
+import type { RelayInfo } from '../wire/protocol.js';
 import type { Duplex } from 'node:stream';
 
 export interface ServerOptions {
@@ -52,6 +55,8 @@ export interface ServerOptions {
   logStreamLimits?: Partial<StreamLimits>;
   /** The mail server that sends invites, and the sender address (absent: coord sends no mail). */
   mail?: { smtp: SmtpSettings; from: string };
+  /** How often the relay map is read from the store, where `coord relays` changes it (default 1 s). */
+  relayMapMs?: number;
 }
 
 export interface CoordServer {
@@ -66,6 +71,8 @@ export interface CoordServer {
   /** Sends invites (null: no mail server). */
   mailer: Mailer | null;
   relay: RelayServer | null;
+  /** Reads the relay map from the store now (it is also read every relayMapMs) and sends changes to devices. */
+  refreshRelayMap(): RelayInfo[];
   /** Stops accepting, ends every stream, waits for requests in flight. Does not close the store. */
   close(): Promise<void>;
 }
@@ -86,6 +93,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Limiter({ ...ACCOUNT_LIMITS, what: 'uses of password links from this address' }), clientAddr };
   const machine = new MachineApi({ domain, log: o.log });
   const relay = o.relay === false ? null : new RelayServer({ authorizer: coordAuthorizer(o.store, hub), log: o.log });
+  const verifyRelay = relayVerifier(o.store, hub, o.log);
   const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks, relay }) : null;
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
@@ -99,6 +107,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
     if (url.pathname.startsWith('/api/v2/')) return void admin.handle(req, res, url);
     if (url.pathname.startsWith('/machine/')) return void machine.handle(req, res, url);
+    if (url.pathname === VERIFY_PATH) return void verifyRelay(req, res);
     if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) return void handleConsole(req, res, url, consoleDeps);
     sendError(res, new HttpError(404, `not found: ${url.pathname}`));
   };
@@ -169,7 +178,27 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   if (!publicUrl) publicUrl = url;
-  if (relay) hub.setRelays([{ name: o.relayName ?? 'coord', url: relayUrlOf(publicUrl) }]);
+  // STUN of coord's own relay: on the relay URL's host, when it answers on two consecutive ports.
+  const ownStun = stun && stun.ports[1] === stun.ports[0] + 1 ? stun.ports[0] : 0;
+  const ownRelay: RelayInfo | null = relay ? { name: o.relayName ?? 'coord', url: relayUrlOf(publicUrl), ...(ownStun ? { stunPort: ownStun } : {}) } : null;
+  let lastSkipped = '';
+  const refreshRelayMap = (): RelayInfo[] => {
+    const { relays, skipped } = buildRelayMap(ownRelay, o.store.listRelays());
+    const skippedText = JSON.stringify(skipped);
+    if (skippedText !== lastSkipped && skipped.length) o.log.error({ skipped }, 'relays left out of the relay map');
+    lastSkipped = skippedText;
+    hub.setRelays(relays);
+    return relays;
+  };
+  refreshRelayMap();
+  const relayMapTimer = setInterval(() => {
+    try {
+      refreshRelayMap();
+    } catch (err) {
+      o.log.error({ err }, 'could not read the relay map');
+    }
+  }, o.relayMapMs ?? 1000);
+  relayMapTimer.unref();
 
   return {
     url,
@@ -181,8 +210,10 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     metricsUrl: metricsServer?.url ?? null,
     mailer,
     relay,
+    refreshRelayMap,
     async close() {
       clearInterval(sweeper);
+      clearInterval(relayMapTimer);
       stun?.close();
       relay?.close();
       metricsServer?.server.close();

@@ -151,6 +151,11 @@ export interface PeerNode {
 export interface RelayInfo {
   name: string;
   url: string;
+  /**
+   * Its STUN server: UDP on this port and the next, on the URL's host (netcheck sends Binding requests
+   * there). Absent or 0: the relay runs no STUN server.
+   */
+  stunPort?: number;
 }
 
 export interface DnsConfig {

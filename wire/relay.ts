@@ -189,3 +189,28 @@ export function countBatch(f: Uint8Array): number {
   }
   return n > 0 ? n : -1;
 }
+
+/**
+ * The relay-to-coord check a standalone relay (`coord relay`) makes: POST VERIFY_PATH on coord with
+ * `Authorization: Bearer <relay secret>` and `{"keys": [...]}` (node keys, base64, at most
+ * VERIFY_MAX_KEYS); coord answers `{"relay": NAME, "devices": {KEY: {"authorized": bool, "peers": [...]}}}`
+ * (docs/protocol.md, "Relay verification").
+ */
+export const VERIFY_PATH = '/relay-auth/v1/verify';
+export const VERIFY_MAX_KEYS = 1000;
+
+export interface VerifyRequest {
+  keys: string[];
+}
+
+export interface VerifyAnswer {
+  /** A registered, authorized, unexpired device of an active user holds this key. */
+  authorized: boolean;
+  /** The node keys of the device's peers (its last netmap's); empty when not authorized. */
+  peers: string[];
+}
+
+export interface VerifyResponse {
+  relay: string;
+  devices: Record<string, VerifyAnswer>;
+}

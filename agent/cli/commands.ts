@@ -6,7 +6,9 @@ import type { AgentStatus, UpRequest, WhoisResponse } from '../localapi/types.js
 import type { DnsQueryResult, DnsStatus } from '../daemon/magicdns.js';
 import { UsageError } from '../../wire/cli.js';
 import { parseDnsQueryArgs, parseSocketOnly, parseStatusArgs, parseUpArgs, parseWhoisArgs } from './args.js';
+import { formatNetcheck } from './netcheck-format.js';
 import { formatStatus } from './status-format.js';
+import type { NetcheckReport } from '../connectivity/netcheck.js';
 
 const print = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 
@@ -69,6 +71,17 @@ export const metricsCommand: Command = {
   async run(argv) {
     const { socket } = parseSocketOnly(argv);
     process.stdout.write(await callDaemonText(socket, '/metrics'));
+    return 0;
+  },
+};
+
+export const netcheckCommand: Command = {
+  usage: 'netcheck [--json] [--socket PATH]',
+  summary: 'what this network allows: UDP, public endpoints, NAT type, latency to each relay',
+  async run(argv) {
+    const { socket, json } = parseStatusArgs(argv);
+    const report = await callDaemon<NetcheckReport>(socket, 'GET', '/netcheck');
+    print(json ? JSON.stringify(report, null, 2) : formatNetcheck(report));
     return 0;
   },
 };

@@ -187,3 +187,39 @@ export async function bindUdp(type: 'udp4' | 'udp6', port = 0, address?: string)
     });
   });
 }
+
+/**
+ * The STUN destinations of a relay map: each relay's STUN port and the next, on the addresses its URL's
+ * host resolves to (both families). Relays without STUN, and hosts that do not resolve, give none.
+ */
+export async function stunTargetsOf(
+  relays: readonly { url: string; stunPort?: number }[],
+  resolve: (host: string) => Promise<string[]>,
+): Promise<UdpAddress[]> {
+  const out: UdpAddress[] = [];
+  const seen = new Set<string>();
+  for (const r of relays) {
+    if (!r.stunPort) continue;
+    let host: string;
+    try {
+      host = new URL(r.url).hostname.replace(/^\[(.*)\]$/, '$1');
+    } catch {
+      continue;
+    }
+    let addresses: string[] = [];
+    try {
+      addresses = await resolve(host);
+    } catch {
+      continue;
+    }
+    for (const address of addresses) {
+      for (const port of [r.stunPort, r.stunPort + 1]) {
+        const k = `${address}|${port}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        out.push({ address, port });
+      }
+    }
+  }
+  return out;
+}

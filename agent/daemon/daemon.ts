@@ -22,6 +22,7 @@ import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../lo
 import {
   advertisedRoutesOf, BYPASS_MARK, DEFAULT_ROUTE_PREFS, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
 } from '../routing/index.js';
+import type { NetcheckReport } from '../connectivity/netcheck.js';
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
 import { Engine, type EngineOptions } from './engine.js';
@@ -178,6 +179,10 @@ export class Daemon {
   private coordLosses = 0;
   readonly metrics = agentRegistry(() => this.metricsSnapshot());
   private reportedEndpoints = '';
+  /** The control client of the open netmap stream (for updates between posture reports). */
+  private control: ControlClient | null = null;
+  /** The home relay coord was last told about (null: not yet this stream). */
+  private reportedHome: string | null = null;
   private postureTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private streamToken: symbol | null = null;
@@ -231,6 +236,7 @@ export class Daemon {
       'POST /down': () => this.serial(() => this.down()),
       'POST /logout': () => this.serial(() => this.logout()),
       'GET /whois': (_body, query) => this.whois(query.get('ip') ?? ''),
+      'GET /netcheck': () => this.netcheck(),
       'GET /dns/status': () => this.dnsStatus(),
       'POST /dns/query': (body) => this.dnsQuery(body),
       'GET /metrics': async () => new TextAnswer(this.metrics.contentType, await this.metrics.metrics()),
@@ -289,6 +295,7 @@ export class Daemon {
       localSubnets: onLocalSubnet(networkInterfaces(), this.opts.tunName),
       fwmark: BYPASS_MARK,
       log: (level, msg, fields) => log[level](fields ?? {}, msg),
+      onHomeRelay: (name) => this.reportHomeRelay(name ?? ''),
       ...this.opts.engine,
     });
     this.log.info({ tun: this.engine.tun.name, port: this.engine.listenPort }, 'data path up');
@@ -355,6 +362,8 @@ export class Daemon {
     const reg = this.prefs.registration;
     if (this.stream || !reg) return;
     const client = new ControlClient(reg.coordUrl, this.machineKey);
+    this.control = client;
+    this.reportedHome = null;
     // Callbacks of a stream already closed (a line still being parsed) must not touch the new state.
     const token = Symbol('stream');
     this.streamToken = token;
@@ -368,6 +377,8 @@ export class Daemon {
         this.lastContact = new Date().toISOString();
         this.log.info({ coord: reg.coordUrl }, 'netmap stream connected');
         this.reportPosture(client, true);
+        this.reportedHome = null;
+        this.reportHomeRelay(this.engine?.homeRelay ?? '');
       },
       onNetmap: (netmap) => live() && this.onNetmap(netmap),
       onError: (err, info) => {
@@ -395,6 +406,7 @@ export class Daemon {
 
   private stopStream(): void {
     this.streamToken = null;
+    this.control = null;
     this.stream?.close();
     this.stream = null;
     clearTimeout(this.retryTimer ?? undefined);
@@ -421,6 +433,28 @@ export class Daemon {
   /** The routes this device offers coord: its subnet routes, and 0.0.0.0/0 and ::/0 for an exit node. */
   private advertisedRoutes(): string[] {
     return advertisedRoutesOf(this.prefs.routes.advertiseRoutes, this.prefs.routes.advertiseExitNode);
+  }
+
+  /** One netcheck through the data path's UDP socket (so it needs the data path: `agent up`). */
+  private async netcheck(): Promise<NetcheckReport> {
+    const engine = this.engine;
+    if (!engine) throw new LocalApiHttpError(409, 'the agent is down: run `agent up` first (netcheck uses the WireGuard UDP socket)');
+    if (engine.relayMap.length === 0) this.log.info('netcheck with an empty relay map: no STUN server or relay to ask');
+    return engine.netcheck();
+  }
+
+  /** Tells coord which relay peers reach this device at (when it changes, and on each connect). */
+  private reportHomeRelay(name: string): void {
+    const client = this.control;
+    if (!client || !this.coordConnected || name === '' || name === this.reportedHome) return;
+    this.reportedHome = name;
+    client.update({ homeRelay: name }).then(
+      () => this.log.debug({ homeRelay: name }, 'reported home relay to coord'),
+      (err: unknown) => {
+        if (this.reportedHome === name) this.reportedHome = null;
+        this.log.warn({ err: errorText(err) }, 'could not report the home relay to coord');
+      },
+    );
   }
 
   private onNetmap(netmap: Netmap): void {
@@ -521,6 +555,7 @@ export class Daemon {
         out: counters ? counters.filter.out : null,
       },
       interface: this.engine ? { name: this.engine.tun.name, listenPort: this.engine.listenPort } : null,
+      homeRelay: this.engine?.relayState ? { name: this.engine.relayState.name, connected: this.engine.relayState.connected } : null,
       netmap: nm ? { version: nm.version, fromDisk: this.netmapFromDisk } : null,
       health: this.health(),
       routing: nm ? this.routingStatus(nm) : null,

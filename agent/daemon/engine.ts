@@ -3,8 +3,9 @@
 //   TUN → Device (peer by destination) → filter.runOut → encrypt → UDP
 //   UDP → decrypt → source in the sender's allowed IPs → filter.runIn (quarantine applied) → TUN
 //
-// Peers without a working direct path are reached through the relay the netmap names first (a
-// RelayClient kept here); its packets join the UDP receive path.
+// Peers without a working direct path are reached through a relay: the peer's home relay when it reported
+// one of the map's (connected on demand), else this device's home relay (the map's relay with the lowest
+// measured latency, kept connected and reported to coord). Relay packets join the UDP receive path.
 //
 // A new netmap builds a new filter from the old one (same flow table and counters) and swaps it in
 // with one assignment: the hooks read the current filter per packet, so none sees half a filter.
@@ -13,7 +14,11 @@ import type { NativeError, TunBatchHandler } from '../../native/index.js';
 import { hostPrefix, TAILNET_ROUTES } from '../../wire/addr.js';
 import type { Netmap, RelayInfo } from '../../wire/protocol.js';
 import { X25519Key } from '../../wire/x25519.js';
-import { RelayClient } from '../connectivity/relay-client.js';
+import { lookup } from 'node:dns/promises';
+import { chooseHomeRelay, type RelayLatency } from '../connectivity/home-relay.js';
+import { netcheck, stunTargetsOf, type NetcheckReport, type StunTransport } from '../connectivity/netcheck.js';
+import { RelayLinks, type RelayConnection } from '../connectivity/relay-links.js';
+import type { StunHandler } from '../wireguard/device.js';
 import { Device, DropCounters, WireGuardInterface, type TunLike, type UdpBatchHandler, type UdpLike } from '../wireguard/index.js';
 import { DEFAULT_MTU } from './mtu.js';
 import { filterConfigOf, planPeers, type PeerLive, type PeerPlan } from './netmap.js';
@@ -49,9 +54,24 @@ export interface EngineOptions {
   fwmark?: number;
   /** Passed to the relay's WebSocket (TLS trust for a private CA, for example). */
   relayWsOptions?: import('ws').ClientOptions;
+  /** The home relay changed (report it to coord). */
+  onHomeRelay?: (name: string | null) => void;
+  /** How often the relays are measured for the choice of home (default 30 s). */
+  homeRelayIntervalMs?: number;
+  /** A relay other than the home one is closed after this long without traffic (default 60 s). */
+  relayIdleMs?: number;
 }
 
 export { DEFAULT_MTU };
+
+/** Every address of a host name (both families); an address is itself. */
+async function resolveHost(host: string): Promise<string[]> {
+  return (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+}
+
+/** The first latency measurement of the relays after a relay map arrives, then one every HOME_CHECK_MS. */
+const HOME_FIRST_CHECK_MS = 1_000;
+const HOME_CHECK_MS = 30_000;
 
 /** After this long without a handshake, a peer with several endpoints tries the next one. */
 const ENDPOINT_TRY_MS = 6_000;
@@ -84,7 +104,12 @@ export class Engine {
   private readonly timer: NodeJS.Timeout;
   private closed = false;
   private readonly now: () => number;
-  private relay: { info: RelayInfo; client: RelayClient } | null = null;
+  private readonly links: RelayLinks;
+  private readonly stunHandlers = new Set<StunHandler>();
+  /** The home relay chosen last (kept across a map that briefly lacks it). */
+  private homeWanted: string | null = null;
+  private homeTimer: NodeJS.Timeout | null = null;
+  private readonly sweepTimer: NodeJS.Timeout;
 
   private constructor(
     private readonly opts: EngineOptions,
@@ -97,6 +122,17 @@ export class Engine {
     this.now = opts.now ?? Date.now;
     this.timer = setInterval(() => this.tryEndpoints(), 2_000);
     this.timer.unref();
+    const device = this.device;
+    this.links = new RelayLinks({
+      key: new X25519Key(opts.privateKey),
+      onPackets: (_src, buf, offsets, lengths, count) => device.relayReceiveBatch(buf, offsets, lengths, count),
+      onReady: () => device.relayReady(),
+      log: (level, msg, fields) => opts.log(level, msg, fields),
+      wsOptions: opts.relayWsOptions,
+      ...(opts.relayIdleMs ? { idleMs: opts.relayIdleMs } : {}),
+    });
+    this.sweepTimer = setInterval(() => this.links.sweep(), Math.min(10_000, opts.relayIdleMs ?? 10_000));
+    this.sweepTimer.unref();
   }
 
   private get filter(): Filter {
@@ -170,6 +206,7 @@ export class Engine {
     this.applyAddresses(netmap.self.addresses);
     this.applyRelay(netmap.relays ?? []);
     this.applyPeers(netmap);
+    this.assignPeerRelays(netmap);
     try {
       // One assignment: the next packet sees the new rules, none sees half of them.
       this.current.filter = Filter.build(filterConfigOf(netmap), this.current.filter);
@@ -189,41 +226,115 @@ export class Engine {
     for (const st of this.peers.values()) this.device.initiateHandshake(st.plan.publicKey);
   }
 
-  /** The relay in use, by name, and whether it is connected (null: none). */
+  /** The home relay, by name, and whether it is connected (null: none). */
   get relayState(): { name: string; url: string; connected: boolean; lastError: string } | null {
-    const r = this.relay;
-    return r ? { name: r.info.name, url: r.info.url, connected: r.client.connected, lastError: r.client.lastError } : null;
+    const h = this.links.home;
+    return h ? { name: h.name, url: h.info.url, connected: h.client.connected, lastError: h.client.lastError } : null;
   }
 
-  /** Connects to the netmap's first relay (a new one when its name or URL changes; none when there is none). */
+  /** The relays of the current map (in map order), for netcheck. */
+  get relayMap(): RelayInfo[] {
+    return this.links.relays;
+  }
+
+  /** Connections to the relays of the netmap's map; the home relay is kept connected, the others on demand. */
   private applyRelay(relays: RelayInfo[]): void {
-    const want = relays[0];
-    const cur = this.relay;
-    if (cur && want && cur.info.name === want.name && cur.info.url === want.url) return;
-    if (cur) {
-      this.device.relay = null;
-      cur.client.close();
-      this.relay = null;
+    this.links.setMap(relays);
+    // A home whose URL changed is a new connection: the device must use it.
+    this.device.relay = this.links.home;
+    if (!this.links.home && relays.length > 0) {
+      // Until a measurement says otherwise: the home reported before, else the map's first (coord's own).
+      const keep = this.homeWanted !== null && relays.some((r) => r.name === this.homeWanted) ? this.homeWanted : relays[0]!.name;
+      this.setHome(keep);
+      this.scheduleHomeCheck(HOME_FIRST_CHECK_MS);
     }
-    if (!want) return;
-    const device = this.device;
-    const client = new RelayClient({
-      url: want.url,
-      key: new X25519Key(this.opts.privateKey),
-      onPackets: (_src, buf, offsets, lengths, count) => device.relayReceiveBatch(buf, offsets, lengths, count),
-      onState: (state, detail) => {
-        if (state === 'connected') {
-          this.opts.log('info', `relay "${want.name}" connected`, { url: want.url });
-          device.relayReady();
-        } else if (state === 'backoff') {
-          this.opts.log('debug', `relay "${want.name}" disconnected`, { err: detail });
-        }
-      },
-      wsOptions: this.opts.relayWsOptions,
+    if (relays.length === 0) this.setHome(null);
+  }
+
+  private setHome(name: string | null): void {
+    const before = this.links.home?.name ?? null;
+    this.links.setHome(name);
+    this.device.relay = this.links.home;
+    this.homeWanted = name;
+    if (name !== before) {
+      if (name !== null) this.opts.log('info', `home relay "${name}"`, before ? { was: before } : {});
+      this.opts.onHomeRelay?.(name);
+    }
+  }
+
+  /**
+   * One netcheck (agent/connectivity/netcheck.ts) through the WireGuard device's UDP socket: STUN to
+   * every relay's STUN ports (the map's), latency to every relay.
+   */
+  async netcheck(o: { resolve?: (host: string) => Promise<string[]>; relayTimeoutMs?: number } = {}): Promise<NetcheckReport> {
+    const relays = this.links.relays;
+    const stun = await stunTargetsOf(relays, o.resolve ?? resolveHost);
+    return netcheck(this.stunTransport(), {
+      stun,
+      relays: relays.map((r) => ({ name: r.name, probe: (ms: number) => this.links.latency(r.name, ms) })),
+      ...(o.relayTimeoutMs ? { relayTimeoutMs: o.relayTimeoutMs } : {}),
     });
-    this.relay = { info: want, client };
-    device.relay = client;
-    client.start();
+  }
+
+  /** STUN through the device's socket: requests sent from it, answers taken from its receive path. */
+  private stunTransport(): StunTransport {
+    const device = this.device;
+    const handlers = this.stunHandlers;
+    return {
+      families: { v4: true, v6: true },
+      send: (packet, to) => void device.sendRawUdp(packet, to.address, to.port),
+      onStun: (handler) => {
+        const h = (packet: Buffer, address: string, port: number) => handler(packet, { address: address.startsWith('::ffff:') ? address.slice(7) : address, port });
+        handlers.add(h);
+        device.stunHandler = (packet, address, port) => {
+          for (const x of handlers) x(packet, address, port);
+        };
+        return () => {
+          handlers.delete(h);
+          if (handlers.size === 0) device.stunHandler = null;
+        };
+      },
+    };
+  }
+
+  /** The home relay now (null: no relay map). */
+  get homeRelay(): string | null {
+    return this.links.home?.name ?? null;
+  }
+
+  /**
+   * Measures every relay of the map and moves home when another is clearly faster (home-relay.ts).
+   * Returns the measurements.
+   */
+  async checkHomeRelay(timeoutMs = 3000): Promise<RelayLatency[]> {
+    const relays = this.links.relays;
+    const measured = await Promise.all(relays.map(async (r) => ({ name: r.name, latencyMs: await this.links.latency(r.name, timeoutMs) })));
+    if (this.closed) return measured;
+    const next = chooseHomeRelay(this.links.home?.name ?? null, measured);
+    // (A new map may have arrived meanwhile: move only to a relay that is still in it.)
+    if (next !== null && next !== (this.links.home?.name ?? null) && this.links.get(next)) this.setHome(next);
+    return measured;
+  }
+
+  private scheduleHomeCheck(ms: number): void {
+    if (this.closed) return;
+    if (this.homeTimer) clearTimeout(this.homeTimer);
+    this.homeTimer = setTimeout(() => {
+      this.homeTimer = null;
+      this.checkHomeRelay()
+        .catch((err) => this.opts.log('warn', 'home relay measurement failed', { err: (err as Error).message }))
+        .finally(() => this.scheduleHomeCheck(this.opts.homeRelayIntervalMs ?? HOME_CHECK_MS));
+    }, ms);
+    this.homeTimer.unref();
+  }
+
+  /** Each peer is reached through its home relay when it reported one in our map, else through ours. */
+  private assignPeerRelays(netmap: Netmap): void {
+    for (const p of netmap.peers) {
+      const st = this.peers.get(p.nodeKey);
+      const peer = st ? this.device.getPeer(st.plan.publicKey) : undefined;
+      if (peer) peer.relay = this.links.linkFor(p.homeRelay);
+    }
   }
 
   /** Makes the device's addresses the netmap's: new ones added first, then the ones it no longer lists removed. */
@@ -317,7 +428,8 @@ export class Engine {
     const st = this.peers.get(nodeKey);
     const peer = st ? this.device.getPeer(st.plan.publicKey) : undefined;
     if (!peer) return undefined;
-    const relay = this.relay !== null && this.device.relayed(peer) ? this.relay.info.name : null;
+    const link = (peer.relay as RelayConnection | null) ?? this.links.home;
+    const relay = link !== null && this.links.quietly(() => this.device.relayed(peer)) ? link.name : null;
     return { endpoint: this.device.endpointText(peer), relay, lastHandshake: peer.lastHandshake, txBytes: peer.txBytes, rxBytes: peer.rxBytes };
   }
 
@@ -340,9 +452,10 @@ export class Engine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    clearInterval(this.sweepTimer);
+    if (this.homeTimer) clearTimeout(this.homeTimer);
     this.device.relay = null;
-    this.relay?.client.close();
-    this.relay = null;
+    this.links.close();
     await this.wiring.close();
   }
 }

@@ -91,6 +91,8 @@ export interface AgentStatus {
   };
   /** The TUN device and UDP port, or null while the data path is down. */
   interface?: { name: string; listenPort: number } | null;
+  /** The relay peers reach this device through (lowest measured latency), or null without a relay map or data path. */
+  homeRelay?: { name: string; connected: boolean } | null;
   /** The netmap in use: its version, and whether it was loaded from disk (coord not reached since start). */
   netmap?: { version: number; fromDisk: boolean } | null;
   /** Problems a person should know about, as sentences. */

@@ -35,6 +35,9 @@ export interface RelayLink {
 
 export { RELAY_FAMILY };
 
+/** A STUN datagram from `address`:`port` (a view valid only during the call). */
+export type StunHandler = (packet: Buffer, address: string, port: number) => void;
+
 /** Called per packet; false drops it. `peer` is the peer it goes to or came from. */
 export type PacketHook = (buf: Buffer, offset: number, length: number, peer: Peer) => boolean;
 
@@ -142,6 +145,11 @@ export class Device implements NoiseHost, PeerHost {
   /** @internal */ udp: UdpLike | null = null;
   /** Where packets to peers without a working direct path go (null: always UDP, as plain WireGuard). */
   relay: RelayLink | null = null;
+  /**
+   * STUN messages that arrive on the UDP socket (answers to netcheck's Binding requests, sent through
+   * this socket so that they get the mapping WireGuard traffic gets); null: dropped as malformed.
+   */
+  stunHandler: StunHandler | null = null;
   /** @internal */ readonly send: SendPath;
   /** @internal */ readonly receive: ReceivePath;
   /** @internal */ readonly handshakes: Handshakes;
@@ -316,6 +324,17 @@ export class Device implements NoiseHost, PeerHost {
   }
 
   /**
+   * Sends one datagram that is not WireGuard's (a STUN request) from the device's UDP socket, so that it
+   * gets the NAT mapping WireGuard traffic gets. False when the socket is down or the address is bad.
+   */
+  sendRawUdp(packet: Buffer, address: string, port: number): boolean {
+    const bytes = parseIP(address);
+    if (!this.udp || !bytes || port < 1 || port > 65535) return false;
+    this.send.sendTo(packet, bytes.length === 4 ? 4 : 6, bytes, 0, port);
+    return true;
+  }
+
+  /**
    * The relay is connected (again): packets that waited for a way to the peers go now. A peer still
    * without a session is greeted again at once: an initiation sent before the relay was there went only
    * to a UDP endpoint that may never answer, and its retransmit would come REKEY_TIMEOUT (5 s) later.
@@ -326,7 +345,9 @@ export class Device implements NoiseHost, PeerHost {
       if (!this.send.canReach(peer)) continue;
       if (peer.canSend(peer.current, now)) {
         if (peer.staged.length > 0) this.send.sendStaged(peer);
-      } else if (peer.staged.length > 0 || peer.retransmitHandshake.pending()) {
+      } else if (peer.staged.length > 0 || peer.retransmitHandshake.pending() || (peer.next !== null && !peer.direct)) {
+        // (The last case: we answered a handshake while the relay to this peer was still connecting — a
+        // peer's home relay is opened on demand — and the answer was lost.)
         this.handshakes.sendInitiationNow(peer);
       }
     }

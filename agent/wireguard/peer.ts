@@ -1,5 +1,6 @@
 // One peer's state: handshake, keypairs, endpoint, counters and the protocol timers.
 import type { Clock } from './clock.js';
+import type { RelayLink } from './device.js';
 import { Timer } from './clock.js';
 import { CookieGenerator } from './cookie.js';
 import { PublicKey } from './crypto.js';
@@ -47,6 +48,11 @@ export class Peer {
    * direct path works. While false and the device has a relay, the peer is reached through the relay.
    */
   direct = false;
+  /**
+   * The relay connection that reaches this peer (its home relay); null: the device's own relay
+   * (device.relay). Which relay, not whether: `direct` decides that.
+   */
+  relay: RelayLink | null = null;
   /** Seconds; 0 = off. */
   persistentKeepalive = 0;
 

@@ -111,7 +111,7 @@ export class SendPath {
 
   /** Whether packets to the peer go through the relay now: it has one, connected, and no working direct path. */
   relayed(peer: Peer): boolean {
-    const relay = this.dev.relay;
+    const relay = peer.relay ?? this.dev.relay;
     return relay !== null && !peer.direct && relay.connected;
   }
 
@@ -160,11 +160,11 @@ export class SendPath {
    * order; returns how many UDP slots there are.
    */
   private flushRelayed(n: number): number {
-    const relay = this.dev.relay!;
     const peers = this.relayPeers;
     for (let i = 0; i < n; i++) {
       const peer = peers[i];
       if (peer === null) continue;
+      const relay = (peer.relay ?? this.dev.relay)!;
       // This peer's slots, in frames of at most MAX_FRAME bytes.
       let k = 0;
       let bytes = 1 + KEY_LEN;
@@ -259,7 +259,7 @@ export class SendPath {
   /** Sends one message to the peer: through the relay while it has no working direct path, else over UDP. */
   sendOne(peer: Peer, buf: Buffer, off: number, len: number): void {
     if (this.relayed(peer)) {
-      if (this.dev.relay!.send(peer.publicKey.raw, buf.subarray(off, off + len))) peer.txBytes += len;
+      if ((peer.relay ?? this.dev.relay)!.send(peer.publicKey.raw, buf.subarray(off, off + len))) peer.txBytes += len;
       else this.dev.drops.sendBlocked++;
       return;
     }

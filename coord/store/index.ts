@@ -7,8 +7,8 @@ import { MIGRATIONS } from './migrations.js';
 import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
 import { Conflict, NotFound } from '../errors.js';
-import { dnsLabel, type AuditEntry, type AuditInput, type Device, type DeviceInvite, type Key, type KeyType, type Role, type Share, type Tailnet, type User, type UserInvite, type UserStatus, type Webhook, type LogStream, type LogStreamConfig } from './model.js';
-import { auditFrom, deviceFrom, inviteFrom, keyFrom, logStreamFrom, shareFrom, tailnetFrom, userFrom, userInviteFrom, webhookFrom } from './rows.js';
+import { dnsLabel, type AuditEntry, type AuditInput, type Device, type DeviceInvite, type Key, type KeyType, type LogStream, type LogStreamConfig, type RelayRecord, type Role, type Share, type Tailnet, type User, type UserInvite, type UserStatus, type Webhook } from './model.js';
+import { auditFrom, deviceFrom, inviteFrom, keyFrom, logStreamFrom, relayFrom, shareFrom, tailnetFrom, userFrom, userInviteFrom, webhookFrom } from './rows.js';
 
 export { Conflict, NotFound };
 export * from './model.js';
@@ -95,6 +95,52 @@ export class Store {
   /** Runs fn in one transaction (nested calls become savepoints). */
   tx<T>(fn: () => T): T {
     return this.txFn(fn) as T;
+  }
+
+  // ── relays (the relay map's extra relays) ──────────────────────────────────────
+
+  /** Adds a relay and returns its secret (shown once; only its hash is kept). */
+  addRelay(r: { name: string; url: string; stunPort: number }): { relay: RelayRecord; secret: string } {
+    return this.tx(() => {
+      if (this.stmt('SELECT 1 FROM relays WHERE name = ?').get(r.name)) throw new Conflict(`relay "${r.name}" already exists`);
+      const s = newSecret('relay', 'r');
+      this.stmt('INSERT INTO relays (name, url, stun_port, secret_id, secret_hash, created) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(r.name, r.url, r.stunPort, s.id, s.hash, now());
+      return { relay: this.getRelay(r.name)!, secret: s.secret };
+    });
+  }
+
+  getRelay(name: string): RelayRecord | undefined {
+    return this.one('SELECT * FROM relays WHERE name = ?', relayFrom, name);
+  }
+
+  getRelayBySecretId(id: string): RelayRecord | undefined {
+    return this.one('SELECT * FROM relays WHERE secret_id = ?', relayFrom, id);
+  }
+
+  /** The extra relays, in the order they were added. */
+  listRelays(): RelayRecord[] {
+    return this.all('SELECT * FROM relays ORDER BY created, rowid', relayFrom);
+  }
+
+  /** Changes a relay's URL or STUN port (what is left out stays). */
+  updateRelay(name: string, patch: { url?: string; stunPort?: number }): RelayRecord {
+    const r = this.getRelay(name);
+    if (!r) throw new NotFound(`no relay "${name}"`);
+    this.stmt('UPDATE relays SET url = ?, stun_port = ? WHERE name = ?').run(patch.url ?? r.url, patch.stunPort ?? r.stunPort, name);
+    return this.getRelay(name)!;
+  }
+
+  /** A new secret for the relay (the old one stops working at once); returns it (shown once). */
+  rotateRelaySecret(name: string): string {
+    if (!this.getRelay(name)) throw new NotFound(`no relay "${name}"`);
+    const s = newSecret('relay', 'r');
+    this.stmt('UPDATE relays SET secret_id = ?, secret_hash = ? WHERE name = ?').run(s.id, s.hash, name);
+    return s.secret;
+  }
+
+  removeRelay(name: string): void {
+    if (this.stmt('DELETE FROM relays WHERE name = ?').run(name).changes === 0) throw new NotFound(`no relay "${name}"`);
   }
 
   // ── tailnets ────────────────────────────────────────────────────────────────

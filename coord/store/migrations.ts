@@ -201,4 +201,16 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE device_invites ADD COLUMN last_email_sent_at TEXT;
   ALTER TABLE user_invites ADD COLUMN last_email_sent_at TEXT;
   `,
+  // 8: the relay map's extra relays (`coord relays add`; coord's own relay comes from `coord serve`'s
+  // flags). Each standalone relay proves itself to coord with a secret stored only as a hash.
+  `
+  CREATE TABLE relays (
+    name         TEXT PRIMARY KEY,
+    url          TEXT NOT NULL,
+    stun_port    INTEGER NOT NULL DEFAULT 0,
+    secret_id    TEXT NOT NULL UNIQUE,
+    secret_hash  BLOB NOT NULL,
+    created      TEXT NOT NULL
+  );
+  `,
 ];

@@ -170,6 +170,19 @@ export interface LogStream {
 
 export type LogStreamConfig = Pick<LogStream, 'destinationType' | 'url' | 'user' | 'token' | 'compression'>;
 
+/** An extra relay of the relay map (`coord relays add`): a standalone `coord relay` process. */
+export interface RelayRecord {
+  name: string;
+  /** ws:// or wss:// URL devices connect to, path included. */
+  url: string;
+  /** STUN on this UDP port and the next, on the URL's host (0: none). */
+  stunPort: number;
+  /** Finds the row from the relay's secret (`mwkey-relay-<id>-…`). */
+  secretId: string;
+  secretHash: Buffer;
+  created: string;
+}
+
 export type AuditInput = Omit<AuditEntry, 'id' | 'eventTime' | 'tailnetId'>;
 
 // Device names are DNS labels (wire/names.ts).

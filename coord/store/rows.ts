@@ -1,6 +1,6 @@
 // The store's rows as SQLite returns them (snake_case, JSON as text, booleans as 0/1), and their
 // conversion to the model (model.ts). Only the store reads rows.
-import type { AuditEntry, Device, LogStream, DeviceInvite, Key, KeyType, Role, Share, Tailnet, User, UserInvite, UserStatus, Webhook } from './model.js';
+import type { AuditEntry, Device, DeviceInvite, Key, KeyType, LogStream, RelayRecord, Role, Share, Tailnet, User, UserInvite, UserStatus, Webhook } from './model.js';
 
 const bool = (v: unknown) => v === 1 || v === true;
 
@@ -120,4 +120,10 @@ export function logStreamFrom(r: LogStreamRow): LogStream {
     entriesSent: r.entries_sent, bytesSent: r.bytes_sent, requests: r.requests, failedRequests: r.failed_requests,
     droppedEntries: r.dropped_entries, lastActivity: r.last_activity, lastError: r.last_error,
   };
+}
+
+export interface RelayRow { name: string; url: string; stun_port: number; secret_id: string; secret_hash: Buffer; created: string }
+
+export function relayFrom(r: RelayRow): RelayRecord {
+  return { name: r.name, url: r.url, stunPort: r.stun_port, secretId: r.secret_id, secretHash: r.secret_hash, created: r.created };
 }

@@ -154,6 +154,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   if (!publicUrl) publicUrl = url;
   if (relay) hub.setRelays([{ name: o.relayName ?? 'coord', url: relayUrlOf(publicUrl) }]);
+  if (stun) hub.setStunPorts(stun.ports);
 
   return {
     url,

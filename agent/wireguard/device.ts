@@ -4,6 +4,7 @@
 // (the native addon's shape); per-packet work reuses preallocated buffers. Handshakes, cookies and
 // timers allocate (they are rare).
 import type { Tun, UdpBatchHandler, UdpSocket } from '../../native/index.js';
+import { classifyDatagram, DatagramKind } from '../connectivity/demux.js';
 import { AllowedIPs, formatIP, formatPrefix, parseIP, parsePrefix, type Prefix } from './allowedips.js';
 import { systemClock, type Clock } from './clock.js';
 import { PrivateKey, PublicKey, ctEqual, isZero, randomBytes } from './crypto.js';
@@ -33,6 +34,12 @@ export interface RelayLink {
 }
 
 export { RELAY_FAMILY };
+
+/**
+ * A datagram on the UDP socket that is not WireGuard (STUN, disco): a copy the handler may keep, and
+ * the source it came from.
+ */
+export type DatagramHandler = (packet: Buffer, from: { address: string; port: number }) => void;
 
 /** Called per packet; false drops it. `peer` is the peer it goes to or came from. */
 export type PacketHook = (buf: Buffer, offset: number, length: number, peer: Peer) => boolean;
@@ -141,6 +148,10 @@ export class Device implements NoiseHost, PeerHost {
   /** @internal */ udp: UdpLike | null = null;
   /** Where packets to peers without a working direct path go (null: always UDP, as plain WireGuard). */
   relay: RelayLink | null = null;
+  /** STUN answers arriving on the UDP socket (netcheck through WireGuard's own mapping); null: dropped. */
+  onStun: DatagramHandler | null = null;
+  /** Disco (path discovery) messages arriving on the UDP socket; null: dropped. */
+  onDisco: DatagramHandler | null = null;
   /** @internal */ readonly send: SendPath;
   /** @internal */ readonly receive: ReceivePath;
   /** @internal */ readonly handshakes: Handshakes;
@@ -299,6 +310,62 @@ export class Device implements NoiseHost, PeerHost {
       rxBytes: peer.rxBytes,
       lastHandshake: peer.lastHandshake,
     };
+  }
+
+  /**
+   * Path discovery's verdict for a peer: a confirmed direct endpoint (packets go there over UDP), or
+   * null (through the relay while it is connected; the endpoint stays as a fallback for when it is not).
+   * The peer's endpoint no longer roams: only this moves it. Sessions are untouched, so a connection
+   * over the tunnel never notices the switch.
+   */
+  setPeerPath(peer: Peer, endpoint: { address: string; port: number } | null): void {
+    peer.roams = false;
+    if (endpoint) {
+      const ip = parseIP(endpoint.address);
+      if (!ip || !(endpoint.port > 0 && endpoint.port < 65536)) throw new Error(`invalid endpoint ${endpoint.address} port ${endpoint.port}`);
+      peer.endpointAddr.fill(0);
+      ip.copy(peer.endpointAddr);
+      peer.endpointFamily = ip.length === 4 ? 4 : 6;
+      peer.endpointPort = endpoint.port;
+    }
+    peer.direct = endpoint !== null;
+    if (peer.staged.length > 0 && this.send.canReach(peer)) this.send.sendStaged(peer);
+  }
+
+  /**
+   * Sends one datagram that is not WireGuard (STUN, disco) from the WireGuard socket, so that it takes
+   * the same NAT mapping as WireGuard traffic. False if it could not be sent.
+   */
+  sendDatagram(packet: Buffer, address: string, port: number): boolean {
+    const ip = parseIP(address);
+    if (!ip || !this.udp || !(port > 0 && port < 65536) || packet.length > this.slot) return false;
+    const o = this.rawOut;
+    o.addrs.fill(0);
+    o.addrs.set(ip);
+    o.ports[0] = port;
+    o.families[0] = ip.length === 4 ? 4 : 6;
+    o.lengths[0] = packet.length;
+    return this.udp.sendBatch(packet, o.offsets, o.lengths, o.addrs, o.ports, o.families, 1) === 1;
+  }
+
+  private readonly rawOut = {
+    offsets: new Uint32Array(1),
+    lengths: new Uint32Array(1),
+    addrs: new Uint8Array(16),
+    ports: new Uint16Array(1),
+    families: new Uint8Array(1),
+  };
+
+  /** @internal A datagram that is not WireGuard, from the receive path: STUN and disco to their handlers. */
+  otherDatagram(buf: Buffer, off: number, len: number, family: number, addrs: Uint8Array, addrOff: number, port: number): void {
+    const kind = family === 4 || family === 6 ? classifyDatagram(buf.subarray(off, off + len)) : DatagramKind.Other;
+    const handler = kind === DatagramKind.Stun ? this.onStun : kind === DatagramKind.Disco ? this.onDisco : null;
+    if (handler === null) {
+      this.drops.malformed++;
+      return;
+    }
+    const address = formatIP(addrs.subarray(addrOff, addrOff + (family === 4 ? 4 : 16)));
+    handler(Buffer.from(buf.subarray(off, off + len)), { address, port });
   }
 
   /** Whether packets to the peer go through the relay now (no working direct path, relay connected). */

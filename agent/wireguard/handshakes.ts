@@ -6,7 +6,7 @@ import { Timer } from './clock.js';
 import { CookieChecker } from './cookie.js';
 import type { PublicKey } from './crypto.js';
 import type { Device } from './device.js';
-import { COOKIE_RECEIVER, MSG_COOKIE_REPLY, MSG_INITIATION, RELAY_FAMILY, RESP_RECEIVER } from './messages.js';
+import { COOKIE_RECEIVER, MSG_COOKIE_REPLY, MSG_INITIATION, RESP_RECEIVER } from './messages.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveKeypair, type Keypair } from './noise.js';
 import { MAX_EARLY_INITIATIONS, REKEY_TIMEOUT, type Peer } from './peer.js';
 import { HandshakeQueue } from './hsqueue.js';
@@ -154,8 +154,6 @@ export class Handshakes {
     }
     const peer = res.hs.owner as Peer;
     peer.updateEndpoint(family, addrs, addrOff, port);
-    // The peer greets us through the relay: its direct path to us does not work, so answer there too.
-    if (family === RELAY_FAMILY) peer.direct = false;
     peer.rxBytes += msg.length;
     const resp = createResponse(dev, res.hs);
     if (!resp) {
@@ -183,7 +181,6 @@ export class Handshakes {
     }
     const peer = e.peer;
     peer.updateEndpoint(family, addrs, addrOff, port);
-    if (family === RELAY_FAMILY) peer.direct = false;
     peer.rxBytes += msg.length;
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketReceived();
@@ -254,9 +251,6 @@ export class Handshakes {
     peer.cookies.addMacs(msg);
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketSent();
-    // Through the relay: the endpoint gets the same initiation first, and whichever copy the peer takes
-    // first decides the path (an answer over UDP confirms the direct path; the other copy is a replay).
-    if (dev.send.relayed(peer)) dev.send.sendOneUdp(peer, msg, 0, msg.length);
     dev.send.sendOne(peer, msg, 0, msg.length);
     dev.handshakeCounts.initiated++;
     peer.timersHandshakeInitiated();

@@ -75,7 +75,8 @@ export class ReceivePath {
         }
         hs.handle(Buffer.from(buf.subarray(off, off + len)), type, families[i], addrs, i * 16, ports[i]);
       } else {
-        dev.drops.malformed++;
+        // Not WireGuard: STUN or disco sharing the socket, else malformed (off the transport fast path).
+        dev.otherDatagram(buf, off, len, families[i], addrs, i * 16, ports[i]);
       }
     }
     if (t > 0) this.open(buf, addrs, ports, families, t, now);

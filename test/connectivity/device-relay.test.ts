@@ -1,7 +1,7 @@
 // The WireGuard device with a relay: two devices on an in-memory UDP network and the real relay
 // (RelayServer and RelayClient over WebSocket on loopback). With UDP blocked, packets go through the
-// relay both ways and never move a peer's UDP endpoint; with UDP working, the first handshake goes both
-// ways at once and an answer over UDP takes the peers direct.
+// relay both ways and never move a peer's UDP endpoint; with UDP working, they stay on the relay until
+// path discovery (setPeerPath) says a direct path works.
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -110,35 +110,32 @@ describe('device through the relay', () => {
     expect(a.dev.drops.sendBlocked).toBe(0);
   });
 
-  it('with UDP working, goes direct after the first handshake and sends data over UDP', async () => {
+  it('with UDP working, stays on the relay until path discovery confirms a direct path (no guessing from handshakes)', async () => {
     const { net, a, b, send, tick } = await setup(true);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
     await until(() => b.tun.packets.length === 1, 'b to receive', tick);
+    send(b.dev, [ipv4Packet('10.9.0.2', '10.9.0.1', 'answer')]);
+    await until(() => a.tun.packets.length === 1, 'a to receive', tick);
     const pa = a.dev.listPeers()[0]!;
-    await until(() => pa.direct, 'a to go direct', tick);
-    const before = net.log.filter((d) => d.data[0] === MSG_TRANSPORT).length;
-    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'second')]);
-    await until(() => b.tun.packets.length === 2, 'b to receive the second', tick);
-    expect(net.log.filter((d) => d.data[0] === MSG_TRANSPORT).length).toBe(before + 1);
-    expect(a.dev.relayed(pa)).toBe(false);
+    expect(pa.direct).toBe(false);
+    expect(a.dev.relayed(pa)).toBe(true);
+    expect(net.log.filter((d) => d.data[0] === MSG_TRANSPORT)).toHaveLength(0);
   });
 
-  it('when the direct path dies, a handshake through the relay takes both sides back to the relay', async () => {
+  it('follows setPeerPath: over UDP once direct, back through the relay when not, on the same session', async () => {
     const { net, a, b, send, tick } = await setup(true);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    await until(() => b.tun.packets.length === 1, 'the session through the relay', tick);
     const pa = a.dev.listPeers()[0]!;
-    const pb = b.dev.listPeers()[0]!;
-    await until(() => b.tun.packets.length === 1 && pa.direct && pb.direct, 'the direct path', tick);
-    // UDP dies; a notices (as its retransmit or new-handshake timer would) and greets b again.
+    const handshakes = a.dev.handshakeCounts.completed;
+    a.dev.setPeerPath(pa, { address: '10.200.0.1', port: b.dev.port });
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'direct')]);
+    await until(() => b.tun.packets.length === 2, 'the packet over UDP', tick);
+    expect(net.log.filter((d) => d.data[0] === MSG_TRANSPORT)).toHaveLength(1);
     net.dropIf = () => true;
-    pa.direct = false;
-    const before = pa.lastHandshake;
-    await new Promise((r) => setTimeout(r, 50)); // responders refuse initiations less than 20 ms apart
-    pa.handshake.lastSentInitiation = -Infinity; // as if REKEY_TIMEOUT had passed
-    a.dev.initiateHandshake(b.dev.publicKey!.raw);
-    await until(() => pa.lastHandshake > before, 'the handshake through the relay', tick);
-    expect(pb.direct).toBe(false); // b answered through the relay, not into the dead UDP path
-    send(b.dev, [ipv4Packet('10.9.0.2', '10.9.0.1', 'back')]);
-    await until(() => a.tun.packets.length === 1, 'a to receive through the relay', tick);
+    a.dev.setPeerPath(pa, null);
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'relayed again')]);
+    await until(() => b.tun.packets.length === 3, 'the packet through the relay', tick);
+    expect(a.dev.handshakeCounts.completed).toBe(handshakes);
   });
 });

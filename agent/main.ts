@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The node agent's command line. Each subcommand lives in its own module; this table names them.
 import { dispatch, type Command } from '../wire/cli.js';
-import { dnsCommand, downCommand, logoutCommand, metricsCommand, statusCommand, upCommand, whoisCommand } from './cli/commands.js';
+import { dnsCommand, downCommand, logoutCommand, metricsCommand, pingCommand, statusCommand, upCommand, whoisCommand } from './cli/commands.js';
 import { daemonCommand } from './daemon/index.js';
 import { wireguardCommand } from './wireguard/index.js';
 
@@ -10,6 +10,7 @@ const commands: Record<string, Command> = {
   down: downCommand,
   status: statusCommand,
   whois: whoisCommand,
+  ping: pingCommand,
   dns: dnsCommand,
   logout: logoutCommand,
   metrics: metricsCommand,

@@ -373,9 +373,16 @@ export class Device implements NoiseHost, PeerHost {
     return this.send.relayed(peer);
   }
 
-  /** The relay is connected (again): packets that waited for a way to the peers go now. */
+  /**
+   * The relay is connected (again): packets that waited for a way to the peers go now, and a handshake
+   * still unanswered for a peer without a direct path (its initiation went over UDP into the void while
+   * the relay was down) is sent again at once through the relay rather than after REKEY_TIMEOUT.
+   */
   relayReady(): void {
-    for (const peer of this.peers.values()) if (peer.staged.length > 0 && this.send.canReach(peer)) this.send.sendStaged(peer);
+    for (const peer of this.peers.values()) {
+      if (!peer.direct && peer.retransmitHandshake.pending() && !peer.canSend(peer.current, this.clock.now())) this.handshakes.retryNow(peer);
+      else if (peer.staged.length > 0 && this.send.canReach(peer)) this.send.sendStaged(peer);
+    }
   }
 
   /**

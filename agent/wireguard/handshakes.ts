@@ -28,6 +28,8 @@ const HANDSHAKE_BURST = 100;
 const HANDSHAKE_QUEUE = 512;
 /** At most one search for the sender of a transport message with an unknown session per this many ms. */
 const UNKNOWN_SESSION_SEARCH_MS = 10;
+/** retryNow waits this long after the last initiation (the responder refuses ones < 20 ms apart). */
+const RETRY_NOW_MIN_MS = 50;
 
 export class Handshakes {
   private readonly cookieChecker: CookieChecker;
@@ -220,6 +222,16 @@ export class Handshakes {
     if (!isRetry) peer.handshakeAttempts = 0;
     const now = this.dev.clock.now();
     if (now - peer.handshake.lastSentInitiation < REKEY_TIMEOUT) return;
+    this.initiate(peer);
+  }
+
+  /**
+   * Sends the initiation again now instead of at the retransmit timer (the path it went over was no
+   * path: see Device.relayReady). Not within RETRY_NOW_MIN_MS of the last one, which the peer would
+   * refuse as a flood.
+   */
+  retryNow(peer: Peer): void {
+    if (this.dev.clock.now() - peer.handshake.lastSentInitiation < RETRY_NOW_MIN_MS) return;
     this.initiate(peer);
   }
 

@@ -10,6 +10,7 @@ import { RelayClient } from '../../agent/connectivity/relay-client.js';
 import { Device } from '../../agent/wireguard/device.js';
 import { MemNetwork, MemTun, ipv4Packet } from '../../agent/wireguard/memnet.js';
 import { MSG_TRANSPORT } from '../../agent/wireguard/messages.js';
+import { REKEY_TIMEOUT } from '../../agent/wireguard/peer.js';
 import { RelayServer } from '../../coord/relay/server.js';
 import { X25519Key } from '../../wire/x25519.js';
 
@@ -97,6 +98,19 @@ describe('device through the relay', () => {
     expect(a.dev.relayed(pa)).toBe(true);
     expect(a.dev.endpointText(pa)).toBe(`10.200.0.1:${b.dev.port}`);
     expect(b.dev.endpointText(pb)).toBe(`10.200.0.1:${a.dev.port}`);
+  });
+
+  it('sends a handshake that went into the void again through the relay as soon as it connects', async () => {
+    const { a, b, send, tick } = await setup(false);
+    a.client.close(); // no relay yet: the initiation goes to the UDP endpoint, which drops it
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    expect(a.dev.handshakeCounts.initiated).toBe(1);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    a.client.start();
+    await until(() => b.tun.packets.length === 1, 'the packet through the relay', tick);
+    expect(a.dev.handshakeCounts.initiated).toBe(2);
+    expect(Date.now() - t0).toBeLessThan(REKEY_TIMEOUT); // not the retransmit timer
   });
 
   it('splits a large batch into frames the relay accepts, and loses none', async () => {

@@ -273,6 +273,18 @@ describe('Device', () => {
     expect(pb.direct).toBe(false);
   });
 
+  it('greets a device that greeted it first as soon as it becomes a peer, not after the retransmit', () => {
+    const { net, a, b, send, run } = pair();
+    b.dev.removePeer(keyA.publicKey.raw); // b's netmap does not list a yet
+    send(a, AB);
+    net.flush();
+    expect(b.tun.packets).toHaveLength(0);
+    run(100);
+    b.dev.setPeer(keyA.publicKey.raw, { endpoint: `10.200.0.1:${a.dev.port}`, allowedIPs: ['10.9.0.1/32'] });
+    run(500); // well within REKEY_TIMEOUT (5 s), when a would try again on its own
+    expect(b.tun.packets).toEqual([AB]);
+  });
+
   it('answers with a cookie under load, and the initiator retries with mac2', () => {
     const { clock, net, a, b, send, types } = pair({ b: { underLoadThreshold: 0 } });
     send(a, AB);

@@ -124,6 +124,9 @@ export interface SessionEntry {
 }
 
 const NO_PEER_KEY = Buffer.alloc(32);
+/** How long, and for how many keys, an initiation from a not-yet peer is remembered (greetedBy). */
+const GREETED_BY_MS = 10_000;
+const GREETED_BY_MAX = 64;
 
 export class Device implements NoiseHost, PeerHost {
   staticKey: PrivateKey | null = null;
@@ -280,6 +283,11 @@ export class Device implements NoiseHost, PeerHost {
     }
     // Packets that waited for an endpoint can go now.
     if (peer.staged.length > 0 && this.send.canReach(peer)) this.send.sendStaged(peer);
+    const greeted = created ? this.greetedBy.get(pubKey.hex) : undefined;
+    if (greeted !== undefined) {
+      this.greetedBy.delete(pubKey.hex);
+      if (this.clock.now() - greeted < GREETED_BY_MS) this.handshakes.sendInitiation(peer, false);
+    }
     return peer;
   }
 
@@ -469,7 +477,21 @@ export class Device implements NoiseHost, PeerHost {
   // ---- NoiseHost ----
 
   lookupByStatic(pub: Buffer): Handshake | undefined {
-    return this.peers.get(pub.toString('hex'))?.handshake;
+    const hs = this.peers.get(pub.toString('hex'))?.handshake;
+    if (!hs) this.noteUnknownInitiator(pub);
+    return hs;
+  }
+
+  /**
+   * Devices that greeted us before they were our peers, by key → when. A new peer and its netmap
+   * reach two devices at about the same time: when its initiation wins the race, we greet it back as
+   * soon as it becomes a peer (setPeer), instead of leaving it to retransmit after REKEY_TIMEOUT.
+   */
+  private readonly greetedBy = new Map<string, number>();
+
+  private noteUnknownInitiator(pub: Buffer): void {
+    if (this.greetedBy.size >= GREETED_BY_MAX) this.greetedBy.delete(this.greetedBy.keys().next().value!);
+    this.greetedBy.set(pub.toString('hex'), this.clock.now());
   }
 
   allocateIndex(hs: Handshake): number {

@@ -155,6 +155,15 @@ describe('PathDiscovery on WireGuard devices', () => {
     expect(l.relayed).toBe(relayedBefore);
   });
 
+  it('probes as soon as a WireGuard session begins, without waiting for a tick', () => {
+    const l = lab();
+    for (const s of l.sides) s.dev.onSession = (peer) => s.disco.sessionStarted(peer);
+    l.send(l.a, '10.9.0.2', 'first');
+    expect(l.b.tun.packets).toHaveLength(1);
+    expect(l.peerOf(l.a).direct).toBe(true);
+    expect(l.peerOf(l.b).direct).toBe(true);
+  });
+
   it('falls back to the relay when UDP dies, keeps the session, and returns when it heals', () => {
     const l = lab();
     l.send(l.a, '10.9.0.2', 'first');

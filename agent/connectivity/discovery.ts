@@ -61,6 +61,7 @@ export class PathDiscovery {
   private readonly box: DiscoBox;
   private readonly byDisco = new Map<string, DiscoPeer>();
   private readonly byNode = new Map<string, DiscoPeer>();
+  private readonly byWg = new Map<Peer, DiscoPeer>();
   private readonly isKnown = (key: Buffer) => this.byDisco.has(key.toString('hex'));
 
   constructor(private readonly o: DiscoveryOptions) {
@@ -98,6 +99,7 @@ export class PathDiscovery {
         dp = { cfg, discoHex, wg, paths, tx: wg.txBytes, rx: wg.rxBytes, activeAt: -Infinity };
         this.byNode.set(cfg.nodeKey, dp);
         this.byDisco.set(discoHex, dp);
+        this.byWg.set(wg, dp);
         this.o.device.setPeerPath(wg, null);
       }
       dp.cfg = cfg;
@@ -108,6 +110,7 @@ export class PathDiscovery {
   private drop(dp: DiscoPeer): void {
     this.byNode.delete(dp.cfg.nodeKey);
     this.byDisco.delete(dp.discoHex);
+    this.byWg.delete(dp.wg);
     this.box.forget(dp.cfg.discoKey!);
     // Back to plain WireGuard's behaviour for this peer (if it is still there).
     dp.wg.direct = false;
@@ -140,10 +143,19 @@ export class PathDiscovery {
       if (wg.txBytes !== dp.tx || wg.rxBytes !== dp.rx || wg.staged.length > 0) {
         dp.tx = wg.txBytes;
         dp.rx = wg.rxBytes;
+        if (now - dp.activeAt > ACTIVE_MS) dp.paths.wake(); // traffic again after idling: probe at once
         dp.activeAt = now;
       }
       dp.paths.tick(now - dp.activeAt <= ACTIVE_MS);
     }
+  }
+
+  /** A WireGuard session with the peer began: traffic follows, so probe for a direct path now. */
+  sessionStarted(wg: Peer): void {
+    const dp = this.byWg.get(wg);
+    if (!dp) return;
+    dp.activeAt = this.o.now();
+    dp.paths.wake();
   }
 
   /** A disco datagram from the WireGuard socket. */

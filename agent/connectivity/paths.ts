@@ -113,6 +113,18 @@ export class PeerPaths {
   }
 
   /**
+   * Traffic to or from the peer starts (a new session, or the first packets after idling): without a
+   * trusted direct path, ping every candidate not pinged in the last second, and ask the peer through
+   * the relay to ping back, now rather than at the next reprobe.
+   */
+  wake(): void {
+    if (this.trustedBest()) return;
+    const now = this.o.now();
+    for (const c of this.candidates.values()) if (now - c.lastPingAt >= PING_BACK_MS) this.ping(c);
+    if (this.candidates.size && now - this.lastCallMeMaybeAt >= PING_BACK_MS) this.callMeMaybe();
+  }
+
+  /**
    * Pings the peer now (`agent ping`): over the direct path in use if there is one, else over every
    * candidate and through the relay. `onPong` gets each answer; a pong over UDP also confirms its path
    * as any other does.

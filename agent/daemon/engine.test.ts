@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { FilterRule } from '../../wire/types.js';
 import type { Netmap, PeerNode } from '../../wire/protocol.js';
 import { MemNetwork, MemTun, PrivateKey, ipv4Packet } from '../wireguard/index.js';
+import { isDiscoPacket } from '../connectivity/disco.js';
 import { Engine, type TunDevice } from './engine.js';
 
 class FakeTun extends MemTun implements TunDevice {
@@ -201,10 +202,12 @@ describe('Engine', () => {
     const bKey = B.key.publicKey.raw.toString('base64');
     const peer = a.engine.device.getPeer(B.key.publicKey.raw)!;
     expect(peer.roams).toBe(false);
+    net.dropIf = (d) => isDiscoPacket(d); // no pongs yet
     send(a.engine, ipv4Packet(A.ip, B.ip, 'hello'));
     expect(b.tun.packets).toHaveLength(1); // no relay here: plain UDP to the listed endpoint
-    expect(peer.direct).toBe(false);
+    expect(peer.direct).toBe(false); // the session's probes went unanswered
     expect(a.engine.peerLive(bKey)!.endpoint).toBeNull(); // not confirmed
+    net.dropIf = null;
     const pong = a.engine.ping(bKey, 5000);
     net.flush();
     expect(await pong).toMatchObject({ path: 'direct', endpoint: `10.200.0.1:${b.engine.listenPort}`, relay: null });

@@ -127,6 +127,7 @@ export class Engine {
       log: (level, msg, fields) => opts.log(level, msg, fields),
     });
     device.onDisco = (packet, from) => this.discovery.receiveUdp(packet, from);
+    device.onSession = (peer) => this.discovery.sessionStarted(peer);
     device.onStun = (packet, from) => {
       for (const h of this.stunHandlers) h(packet, from);
     };

@@ -155,6 +155,8 @@ export class Device implements NoiseHost, PeerHost {
   onStun: DatagramHandler | null = null;
   /** Disco (path discovery) messages arriving on the UDP socket; null: dropped. */
   onDisco: DatagramHandler | null = null;
+  /** A handshake gave the peer a new session (path discovery probes then). */
+  onSession: ((peer: Peer) => void) | null = null;
   /** @internal */ readonly send: SendPath;
   /** @internal */ readonly receive: ReceivePath;
   /** @internal */ readonly handshakes: Handshakes;

@@ -6,7 +6,7 @@ import { Timer } from './clock.js';
 import { CookieChecker } from './cookie.js';
 import type { PublicKey } from './crypto.js';
 import type { Device } from './device.js';
-import { COOKIE_RECEIVER, MSG_COOKIE_REPLY, MSG_INITIATION, RESP_RECEIVER } from './messages.js';
+import { COOKIE_RECEIVER, MSG_COOKIE_REPLY, MSG_INITIATION, RELAY_FAMILY, RESP_RECEIVER } from './messages.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveKeypair, type Keypair } from './noise.js';
 import { MAX_EARLY_INITIATIONS, REKEY_TIMEOUT, type Peer } from './peer.js';
 import { HandshakeQueue } from './hsqueue.js';
@@ -169,6 +169,10 @@ export class Handshakes {
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketSent();
     dev.send.sendOne(peer, resp, 0, resp.length);
+    // Path discovery has not confirmed a direct path (so the answer went to the relay), but the
+    // initiation came over UDP: answer there too. The peer's relay may not be connected yet (it has
+    // just started); this does not move the peer's endpoint, and the copy that loses is dropped.
+    if (!peer.roams && !peer.direct && family !== RELAY_FAMILY && dev.send.relayed(peer)) dev.send.sendTo(resp, family, addrs, addrOff, port);
     // Packets wait for this peer, or our own initiation to it is unanswered (say both sides greeted
     // each other on starting): either way a collision would leave us without a session for 5 s.
     if (peer.staged.length > 0 || peer.retransmitHandshake.pending()) this.answeredWhileWaiting(peer);
@@ -292,6 +296,7 @@ export class Handshakes {
   private beginSession(peer: Peer, kp: Keypair): void {
     const dev = this.dev;
     dev.handshakeCounts.completed++;
+    dev.onSession?.(peer);
     dev.sessions.set(kp.localIndex, { peer, keypair: kp });
     if (kp.isInitiator) {
       if (peer.next) {

@@ -113,6 +113,18 @@ describe('device through the relay', () => {
     expect(Date.now() - t0).toBeLessThan(REKEY_TIMEOUT); // not the retransmit timer
   });
 
+  it('answers an initiation that came over UDP there too while the peer is relayed (its relay may not be up yet)', async () => {
+    const { a, b, send, tick } = await setup(true);
+    a.dev.setPeerPath(a.dev.listPeers()[0]!, null); // path discovery owns both peers: relayed, no roaming
+    b.dev.setPeerPath(b.dev.listPeers()[0]!, null);
+    b.client.close(); // b has just started: no relay yet, so its initiation goes over UDP
+    send(b.dev, [ipv4Packet('10.9.0.2', '10.9.0.1', 'from b')]);
+    // a's answer through the relay cannot reach b; the copy over UDP does, long before b would retry.
+    await until(() => a.tun.packets.length === 1, 'b’s packet at a', tick, REKEY_TIMEOUT - 1000);
+    expect(a.dev.endpointText(a.dev.listPeers()[0]!)).toBe(`10.200.0.1:${b.dev.port}`);
+    expect(a.dev.listPeers()[0]!.direct).toBe(false);
+  });
+
   it('splits a large batch into frames the relay accepts, and loses none', async () => {
     const { a, b, send, tick } = await setup(false);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);

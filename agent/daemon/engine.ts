@@ -268,7 +268,7 @@ export class Engine {
     const client = new RelayClient({
       url: want.url,
       key: new X25519Key(this.opts.privateKey),
-      onPacket: (src, packet) => (isDiscoPacket(packet) ? this.discovery.receiveRelay(Buffer.from(src), Buffer.from(packet)) : device.relayReceive(packet)),
+      onPacket: (src, packet) => (isDiscoPacket(packet) ? this.discovery.receiveRelay(Buffer.from(src), Buffer.from(packet)) : device.relayReceive(packet, src)),
       onState: (state, detail) => {
         if (state === 'connected') {
           this.opts.log('info', `relay "${want.name}" connected`, { url: want.url });

@@ -397,18 +397,26 @@ export class Device implements NoiseHost, PeerHost {
 
   /**
    * A message from a peer through the relay (valid only during the call; opened in place): the same
-   * receive path as a UDP datagram, but it never moves the peer's UDP endpoint.
+   * receive path as a UDP datagram, but it never moves the peer's UDP endpoint. `src`, the sender's
+   * public key as the relay authenticated it, lets a transport message for a session we no longer
+   * have (after our restart) start a handshake with its sender, as one over UDP does by its address.
    */
-  relayReceive(packet: Buffer): void {
+  relayReceive(packet: Buffer, src: Uint8Array | null = null): void {
     if (this.closed) return;
     const r = this.relayIn;
     r.lengths[0] = packet.length;
+    this.relaySrc = src;
     try {
       this.receive.udpBatch(packet, r.offsets, r.lengths, r.addrs, r.ports, r.families, 1);
     } catch (err) {
       this.internalError(err);
+    } finally {
+      this.relaySrc = null;
     }
   }
+
+  /** @internal The relay's sender of the message being received (see relayReceive). */
+  relaySrc: Uint8Array | null = null;
 
   private readonly relayIn = {
     offsets: new Uint32Array(1),

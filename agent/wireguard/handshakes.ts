@@ -201,14 +201,16 @@ export class Handshakes {
    * A transport message named a receiver index we do not know. After our restart that is how our
    * peers' packets look: they still use the session they had with our previous run, and would wait out
    * their keepalive and rekey timers (~15 s) before handshaking again. So if the sender is a peer we
-   * know (by the endpoint the message came from), we initiate now; sendInitiation already sends at most
+   * know (by the endpoint the message came from, or by its key as the relay names it), we initiate
+   * now; sendInitiation already sends at most
    * one initiation per peer per REKEY_TIMEOUT. The search itself is rate-limited, since anyone can send
    * such messages.
    */
   unknownSession(family: number, addrs: Uint8Array, addrOff: number, port: number, now: number): void {
     if (now < this.nextUnknownSearch) return;
     this.nextUnknownSearch = now + UNKNOWN_SESSION_SEARCH_MS;
-    const peer = this.dev.peerAtEndpoint(family, addrs, addrOff, port);
+    const dev = this.dev;
+    const peer = family === RELAY_FAMILY ? (dev.relaySrc ? (dev.getPeer(dev.relaySrc) ?? null) : null) : dev.peerAtEndpoint(family, addrs, addrOff, port);
     if (peer !== null) this.sendInitiation(peer, false);
   }
 

@@ -79,7 +79,7 @@ describe('device through the relay', () => {
       });
       from.onTunBatch(buf, offsets, lengths, pkts.length);
     };
-    return { net, a, b, send, tick: () => net.flush() };
+    return { net, a, b, send, tick: () => net.flush(), url, raws, keys };
   }
 
   it('with UDP blocked, carries packets both ways through the relay without touching the endpoints', async () => {
@@ -123,6 +123,32 @@ describe('device through the relay', () => {
     await until(() => a.tun.packets.length === 1, 'b’s packet at a', tick, REKEY_TIMEOUT - 1000);
     expect(a.dev.endpointText(a.dev.listPeers()[0]!)).toBe(`10.200.0.1:${b.dev.port}`);
     expect(a.dev.listPeers()[0]!.direct).toBe(false);
+  });
+
+  it('a restarted device answers a packet for a lost session, arriving through the relay, with a handshake', async () => {
+    const { net, a, b, send, tick, url, raws, keys } = await setup(false);
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    await until(() => b.tun.packets.length === 1, 'the session', tick);
+    // b restarts: same key, no sessions.
+    b.client.close();
+    b.dev.close();
+    const tun = new MemTun();
+    const dev = new Device({ bindUdp: (port, cb) => net.bind(port, cb), tun });
+    dev.setPrivateKey(raws[1]!);
+    dev.up();
+    dev.setPeer(keys[0]!.publicKey, { endpoint: `10.200.0.1:${a.dev.port}`, allowedIPs: ['10.9.0.1/32'] });
+    const client = new RelayClient({ url, key: keys[1]!, onPacket: (src, p) => dev.relayReceive(p, src), onState: (st) => st === 'connected' && dev.relayReady() }).start();
+    dev.relay = client;
+    await client.waitConnected();
+    try {
+      send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'for the old session')]); // b has no such session
+      await until(() => dev.handshakeCounts.completed > 0, 'b to handshake with a', tick, REKEY_TIMEOUT);
+      send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'after')]);
+      await until(() => tun.packets.length > 0, 'the packet on the new session', tick, REKEY_TIMEOUT);
+    } finally {
+      client.close();
+      dev.close();
+    }
   });
 
   it('splits a large batch into frames the relay accepts, and loses none', async () => {

@@ -316,11 +316,17 @@ export class Daemon {
 
   // ---- coord ----
 
-  /** This device's endpoints: its LAN addresses with the WireGuard port, then the public ones STUN found. */
+  /**
+   * This device's endpoints: its LAN addresses with the WireGuard port, then the public ones STUN found.
+   * Not those behind a NAT that maps per destination: a peer would reach none of them (each
+   * destination gets its own mapping), and they change with every netcheck, which would send every
+   * peer a new netmap each time.
+   */
   private endpoints(): string[] {
     const port = this.engine?.listenPort ?? this.opts.port;
     const out = localEndpoints(networkInterfaces(), port, this.opts.tunName);
-    for (const e of this.lastNetcheck?.publicEndpoints ?? []) if (!out.includes(e)) out.push(e);
+    const nc = this.lastNetcheck;
+    if (nc && nc.mappingVariesByDest !== true) for (const e of nc.publicEndpoints) if (!out.includes(e)) out.push(e);
     return out;
   }
 

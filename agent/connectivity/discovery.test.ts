@@ -217,15 +217,21 @@ describe('PathDiscovery on WireGuard devices', () => {
     expect(l.a.disco.counters.refused).toBe(refused + 2);
     expect(l.peerOf(l.a).direct).toBe(false);
 
-    // 3. A genuine pong from b, answering a's ping, but replayed from the attacker's address.
+    // 3. Genuine pongs from b, answering a's pings, taken off the wire and replayed from the
+    // attacker's address.
     l.net.dropIf = null;
-    const seen = l.net.log.length;
-    l.net.dropIf = (d) => isDiscoPacket(d);
-    l.advance(REPROBE_RELAYED_MS); // a pings again; b answers (dropped on the way)
-    l.net.dropIf = null;
-    const bPongs = l.net.log.slice(seen).filter((d) => isDiscoPacket(d.data) && d.fromPort === l.b.port);
-    expect(bPongs.length).toBeGreaterThan(0);
-    for (const p of bPongs) l.net.inject(p.data, l.a.port, 6666);
+    const taken: Buffer[] = [];
+    const sendDatagram = l.b.dev.sendDatagram.bind(l.b.dev);
+    l.b.dev.sendDatagram = (packet) => (taken.push(Buffer.from(packet)), true);
+    l.advance(REPROBE_RELAYED_MS); // a pings again; b answers into `taken`
+    l.b.dev.sendDatagram = sendDatagram;
+    const asA = new DiscoBox(l.a.discoKey); // to tell the pongs from the pings
+    const pongs = taken.filter((d) => {
+      const r = asA.open(d, () => true);
+      return r.ok && r.message.type === 'pong';
+    });
+    expect(pongs.length).toBeGreaterThan(0);
+    for (const p of pongs) l.net.inject(p, l.a.port, 6666);
     l.pump();
     expect(l.peerOf(l.a).direct).toBe(false);
     expect(l.a.disco.path('n1')).toEqual({ kind: 'relay' });

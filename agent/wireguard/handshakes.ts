@@ -28,6 +28,8 @@ const HANDSHAKE_BURST = 100;
 const HANDSHAKE_QUEUE = 512;
 /** At most one search for the sender of a transport message with an unknown session per this many ms. */
 const UNKNOWN_SESSION_SEARCH_MS = 10;
+/** A first initiation through the relay still unanswered after this long is sent again (see initiate). */
+const RELAY_EARLY_RETRY_MS = 1000;
 /** retryNow waits this long after the last initiation (the responder refuses ones < 20 ms apart). */
 const RETRY_NOW_MIN_MS = 50;
 
@@ -269,9 +271,14 @@ export class Handshakes {
     peer.cookies.addMacs(msg);
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketSent();
+    const relayed = dev.send.relayed(peer);
     dev.send.sendOne(peer, msg, 0, msg.length);
     dev.handshakeCounts.initiated++;
     peer.timersHandshakeInitiated();
+    // Through the relay an answer takes well under a second; if none came (a relay reconnecting, a
+    // peer whose netmap lags), try once more early instead of waiting out REKEY_TIMEOUT. sendEarly
+    // skips it once a session exists, and allows at most MAX_EARLY_INITIATIONS per REKEY_TIMEOUT.
+    if (relayed && peer.handshakeAttempts === 0 && !peer.canSend(peer.current, dev.clock.now())) peer.earlyInitiationTimer.mod(RELAY_EARLY_RETRY_MS);
   }
 
   /**

@@ -141,14 +141,34 @@ describe('device through the relay', () => {
     dev.relay = client;
     await client.waitConnected();
     try {
+      const old = a.dev.listPeers()[0]!.current;
       send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'for the old session')]); // b has no such session
-      await until(() => dev.handshakeCounts.completed > 0, 'b to handshake with a', tick, REKEY_TIMEOUT);
+      // b handshakes with a; a takes the new session once b's first message on it arrives.
+      await until(() => dev.handshakeCounts.completed > 0 && a.dev.listPeers()[0]!.current !== old, 'b to handshake with a', tick, REKEY_TIMEOUT);
       send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'after')]);
       await until(() => tun.packets.length > 0, 'the packet on the new session', tick, REKEY_TIMEOUT);
     } finally {
       client.close();
       dev.close();
     }
+  });
+
+  it('sends a first initiation lost on the way through the relay again after a second, not after REKEY_TIMEOUT', async () => {
+    const { a, b, send, tick } = await setup(false);
+    const real = a.dev.relay!;
+    let dropped = 0;
+    a.dev.relay = {
+      get connected() {
+        return real.connected;
+      },
+      send: (dst, packet) => (dropped++ === 0 ? true : real.send(dst, packet)), // the relay loses the first
+      sendFrame: (frame) => real.sendFrame(frame),
+    };
+    const t0 = Date.now();
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    await until(() => b.tun.packets.length === 1, 'the packet', tick, REKEY_TIMEOUT);
+    expect(Date.now() - t0).toBeLessThan(REKEY_TIMEOUT - 1000);
+    expect(a.dev.handshakeCounts.initiated).toBe(2);
   });
 
   it('splits a large batch into frames the relay accepts, and loses none', async () => {

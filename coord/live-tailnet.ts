@@ -24,6 +24,8 @@ interface Sent {
   dns: string;
   /** The relay map as JSON, '' when there is none. */
   relays: string;
+  /** coord's STUN ports as JSON ('' when STUN is off). */
+  stun: string;
   /** The peers as sent: ids and their JSON, in the same order. */
   peerIds: string[];
   peerTexts: string[];
@@ -126,6 +128,7 @@ export class LiveTailnet {
       nextVersion(): number;
       /** The relay map as JSON ('' for none). */
       relaysJson(): string;
+      stunPortsJson(): string;
       /** The node keys of the peers a device's netmap now lists (null: it has no netmap any more). */
       peersSent(deviceId: string, nodeKey: string, peerKeys: string[] | null): void;
     },
@@ -395,6 +398,7 @@ export class LiveTailnet {
       shared,
       dns: this.dnsJson(),
       relays: this.hub.relaysJson(),
+      stun: this.hub.stunPortsJson(),
       peerIds: peers,
       peerTexts,
     };
@@ -403,7 +407,8 @@ export class LiveTailnet {
     if (force || !prev) {
       const sharedPart = now.shared === '' ? '' : `,"sharedPeerRules":${now.shared}`;
       const relaysPart = now.relays === '' ? '' : `,"relays":${now.relays}`;
-      line = `{"type":"netmap","netmap":{"version":${this.hub.nextVersion()},"self":${now.self},"peers":[${now.peerTexts.join(',')}],"packetFilter":${now.filter}${sharedPart},"dns":${now.dns}${relaysPart}}}\n`;
+      const stunPart = now.stun === '' ? '' : `,"stunPorts":${now.stun}`;
+      line = `{"type":"netmap","netmap":{"version":${this.hub.nextVersion()},"self":${now.self},"peers":[${now.peerTexts.join(',')}],"packetFilter":${now.filter}${sharedPart},"dns":${now.dns}${relaysPart}${stunPart}}}\n`;
     } else {
       let parts = '';
       if (prev.self !== now.self) parts += `,"self":${now.self}`;
@@ -411,6 +416,7 @@ export class LiveTailnet {
       if (prev.shared !== now.shared) parts += `,"sharedPeerRules":${now.shared === '' ? '[]' : now.shared}`;
       if (prev.dns !== now.dns) parts += `,"dns":${now.dns}`;
       if (prev.relays !== now.relays) parts += `,"relays":${now.relays === '' ? '[]' : now.relays}`;
+      if (prev.stun !== now.stun) parts += `,"stunPorts":${now.stun === '' ? '[]' : now.stun}`;
       const upsert: string[] = [];
       const removed: string[] = [];
       const sameOrder = prev.peerIds.length === peers.length && prev.peerIds.every((p, i) => p === peers[i]);

@@ -31,6 +31,7 @@ export class NetmapHub {
   private lastVersion = 0;
   observer: HubObserver | null = null;
   private relaysText = '';
+  private stunPortsText = '';
   /** Per streaming device (by id): its node key and the node keys of the peers its netmap lists. */
   private readonly sentKeys = new Map<string, { key: string; peers: Set<string> }>();
   /** Node key → the streaming device holding it (the reverse of sentKeys). */
@@ -62,6 +63,7 @@ export class NetmapHub {
         isOnline: (tid, id) => this.isOnline(tid, id),
         nextVersion: () => this.nextVersion(),
         relaysJson: () => this.relaysText,
+        stunPortsJson: () => this.stunPortsText,
         peersSent: (id, key, peers) => this.peersSent(id, key, peers),
       });
       this.tailnets.set(tailnetId, n);
@@ -75,6 +77,14 @@ export class NetmapHub {
     const text = relays.length === 0 ? '' : JSON.stringify(relays);
     if (text === this.relaysText) return;
     this.relaysText = text;
+    for (const n of this.tailnets.values()) for (const id of n.streams.keys()) n.push(id);
+  }
+
+  /** coord's STUN ports (at the host of coord's URL), which every netmap carries; [] when STUN is off. */
+  setStunPorts(ports: number[]): void {
+    const text = ports.length === 0 ? '' : JSON.stringify(ports);
+    if (text === this.stunPortsText) return;
+    this.stunPortsText = text;
     for (const n of this.tailnets.values()) for (const id of n.streams.keys()) n.push(id);
   }
 

@@ -199,6 +199,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     }
   }, o.relayMapMs ?? 1000);
   relayMapTimer.unref();
+  if (stun) hub.setStunPorts(stun.ports);
 
   return {
     url,

@@ -4,10 +4,13 @@
 //   - relay pair: two agents each behind its own symmetric NAT (masquerade random): only the relay works.
 //   - direct pair: two agents with public addresses on the WAN: the direct path works.
 //
-// Measured in one run: iperf3 over the tunnel on each pair (Gbit/s, 3 s, one stream); the time from
-// `agent up` of the second device of a pair to the first answered ping (firstPacketMs through the relay,
-// directMs direct); and on the direct pair, the longest gap between answers in a 10 pings/s stream when
-// the direct path is cut (all UDP between the two dropped) — the time to fall back to the relay.
+// Measured in one run: iperf3 over the tunnel on each pair (Gbit/s, 3 s, one stream); firstPacketMs: from
+// `agent up` of the second device of the relay pair to the first answered ping (through the relay);
+// directMs: from `agent up` of the second device of the direct pair, pinging 10 times a second, to its
+// status saying the peer's path is direct (path discovery confirmed it with a pong: packets go direct
+// from then on); failoverGapMs: on the direct pair, the longest gap between answers in a 10 pings/s
+// stream when the direct path is cut (all UDP between the two dropped) — the time to fall back to the
+// relay, seen in the status too — and healMs, from restoring UDP to the status saying direct again.
 // {"gbps": {"direct": n, "relay": n}, "firstPacketMs": n, "directMs": n, "failoverGapMs": n}
 // plus relayCpu: CPU seconds per GB carried through the relay, of the sending agent, coord and the
 // receiving agent during that iperf3 run (read from /proc): what the relay path costs per byte, which
@@ -17,6 +20,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { callDaemon } from '../agent/localapi/client.js';
+import type { AgentStatus } from '../agent/localapi/types.js';
 import { AGENT, Coord, waitFor } from './lab.js';
 import { NatLab } from './natlab.js';
 
@@ -36,7 +41,7 @@ async function main(): Promise<void> {
     lab.addWanHost('da');
     lab.addWanHost('db');
     const apiKey = coord.createTailnet('bench.example', 'bench@example.com');
-    await coord.start(['--listen', `${lab.wanGateway}:0`]);
+    await coord.start(['--listen', `${lab.wanGateway}:0`, '--stun-port', String(20_000 + Math.floor(Math.random() * 40_000))]);
     const post = async (path: string, body: string | object) => {
       const r = await fetch(`${coord.url}/api/v2${path}`, {
         method: 'POST',
@@ -84,6 +89,9 @@ async function main(): Promise<void> {
       }
     };
 
+    // The local API socket is a file: the bench asks it from here, without a CLI process per look.
+    const pathOf = async (n: string, peer: string) => (await callDaemon<AgentStatus>(sock(n), 'GET', '/status')).peers.find((p) => p.name === peer)?.path ?? null;
+
     const relay = await upAndPing('ra1', 'rb1');
     const relayProcs = { sender: pids.rb1!, coord: coord.proc!.pid!, receiver: pids.ra1! };
     const cpuBefore = Object.values(relayProcs).map(cpuSeconds);
@@ -92,15 +100,26 @@ async function main(): Promise<void> {
     const relayCpu = Object.fromEntries(
       Object.entries(relayProcs).map(([k, pid], i) => [k, Math.round(((cpuSeconds(pid) - cpuBefore[i]!) / (relayRun.bytes / 1e9)) * 100) / 100]),
     );
-    const direct = await upAndPing('da', 'db');
-    // Let the direct pair settle on the direct path (first handshake answered over UDP).
-    await new Promise((r) => setTimeout(r, 1000));
+
+    // directMs: `agent up` of db while it pings da 10 times a second, to its status saying direct.
+    cli('da', ['up', '--coord', coord.url, '--authkey', key, '--hostname', 'da']);
+    const directTarget = addrOf('da');
+    const t0 = performance.now();
+    cli('db', ['up', '--coord', coord.url, '--authkey', key, '--hostname', 'db']);
+    const pinger = lab.spawn('db', 'ping', ['-i', '0.1', '-W', '1', '-w', '30', directTarget]);
+    let directMs = -1;
+    try {
+      await waitFor('db → da on the direct path', async () => (await pathOf('db', 'da')) === 'direct', 30_000);
+      directMs = Math.round(performance.now() - t0);
+    } finally {
+      pinger.kill();
+    }
+    const direct = { ms: directMs, target: directTarget };
     const directGbps = iperf('da', 'db', direct.target).gbps;
-    const pathOf = (n: string) => (JSON.parse(cli(n, ['status', '--json'])) as { peers: { path: string | null }[] }).peers.map((p) => p.path).join(',');
-    const paths = { relayPair: pathOf('rb1'), directPair: pathOf('db') };
+    const paths: Record<string, string | null> = { relayPair: await pathOf('rb1', 'ra1'), directPair: await pathOf('db', 'da') };
 
     // Failover: 10 pings/s from db to da; cut UDP between them after 2 s; longest gap between answers.
-    const ping = lab.spawn('db', 'ping', ['-D', '-i', '0.1', '-W', '1', '-w', '25', direct.target]);
+    const ping = lab.spawn('db', 'ping', ['-D', '-i', '0.1', '-W', '1', '-w', '30', direct.target]);
     const answers: number[] = [];
     createInterface({ input: ping.stdout! }).on('line', (line) => {
       const m = /^\[(\d+\.\d+)\].*bytes from/.exec(line);
@@ -121,20 +140,30 @@ async function main(): Promise<void> {
 }
 `,
     });
+    await waitFor('db → da on the relay after the cut', async () => (await pathOf('db', 'da')) === 'relay', 15_000);
+    paths.directPairAfterCut = await pathOf('db', 'da');
+    // Heal: UDP back; path discovery keeps probing while relayed and goes direct again.
+    await new Promise((r) => setTimeout(r, 3000));
+    lab.exec('da', 'nft', ['delete', 'table', 'inet', 'cut']);
+    const healedAt = performance.now();
+    await waitFor('db → da direct again after the heal', async () => (await pathOf('db', 'da')) === 'direct', 20_000);
+    const healMs = Math.round(performance.now() - healedAt);
+    paths.directPairAfterHeal = await pathOf('db', 'da');
     await new Promise<void>((resolve) => ping.once('exit', () => resolve()));
     let gap = 0;
     for (let i = 1; i < answers.length; i++) if (answers[i]! >= cutAt - 200) gap = Math.max(gap, answers[i]! - answers[i - 1]!);
     const last = answers[answers.length - 1] ?? 0;
     const failoverGapMs = last < cutAt ? null : Math.round(gap);
 
-    const result = { gbps: { direct: directGbps, relay: relayGbps }, firstPacketMs: relay.ms, directMs: direct.ms, failoverGapMs, paths, relayCpu };
+    const result = { gbps: { direct: directGbps, relay: relayGbps }, firstPacketMs: relay.ms, directMs: direct.ms, failoverGapMs, healMs, paths, relayCpu };
     if (json) process.stdout.write(JSON.stringify(result) + '\n');
     else {
       process.stdout.write(`iperf3 over the tunnel: direct ${directGbps} Gbit/s, relay ${relayGbps} Gbit/s\n`);
       process.stdout.write(`CPU seconds per GB through the relay: sender ${relayCpu.sender}, coord ${relayCpu.coord}, receiver ${relayCpu.receiver}\n`);
       process.stdout.write(`paths seen: relay pair ${paths.relayPair}, direct pair ${paths.directPair}\n`);
-      process.stdout.write(`agent up → first packet: through the relay ${relay.ms} ms, direct ${direct.ms} ms\n`);
+      process.stdout.write(`agent up → first packet through the relay ${relay.ms} ms; → direct path confirmed ${direct.ms} ms\n`);
       process.stdout.write(`longest gap in a 10/s ping stream when the direct path is cut: ${failoverGapMs ?? 'never recovered'} ms\n`);
+      process.stdout.write(`UDP restored → direct again: ${healMs} ms\n`);
     }
   } finally {
     lab.destroy();

@@ -184,6 +184,11 @@ export interface Netmap {
   dns: DnsConfig;
   /** The relays (coord's own first); absent or empty: none. */
   relays?: RelayInfo[];
+  /**
+   * coord's STUN ports (`coord serve --stun-port N`: N and N+1), at the host of the coord URL the device
+   * uses; absent or empty: STUN is off.
+   */
+  stunPorts?: number[];
 }
 
 /**
@@ -197,6 +202,7 @@ export interface NetmapDelta {
   sharedPeerRules?: FilterRule[];
   dns?: DnsConfig;
   relays?: RelayInfo[];
+  stunPorts?: number[];
   peersUpsert?: PeerNode[];
   peersRemove?: string[];
 }
@@ -221,6 +227,8 @@ export function applyDelta(prev: Netmap, d: NetmapDelta): Netmap {
   if (shared !== undefined) out.sharedPeerRules = shared;
   const relays = d.relays ?? prev.relays;
   if (relays !== undefined) out.relays = relays;
+  const stunPorts = d.stunPorts ?? prev.stunPorts;
+  if (stunPorts !== undefined) out.stunPorts = stunPorts;
   return out;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../wire/cli.js';
-import { DEFAULT_SOCKET, parseStatusArgs, parseTags, parseUpArgs, parseWhoisArgs } from './args.js';
+import { DEFAULT_SOCKET, parsePingArgs, parseStatusArgs, parseTags, parseUpArgs, parseWhoisArgs } from './args.js';
 
 describe('agent up arguments', () => {
   it('parses every flag', () => {
@@ -65,5 +65,18 @@ describe('agent status and whois arguments', () => {
     expect(() => parseWhoisArgs([])).toThrow(/which address/);
     expect(() => parseWhoisArgs(['host:22'])).toThrow(/not an IP address/);
     expect(() => parseWhoisArgs(['1.2.3.4:70000'])).toThrow(/not an IP address/);
+  });
+});
+
+describe('agent ping arguments', () => {
+  it('takes a peer, -c N and --json', () => {
+    expect(parsePingArgs(['web'])).toEqual({ socket: DEFAULT_SOCKET, peer: 'web', json: false });
+    expect(parsePingArgs(['100.64.0.2', '-c', '3', '--json'])).toEqual({ socket: DEFAULT_SOCKET, peer: '100.64.0.2', count: 3, json: true });
+  });
+
+  it('refuses a missing peer and a bad count', () => {
+    expect(() => parsePingArgs([])).toThrow(/which peer/);
+    expect(() => parsePingArgs(['web', '-c', '0'])).toThrow(/-c takes a number/);
+    expect(() => parsePingArgs(['web', '-c', 'x'])).toThrow(UsageError);
   });
 });

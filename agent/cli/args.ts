@@ -184,3 +184,25 @@ export function parseDnsQueryArgs(argv: string[]): DnsQueryArgs {
   if (!/^[A-Z0-9]{1,10}$/.test(type)) throw new UsageError(`${JSON.stringify(positionals[1])} is not a record type; try A, AAAA, PTR, TXT, MX`);
   return { socket: values.socket ?? DEFAULT_SOCKET, name, type };
 }
+
+export interface PingArgs {
+  socket: string;
+  peer: string;
+  /** -c N: exactly N pings, not stopping at the first direct pong; undefined: up to 10, stop at direct. */
+  count?: number;
+  json: boolean;
+}
+
+/** `agent ping PEER [-c N] [--json]`. */
+export function parsePingArgs(argv: string[]): PingArgs {
+  const { values, positionals } = parseFlags(argv, { ...socketFlag, c: { type: 'string', short: 'c' }, json: { type: 'boolean' } }, 1);
+  const peer = positionals[0];
+  if (peer === undefined) throw new UsageError('which peer? try: agent ping web   (a name, DNS name or tailnet address)');
+  const out: PingArgs = { socket: values.socket ?? DEFAULT_SOCKET, peer, json: values.json ?? false };
+  if (values.c !== undefined) {
+    const n = /^\d+$/.test(values.c) ? Number(values.c) : NaN;
+    if (!(n >= 1 && n <= 100_000)) throw new UsageError(`-c takes a number of pings from 1 up, not ${JSON.stringify(values.c)}`);
+    out.count = n;
+  }
+  return out;
+}

@@ -2,12 +2,12 @@
 import type { Command } from '../../wire/cli.js';
 import type { LogoutResponse } from '../daemon/daemon.js';
 import { callDaemon, callDaemonText } from '../localapi/client.js';
-import type { AgentStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
+import type { AgentStatus, PingResponse, UpRequest, WhoisResponse } from '../localapi/types.js';
 import type { DnsQueryResult, DnsStatus } from '../daemon/magicdns.js';
 import { UsageError } from '../../wire/cli.js';
-import { parseDnsQueryArgs, parseSocketOnly, parseStatusArgs, parseUpArgs, parseWhoisArgs } from './args.js';
+import { parseDnsQueryArgs, parsePingArgs, parseSocketOnly, parseStatusArgs, parseUpArgs, parseWhoisArgs } from './args.js';
 import { formatNetcheck } from './netcheck-format.js';
-import { formatStatus } from './status-format.js';
+import { formatPong, formatStatus } from './status-format.js';
 import type { NetcheckReport } from '../connectivity/netcheck.js';
 
 const print = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -150,5 +150,38 @@ export const dnsCommand: Command = {
       return r.rcode === 'NOERROR' ? 0 : 1;
     }
     throw new UsageError(sub === undefined ? 'which dns command? status or query' : `unknown dns command ${JSON.stringify(sub)}: status or query`);
+  },
+};
+
+/** Pings without -c: at most this many, stopping at the first direct pong (as `tailscale ping`). */
+const PING_DEFAULT_COUNT = 10;
+const PING_INTERVAL_MS = 1000;
+
+export const pingCommand: Command = {
+  usage: 'ping PEER [-c N] [--json] [--socket PATH]',
+  summary: 'ping a peer with path-discovery probes: which path each answer came over (direct or relay) and its latency',
+  async run(argv) {
+    const { socket, peer, count, json } = parsePingArgs(argv);
+    const untilDirect = count === undefined;
+    const rounds = count ?? PING_DEFAULT_COUNT;
+    const results: PingResponse[] = [];
+    let direct = false;
+    for (let i = 0; i < rounds; i++) {
+      const started = Date.now();
+      const r = await callDaemon<PingResponse>(socket, 'POST', '/ping', { peer });
+      results.push(r);
+      if (!json) print(formatPong(r));
+      if (r.pong?.path === 'direct') {
+        direct = true;
+        if (untilDirect) break;
+      }
+      if (i + 1 < rounds) await new Promise((res) => setTimeout(res, Math.max(0, PING_INTERVAL_MS - (Date.now() - started))));
+    }
+    if (json) print(JSON.stringify(results.map((r) => ({ peer: r.peer.name, address: r.peer.address, ...(r.pong ?? { path: null, endpoint: null, relay: null, latencyMs: null }) })), null, 2));
+    if (untilDirect && !direct) {
+      process.stderr.write('direct connection not established\n');
+      return 1;
+    }
+    return results.some((r) => r.pong) ? 0 : 1;
   },
 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentStatus, PeerStatus } from '../localapi/types.js';
-import { formatAgo, formatStatus, peerState } from './status-format.js';
+import { formatAgo, formatPong, formatStatus, peerState } from './status-format.js';
 
 const now = Date.parse('2026-11-23T12:00:00Z');
 const ago = (s: number) => new Date(now - s * 1000).toISOString();
@@ -97,5 +97,16 @@ describe('agent status: routes and exit nodes', () => {
       '# egress offers: exit node (in use)',
       '# vpc offers: 10.1.0.0/24 (in use), 10.2.0.0/24',
     ]);
+  });
+});
+
+describe('agent ping', () => {
+  const peer = { name: 'web', dnsName: 'web.alpha.mesh.', address: '100.64.0.2' };
+  it('prints each pong with its path and latency, as tailscale ping does', () => {
+    expect(formatPong({ peer, pong: { path: 'direct', endpoint: '198.18.0.12:41641', relay: null, latencyMs: 1.234 } })).toBe(
+      'pong from web (100.64.0.2) via 198.18.0.12:41641 in 1.2ms',
+    );
+    expect(formatPong({ peer, pong: { path: 'relay', endpoint: null, relay: 'coord', latencyMs: 25 } })).toBe('pong from web (100.64.0.2) via relay "coord" in 25ms');
+    expect(formatPong({ peer, pong: null })).toBe('timeout waiting for a pong from web (100.64.0.2)');
   });
 });

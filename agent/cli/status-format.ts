@@ -1,7 +1,7 @@
 // `agent status` as a person reads it, modelled on `tailscale status`: this device first, then one
 // line per peer with IP, name, owner, OS and state.
 import { printable } from '../../wire/printable.js';
-import type { AgentStatus, PeerStatus } from '../localapi/types.js';
+import type { AgentStatus, PeerStatus, PingResponse } from '../localapi/types.js';
 
 /** A handshake younger than this (WireGuard's reject-after time) makes a peer "active". */
 const ACTIVE_WINDOW_MS = 180_000;
@@ -85,4 +85,13 @@ export function formatRouting(status: AgentStatus): string[] {
     out.push(`# ${printable(p.name)} offers: ${parts.join(', ')}`);
   }
   return out;
+}
+
+/** One line of `agent ping`, as `tailscale ping` prints it. */
+export function formatPong(r: PingResponse): string {
+  const who = `${printable(r.peer.name)} (${r.peer.address ?? '-'})`;
+  const p = r.pong;
+  if (!p) return `timeout waiting for a pong from ${who}`;
+  const via = p.path === 'direct' ? p.endpoint : `relay ${JSON.stringify(printable(p.relay ?? ''))}`;
+  return `pong from ${who} via ${via} in ${Math.round(p.latencyMs * 10) / 10}ms`;
 }

@@ -43,7 +43,7 @@ class Sim {
     const tick = () => {
       this.a.paths.tick();
       this.b.paths.tick();
-      this.at(this.now + 1000, tick);
+      this.at(this.now + 250, tick);
     };
     this.at(0, tick);
   }

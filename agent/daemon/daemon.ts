@@ -8,6 +8,9 @@
 //   netmap.json   the last netmap, so that a restart works on its own while coord is unreachable
 //   routing.json  the routes, rules, nftables table and sysctls installed (agent/routing), so that the
 //                 next start undoes what a crash left behind; absent while nothing is installed
+//   disco.json    the disco private key (path discovery: peers seal their probes to its public half)
+import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import { readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { hostname as osHostname, networkInterfaces, platform } from 'node:os';
@@ -16,21 +19,27 @@ import type { Logger } from 'pino';
 import { bareAddr } from '../../wire/addr.js';
 import { dnsLabel, firstLabel, isTag } from '../../wire/names.js';
 import type { Netmap } from '../../wire/protocol.js';
+import { X25519Key } from '../../wire/x25519.js';
+import type { NetcheckReport, UdpAddress } from '../connectivity/netcheck.js';
 import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, type NetmapStream } from '../control/index.js';
-import type { AgentStatus, BackendState, PeerStatus, RoutingStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
+import type { AgentStatus, BackendState, PeerStatus, PingResponse, RoutingStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
 import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../localapi/server.js';
 import {
   advertisedRoutesOf, BYPASS_MARK, DEFAULT_ROUTE_PREFS, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
 } from '../routing/index.js';
-import type { NetcheckReport } from '../connectivity/netcheck.js';
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { agentRegistry, type AgentSnapshot, type PeerSample } from './metrics.js';
 import { MagicDns, QUERY_TYPES, type DnsQueryResult, type DnsStatus } from './magicdns.js';
-import { localEndpoints, onLocalSubnet, peerStatusOf, selfStatusOf, whoisOf } from './netmap.js';
+import { findPeer, localEndpoints, onLocalSubnet, peerStatusOf, selfStatusOf, whoisOf } from './netmap.js';
 
-export const FILES = { machine: 'machine.json', node: 'node.json', prefs: 'prefs.json', netmap: 'netmap.json' } as const;
+export const FILES = { machine: 'machine.json', node: 'node.json', prefs: 'prefs.json', netmap: 'netmap.json', disco: 'disco.json' } as const;
+
+/** How often netcheck runs (STUN through the WireGuard socket) to learn this device's public endpoints. */
+export const NETCHECK_INTERVAL_MS = 30_000;
+/** How long one `agent ping` round waits for a pong. */
+const PING_TIMEOUT_MS = 3000;
 
 export interface Registration {
   coordUrl: string;
@@ -165,6 +174,8 @@ export class Daemon {
   readonly version = agentVersion();
   private machineKey: MachineKey;
   private nodeKey: PrivateKey;
+  /** The disco private key (raw); its public half goes to coord. */
+  private discoKey: Buffer;
   private prefs: Prefs;
   private netmap: Netmap | null = null;
   private netmapFromDisk = false;
@@ -184,6 +195,11 @@ export class Daemon {
   /** The home relay coord was last told about (null: not yet this stream). */
   private reportedHome: string | null = null;
   private postureTimer: NodeJS.Timeout | null = null;
+  private netcheckTimer: NodeJS.Timeout | null = null;
+  private netcheckRunning = false;
+  private lastNetcheck: NetcheckReport | null = null;
+  /** The STUN destinations of the last netcheck (a change runs one at once). */
+  private stunKey = '';
   private retryTimer: NodeJS.Timeout | null = null;
   private streamToken: symbol | null = null;
   private netmapWaiters: Array<() => void> = [];
@@ -202,8 +218,26 @@ export class Daemon {
     this.routing = new Routing(this.state, (level, msg, fields) => routingLog[level](fields ?? {}, msg), undefined, opts.engine !== undefined);
     this.machineKey = loadOrCreateMachineKey(join(this.state.dir, FILES.machine));
     this.nodeKey = this.loadOrCreateNodeKey();
+    this.discoKey = this.loadOrCreateDiscoKey();
     this.prefs = { ...NO_PREFS, ...(this.state.read<Prefs>(FILES.prefs) ?? {}) };
     this.prefs.routes = { ...DEFAULT_ROUTE_PREFS, ...this.prefs.routes };
+  }
+
+  private loadOrCreateDiscoKey(): Buffer {
+    const stored = this.state.read<{ privateKey: string }>(FILES.disco);
+    if (stored) {
+      const raw = Buffer.from(stored.privateKey ?? '', 'base64');
+      if (raw.length !== 32) throw new Error(`${join(this.state.dir, FILES.disco)} does not hold a 32-byte key; move it away to start afresh`);
+      return raw;
+    }
+    const raw = randomBytes(32);
+    this.state.write(FILES.disco, { privateKey: raw.toString('base64') });
+    return raw;
+  }
+
+  /** The disco public key, base64 (what coord hands peers). */
+  private discoPublic(): string {
+    return new X25519Key(this.discoKey).publicKey.toString('base64');
   }
 
   private loadOrCreateNodeKey(): PrivateKey {
@@ -239,6 +273,7 @@ export class Daemon {
       'GET /netcheck': () => this.netcheck(),
       'GET /dns/status': () => this.dnsStatus(),
       'POST /dns/query': (body) => this.dnsQuery(body),
+      'POST /ping': (body) => this.ping(body),
       'GET /metrics': async () => new TextAnswer(this.metrics.contentType, await this.metrics.metrics()),
     };
     // The socket first: a second daemon on the same socket stops here, before touching the TUN device.
@@ -292,6 +327,7 @@ export class Daemon {
       port: this.opts.port,
       ...(this.opts.mtu ? { mtu: this.opts.mtu } : {}),
       privateKey: this.nodeKey.raw,
+      discoKey: this.discoKey,
       localSubnets: onLocalSubnet(networkInterfaces(), this.opts.tunName),
       fwmark: BYPASS_MARK,
       log: (level, msg, fields) => log[level](fields ?? {}, msg),
@@ -299,6 +335,10 @@ export class Daemon {
       ...this.opts.engine,
     });
     this.log.info({ tun: this.engine.tun.name, port: this.engine.listenPort }, 'data path up');
+    this.engine.setOwnEndpoints(this.endpoints());
+    clearInterval(this.netcheckTimer ?? undefined);
+    this.netcheckTimer = setInterval(() => void this.runNetcheck(), NETCHECK_INTERVAL_MS);
+    this.netcheckTimer.unref();
     await this.dns.start(this.engine.tun.name);
     if (this.netmap) {
       // A netmap from before this engine (on disk, or kept across `agent down`): its peers may still
@@ -345,6 +385,10 @@ export class Daemon {
     const engine = this.engine;
     if (!engine) return;
     this.engine = null;
+    clearInterval(this.netcheckTimer ?? undefined);
+    this.netcheckTimer = null;
+    this.lastNetcheck = null;
+    this.stunKey = '';
     this.dns.stop();
     await this.routing.clear();
     await engine.close();
@@ -353,9 +397,74 @@ export class Daemon {
 
   // ---- coord ----
 
+  /**
+   * This device's endpoints: its LAN addresses with the WireGuard port, then the public ones STUN found.
+   * Not those behind a NAT that maps per destination: a peer would reach none of them (each
+   * destination gets its own mapping), and they change with every netcheck, which would send every
+   * peer a new netmap each time.
+   */
   private endpoints(): string[] {
     const port = this.engine?.listenPort ?? this.opts.port;
-    return localEndpoints(networkInterfaces(), port, this.opts.tunName);
+    const out = localEndpoints(networkInterfaces(), port, this.opts.tunName);
+    const nc = this.lastNetcheck;
+    if (nc && nc.mappingVariesByDest !== true) for (const e of nc.publicEndpoints) if (!out.includes(e)) out.push(e);
+    return out;
+  }
+
+  /** The last netcheck (null before the first, or without STUN). */
+  netcheckReport(): NetcheckReport | null {
+    return this.lastNetcheck;
+  }
+
+  /** coord's STUN servers: the host of the coord URL (each of its addresses) on the netmap's STUN ports. */
+  private async stunTargets(): Promise<UdpAddress[]> {
+    const ports = this.netmap?.stunPorts ?? [];
+    const url = this.prefs.registration?.coordUrl;
+    if (!ports.length || !url) return [];
+    let host: string;
+    try {
+      host = new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+    } catch {
+      return [];
+    }
+    let addresses: string[];
+    try {
+      addresses = (await lookup(host, { all: true })).map((a) => a.address);
+    } catch (err) {
+      this.log.debug({ host, err: errorText(err) }, 'netcheck: coord host does not resolve');
+      return [];
+    }
+    return addresses.flatMap((address) => ports.map((port) => ({ address, port })));
+  }
+
+  /**
+   * STUN through the WireGuard socket against coord's STUN ports: the public endpoints found join the
+   * endpoints reported to coord and offered to peers (call-me-maybe). Runs at start, every
+   * NETCHECK_INTERVAL_MS and when the STUN servers change; one at a time.
+   */
+  private async runNetcheck(): Promise<void> {
+    const engine = this.engine;
+    if (!engine || this.netcheckRunning) return;
+    this.netcheckRunning = true;
+    try {
+      const stun = await this.stunTargets();
+      this.stunKey = JSON.stringify(this.netmap?.stunPorts ?? []) + (this.prefs.registration?.coordUrl ?? '');
+      if ((!stun.length && !engine.relayMap.some((r) => r.stunPort)) || this.engine !== engine) return;
+      // (Relay latencies are the home relay check's business; this run is for the endpoints.)
+      const report = await engine.netcheck({ extraStun: stun, relays: false });
+      if (this.engine !== engine) return;
+      const before = this.lastNetcheck?.publicEndpoints.join(',');
+      this.lastNetcheck = report;
+      if (before !== report.publicEndpoints.join(',')) {
+        this.log.info({ udp: report.udp, publicEndpoints: report.publicEndpoints, mappingVariesByDest: report.mappingVariesByDest }, 'netcheck');
+      }
+      engine.setOwnEndpoints(this.endpoints());
+      if (this.control && this.coordConnected) this.reportPosture(this.control, false);
+    } catch (err) {
+      this.log.warn({ err: errorText(err) }, 'netcheck failed');
+    } finally {
+      this.netcheckRunning = false;
+    }
   }
 
   private startStream(): void {
@@ -416,12 +525,13 @@ export class Daemon {
     this.postureTimer = null;
   }
 
-  /** Tells coord our endpoints, OS and version (on connect, and when the endpoints change). */
+  /** Tells coord our endpoints, disco key, OS and version (on connect, and when the endpoints change). */
   private reportPosture(client: ControlClient, always: boolean): void {
     const endpoints = this.endpoints();
     const key = endpoints.join(',');
+    this.engine?.setOwnEndpoints(endpoints);
     if (!always && key === this.reportedEndpoints) return;
-    client.update({ endpoints, os: platform(), version: this.version, advertisedRoutes: this.advertisedRoutes() }).then(
+    client.update({ endpoints, discoKey: this.discoPublic(), os: platform(), version: this.version, advertisedRoutes: this.advertisedRoutes() }).then(
       () => {
         this.reportedEndpoints = key;
         this.log.debug({ endpoints }, 'reported endpoints to coord');
@@ -439,8 +549,9 @@ export class Daemon {
   private async netcheck(): Promise<NetcheckReport> {
     const engine = this.engine;
     if (!engine) throw new LocalApiHttpError(409, 'the agent is down: run `agent up` first (netcheck uses the WireGuard UDP socket)');
-    if (engine.relayMap.length === 0) this.log.info('netcheck with an empty relay map: no STUN server or relay to ask');
-    return engine.netcheck();
+    const stun = await this.stunTargets();
+    if (engine.relayMap.length === 0 && stun.length === 0) this.log.info('netcheck with an empty relay map and no STUN on coord: nothing to ask');
+    return engine.netcheck({ extraStun: stun });
   }
 
   /** Tells coord which relay peers reach this device at (when it changes, and on each connect). */
@@ -484,6 +595,7 @@ export class Daemon {
       this.savePrefs();
     }
     this.log[first ? 'info' : 'debug']({ version: netmap.version, peers: netmap.peers.length, rules: netmap.packetFilter.length, applyMs }, 'netmap applied');
+    if (JSON.stringify(netmap.stunPorts ?? []) + reg.coordUrl !== this.stunKey) void this.runNetcheck();
     for (const wake of this.netmapWaiters.splice(0)) wake();
   }
 
@@ -647,6 +759,7 @@ export class Daemon {
           version: this.version,
           endpoints: this.endpoints(),
           advertisedRoutes: advertisedRoutesOf(routes.advertiseRoutes, routes.advertiseExitNode),
+          discoKey: this.discoPublic(),
         });
       } catch (err) {
         if (err instanceof ControlError) {
@@ -698,6 +811,28 @@ export class Daemon {
     // After a (re-)registration the netmap in hand is stale (tags, name, addresses): wait for coord's next one.
     if (mustRegister || !this.netmap || this.netmapFromDisk) await this.waitForNetmap(this.opts.upWaitMs ?? 10_000);
     return this.status();
+  }
+
+  /**
+   * One round of `agent ping`: `{"peer": NAME | DNS NAME | IP}`. Answers which peer, and the first pong
+   * (its path and latency) or null when none came within PING_TIMEOUT_MS.
+   */
+  private async ping(body: unknown): Promise<PingResponse> {
+    const q = (body ?? {}) as { peer?: unknown };
+    if (typeof q.peer !== 'string' || q.peer === '' || q.peer.length > 253) throw new LocalApiHttpError(400, 'ping: "peer" must be a peer\'s name, DNS name or tailnet address');
+    if (!this.netmap) throw new LocalApiHttpError(409, 'this device has no netmap yet (run: agent up)');
+    const engine = this.engine;
+    if (!engine) throw new LocalApiHttpError(409, 'the data path is down (run: agent up)');
+    const peer = findPeer(this.netmap, q.peer);
+    if (!peer) throw new LocalApiHttpError(404, `no peer ${JSON.stringify(q.peer)} in this device's netmap`);
+    const status = peerStatusOf(peer, undefined);
+    let pong;
+    try {
+      pong = await engine.ping(peer.nodeKey, PING_TIMEOUT_MS);
+    } catch (err) {
+      throw new LocalApiHttpError(409, `ping ${status.name}: ${(err as Error).message}`);
+    }
+    return { peer: { name: status.name, dnsName: peer.name, address: status.addresses[0] ?? null }, pong };
   }
 
   private dnsStatus(): DnsStatus {
@@ -759,9 +894,10 @@ export class Daemon {
     await this.stopEngine();
     this.netmap = null;
     this.netmapFromDisk = false;
-    for (const f of [FILES.netmap, FILES.node, FILES.machine]) this.state.remove(f);
+    for (const f of [FILES.netmap, FILES.node, FILES.machine, FILES.disco]) this.state.remove(f);
     this.machineKey = loadOrCreateMachineKey(join(this.state.dir, FILES.machine));
     this.nodeKey = this.loadOrCreateNodeKey();
+    this.discoKey = this.loadOrCreateDiscoKey();
     this.prefs = { ...this.prefs, registration: null, wantRunning: false, advertiseTags: null };
     this.savePrefs();
     this.coordError = null;

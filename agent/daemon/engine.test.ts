@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { FilterRule } from '../../wire/types.js';
 import type { Netmap, PeerNode } from '../../wire/protocol.js';
 import { MemNetwork, MemTun, PrivateKey, ipv4Packet } from '../wireguard/index.js';
+import { isDiscoPacket } from '../connectivity/disco.js';
 import { Engine, type TunDevice } from './engine.js';
 
 class FakeTun extends MemTun implements TunDevice {
@@ -172,24 +173,47 @@ describe('Engine', () => {
     expect(logs.join('\n')).toMatch(/packet filter from coord refused/);
   });
 
-  it('tries a peer’s next endpoint when the handshake does not complete', async () => {
-    let now = 1_000_000;
-    const a = await start('mwa', A, () => now);
+  it('keeps a peer’s endpoint while the netmap still lists it, and takes the first listed otherwise', async () => {
+    const a = await start('mwa', A);
     const b = await start('mwb', B);
     const bKey = B.key.publicKey.raw.toString('base64');
     const good = `10.200.0.1:${b.engine.listenPort}`;
     a.engine.apply(netmap(A, [{ node: B, port: 0, endpoints: ['10.200.0.1:9', good] }], []));
-    b.engine.apply(netmap(B, [{ node: A, port: a.engine.listenPort }], allowUdp(A.ip, 5678)));
-    expect(a.engine.peerLive(bKey)!.endpoint).toBe('10.200.0.1:9');
-    send(a.engine, ipv4Packet(A.ip, B.ip, 'lost')); // the initiation goes nowhere
-    a.engine.tryEndpoints();
-    expect(a.engine.peerLive(bKey)!.endpoint).toBe('10.200.0.1:9'); // too early to give up
-    now += 7_000;
-    a.engine.tryEndpoints();
-    expect(a.engine.peerLive(bKey)!.endpoint).toBe(good);
-    // A new netmap with the same endpoints keeps the one being tried.
+    const peer = a.engine.device.getPeer(B.key.publicKey.raw)!;
+    expect(a.engine.device.endpointText(peer)).toBe('10.200.0.1:9');
+    a.engine.device.setPeer(B.key.publicKey.raw, { endpoint: good });
     a.engine.apply(netmap(A, [{ node: B, port: 0, endpoints: ['10.200.0.1:9', good] }], []));
-    expect(a.engine.peerLive(bKey)!.endpoint).toBe(good);
+    expect(a.engine.device.endpointText(peer)).toBe(good);
+    a.engine.apply(netmap(A, [{ node: B, port: 0, endpoints: ['10.200.0.1:7'] }], []));
+    expect(a.engine.device.endpointText(peer)).toBe('10.200.0.1:7');
+    expect(a.engine.peerLive(bKey)!.relay).toBeNull();
+  });
+
+  it('takes a peer with a disco key direct only after a pong, and reports the path', async () => {
+    const a = await start('mwa', A);
+    const b = await start('mwb', B);
+    const nm = (self: Node, other: Node, port: number, disco: Buffer) => {
+      const m = netmap(self, [{ node: other, port }], allowUdp(other.ip, 5678));
+      m.peers[0]!.discoKey = disco.toString('base64');
+      return m;
+    };
+    a.engine.apply(nm(A, B, b.engine.listenPort, b.engine.discoPublicKey));
+    b.engine.apply(nm(B, A, a.engine.listenPort, a.engine.discoPublicKey));
+    const bKey = B.key.publicKey.raw.toString('base64');
+    const peer = a.engine.device.getPeer(B.key.publicKey.raw)!;
+    expect(peer.roams).toBe(false);
+    net.dropIf = (d) => isDiscoPacket(d); // no pongs yet
+    send(a.engine, ipv4Packet(A.ip, B.ip, 'hello'));
+    expect(b.tun.packets).toHaveLength(1); // no relay here: plain UDP to the listed endpoint
+    expect(peer.direct).toBe(false); // the session's probes went unanswered
+    expect(a.engine.peerLive(bKey)!.endpoint).toBeNull(); // not confirmed
+    net.dropIf = null;
+    const pong = a.engine.ping(bKey, 5000);
+    net.flush();
+    expect(await pong).toMatchObject({ path: 'direct', endpoint: `10.200.0.1:${b.engine.listenPort}`, relay: null });
+    expect(peer.direct).toBe(true);
+    expect(a.engine.peerLive(bKey)!.endpoint).toBe(`10.200.0.1:${b.engine.listenPort}`);
+    await expect(a.engine.ping('bm9ib2R5', 100)).rejects.toThrow(/no disco key/);
   });
 
   it('changes the device’s addresses in place when the netmap changes them', async () => {

@@ -3,9 +3,12 @@
 //   TUN → Device (peer by destination) → filter.runOut → encrypt → UDP
 //   UDP → decrypt → source in the sender's allowed IPs → filter.runIn (quarantine applied) → TUN
 //
-// Peers without a working direct path are reached through a relay: the peer's home relay when it reported
-// one of the map's (connected on demand), else this device's home relay (the map's relay with the lowest
-// measured latency, kept connected and reported to coord). Relay packets join the UDP receive path.
+// Peers without a confirmed direct path are reached through a relay: the peer's home relay when it
+// reported one of the map's (connected on demand), else this device's home relay (the map's relay with
+// the lowest measured latency, kept connected and reported to coord). Relay packets join the UDP receive
+// path. Path discovery (PathDiscovery: disco pings over every candidate endpoint and through the relay)
+// decides, per peer, when a direct path is confirmed and when it died. STUN answers on the WireGuard
+// socket go to netcheck (stunTransport()).
 //
 // A new netmap builds a new filter from the old one (same flow table and counters) and swaps it in
 // with one assignment: the hooks read the current filter per packet, so none sees half a filter.
@@ -15,13 +18,15 @@ import { hostPrefix, TAILNET_ROUTES } from '../../wire/addr.js';
 import type { Netmap, RelayInfo } from '../../wire/protocol.js';
 import { X25519Key } from '../../wire/x25519.js';
 import { lookup } from 'node:dns/promises';
+import { isDiscoPacket, type Endpoint } from '../connectivity/disco.js';
+import { formatEndpoint, PathDiscovery, type DiscoCounters } from '../connectivity/discovery.js';
 import { chooseHomeRelay, type RelayLatency } from '../connectivity/home-relay.js';
-import { netcheck, stunTargetsOf, type NetcheckReport, type StunTransport } from '../connectivity/netcheck.js';
+import { netcheck, stunTargetsOf, type NetcheckReport, type StunTransport, type UdpAddress } from '../connectivity/netcheck.js';
+import type { ProbeResult } from '../connectivity/paths.js';
 import { RelayLinks, type RelayConnection } from '../connectivity/relay-links.js';
-import type { StunHandler } from '../wireguard/device.js';
-import { Device, DropCounters, WireGuardInterface, type TunLike, type UdpBatchHandler, type UdpLike } from '../wireguard/index.js';
+import { Device, DropCounters, WireGuardInterface, type Peer, type TunLike, type UdpBatchHandler, type UdpLike } from '../wireguard/index.js';
 import { DEFAULT_MTU } from './mtu.js';
-import { filterConfigOf, planPeers, type PeerLive, type PeerPlan } from './netmap.js';
+import { decodeKey, filterConfigOf, parseEndpoint, planPeers, type PeerLive, type PeerPlan } from './netmap.js';
 
 /** The TUN device as the engine uses it (native Tun's shape; tests pass an in-memory one). */
 export interface TunDevice extends TunLike {
@@ -41,6 +46,8 @@ export interface EngineOptions {
   port: number;
   /** WireGuard private key (32 bytes). */
   privateKey: Uint8Array;
+  /** Disco private key (32 bytes; path discovery). Absent: a fresh one for this run. */
+  discoKey?: Uint8Array;
   mtu?: number;
   log: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
   /** Is this IPv4 address on one of our LAN subnets (endpoint preference). */
@@ -73,14 +80,23 @@ async function resolveHost(host: string): Promise<string[]> {
 const HOME_FIRST_CHECK_MS = 1_000;
 const HOME_CHECK_MS = 30_000;
 
-/** After this long without a handshake, a peer with several endpoints tries the next one. */
-const ENDPOINT_TRY_MS = 6_000;
+/** How often path discovery looks at its peers (heartbeats, probes, trust running out). */
+const DISCO_TICK_MS = 250;
 
 interface PeerState {
   plan: PeerPlan;
-  /** Index in plan.endpoints of the endpoint we last set, and when. */
-  tried: number;
-  setAt: number;
+  /** The peer's name (for logs). */
+  name: string;
+}
+
+/** One answer to `agent ping`. */
+export interface PingResult {
+  path: 'direct' | 'relay';
+  /** The peer's endpoint the pong came from (direct), else null. */
+  endpoint: string | null;
+  /** The relay's name (relay), else null. */
+  relay: string | null;
+  latencyMs: number;
 }
 
 export interface EngineCounters {
@@ -105,11 +121,13 @@ export class Engine {
   private closed = false;
   private readonly now: () => number;
   private readonly links: RelayLinks;
-  private readonly stunHandlers = new Set<StunHandler>();
   /** The home relay chosen last (kept across a map that briefly lacks it). */
   private homeWanted: string | null = null;
   private homeTimer: NodeJS.Timeout | null = null;
   private readonly sweepTimer: NodeJS.Timeout;
+  readonly discovery: PathDiscovery;
+  private ownEndpoints: Endpoint[] = [];
+  private readonly stunHandlers = new Set<(packet: Buffer, from: { address: string; port: number }) => void>();
 
   private constructor(
     private readonly opts: EngineOptions,
@@ -120,12 +138,34 @@ export class Engine {
     this.tun = wiring.tun;
     this.device = wiring.device;
     this.now = opts.now ?? Date.now;
-    this.timer = setInterval(() => this.tryEndpoints(), 2_000);
-    this.timer.unref();
     const device = this.device;
+    this.discovery = new PathDiscovery({
+      device,
+      discoKey: opts.discoKey ? new X25519Key(opts.discoKey) : X25519Key.generate(),
+      now: () => device.clock.now(),
+      relaySend: (nodeKey, packet) => {
+        const peer = device.getPeer(nodeKey);
+        const link = peer ? this.linkOf(peer) : this.links.home;
+        return link?.send(nodeKey, packet) ?? false;
+      },
+      ownEndpoints: () => this.ownEndpoints,
+      log: (level, msg, fields) => opts.log(level, msg, fields),
+    });
+    device.onDisco = (packet, from) => this.discovery.receiveUdp(packet, from);
+    device.onSession = (peer) => this.discovery.sessionStarted(peer);
+    device.onStun = (packet, from) => {
+      for (const h of this.stunHandlers) h(packet, from);
+    };
+    this.timer = setInterval(() => this.discovery.tick(), DISCO_TICK_MS);
+    this.timer.unref();
     this.links = new RelayLinks({
       key: new X25519Key(opts.privateKey),
-      onPackets: (_src, buf, offsets, lengths, count) => device.relayReceiveBatch(buf, offsets, lengths, count),
+      onPackets: (src, buf, offsets, lengths, count) => {
+        // Disco messages come one to a frame (path discovery sends them singly).
+        if (count === 1 && isDiscoPacket(buf.subarray(offsets[0]!, offsets[0]! + lengths[0]!))) {
+          this.discovery.receiveRelay(Buffer.from(src), Buffer.from(buf.subarray(offsets[0]!, offsets[0]! + lengths[0]!)));
+        } else device.relayReceiveBatch(buf, offsets, lengths, count, src);
+      },
       onReady: () => device.relayReady(),
       log: (level, msg, fields) => opts.log(level, msg, fields),
       wsOptions: opts.relayWsOptions,
@@ -133,6 +173,29 @@ export class Engine {
     });
     this.sweepTimer = setInterval(() => this.links.sweep(), Math.min(10_000, opts.relayIdleMs ?? 10_000));
     this.sweepTimer.unref();
+  }
+
+  /** The disco public key (reported to coord; peers seal their probes to it). */
+  get discoPublicKey(): Buffer {
+    return this.discovery.publicKey;
+  }
+
+  /** This device's endpoints (LAN and public, "ip:port"), which call-me-maybe offers peers. */
+  setOwnEndpoints(endpoints: string[]): void {
+    this.ownEndpoints = endpoints.map(parseEndpoint).filter((e): e is Endpoint => e !== null);
+  }
+
+  /** STUN through the WireGuard socket, for netcheck: the mapping found is the one WireGuard traffic gets. */
+  stunTransport(): StunTransport {
+    const device = this.device;
+    return {
+      families: { v4: true, v6: true },
+      send: (packet, to) => void device.sendDatagram(packet, to.address, to.port),
+      onStun: (handler) => {
+        this.stunHandlers.add(handler);
+        return () => this.stunHandlers.delete(handler);
+      },
+    };
   }
 
   private get filter(): Filter {
@@ -266,35 +329,28 @@ export class Engine {
    * One netcheck (agent/connectivity/netcheck.ts) through the WireGuard device's UDP socket: STUN to
    * every relay's STUN ports (the map's), latency to every relay.
    */
-  async netcheck(o: { resolve?: (host: string) => Promise<string[]>; relayTimeoutMs?: number } = {}): Promise<NetcheckReport> {
+  async netcheck(o: { resolve?: (host: string) => Promise<string[]>; relayTimeoutMs?: number; extraStun?: UdpAddress[]; relays?: boolean } = {}): Promise<NetcheckReport> {
     const relays = this.links.relays;
     const stun = await stunTargetsOf(relays, o.resolve ?? resolveHost);
+    // coord's own STUN ports (the netmap's stunPorts), when no relay of the map already names them.
+    for (const t of o.extraStun ?? []) if (!stun.some((x) => x.address === t.address && x.port === t.port)) stun.push(t);
     return netcheck(this.stunTransport(), {
       stun,
-      relays: relays.map((r) => ({ name: r.name, probe: (ms: number) => this.links.latency(r.name, ms) })),
+      relays: o.relays === false ? [] : relays.map((r) => ({ name: r.name, probe: (ms: number) => this.links.latency(r.name, ms) })),
       ...(o.relayTimeoutMs ? { relayTimeoutMs: o.relayTimeoutMs } : {}),
     });
   }
 
-  /** STUN through the device's socket: requests sent from it, answers taken from its receive path. */
-  private stunTransport(): StunTransport {
-    const device = this.device;
-    const handlers = this.stunHandlers;
-    return {
-      families: { v4: true, v6: true },
-      send: (packet, to) => void device.sendRawUdp(packet, to.address, to.port),
-      onStun: (handler) => {
-        const h = (packet: Buffer, address: string, port: number) => handler(packet, { address: address.startsWith('::ffff:') ? address.slice(7) : address, port });
-        handlers.add(h);
-        device.stunHandler = (packet, address, port) => {
-          for (const x of handlers) x(packet, address, port);
-        };
-        return () => {
-          handlers.delete(h);
-          if (handlers.size === 0) device.stunHandler = null;
-        };
-      },
-    };
+
+  /** The relay link that reaches a peer: its home relay's, else ours (null: no relay map). */
+  private linkOf(peer: Peer): RelayConnection | null {
+    return (peer.relay as RelayConnection | null) ?? this.links.home;
+  }
+
+  private relayNameOf(nodeKey: string): string {
+    const st = this.peers.get(nodeKey);
+    const peer = st ? this.device.getPeer(st.plan.publicKey) : undefined;
+    return (peer ? this.linkOf(peer) : this.links.home)?.name ?? '';
   }
 
   /** The home relay now (null: no relay map). */
@@ -384,13 +440,15 @@ export class Engine {
         this.peers.delete(key);
       }
     }
-    const now = this.now();
+    const nodes = new Map(netmap.peers.map((p) => [p.nodeKey, p]));
     for (const plan of peers) {
-      const st = this.peers.get(plan.nodeKey);
       const peer = this.device.getPeer(plan.publicKey);
       const current = peer ? this.device.endpointText(peer) : null;
-      // Keep an endpoint the peer roamed to or that works; otherwise take the best candidate.
-      const keep = current !== null && (plan.endpoints.includes(current) || (peer !== undefined && peer.lastHandshake > 0 && now - peer.lastHandshake < 180_000));
+      // The endpoint is where packets go when path discovery has confirmed nothing and no relay is
+      // connected: the best candidate, unless the peer is direct or its endpoint is still a candidate
+      // (or, without path discovery, WireGuard roamed it there and it works).
+      const works = peer !== undefined && (peer.direct || (peer.roams && peer.lastHandshake > 0 && this.now() - peer.lastHandshake < 180_000));
+      const keep = current !== null && (works || plan.endpoints.includes(current));
       const endpoint = keep || plan.endpoints.length === 0 ? undefined : plan.endpoints[0];
       try {
         this.device.setPeer(plan.publicKey, { allowedIPs: plan.allowedIPs, replaceAllowedIPs: true, ...(endpoint ? { endpoint } : {}) });
@@ -398,29 +456,50 @@ export class Engine {
         this.opts.log('warn', 'peer refused by the WireGuard device', { peer: plan.nodeKey, err: (err as Error).message });
         continue;
       }
-      const tried = endpoint ? 0 : st ? Math.max(0, plan.endpoints.indexOf(current ?? '')) : 0;
-      this.peers.set(plan.nodeKey, { plan, tried, setAt: endpoint || !st ? now : st.setAt });
+      this.peers.set(plan.nodeKey, { plan, name: nodes.get(plan.nodeKey)?.name ?? plan.nodeKey });
     }
+    this.discovery.setPeers(
+      [...this.peers.values()].map((st) => ({
+        nodeKey: st.plan.nodeKey,
+        publicKey: st.plan.publicKey,
+        discoKey: decodeKey(nodes.get(st.plan.nodeKey)?.discoKey ?? ''),
+        endpoints: st.plan.endpoints.map(parseEndpoint).filter((e): e is Endpoint => e !== null),
+        name: st.name,
+      })),
+    );
   }
 
   /**
-   * A peer whose handshake does not complete moves on to its next endpoint (or back to the one coord
-   * reports, if it had roamed elsewhere), every ENDPOINT_TRY_MS while something wants to reach it.
+   * One round of `agent ping`: disco pings to the peer (by base64 node key) over its direct path, or
+   * over every candidate and the relay; resolves with the first pong, or null after `timeoutMs`.
+   * Throws when the peer has no path discovery (it reported no disco key).
    */
-  tryEndpoints(): void {
-    const now = this.now();
-    for (const st of this.peers.values()) {
-      const eps = st.plan.endpoints;
-      if (eps.length === 0 || now - st.setAt < ENDPOINT_TRY_MS) continue;
-      const peer = this.device.getPeer(st.plan.publicKey);
-      if (!peer || (peer.lastHandshake > 0 && now - peer.lastHandshake < 180_000)) continue;
-      if (peer.staged.length === 0 && !peer.retransmitHandshake.pending()) continue;
-      const next = (st.tried + 1) % eps.length;
-      st.setAt = now;
-      if (eps[next] === this.device.endpointText(peer)) continue;
-      st.tried = next;
-      this.device.setPeer(st.plan.publicKey, { endpoint: eps[next]! });
-    }
+  ping(nodeKey: string, timeoutMs: number): Promise<PingResult | null> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const timer = setTimeout(() => finish(null), timeoutMs);
+      const finish = (r: PingResult | null) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(r);
+      };
+      const onPong = (r: ProbeResult) =>
+        finish(
+          r.via.kind === 'udp'
+            ? { path: 'direct', endpoint: formatEndpoint(r.via.endpoint), relay: null, latencyMs: r.latencyMs }
+            : { path: 'relay', endpoint: null, relay: this.relayNameOf(nodeKey), latencyMs: r.latencyMs },
+        );
+      if (!this.discovery.probe(nodeKey, onPong)) {
+        clearTimeout(timer);
+        reject(new Error('the peer has no disco key yet (an older agent, or it has not reported one): it cannot be pinged'));
+      }
+    });
+  }
+
+  /** Path discovery's counters (disco messages sent, received, refused). */
+  get discoCounters(): DiscoCounters {
+    return this.discovery.counters;
   }
 
   /** What the data path knows about a peer (by base64 node key). */
@@ -428,9 +507,11 @@ export class Engine {
     const st = this.peers.get(nodeKey);
     const peer = st ? this.device.getPeer(st.plan.publicKey) : undefined;
     if (!peer) return undefined;
-    const link = (peer.relay as RelayConnection | null) ?? this.links.home;
+    const link = this.linkOf(peer);
     const relay = link !== null && this.links.quietly(() => this.device.relayed(peer)) ? link.name : null;
-    return { endpoint: this.device.endpointText(peer), relay, lastHandshake: peer.lastHandshake, txBytes: peer.txBytes, rxBytes: peer.rxBytes };
+    // Direct: confirmed by path discovery, or (a peer without it, and no relay) plain WireGuard's endpoint.
+    const direct = relay === null && (peer.direct || peer.roams);
+    return { endpoint: direct ? this.device.endpointText(peer) : null, relay, lastHandshake: peer.lastHandshake, txBytes: peer.txBytes, rxBytes: peer.rxBytes };
   }
 
   capGrantsFor(srcIP: string, dstIP: string) {

@@ -19,6 +19,7 @@ describe('agent metrics', () => {
         { endpoint: '192.0.2.1:41641', lastHandshake: now - 1000, txBytes: 100, rxBytes: 200 },
         { endpoint: '192.0.2.2:41641', lastHandshake: now - 200_000, txBytes: 1, rxBytes: 2 },
         { endpoint: null, lastHandshake: 0, txBytes: 0, rxBytes: 0 },
+        { endpoint: null, relay: 'coord', lastHandshake: now - 1000, txBytes: 0, rxBytes: 0 },
       ],
       netmapVersion: now - 30_000,
       coord: { connected: true, connects: 3, losses: 2 },
@@ -33,6 +34,7 @@ describe('agent metrics', () => {
     expect(line(text, 'meshward_agent_wireguard_handshakes_total{result="failed"}')).toMatch(/ 1$/);
     // A session older than 3 minutes, or none, is no path.
     expect(line(text, 'meshward_agent_peers{path="direct"}')).toMatch(/ 1$/);
+    expect(line(text, 'meshward_agent_peers{path="relay"}')).toMatch(/ 1$/);
     expect(line(text, 'meshward_agent_peers{path="none"}')).toMatch(/ 2$/);
     expect(Number(line(text, 'meshward_agent_netmap_version_age_seconds ')!.split(' ')[1])).toBeGreaterThanOrEqual(30);
     expect(line(text, 'meshward_agent_coord_reconnects_total ')).toBe('meshward_agent_coord_reconnects_total 2');

@@ -11,7 +11,10 @@ import type { FilterCounters } from '../../filter/index.js';
 const SESSION_LIFETIME_MS = 180_000;
 
 export interface PeerSample {
+  /** The direct endpoint in use (null: none confirmed). */
   endpoint: string | null;
+  /** The relay's name while relayed, else null. */
+  relay?: string | null;
   /** Wall-clock ms of the last handshake, 0 for never. */
   lastHandshake: number;
   txBytes: number;
@@ -129,18 +132,22 @@ export function agentRegistry(snapshot: () => AgentSnapshot): Registry {
   });
   new Gauge({
     name: 'meshward_agent_peers',
-    help: 'Peers in the netmap by path: direct (a session in the last 3 minutes over UDP), none (no session).',
+    help: 'Peers in the netmap by path: direct or relay (a session in the last 3 minutes, over UDP or through a relay), none (no session).',
     labelNames: ['path'],
     registers,
     collect() {
       const now = Date.now();
       let direct = 0;
+      let relay = 0;
       let none = 0;
       for (const p of snap().peers) {
-        if (p.endpoint !== null && p.lastHandshake > 0 && now - p.lastHandshake < SESSION_LIFETIME_MS) direct++;
+        const active = p.lastHandshake > 0 && now - p.lastHandshake < SESSION_LIFETIME_MS;
+        if (active && p.relay) relay++;
+        else if (active && p.endpoint !== null) direct++;
         else none++;
       }
       this.set({ path: 'direct' }, direct);
+      this.set({ path: 'relay' }, relay);
       this.set({ path: 'none' }, none);
     },
   });

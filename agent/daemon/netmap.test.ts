@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Netmap, PeerNode } from '../../wire/protocol.js';
 import type { FilterRule } from '../../wire/types.js';
 import {
-  decodeKey, filterConfigOf, localEndpoints, onLocalSubnet, orderEndpoints, peerStatusOf, planPeers, whoisOf,
+  decodeKey, filterConfigOf, findPeer, parseEndpoint, localEndpoints, onLocalSubnet, orderEndpoints, peerStatusOf, planPeers, whoisOf,
 } from './netmap.js';
 
 const key = (n: number) => Buffer.alloc(32, n).toString('base64');
@@ -100,6 +100,23 @@ describe('status and whois', () => {
     // Idle (no handshake for 3 minutes) or never: no path.
     expect(peerStatusOf(peer({}), { ...live, lastHandshake: at - 200_000 }, at)).toMatchObject({ path: null, relay: null });
     expect(peerStatusOf(peer({}), undefined, at)).toMatchObject({ path: null, relay: null, endpoint: null });
+  });
+
+  it('finds the peer a person means for `agent ping`: by address, full name or short name', () => {
+    const nm = netmap([peer({}), peer({ id: 'n3', name: 'laptop.example-com.meshward.internal', nodeKey: key(3), addresses: ['100.64.0.3/32', 'fd7a:115c:a1e0::3/128'] })]);
+    expect(findPeer(nm, '100.64.0.3')?.id).toBe('n3');
+    expect(findPeer(nm, 'fd7a:115c:a1e0:0::3')?.id).toBe('n3');
+    expect(findPeer(nm, 'Laptop')?.id).toBe('n3');
+    expect(findPeer(nm, 'laptop.example-com.meshward.internal.')?.id).toBe('n3');
+    expect(findPeer(nm, 'nobody')).toBeNull();
+    expect(findPeer(nm, '100.64.0.9')).toBeNull();
+  });
+
+  it('reads endpoints as address and port, canonical', () => {
+    expect(parseEndpoint('198.18.0.2:41641')).toEqual({ address: '198.18.0.2', port: 41641 });
+    expect(parseEndpoint('[fd00:0::1]:5')).toEqual({ address: 'fd00::1', port: 5 });
+    expect(parseEndpoint('198.18.0.2')).toBeNull();
+    expect(parseEndpoint('198.18.0.2:0')).toBeNull();
   });
 
   it('finds the device behind an address and merges the capabilities granted towards us', () => {

@@ -4,7 +4,7 @@
 import type { NetworkInterfaceInfo } from 'node:os';
 import type { FilterConfig } from '../../filter/index.js';
 import {
-  bareAddr, canonicalAddr, familyOf, hostPrefix, isAddr, parseAddr, parsePrefix, prefixContains, TAILNET_IPV4_RANGE, TAILNET_IPV6_RANGE,
+  bareAddr, canonicalAddr, familyOf, formatAddr, hostPrefix, isAddr, parseAddr, parsePrefix, prefixContains, TAILNET_IPV4_RANGE, TAILNET_IPV6_RANGE,
   type Prefix,
 } from '../../wire/addr.js';
 import { firstLabel } from '../../wire/names.js';
@@ -26,6 +26,14 @@ export function decodeKey(b64: string): Buffer | null {
   if (typeof b64 !== 'string') return null;
   const raw = Buffer.from(b64, 'base64');
   return raw.length === 32 && raw.toString('base64') === b64 ? raw : null;
+}
+
+/** "1.2.3.4:41641" or "[fd00::1]:41641" as an address (canonical text) and port; null when it is neither. */
+export function parseEndpoint(ep: string): { address: string; port: number } | null {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(ep) ?? /^([^:]+):(\d+)$/.exec(ep);
+  const a = m ? parseAddr(m[1]!) : null;
+  const port = m ? Number(m[2]) : 0;
+  return a && port > 0 && port < 65536 ? { address: formatAddr(a), port } : null;
 }
 
 function endpointHost(ep: string): string | null {
@@ -154,6 +162,21 @@ export function peerStatusOf(p: PeerNode, live: PeerLive | undefined, now = Date
     txBytes: live?.txBytes ?? 0,
     rxBytes: live?.rxBytes ?? 0,
   };
+}
+
+/**
+ * The peer a person means (`agent ping PEER`): by tailnet address, by full DNS name (with or without
+ * the final dot), or by the name `agent status` shows (case-insensitive); null when none matches.
+ */
+export function findPeer(netmap: Netmap, query: string): PeerNode | null {
+  const q = query.trim().toLowerCase().replace(/\.$/, '');
+  if (isAddr(q)) {
+    const want = canonicalAddr(q);
+    return netmap.peers.find((p) => p.addresses.some((a) => canonicalAddr(bareAddr(a)) === want)) ?? null;
+  }
+  const full = netmap.peers.find((p) => p.name.toLowerCase().replace(/\.$/, '') === q);
+  if (full) return full;
+  return netmap.peers.find((p) => !p.shared && firstLabel(p.name).toLowerCase() === q) ?? null;
 }
 
 /**

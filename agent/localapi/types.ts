@@ -130,6 +130,20 @@ export interface WhoisResponse {
   capabilities: Record<string, unknown[]>;
 }
 
+/** POST /ping `{"peer": NAME | DNS NAME | IP}`: one round of `agent ping`. */
+export interface PingResponse {
+  peer: { name: string; dnsName: string; address: string | null };
+  /** The first pong, or null when none came in time. */
+  pong: {
+    path: 'direct' | 'relay';
+    /** The peer's endpoint the pong came from ("IP:PORT"), while direct; else null. */
+    endpoint: string | null;
+    /** The relay's name, while relayed; else null. */
+    relay: string | null;
+    latencyMs: number;
+  } | null;
+}
+
 /** Error body of every non-2xx local API answer. */
 export interface LocalApiError {
   message: string;

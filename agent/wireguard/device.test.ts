@@ -5,6 +5,7 @@ import { FakeClock } from './clock.js';
 import { PrivateKey } from './crypto.js';
 import { Device, type DeviceOptions } from './device.js';
 import { MemNetwork, MemTun, ipv4Packet } from './memnet.js';
+import { DISCO_MAGIC } from '../connectivity/disco.js';
 import { INIT_MAC1, MSG_COOKIE_REPLY, MSG_INITIATION, MSG_RESPONSE, MSG_TRANSPORT, RESP_MAC1 } from './messages.js';
 import {
   KEEPALIVE_TIMEOUT,
@@ -230,6 +231,58 @@ describe('Device', () => {
     net.inject(fresh, b.dev.port, moved.localPort);
     net.flush();
     expect(b.dev.endpointText(b.dev.listPeers()[0])).toBe(`10.200.0.1:${moved.localPort}`);
+  });
+
+  it('hands STUN and disco datagrams on its socket to their handlers, and sends raw datagrams from it', () => {
+    const { net, a, b } = pair();
+    const got: string[] = [];
+    b.dev.onStun = (p, from) => got.push(`stun ${p.length} ${from.address}:${from.port}`);
+    b.dev.onDisco = (p, from) => got.push(`disco ${p.length} ${from.address}:${from.port}`);
+    // A STUN Binding success header (type 0x0101, length 0, magic cookie) and a disco-shaped datagram.
+    const stun = Buffer.from([0x01, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42, ...new Array(12).fill(7)]);
+    const disco = Buffer.concat([DISCO_MAGIC, Buffer.alloc(120, 1)]);
+    expect(a.dev.sendDatagram(stun, '10.200.0.1', b.dev.port)).toBe(true);
+    expect(a.dev.sendDatagram(disco, '10.200.0.1', b.dev.port)).toBe(true);
+    expect(a.dev.sendDatagram(disco, 'not an address', b.dev.port)).toBe(false);
+    net.inject(Buffer.from('neither'), b.dev.port, 999);
+    const malformed = b.dev.drops.malformed;
+    net.flush();
+    expect(got).toEqual([`stun 20 10.200.0.1:${a.dev.port}`, `disco 128 10.200.0.1:${a.dev.port}`]);
+    expect(b.dev.drops.malformed).toBe(malformed + 1);
+    // Without handlers they are malformed datagrams like any other.
+    b.dev.onStun = b.dev.onDisco = null;
+    a.dev.sendDatagram(stun, '10.200.0.1', b.dev.port);
+    net.flush();
+    expect(b.dev.drops.malformed).toBe(malformed + 2);
+  });
+
+  it('does not roam a peer whose path discovery chose its endpoint (setPeerPath)', () => {
+    const { net, a, b, send } = pair();
+    send(a, AB);
+    net.flush();
+    const pb = b.dev.listPeers()[0]!;
+    b.dev.setPeerPath(pb, null);
+    const before = b.dev.endpointText(pb);
+    send(a, AB);
+    const fresh = net.log[net.log.length - 1]!.data;
+    (net as unknown as { queue: unknown[] }).queue.length = 0;
+    net.inject(fresh, b.dev.port, 12345);
+    net.flush();
+    expect(b.tun.packets.length).toBe(2); // authentic: delivered
+    expect(b.dev.endpointText(pb)).toBe(before);
+    expect(pb.direct).toBe(false);
+  });
+
+  it('greets a device that greeted it first as soon as it becomes a peer, not after the retransmit', () => {
+    const { net, a, b, send, run } = pair();
+    b.dev.removePeer(keyA.publicKey.raw); // b's netmap does not list a yet
+    send(a, AB);
+    net.flush();
+    expect(b.tun.packets).toHaveLength(0);
+    run(100);
+    b.dev.setPeer(keyA.publicKey.raw, { endpoint: `10.200.0.1:${a.dev.port}`, allowedIPs: ['10.9.0.1/32'] });
+    run(500); // well within REKEY_TIMEOUT (5 s), when a would try again on its own
+    expect(b.tun.packets).toEqual([AB]);
   });
 
   it('answers with a cookie under load, and the initiator retries with mac2', () => {

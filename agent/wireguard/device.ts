@@ -4,6 +4,7 @@
 // (the native addon's shape); per-packet work reuses preallocated buffers. Handshakes, cookies and
 // timers allocate (they are rare).
 import type { Tun, UdpBatchHandler, UdpSocket } from '../../native/index.js';
+import { classifyDatagram, DatagramKind } from '../connectivity/demux.js';
 import { AllowedIPs, formatIP, formatPrefix, parseIP, parsePrefix, type Prefix } from './allowedips.js';
 import { systemClock, type Clock } from './clock.js';
 import { PrivateKey, PublicKey, ctEqual, isZero, randomBytes } from './crypto.js';
@@ -35,8 +36,11 @@ export interface RelayLink {
 
 export { RELAY_FAMILY };
 
-/** A STUN datagram from `address`:`port` (a view valid only during the call). */
-export type StunHandler = (packet: Buffer, address: string, port: number) => void;
+/**
+ * A datagram on the UDP socket that is not WireGuard (STUN, disco): a copy the handler may keep, and
+ * the source it came from.
+ */
+export type DatagramHandler = (packet: Buffer, from: { address: string; port: number }) => void;
 
 /** Called per packet; false drops it. `peer` is the peer it goes to or came from. */
 export type PacketHook = (buf: Buffer, offset: number, length: number, peer: Peer) => boolean;
@@ -121,6 +125,9 @@ export interface SessionEntry {
 }
 
 const NO_PEER_KEY = Buffer.alloc(32);
+/** How long, and for how many keys, an initiation from a not-yet peer is remembered (greetedBy). */
+const GREETED_BY_MS = 10_000;
+const GREETED_BY_MAX = 64;
 
 export class Device implements NoiseHost, PeerHost {
   staticKey: PrivateKey | null = null;
@@ -145,11 +152,12 @@ export class Device implements NoiseHost, PeerHost {
   /** @internal */ udp: UdpLike | null = null;
   /** Where packets to peers without a working direct path go (null: always UDP, as plain WireGuard). */
   relay: RelayLink | null = null;
-  /**
-   * STUN messages that arrive on the UDP socket (answers to netcheck's Binding requests, sent through
-   * this socket so that they get the mapping WireGuard traffic gets); null: dropped as malformed.
-   */
-  stunHandler: StunHandler | null = null;
+  /** STUN answers arriving on the UDP socket (netcheck through WireGuard's own mapping); null: dropped. */
+  onStun: DatagramHandler | null = null;
+  /** Disco (path discovery) messages arriving on the UDP socket; null: dropped. */
+  onDisco: DatagramHandler | null = null;
+  /** A handshake gave the peer a new session (path discovery probes then). */
+  onSession: ((peer: Peer) => void) | null = null;
   /** @internal */ readonly send: SendPath;
   /** @internal */ readonly receive: ReceivePath;
   /** @internal */ readonly handshakes: Handshakes;
@@ -286,6 +294,11 @@ export class Device implements NoiseHost, PeerHost {
     }
     // Packets that waited for an endpoint can go now.
     if (peer.staged.length > 0 && this.send.canReach(peer)) this.send.sendStaged(peer);
+    const greeted = created ? this.greetedBy.get(pubKey.hex) : undefined;
+    if (greeted !== undefined) {
+      this.greetedBy.delete(pubKey.hex);
+      if (this.clock.now() - greeted < GREETED_BY_MS) this.handshakes.sendInitiation(peer, false);
+    }
     return peer;
   }
 
@@ -318,26 +331,72 @@ export class Device implements NoiseHost, PeerHost {
     };
   }
 
+  /**
+   * Path discovery's verdict for a peer: a confirmed direct endpoint (packets go there over UDP), or
+   * null (through the relay while it is connected; the endpoint stays as a fallback for when it is not).
+   * The peer's endpoint no longer roams: only this moves it. Sessions are untouched, so a connection
+   * over the tunnel never notices the switch.
+   */
+  setPeerPath(peer: Peer, endpoint: { address: string; port: number } | null): void {
+    peer.roams = false;
+    if (endpoint) {
+      const ip = parseIP(endpoint.address);
+      if (!ip || !(endpoint.port > 0 && endpoint.port < 65536)) throw new Error(`invalid endpoint ${endpoint.address} port ${endpoint.port}`);
+      peer.endpointAddr.fill(0);
+      ip.copy(peer.endpointAddr);
+      peer.endpointFamily = ip.length === 4 ? 4 : 6;
+      peer.endpointPort = endpoint.port;
+    }
+    peer.direct = endpoint !== null;
+    if (peer.staged.length > 0 && this.send.canReach(peer)) this.send.sendStaged(peer);
+  }
+
+  /**
+   * Sends one datagram that is not WireGuard (STUN, disco) from the WireGuard socket, so that it takes
+   * the same NAT mapping as WireGuard traffic. False if it could not be sent.
+   */
+  sendDatagram(packet: Buffer, address: string, port: number): boolean {
+    const ip = parseIP(address);
+    if (!ip || !this.udp || !(port > 0 && port < 65536) || packet.length > this.slot) return false;
+    const o = this.rawOut;
+    o.addrs.fill(0);
+    o.addrs.set(ip);
+    o.ports[0] = port;
+    o.families[0] = ip.length === 4 ? 4 : 6;
+    o.lengths[0] = packet.length;
+    return this.udp.sendBatch(packet, o.offsets, o.lengths, o.addrs, o.ports, o.families, 1) === 1;
+  }
+
+  private readonly rawOut = {
+    offsets: new Uint32Array(1),
+    lengths: new Uint32Array(1),
+    addrs: new Uint8Array(16),
+    ports: new Uint16Array(1),
+    families: new Uint8Array(1),
+  };
+
+  /** @internal A datagram that is not WireGuard, from the receive path: STUN and disco to their handlers. */
+  otherDatagram(buf: Buffer, off: number, len: number, family: number, addrs: Uint8Array, addrOff: number, port: number): void {
+    const kind = family === 4 || family === 6 ? classifyDatagram(buf.subarray(off, off + len)) : DatagramKind.Other;
+    const handler = kind === DatagramKind.Stun ? this.onStun : kind === DatagramKind.Disco ? this.onDisco : null;
+    if (handler === null) {
+      this.drops.malformed++;
+      return;
+    }
+    const address = formatIP(addrs.subarray(addrOff, addrOff + (family === 4 ? 4 : 16)));
+    handler(Buffer.from(buf.subarray(off, off + len)), { address, port });
+  }
+
   /** Whether packets to the peer go through the relay now (no working direct path, relay connected). */
   relayed(peer: Peer): boolean {
     return this.send.relayed(peer);
   }
 
   /**
-   * Sends one datagram that is not WireGuard's (a STUN request) from the device's UDP socket, so that it
-   * gets the NAT mapping WireGuard traffic gets. False when the socket is down or the address is bad.
-   */
-  sendRawUdp(packet: Buffer, address: string, port: number): boolean {
-    const bytes = parseIP(address);
-    if (!this.udp || !bytes || port < 1 || port > 65535) return false;
-    this.send.sendTo(packet, bytes.length === 4 ? 4 : 6, bytes, 0, port);
-    return true;
-  }
-
-  /**
-   * The relay is connected (again): packets that waited for a way to the peers go now. A peer still
-   * without a session is greeted again at once: an initiation sent before the relay was there went only
-   * to a UDP endpoint that may never answer, and its retransmit would come REKEY_TIMEOUT (5 s) later.
+   * The relay is connected (again): packets that waited for a way to the peers go now. A peer without a
+   * direct path and still without a session is greeted again at once: an initiation sent before the relay
+   * was there went over UDP into the void (or was an answer lost while a peer's home relay, opened on
+   * demand, was connecting), and its retransmit would come REKEY_TIMEOUT (5 s) later.
    */
   relayReady(): void {
     const now = this.clock.now();
@@ -345,33 +404,35 @@ export class Device implements NoiseHost, PeerHost {
       if (!this.send.canReach(peer)) continue;
       if (peer.canSend(peer.current, now)) {
         if (peer.staged.length > 0) this.send.sendStaged(peer);
-      } else if (peer.staged.length > 0 || peer.retransmitHandshake.pending() || (peer.next !== null && !peer.direct)) {
-        // (The last case: we answered a handshake while the relay to this peer was still connecting — a
-        // peer's home relay is opened on demand — and the answer was lost.)
-        this.handshakes.sendInitiationNow(peer);
+      } else if (!peer.direct && (peer.staged.length > 0 || peer.retransmitHandshake.pending() || peer.next !== null)) {
+        this.handshakes.retryNow(peer);
       }
     }
   }
 
   /**
    * A message from a peer through the relay (valid only during the call; opened in place): the same
-   * receive path as a UDP datagram, but it never moves the peer's UDP endpoint.
+   * receive path as a UDP datagram, but it never moves the peer's UDP endpoint. `src`, the sender's
+   * public key as the relay authenticated it, lets a transport message for a session we no longer
+   * have (after our restart) start a handshake with its sender, as one over UDP does by its address.
    */
-  relayReceive(packet: Buffer): void {
+  relayReceive(packet: Buffer, src: Uint8Array | null = null): void {
     const r = this.relayIn;
     r.offsets[0] = 0;
     r.lengths[0] = packet.length;
-    this.relayReceiveBatch(packet, r.offsets, r.lengths, 1);
+    this.relayReceiveBatch(packet, r.offsets, r.lengths, 1, src);
   }
 
   /**
-   * Messages buf[offsets[i] .. +lengths[i]) for i < count from peers through the relay (valid only during
-   * the call; opened in place), handled as one batch like a UDP batch: one AEAD run per key and one TUN
-   * write for the lot, so that TCP segments are coalesced as on the direct path.
+   * Messages buf[offsets[i] .. +lengths[i]) for i < count from one peer through the relay (valid only
+   * during the call; opened in place), handled as one batch like a UDP batch: one AEAD run per key and
+   * one TUN write for the lot, so that TCP segments are coalesced as on the direct path. `src` as in
+   * relayReceive.
    */
-  relayReceiveBatch(buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number): void {
+  relayReceiveBatch(buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, src: Uint8Array | null = null): void {
     if (this.closed) return;
     const r = this.relayIn;
+    this.relaySrc = src;
     try {
       if (count <= this.batch) {
         this.receive.udpBatch(buf, offsets, lengths, r.addrs, r.ports, r.families, count);
@@ -388,8 +449,13 @@ export class Device implements NoiseHost, PeerHost {
       }
     } catch (err) {
       this.internalError(err);
+    } finally {
+      this.relaySrc = null;
     }
   }
+
+  /** @internal The relay's sender of the messages being received (see relayReceive). */
+  relaySrc: Uint8Array | null = null;
 
   /** Slots for relayed messages; their source "address" is RELAY_FAMILY, which never moves an endpoint. */
   private readonly relayIn: {
@@ -461,7 +527,21 @@ export class Device implements NoiseHost, PeerHost {
   // ---- NoiseHost ----
 
   lookupByStatic(pub: Buffer): Handshake | undefined {
-    return this.peers.get(pub.toString('hex'))?.handshake;
+    const hs = this.peers.get(pub.toString('hex'))?.handshake;
+    if (!hs) this.noteUnknownInitiator(pub);
+    return hs;
+  }
+
+  /**
+   * Devices that greeted us before they were our peers, by key → when. A new peer and its netmap
+   * reach two devices at about the same time: when its initiation wins the race, we greet it back as
+   * soon as it becomes a peer (setPeer), instead of leaving it to retransmit after REKEY_TIMEOUT.
+   */
+  private readonly greetedBy = new Map<string, number>();
+
+  private noteUnknownInitiator(pub: Buffer): void {
+    if (this.greetedBy.size >= GREETED_BY_MAX) this.greetedBy.delete(this.greetedBy.keys().next().value!);
+    this.greetedBy.set(pub.toString('hex'), this.clock.now());
   }
 
   allocateIndex(hs: Handshake): number {

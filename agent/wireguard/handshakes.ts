@@ -28,6 +28,10 @@ const HANDSHAKE_BURST = 100;
 const HANDSHAKE_QUEUE = 512;
 /** At most one search for the sender of a transport message with an unknown session per this many ms. */
 const UNKNOWN_SESSION_SEARCH_MS = 10;
+/** A first initiation through the relay still unanswered after this long is sent again (see initiate). */
+const RELAY_EARLY_RETRY_MS = 1000;
+/** retryNow waits this long after the last initiation (the responder refuses ones < 20 ms apart). */
+const RETRY_NOW_MIN_MS = 50;
 
 export class Handshakes {
   private readonly cookieChecker: CookieChecker;
@@ -154,8 +158,6 @@ export class Handshakes {
     }
     const peer = res.hs.owner as Peer;
     peer.updateEndpoint(family, addrs, addrOff, port);
-    // The peer greets us through the relay: its direct path to us does not work, so answer there too.
-    if (family === RELAY_FAMILY) peer.direct = false;
     peer.rxBytes += msg.length;
     const resp = createResponse(dev, res.hs);
     if (!resp) {
@@ -169,6 +171,10 @@ export class Handshakes {
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketSent();
     dev.send.sendOne(peer, resp, 0, resp.length);
+    // Path discovery has not confirmed a direct path (so the answer went to the relay), but the
+    // initiation came over UDP: answer there too. The peer's relay may not be connected yet (it has
+    // just started); this does not move the peer's endpoint, and the copy that loses is dropped.
+    if (!peer.roams && !peer.direct && family !== RELAY_FAMILY && dev.send.relayed(peer)) dev.send.sendTo(resp, family, addrs, addrOff, port);
     // Packets wait for this peer, or our own initiation to it is unanswered (say both sides greeted
     // each other on starting): either way a collision would leave us without a session for 5 s.
     if (peer.staged.length > 0 || peer.retransmitHandshake.pending()) this.answeredWhileWaiting(peer);
@@ -183,7 +189,6 @@ export class Handshakes {
     }
     const peer = e.peer;
     peer.updateEndpoint(family, addrs, addrOff, port);
-    if (family === RELAY_FAMILY) peer.direct = false;
     peer.rxBytes += msg.length;
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketReceived();
@@ -198,14 +203,16 @@ export class Handshakes {
    * A transport message named a receiver index we do not know. After our restart that is how our
    * peers' packets look: they still use the session they had with our previous run, and would wait out
    * their keepalive and rekey timers (~15 s) before handshaking again. So if the sender is a peer we
-   * know (by the endpoint the message came from), we initiate now; sendInitiation already sends at most
+   * know (by the endpoint the message came from, or by its key as the relay names it), we initiate
+   * now; sendInitiation already sends at most
    * one initiation per peer per REKEY_TIMEOUT. The search itself is rate-limited, since anyone can send
    * such messages.
    */
   unknownSession(family: number, addrs: Uint8Array, addrOff: number, port: number, now: number): void {
     if (now < this.nextUnknownSearch) return;
     this.nextUnknownSearch = now + UNKNOWN_SESSION_SEARCH_MS;
-    const peer = this.dev.peerAtEndpoint(family, addrs, addrOff, port);
+    const dev = this.dev;
+    const peer = family === RELAY_FAMILY ? (dev.relaySrc ? (dev.getPeer(dev.relaySrc) ?? null) : null) : dev.peerAtEndpoint(family, addrs, addrOff, port);
     if (peer !== null) this.sendInitiation(peer, false);
   }
 
@@ -226,8 +233,12 @@ export class Handshakes {
     this.initiate(peer);
   }
 
-  /** Starts a handshake now, however recent the last one: the way to the peer has just changed. */
-  sendInitiationNow(peer: Peer): void {
+  /**
+   * Starts a handshake now instead of at the retransmit timer: the way to the peer has just changed (see
+   * Device.relayReady). Not within RETRY_NOW_MIN_MS of the last one, which the peer would refuse as a flood.
+   */
+  retryNow(peer: Peer): void {
+    if (this.dev.clock.now() - peer.handshake.lastSentInitiation < RETRY_NOW_MIN_MS) return;
     this.initiate(peer);
   }
 
@@ -259,12 +270,14 @@ export class Handshakes {
     peer.cookies.addMacs(msg);
     peer.timersAnyAuthenticatedPacketTraversal();
     peer.timersAnyAuthenticatedPacketSent();
-    // Through the relay: the endpoint gets the same initiation first, and whichever copy the peer takes
-    // first decides the path (an answer over UDP confirms the direct path; the other copy is a replay).
-    if (dev.send.relayed(peer)) dev.send.sendOneUdp(peer, msg, 0, msg.length);
+    const relayed = dev.send.relayed(peer);
     dev.send.sendOne(peer, msg, 0, msg.length);
     dev.handshakeCounts.initiated++;
     peer.timersHandshakeInitiated();
+    // Through the relay an answer takes well under a second; if none came (a relay reconnecting, a
+    // peer whose netmap lags), try once more early instead of waiting out REKEY_TIMEOUT. sendEarly
+    // skips it once a session exists, and allows at most MAX_EARLY_INITIATIONS per REKEY_TIMEOUT.
+    if (relayed && peer.handshakeAttempts === 0 && !peer.canSend(peer.current, dev.clock.now())) peer.earlyInitiationTimer.mod(RELAY_EARLY_RETRY_MS);
   }
 
   /**
@@ -291,6 +304,7 @@ export class Handshakes {
   private beginSession(peer: Peer, kp: Keypair): void {
     const dev = this.dev;
     dev.handshakeCounts.completed++;
+    dev.onSession?.(peer);
     dev.sessions.set(kp.localIndex, { peer, keypair: kp });
     if (kp.isInitiator) {
       if (peer.next) {

@@ -44,8 +44,8 @@ export class Peer {
   readonly endpointAddr = Buffer.alloc(16);
   endpointPort = 0;
   /**
-   * An authenticated message came from the endpoint over UDP and the peer has answered since: the
-   * direct path works. While false and the device has a relay, the peer is reached through the relay.
+   * Path discovery confirmed the endpoint (a disco pong came from it): packets go there over UDP. While
+   * false and the device has a connected relay, the peer is reached through the relay.
    */
   direct = false;
   /**
@@ -53,6 +53,12 @@ export class Peer {
    * (device.relay). Which relay, not whether: `direct` decides that.
    */
   relay: RelayLink | null = null;
+  /**
+   * WireGuard's roaming: the endpoint follows the source of the latest authenticated packet. Off for a
+   * peer whose path discovery chooses the endpoint (only a valid pong may move it, not a packet whose
+   * UDP source an on-path attacker rewrote).
+   */
+  roams = true;
   /** Seconds; 0 = off. */
   persistentKeepalive = 0;
 
@@ -93,7 +99,6 @@ export class Peer {
         return;
       }
       this.handshakeAttempts++;
-      this.direct = false; // no answer: try the relay (and the endpoint again)
       host.sendHandshakeInitiation(this, true);
     });
     this.sendKeepaliveTimer = new Timer(clock, () => {
@@ -103,10 +108,7 @@ export class Peer {
         this.sendKeepaliveTimer.mod(KEEPALIVE_TIMEOUT);
       }
     });
-    this.newHandshake = new Timer(clock, () => {
-      this.direct = false; // sent data and heard nothing back: the direct path may be gone
-      host.sendHandshakeInitiation(this, false);
-    });
+    this.newHandshake = new Timer(clock, () => host.sendHandshakeInitiation(this, false));
     this.zeroKeyMaterialTimer = new Timer(clock, () => host.zeroKeyMaterial(this));
     this.persistentKeepaliveTimer = new Timer(clock, () => {
       if (this.persistentKeepalive > 0) host.sendKeepalive(this);
@@ -175,12 +177,11 @@ export class Peer {
   }
 
   /**
-   * Roaming: the endpoint becomes the source of the latest authenticated packet, and the direct path
-   * counts as working. A message through the relay (family RELAY_FAMILY) changes neither.
+   * Roaming: the endpoint becomes the source of the latest authenticated packet (unless path discovery
+   * owns it: `roams` false). A message through the relay (family RELAY_FAMILY) never changes it.
    */
   updateEndpoint(family: number, addrs: Uint8Array, addrOff: number, port: number): void {
-    if (family !== 4 && family !== 6) return;
-    this.direct = true;
+    if (!this.roams || (family !== 4 && family !== 6)) return;
     const a = this.endpointAddr;
     if (family === this.endpointFamily && port === this.endpointPort) {
       const n = family === 4 ? 4 : 16;

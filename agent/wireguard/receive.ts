@@ -4,19 +4,13 @@
 // first few of a batch in line (finishing the transport messages before them, so the batch is handled
 // in order), any more through its queue, so that a flood of them cannot starve transport packets.
 import type { AeadKey } from '../../native/index.js';
-import { isStunPacket } from '../../wire/stun.js';
-import { formatIP, ipSource } from './allowedips.js';
+import { ipSource } from './allowedips.js';
 import type { Device, SessionEntry } from './device.js';
 import { KeyRuns } from './keyruns.js';
-import { MSG_TRANSPORT, RELAY_FAMILY, TRANSPORT_HEADER_SIZE, messageType } from './messages.js';
+import { MSG_TRANSPORT, TRANSPORT_HEADER_SIZE, messageType } from './messages.js';
 import { KEEPALIVE_TIMEOUT, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_TIMEOUT } from './peer.js';
 
 const MAX_COUNTER_HI = 2 ** 21; // counters above 2^53 are refused
-
-/** STUN's magic cookie at offset 4 (the full check, wire/stun.ts isStunPacket, runs only on these). */
-function mayBeStun(buf: Uint8Array, off: number, len: number): boolean {
-  return len >= 20 && buf[off + 4] === 0x21 && buf[off + 5] === 0x12 && buf[off + 6] === 0xa4 && buf[off + 7] === 0x42;
-}
 
 export class ReceivePath {
   // Slot t: a transport message's ciphertext + tag at openOffsets/openLengths[t], opened with
@@ -80,13 +74,9 @@ export class ReceivePath {
           t = 0;
         }
         hs.handle(Buffer.from(buf.subarray(off, off + len)), type, families[i], addrs, i * 16, ports[i]);
-      } else if (dev.stunHandler !== null && families[i] !== RELAY_FAMILY && mayBeStun(buf, off, len)) {
-        // Rare (netcheck's answers), so a view and the address as text are fine here.
-        const pkt = buf.subarray(off, off + len);
-        if (isStunPacket(pkt)) dev.stunHandler(pkt, formatIP(addrs.subarray(i * 16, i * 16 + (families[i] === 4 ? 4 : 16))), ports[i]);
-        else dev.drops.malformed++;
       } else {
-        dev.drops.malformed++;
+        // Not WireGuard: STUN or disco sharing the socket, else malformed (off the transport fast path).
+        dev.otherDatagram(buf, off, len, families[i], addrs, i * 16, ports[i]);
       }
     }
     if (t > 0) this.open(buf, addrs, ports, families, t, now);

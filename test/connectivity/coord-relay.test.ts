@@ -98,6 +98,7 @@ describe('coord relay', () => {
   it('netmaps carry the relay map and each peer\'s disco key and home relay', async () => {
     const n = await b.dev.waitFor((m) => m.peers.some((p) => p.discoKey !== undefined));
     expect(n.relays).toEqual([{ name: 'coord', url: relayUrl }]);
+    expect(n.stunPorts).toBeUndefined(); // STUN off (--stun-port 0)
     const peerA = n.peers.find((p) => p.nodeKey === b64(a.key))!;
     expect(peerA.discoKey).toBe(b64(discoA));
     expect(peerA.homeRelay).toBe('coord');

@@ -1,7 +1,7 @@
 // The WireGuard device with a relay: two devices on an in-memory UDP network and the real relay
 // (RelayServer and RelayClient over WebSocket on loopback). With UDP blocked, packets go through the
-// relay both ways and never move a peer's UDP endpoint; with UDP working, the first handshake goes both
-// ways at once and an answer over UDP takes the peers direct.
+// relay both ways and never move a peer's UDP endpoint; with UDP working, they stay on the relay until
+// path discovery (setPeerPath) says a direct path works.
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +11,7 @@ import { FakeClock } from '../../agent/wireguard/clock.js';
 import { Device } from '../../agent/wireguard/device.js';
 import { MemNetwork, MemTun, ipv4Packet } from '../../agent/wireguard/memnet.js';
 import { MSG_TRANSPORT } from '../../agent/wireguard/messages.js';
+import { REKEY_TIMEOUT } from '../../agent/wireguard/peer.js';
 import { RelayServer } from '../../coord/relay/server.js';
 import { X25519Key } from '../../wire/x25519.js';
 
@@ -80,7 +81,7 @@ describe('device through the relay', () => {
       });
       from.onTunBatch(buf, offsets, lengths, pkts.length);
     };
-    return { net, a, b, send, tick: () => net.flush() };
+    return { net, a, b, send, tick: () => net.flush(), url, raws, keys };
   }
 
   it('with UDP blocked, carries packets both ways through the relay without touching the endpoints', async () => {
@@ -101,6 +102,77 @@ describe('device through the relay', () => {
     expect(b.dev.endpointText(pb)).toBe(`10.200.0.1:${a.dev.port}`);
   });
 
+  it('sends a handshake that went into the void again through the relay as soon as it connects', async () => {
+    const { a, b, send, tick } = await setup(false);
+    a.client.close(); // no relay yet: the initiation goes to the UDP endpoint, which drops it
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    expect(a.dev.handshakeCounts.initiated).toBe(1);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    a.client.start();
+    await until(() => b.tun.packets.length === 1, 'the packet through the relay', tick);
+    expect(a.dev.handshakeCounts.initiated).toBe(2);
+    expect(Date.now() - t0).toBeLessThan(REKEY_TIMEOUT); // not the retransmit timer
+  });
+
+  it('answers an initiation that came over UDP there too while the peer is relayed (its relay may not be up yet)', async () => {
+    const { a, b, send, tick } = await setup(true);
+    a.dev.setPeerPath(a.dev.listPeers()[0]!, null); // path discovery owns both peers: relayed, no roaming
+    b.dev.setPeerPath(b.dev.listPeers()[0]!, null);
+    b.client.close(); // b has just started: no relay yet, so its initiation goes over UDP
+    send(b.dev, [ipv4Packet('10.9.0.2', '10.9.0.1', 'from b')]);
+    // a's answer through the relay cannot reach b; the copy over UDP does, long before b would retry.
+    await until(() => a.tun.packets.length === 1, 'b’s packet at a', tick, REKEY_TIMEOUT - 1000);
+    expect(a.dev.endpointText(a.dev.listPeers()[0]!)).toBe(`10.200.0.1:${b.dev.port}`);
+    expect(a.dev.listPeers()[0]!.direct).toBe(false);
+  });
+
+  it('a restarted device answers a packet for a lost session, arriving through the relay, with a handshake', async () => {
+    const { net, a, b, send, tick, url, raws, keys } = await setup(false);
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    await until(() => b.tun.packets.length === 1, 'the session', tick);
+    // b restarts: same key, no sessions.
+    b.client.close();
+    b.dev.close();
+    const tun = new MemTun();
+    const dev = new Device({ bindUdp: (port, cb) => net.bind(port, cb), tun });
+    dev.setPrivateKey(raws[1]!);
+    dev.up();
+    dev.setPeer(keys[0]!.publicKey, { endpoint: `10.200.0.1:${a.dev.port}`, allowedIPs: ['10.9.0.1/32'] });
+    const client = new RelayClient({ url, key: keys[1]!, onPacket: (src, p) => dev.relayReceive(p, src), onState: (st) => st === 'connected' && dev.relayReady() }).start();
+    dev.relay = client;
+    await client.waitConnected();
+    try {
+      const old = a.dev.listPeers()[0]!.current;
+      send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'for the old session')]); // b has no such session
+      // b handshakes with a; a takes the new session once b's first message on it arrives.
+      await until(() => dev.handshakeCounts.completed > 0 && a.dev.listPeers()[0]!.current !== old, 'b to handshake with a', tick, REKEY_TIMEOUT);
+      send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'after')]);
+      await until(() => tun.packets.length > 0, 'the packet on the new session', tick, REKEY_TIMEOUT);
+    } finally {
+      client.close();
+      dev.close();
+    }
+  });
+
+  it('sends a first initiation lost on the way through the relay again after a second, not after REKEY_TIMEOUT', async () => {
+    const { a, b, send, tick } = await setup(false);
+    const real = a.dev.relay!;
+    let dropped = 0;
+    a.dev.relay = {
+      get connected() {
+        return real.connected;
+      },
+      send: (dst, packet) => (dropped++ === 0 ? true : real.send(dst, packet)), // the relay loses the first
+      sendFrame: (frame) => real.sendFrame(frame),
+    };
+    const t0 = Date.now();
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    await until(() => b.tun.packets.length === 1, 'the packet', tick, REKEY_TIMEOUT);
+    expect(Date.now() - t0).toBeLessThan(REKEY_TIMEOUT - 1000);
+    expect(a.dev.handshakeCounts.initiated).toBe(2);
+  });
+
   it('splits a large batch into frames the relay accepts, and loses none', async () => {
     const { a, b, send, tick } = await setup(false);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
@@ -112,36 +184,33 @@ describe('device through the relay', () => {
     expect(a.dev.drops.sendBlocked).toBe(0);
   });
 
-  it('with UDP working, goes direct after the first handshake and sends data over UDP', async () => {
+  it('with UDP working, stays on the relay until path discovery confirms a direct path (no guessing from handshakes)', async () => {
     const { net, a, b, send, tick } = await setup(true);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
     await until(() => b.tun.packets.length === 1, 'b to receive', tick);
+    send(b.dev, [ipv4Packet('10.9.0.2', '10.9.0.1', 'answer')]);
+    await until(() => a.tun.packets.length === 1, 'a to receive', tick);
     const pa = a.dev.listPeers()[0]!;
-    await until(() => pa.direct, 'a to go direct', tick);
-    const before = net.log.filter((d) => d.data[0] === MSG_TRANSPORT).length;
-    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'second')]);
-    await until(() => b.tun.packets.length === 2, 'b to receive the second', tick);
-    expect(net.log.filter((d) => d.data[0] === MSG_TRANSPORT).length).toBe(before + 1);
-    expect(a.dev.relayed(pa)).toBe(false);
+    expect(pa.direct).toBe(false);
+    expect(a.dev.relayed(pa)).toBe(true);
+    expect(net.log.filter((d) => d.data[0] === MSG_TRANSPORT)).toHaveLength(0);
   });
 
-  it('when the direct path dies, a handshake through the relay takes both sides back to the relay', async () => {
+  it('follows setPeerPath: over UDP once direct, back through the relay when not, on the same session', async () => {
     const { net, a, b, send, tick } = await setup(true);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    await until(() => b.tun.packets.length === 1, 'the session through the relay', tick);
     const pa = a.dev.listPeers()[0]!;
-    const pb = b.dev.listPeers()[0]!;
-    await until(() => b.tun.packets.length === 1 && pa.direct && pb.direct, 'the direct path', tick);
-    // UDP dies; a notices (as its retransmit or new-handshake timer would) and greets b again.
+    const handshakes = a.dev.handshakeCounts.completed;
+    a.dev.setPeerPath(pa, { address: '10.200.0.1', port: b.dev.port });
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'direct')]);
+    await until(() => b.tun.packets.length === 2, 'the packet over UDP', tick);
+    expect(net.log.filter((d) => d.data[0] === MSG_TRANSPORT)).toHaveLength(1);
     net.dropIf = () => true;
-    pa.direct = false;
-    const before = pa.lastHandshake;
-    await new Promise((r) => setTimeout(r, 50)); // responders refuse initiations less than 20 ms apart
-    pa.handshake.lastSentInitiation = -Infinity; // as if REKEY_TIMEOUT had passed
-    a.dev.initiateHandshake(b.dev.publicKey!.raw);
-    await until(() => pa.lastHandshake > before, 'the handshake through the relay', tick);
-    expect(pb.direct).toBe(false); // b answered through the relay, not into the dead UDP path
-    send(b.dev, [ipv4Packet('10.9.0.2', '10.9.0.1', 'back')]);
-    await until(() => a.tun.packets.length === 1, 'a to receive through the relay', tick);
+    a.dev.setPeerPath(pa, null);
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'relayed again')]);
+    await until(() => b.tun.packets.length === 3, 'the packet through the relay', tick);
+    expect(a.dev.handshakeCounts.completed).toBe(handshakes);
   });
 
   it('greets a peer through the relay as soon as the relay connects, not at the 5 s retransmit', async () => {

@@ -5,7 +5,8 @@ import { createSocket } from 'node:dgram';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeStun, encodeBindingRequest, newTransactionId } from '../../wire/stun.js';
-import { Coord, coordCli } from '../coord/harness.js';
+import { api, Coord, coordCli } from '../coord/harness.js';
+import { TestDevice } from '../coord/devices.js';
 
 const run = promisify(execFile);
 
@@ -39,6 +40,20 @@ describe('coord serve --stun-port', () => {
       const src = 20000 + Math.floor(Math.random() * 40000);
       const { stdout, stderr } = await run('stun', [`127.0.0.1:${p}`, '1', '-v', '-p', String(src)], { timeout: 15_000 });
       expect(stdout + stderr).toContain(`MappedAddress = 127.0.0.1:${src}`);
+    }
+  });
+
+  it('tells devices its STUN ports in every netmap', async () => {
+    const owner = api(coord.url, coord.createTailnet('stun.example', 'alice@example.com'));
+    const authKey = (await owner.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } })).body.key as string;
+    const dev = new TestDevice(coord.url);
+    try {
+      await dev.register(authKey, 'stunny');
+      dev.connect();
+      const n = await dev.waitFor(() => true);
+      expect(n.stunPorts).toEqual([port, port + 1]);
+    } finally {
+      dev.close();
     }
   });
 

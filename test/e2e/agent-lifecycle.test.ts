@@ -101,7 +101,7 @@ describe('agent daemon lifecycle (real coord, real local API, in-memory data pat
     expect(s.self).toMatchObject({ name: 'web', tags: ['tag:web'], network: 'example.com' });
     expect(s.coord).toMatchObject({ url: coord.url, connected: true, error: null });
     expect(statSync(stateDir).mode & 0o777).toBe(0o700);
-    expect(readdirSync(stateDir).sort()).toEqual(['machine.json', 'netmap.json', 'node.json', 'prefs.json']);
+    expect(readdirSync(stateDir).sort()).toEqual(['disco.json', 'machine.json', 'netmap.json', 'node.json', 'prefs.json']);
     for (const f of readdirSync(stateDir)) {
       expect(statSync(join(stateDir, f)).mode & 0o777).toBe(0o600);
       expect(readFileSync(join(stateDir, f), 'utf8')).not.toContain(key);
@@ -109,6 +109,7 @@ describe('agent daemon lifecycle (real coord, real local API, in-memory data pat
     const nodeKey = JSON.parse(readFileSync(join(stateDir, 'node.json'), 'utf8')).privateKey as string;
     expect(logLines.join('')).not.toContain(key);
     expect(logLines.join('')).not.toContain(nodeKey);
+    expect(logLines.join('')).not.toContain(JSON.parse(readFileSync(join(stateDir, 'disco.json'), 'utf8')).privateKey as string);
     // The same key again: coord refuses it (single use), verbatim.
     expect(await refusal(call('POST', '/up', { authkey: key }))).toBe('401 auth key has already been used (it is not reusable)');
   });

@@ -66,12 +66,13 @@ describe.skipIf(!canRunE2e)('agent daemon end to end (coord + three agents in na
     for (const n of NAMES) {
       const files = readdirSync(net.stateDir(n)).sort();
       // resolv.conf.orig: MagicDNS keeps the namespace's own resolv.conf here while it points it at the agent.
-      expect(files).toEqual(['machine.json', 'netmap.json', 'node.json', 'prefs.json', 'resolv.conf.orig']);
+      expect(files).toEqual(['disco.json', 'machine.json', 'netmap.json', 'node.json', 'prefs.json', 'resolv.conf.orig']);
       for (const f of files) expect(statSync(join(net.stateDir(n), f)).mode & 0o777).toBe(0o600);
       const prefs = readFileSync(join(net.stateDir(n), 'prefs.json'), 'utf8');
       expect(prefs).not.toContain('mwkey-auth');
       expect(readFileSync(net.logOf(n), 'utf8')).not.toContain(key);
       expect(readFileSync(net.logOf(n), 'utf8')).not.toContain(JSON.parse(readFileSync(join(net.stateDir(n), 'node.json'), 'utf8')).privateKey);
+      expect(readFileSync(net.logOf(n), 'utf8')).not.toContain(JSON.parse(readFileSync(join(net.stateDir(n), 'disco.json'), 'utf8')).privateKey);
     }
     // a sees b (it may reach it) and c (c may reach it); c's netmap has only a.
     await waitFor('netmaps with peers', () => net.status('a').peers.length === 2 && net.status('b').peers.length === 1 && net.status('c').peers.length === 1);

@@ -48,13 +48,10 @@ class Lab {
       dev.relay = {
         connected: true,
         send: (dst, packet) => this.relaySend(i, Buffer.from(dst), Buffer.from(packet)),
-        sendFrame: (frame) => {
-          // send batch: type | destination key (32) | (length (2) | packet)*
-          const dst = frame.subarray(1, 33);
-          for (let off = 33; off < frame.length; ) {
-            const len = frame.readUInt16BE(off);
-            this.relaySend(i, dst, Buffer.from(frame.subarray(off + 2, off + 2 + len)));
-            off += 2 + len;
+        sendSlots: (dst, buf, offsets, lengths, pick, count) => {
+          for (let k = 0; k < count; k++) {
+            const slot = pick[k]!;
+            this.relaySend(i, Buffer.from(dst), Buffer.from(buf.subarray(offsets[slot]!, offsets[slot]! + lengths[slot]!)));
           }
           return true;
         },

@@ -85,7 +85,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl, clientAddr });
   const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Limiter({ ...ACCOUNT_LIMITS, what: 'uses of password links from this address' }), clientAddr };
   const machine = new MachineApi({ domain, log: o.log });
-  const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks }) : null;
+  const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks, logStreamer }) : null;
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     let url: URL;

@@ -6,6 +6,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { promtoolProblems, sample } from '../prometheus.js';
 import { addUser, api, Coord } from './harness.js';
 
 /** An HTTP receiver on a fixed loopback port that can go away and come back. */
@@ -237,7 +238,7 @@ describe('log streaming', () => {
 });
 
 describe('log streaming limits and targets', () => {
-  it('bounds the backlog: the oldest entries beyond it are dropped, and the status says so', async () => {
+  it('bounds the backlog: the oldest entries beyond it are dropped, and the status and the metrics say so', async () => {
     const coord = new Coord();
     const receiver = new Receiver();
     try {
@@ -245,20 +246,43 @@ describe('log streaming limits and targets', () => {
       const port = receiver.port;
       await receiver.down();
       receiver.port = port;
-      await coord.start([...FAST, '--log-stream-backlog', '3']);
+      await coord.start([...FAST, '--log-stream-backlog', '3', '--metrics-listen', '127.0.0.1:0']);
+      const metricsUrl = /"metrics":"([^"]+)"/.exec(coord.stdout)![1]!;
+      const scrape = async () => (await fetch(metricsUrl)).text();
+      const panther = { destination: 'panther' };
       const owner = api(coord.url, coord.createTailnet('example.com', 'alice@example.com'));
-      expect((await owner.call('PUT', '/tailnet/-/logging/configuration/stream', { destinationType: 'panther', url: receiver.url, token: 'p' })).status).toBe(200);
+      expect((await owner.call('PUT', '/tailnet/-/logging/configuration/stream', { destinationType: 'panther', url: receiver.url, token: 'panther-secret-token' })).status).toBe(200);
       for (let i = 1; i <= 6; i++) expect((await owner.post('/tailnet/-/dns/searchpaths', { searchPaths: [`d${i}.example.com`] })).status).toBe(200);
       const status = async () => (await owner.get('/tailnet/-/logging/configuration/stream/status')).body;
       // 7 entries (the stream's creation and 6 changes), 3 kept
       await expect.poll(async () => (await status()).numDroppedEntries, POLL).toBe(4);
       expect((await status()).lastError).toMatch(/dropped the 4 oldest entries: the backlog was over its bound \(3 entries/);
       expect((await status()).numPendingEntries).toBe(3);
+      let text = await scrape();
+      expect(promtoolProblems(text)).toBe('');
+      expect(sample(text, 'meshward_coord_log_streams', panther)).toBe(1);
+      expect(sample(text, 'meshward_coord_log_stream_dropped_entries_total', panther)).toBe(4);
+      expect(sample(text, 'meshward_coord_log_stream_backlog_entries', panther)).toBe(3);
+      expect(sample(text, 'meshward_coord_log_stream_backlog_bytes', panther)).toBeGreaterThan(0);
+      expect(sample(text, 'meshward_coord_log_stream_failed_requests_total', panther)).toBeGreaterThanOrEqual(1);
+      expect(sample(text, 'meshward_coord_log_stream_entries_sent_total', panther)).toBe(0);
+      expect(sample(text, 'meshward_coord_log_stream_entries_sent_total', { destination: 'splunk' })).toBe(0);
       await receiver.up();
       await expect.poll(async () => (await status()).numPendingEntries, POLL).toBe(0);
-      expect(receiver.delivered[0]!.headers.authorization).toBe('Bearer p');
+      expect(receiver.delivered[0]!.headers.authorization).toBe('Bearer panther-secret-token');
       expect(receiver.events().map((e) => e.new[0])).toEqual(['d4.example.com', 'd5.example.com', 'd6.example.com']);
       expect((await status()).numDroppedEntries).toBe(4);
+      text = await scrape();
+      expect(promtoolProblems(text)).toBe('');
+      expect(sample(text, 'meshward_coord_log_stream_entries_sent_total', panther)).toBe(3);
+      expect(sample(text, 'meshward_coord_log_stream_backlog_entries', panther)).toBe(0);
+      expect(sample(text, 'meshward_coord_log_stream_sent_bytes_total', panther)).toBe(receiver.delivered.reduce((sum, d) => sum + Buffer.byteLength(d.body), 0));
+      const s = await status();
+      expect(sample(text, 'meshward_coord_log_stream_requests_total', panther)).toBe(s.numTotalRequests);
+      expect(sample(text, 'meshward_coord_log_stream_failed_requests_total', panther)).toBe(s.numFailedRequests);
+      // Labels name the destination's type only: no URL, host, port or token.
+      expect(text).not.toContain('panther-secret-token');
+      expect(text).not.toContain(`127.0.0.1:${port}`);
     } finally {
       await coord.cleanup();
       await receiver.down();

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { promtoolProblems, sample } from '../prometheus.js';
+import { AdminApiError, AdminClient } from '../../coord/client/index.js';
 import { addUser, api, Coord } from './harness.js';
 
 /** An HTTP receiver on a fixed loopback port that can go away and come back. */
@@ -185,6 +186,19 @@ describe('log streaming', () => {
     expect(logs[1].old.compressionFormat).toBe('none');
     expect(logs[1].new.compressionFormat).toBe('gzip');
     expect(JSON.stringify(logs)).not.toContain('hec-secret-token');
+  });
+
+  it('through the typed client: set, read, status, stop', async () => {
+    const client = new AdminClient(coord.url, ownerKey);
+    const set = await client.setLogStream({ destinationType: 'axiom', url: receiver.url, token: 'axiom-secret-token' });
+    expect(set).toEqual({ logType: 'configuration', destinationType: 'axiom', url: receiver.url, user: '', compressionFormat: 'none' });
+    expect(await client.logStream()).toEqual(set);
+    await expect.poll(async () => (await client.logStreamStatus()).numEntriesSent, POLL).toBeGreaterThanOrEqual(1);
+    expect(receiver.delivered.at(-1)!.headers.authorization).toBe('Bearer axiom-secret-token');
+    await client.deleteLogStream();
+    const gone = await client.logStream().then(() => null, (e: unknown) => e);
+    expect(gone).toBeInstanceOf(AdminApiError);
+    expect((gone as AdminApiError).status).toBe(404);
   });
 
   it('who may read and set it', async () => {

@@ -340,7 +340,7 @@ export class LogStreamer {
       const body = s.compression === 'gzip' ? await gzip(batch.body) : batch.body;
       const headers = s.compression === 'gzip' ? { ...batch.headers, 'content-encoding': 'gzip' } : batch.headers;
       const res = await this.send(s.url, body, headers, s.destinationType === 'elastic' ? 4096 : 512);
-      error = refusal(s.destinationType, res.status, res.body);
+      error = refusal(s, res.status, res.body);
     } catch (err) {
       error = describe(err);
     }

@@ -303,6 +303,33 @@ describe('log streaming limits and targets', () => {
     }
   });
 
+  it('a destination that echoes the credentials in its refusal: the token reaches no status, audit entry or log line', async () => {
+    const coord = new Coord();
+    // Answers 401 and repeats what it was sent, as some proxies do.
+    const echo = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(401).end(`{"error":"bad credentials: ${req.headers.authorization ?? req.headers["dd-api-key"]}"}`));
+    });
+    try {
+      await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+      const url = `http://127.0.0.1:${(echo.address() as AddressInfo).port}/ingest`;
+      await coord.start([...FAST, '--log-level', 'debug']);
+      const owner = api(coord.url, coord.createTailnet('example.com', 'alice@example.com'));
+      const token = 'echoed-secret-token';
+      for (const config of [{ destinationType: 'datadog', url, token }, { destinationType: 'cribl', url, user: 'ingest', token }]) {
+        expect((await owner.call('PUT', '/tailnet/-/logging/configuration/stream', config)).status).toBe(200);
+        const status = async () => (await owner.get('/tailnet/-/logging/configuration/stream/status')).body;
+        await expect.poll(async () => (await status()).lastError, POLL).toMatch(/destination answered 401: .*bad credentials/);
+        const seen = JSON.stringify(await status()) + JSON.stringify((await owner.get('/tailnet/-/logging/configuration')).body) + coord.stdout + coord.stderr;
+        const basic = Buffer.from(`ingest:${token}`).toString('base64');
+        for (const secret of [token, basic]) expect(seen).not.toContain(secret);
+      }
+    } finally {
+      await coord.cleanup();
+      await new Promise((r) => echo.close(r));
+    }
+  });
+
   it('without --allow-private-webhooks: https only, and no loopback or private destination', async () => {
     const coord = new Coord();
     try {

@@ -255,7 +255,6 @@ function checkNesting(ctx: Ctx): void {
   }
 }
 
-/** Parses a policy file. Throws PolicyError (with line and column) when the file is refused. */
 /** The text's JSON tree (HuJSON: comments and trailing commas allowed); a malformed text is a PolicyError with its place. */
 function parseJsonTree(ctx: Ctx): Node | undefined {
   checkNesting(ctx);
@@ -281,8 +280,9 @@ function postureAttrs(ctx: Ctx, node: Node): Record<string, PostureValue> {
 }
 
 /**
- * Parses a policy file. With `testsText` (a JSON list of tests), those are its tests instead of the
- * file's own: acl/validate's way of running tests against the stored policy.
+ * Parses a policy file. Throws PolicyError (with line and column) when the file is refused. With
+ * `testsText` (a JSON list of tests), those are its tests instead of the file's own: acl/validate's way
+ * of running tests against the stored policy (positions in them are the list's).
  */
 export function parsePolicy(text: string, testsText?: string): Policy {
   const ctx: Ctx = new Ctx(text);

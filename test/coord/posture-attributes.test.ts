@@ -109,10 +109,10 @@ describe('custom posture attributes', () => {
       expect(r.status, r.text).toBe(200);
       expect(r.body, JSON.stringify(tests)).toEqual({});
     }
-    const wrong = await validate(`[\n  {"src": "alice@example.com", "accept": ["tag:web:22"]},\n]`);
+    const wrong = await validate(`// tests only\n[\n  {"src": "alice@example.com", "accept": ["tag:web:22"]},\n]`);
     expect(wrong.status).toBe(200);
     expect(wrong.body.message).toBe('test(s) failed');
-    expect(wrong.body.data).toEqual([{ user: 'alice@example.com', errors: ['src "alice@example.com" (line 2): expected accept "tag:web:22", got drop'] }]);
+    expect(wrong.body.data).toEqual([{ user: 'alice@example.com', errors: ['src "alice@example.com" (line 3): expected accept "tag:web:22", got drop'] }]);
     // The same tests inside a policy file.
     const inFile = POLICY.replace(/}\s*$/, `  "tests": ${JSON.stringify([gold, silver, none])},\n}`);
     expect((await validate(inFile)).body).toEqual({});

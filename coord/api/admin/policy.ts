@@ -1,5 +1,5 @@
 // /tailnet/{t}/acl: the policy file (HuJSON or JSON), its validation and preview.
-import { parse as parseJsonc, printParseErrorCode, visit, type ParseError } from 'jsonc-parser';
+import { createScanner, parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { previewSubject } from '../../domain/index.js';
 import { InvalidInput } from '../../errors.js';
 import { HttpError } from '../http.js';
@@ -42,11 +42,10 @@ async function validateAcl(c: Call): Promise<Answer> {
   return { body: {} };
 }
 
-/** Whether the text's first token is "[" (comments and white space skipped). */
+/** Whether the text's first token is "[" (comments and white space skipped); reads that one token only. */
 function startsWithList(text: string): boolean {
-  let first = '';
-  visit(text, { onArrayBegin: () => { first ||= '['; }, onObjectBegin: () => { first ||= '{'; }, onLiteralValue: () => { first ||= 'x'; } }, { allowTrailingComma: true, disallowComments: false });
-  return first === '[';
+  const OPEN_BRACKET = 3; // jsonc-parser's SyntaxKind.OpenBracketToken (a const enum)
+  return createScanner(text, true).scan() === OPEN_BRACKET;
 }
 
 async function previewAcl(c: Call): Promise<Answer> {

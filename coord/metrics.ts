@@ -15,6 +15,8 @@ import type { RelayServer } from './relay/server.js';
 import type { Store } from './store/index.js';
 import { isActive } from './topology.js';
 import type { Webhooks } from './webhooks.js';
+import { DESTINATION_TYPES } from './log-stream/destinations.js';
+import type { DestinationBacklog, DestinationCounts, LogStreamer } from './log-stream/streamer.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const MACHINE = new Set<string>(Object.values(MACHINE_PATHS));
@@ -60,6 +62,8 @@ export interface CoordMetricsDeps {
   webhooks: Webhooks;
   /** coord's own relay (absent or null: --no-relay, and no relay metrics). */
   relay?: RelayServer | null;
+  /** Log streams (absent: no log stream metrics). */
+  logStreamer?: LogStreamer;
 }
 
 export class CoordMetrics {
@@ -154,6 +158,46 @@ export class CoordMetrics {
       },
     });
     if (deps.relay) registerRelayMetrics(this.registry, deps.relay);
+    if (deps.logStreamer) this.logStreamMetrics(deps.logStreamer, registers);
+  }
+
+  /**
+   * Log streams, labelled by destination type only (a URL may carry a token, and a tailnet's streams are
+   * told apart by the API's status). Counters count since this process started; the backlog is read
+   * from the store at scrape time. Every known type is present, at 0 until used.
+   */
+  private logStreamMetrics(streamer: LogStreamer, registers: Registry[]): void {
+    const counter = (name: string, help: string, field: keyof DestinationCounts) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['destination'],
+        registers,
+        collect() {
+          this.reset();
+          for (const t of DESTINATION_TYPES) this.inc({ destination: t }, streamer.counts.get(t)?.[field] ?? 0);
+        },
+      });
+    counter('meshward_coord_log_stream_requests_total', 'Log stream requests sent to destinations (failed ones included).', 'requests');
+    counter('meshward_coord_log_stream_failed_requests_total', 'Log stream requests that failed (no answer, or not the destination’s success); each retry counts.', 'failedRequests');
+    counter('meshward_coord_log_stream_entries_sent_total', 'Configuration log entries a destination accepted.', 'entriesSent');
+    counter('meshward_coord_log_stream_sent_bytes_total', 'Bytes of request body (before compression) a destination accepted.', 'bytesSent');
+    counter('meshward_coord_log_stream_dropped_entries_total', 'Entries skipped because a stream’s backlog was over its bound while its destination did not take them.', 'droppedEntries');
+    const gauge = (name: string, help: string, field: keyof DestinationBacklog) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['destination'],
+        registers,
+        collect() {
+          this.reset();
+          const now = streamer.backlogByDestination();
+          for (const t of DESTINATION_TYPES) this.set({ destination: t }, now.get(t)?.[field] ?? 0);
+        },
+      });
+    gauge('meshward_coord_log_streams', 'Log streams configured.', 'streams');
+    gauge('meshward_coord_log_stream_backlog_entries', 'Entries waiting to be sent.', 'entries');
+    gauge('meshward_coord_log_stream_backlog_bytes', 'Entries waiting to be sent: their bytes as stored.', 'bytes');
   }
 
   /** Call at the start of every request on coord's main listener; counts it when its answer is done. */

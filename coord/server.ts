@@ -94,7 +94,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const machine = new MachineApi({ domain, log: o.log });
   const relay = o.relay === false ? null : new RelayServer({ authorizer: coordAuthorizer(o.store, hub), log: o.log });
   const verifyRelay = relayVerifier(o.store, hub, o.log);
-  const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks, relay }) : null;
+  const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks, relay, logStreamer }) : null;
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     let url: URL;

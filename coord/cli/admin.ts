@@ -181,7 +181,7 @@ export const usersCommand = group('users', 'list users, invite them, change role
 export const keysCommand = group('keys', 'create, list and revoke auth keys and API tokens (admin API)', {
   list: listing('keys', (api) => api.keys(), ['ID', 'TYPE', 'DESCRIPTION', 'EXPIRES', 'FLAGS'], (k) => {
     const c = k.capabilities?.devices?.create;
-    const flags = c ? [c.reusable && 'reusable', c.ephemeral && 'ephemeral', c.preauthorized && 'preauthorized', ...(c.tags ?? [])].filter(Boolean).join(',') : '';
+    const flags = [k.revoked && 'revoked', ...(c ? [c.reusable && 'reusable', c.ephemeral && 'ephemeral', c.preauthorized && 'preauthorized', ...(c.tags ?? [])] : [])].filter(Boolean).join(',');
     return [k.id, k.keyType, k.description || '-', k.expires ?? 'never', flags];
   }),
   create: {

@@ -6,8 +6,8 @@
 //   const r = await admin.request('GET', '/tailnet/-/devices');   // any request; never throws on a status
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import type {
-  AcceptedShare, AuditLog, CreateKeyRequest, Device, DeviceInvite, DevicePostureAttributes, DeviceRoutes, ErrorBody, Key, NewKey,
-  NewUserInvite, PolicyPreview, PolicyValidation, Role, Session, User, UserInvite,
+  AcceptedShare, AuditLog, CreateKeyRequest, Device, DeviceInvite, DevicePostureAttributes, DeviceRoutes, ErrorBody, Key, LogStreamConfig,
+  LogStreamStatus, NewKey, NewUserInvite, SetLogStreamRequest, PolicyPreview, PolicyValidation, Role, Session, User, UserInvite,
 } from './types.js';
 
 export type * from './types.js';
@@ -298,5 +298,25 @@ export class AdminClient {
 
   auditLog(start: Date): Promise<AuditLog> {
     return this.answer('GET', this.t(`/logging/configuration?start=${encodeURIComponent(start.toISOString())}`));
+  }
+
+  // ── log streaming (the configuration log; "configuration" is the only log type) ──
+
+  /** The stream's destination; 404 (AdminApiError) when none is set. */
+  logStream(logType = 'configuration'): Promise<LogStreamConfig> {
+    return this.answer('GET', this.t(`/logging/${encodeURIComponent(logType)}/stream`));
+  }
+
+  setLogStream(req: SetLogStreamRequest, logType = 'configuration'): Promise<LogStreamConfig> {
+    return this.answer('PUT', this.t(`/logging/${encodeURIComponent(logType)}/stream`), { logType, ...req });
+  }
+
+  /** Stops streaming (none set is no error); entries not yet sent stay in the audit log. */
+  async deleteLogStream(logType = 'configuration'): Promise<void> {
+    await this.answer('DELETE', this.t(`/logging/${encodeURIComponent(logType)}/stream`));
+  }
+
+  logStreamStatus(logType = 'configuration'): Promise<LogStreamStatus> {
+    return this.answer('GET', this.t(`/logging/${encodeURIComponent(logType)}/stream/status`));
   }
 }

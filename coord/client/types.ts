@@ -205,3 +205,41 @@ export interface ErrorBody {
   message: string;
   data?: unknown;
 }
+
+/** Where a log stream delivers (the token is write-only: no answer shows it). */
+export interface LogStreamConfig {
+  logType: 'configuration';
+  destinationType: 'splunk' | 'elastic' | 'panther' | 'cribl' | 'datadog' | 'axiom';
+  url: string;
+  /** Only the types that take a user name (elastic, cribl); else ''. */
+  user: string;
+  compressionFormat: 'none' | 'gzip';
+}
+
+/** PUT …/logging/{logType}/stream: `token` may be left out of a change to keep the one set before. */
+export interface SetLogStreamRequest {
+  destinationType: LogStreamConfig['destinationType'];
+  url: string;
+  user?: string;
+  token?: string;
+  compressionFormat?: LogStreamConfig['compressionFormat'];
+}
+
+/** GET …/stream/status: Tailscale's publishing status, and ours (dropped and pending entries). */
+export interface LogStreamStatus {
+  lastActivity: string;
+  lastError: string;
+  maxBodySize: number;
+  numBytesSent: number;
+  numEntriesSent: number;
+  numSpoofedEntries: number;
+  numTotalRequests: number;
+  numFailedRequests: number;
+  rateBytesSent: number;
+  rateEntriesSent: number;
+  rateTotalRequests: number;
+  rateFailedRequests: number;
+  numDroppedEntries: number;
+  numPendingEntries: number;
+  numPendingBytes: number;
+}

@@ -32,9 +32,12 @@ export class KeyOperations extends Operations {
     return { user, tailnet, keyId: k.id, via: k.keyType === 'session' ? 'console' : 'api' };
   }
 
-  /** Keys of the tailnet that are not sessions; API keys only the caller's own (as Tailscale lists them). */
+  /**
+   * Keys of the tailnet that are not sessions, API keys only the caller's own (as Tailscale lists them),
+   * revoked ones too for 90 days after their revocation (the longest a key lives), with `revoked`.
+   */
   list(c: Caller, t: Tailnet): Key[] {
-    return this.store.listKeys(t.id, c.user.id);
+    return this.store.listKeys(t.id, c.user.id, new Date(Date.now() - MAX_EXPIRY_SECONDS * 1000).toISOString());
   }
 
   /** A key the caller may see: an auth key of the tailnet, or one of the caller's own API keys. */

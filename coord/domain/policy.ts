@@ -86,9 +86,9 @@ export function previewSubject(type: string, previewFor: string | null): Preview
  * checkPolicy off the event loop (a worker thread, policy/offload.ts): what the API uses, so that a large
  * policy's tests and compile never stall other requests. Busy: Unavailable (try again in a moment).
  */
-export async function checkPolicyAsync(text: string, topology: () => Topology, compile: boolean): Promise<Policy | null> {
+export async function checkPolicyAsync(text: string, topology: () => Topology, compile: boolean, tests?: string): Promise<Policy | null> {
   try {
-    return compile ? await checkPolicyOffThread(text, topology(), true) : await checkPolicyOffThread(text, topology(), false);
+    return compile ? await checkPolicyOffThread(text, topology(), true, tests) : await checkPolicyOffThread(text, topology(), false);
   } catch (err) {
     if (err instanceof PolicyCheckBusy) throw new Unavailable(err.message);
     throw policyInputError(err);
@@ -151,6 +151,11 @@ export class PolicyOperations extends Operations {
   /** Checks a policy text (or the stored one) against the tailnet, compiling it. */
   async validate(t: Tailnet, text: string | undefined): Promise<void> {
     await checkPolicyAsync(text === undefined ? t.policy : nonEmpty(text), () => this.topology(t.id), true);
+  }
+
+  /** Runs a JSON list of tests (Tailscale's other acl/validate body) against the stored policy. */
+  async validateTests(t: Tailnet, tests: string): Promise<void> {
+    await checkPolicyAsync(t.policy, () => this.topology(t.id), true, tests);
   }
 
   /** What a user may reach, or who may reach an ip:port (see previewSubject), under a policy text (or the stored one). */

@@ -46,9 +46,17 @@ describe('log stream destinations', () => {
   });
 
   it('a non-2xx answer, or Elasticsearch refusing documents, is a failure', () => {
-    expect(refusal('splunk', 200, '{"text":"Success"}')).toBeNull();
-    expect(refusal('splunk', 403, '{"text":"Invalid token"}')).toBe('destination answered 403: {"text":"Invalid token"}');
-    expect(refusal('elastic', 200, '{"took":3,"errors":true,"items":[]}')).toMatch(/refused some documents/);
-    expect(refusal('elastic', 200, '{"took":3,"errors":false,"items":[]}')).toBeNull();
+    expect(refusal({ destinationType: 'splunk', user: '', token: 'secret-token' }, 200, '{"text":"Success"}')).toBeNull();
+    expect(refusal({ destinationType: 'splunk', user: '', token: 'secret-token' }, 403, '{"text":"Invalid token"}')).toBe('destination answered 403: {"text":"Invalid token"}');
+    expect(refusal({ destinationType: 'elastic', user: '', token: 'secret-token' }, 200, '{"took":3,"errors":true,"items":[]}')).toMatch(/refused some documents/);
+    expect(refusal({ destinationType: 'elastic', user: '', token: 'secret-token' }, 200, '{"took":3,"errors":false,"items":[]}')).toBeNull();
+  });
+
+  it('shows a refusal without the credentials the destination repeats', () => {
+    const token = 'tok-3n8Xq';
+    expect(refusal({ destinationType: 'splunk', user: '', token }, 401, `{"text":"Invalid token Splunk ${token}"}`)).toBe('destination answered 401: {"text":"Invalid token [redacted]"}');
+    expect(refusal({ destinationType: 'datadog', user: '', token }, 403, `{"errors":["bad key ${token}"]}`)).toBe('destination answered 403: {"errors":["bad key [redacted]"]}');
+    const basic = Buffer.from(`ingest:${token}`).toString('base64');
+    expect(refusal({ destinationType: 'elastic', user: 'ingest', token }, 401, `no: Basic ${basic} / ${basic}`)).toBe('destination answered 401: no: [redacted] / [redacted]');
   });
 });

@@ -90,9 +90,22 @@ export function buildBatch(s: Pick<LogStream, 'destinationType' | 'user' | 'toke
 /**
  * Why an answer of the destination is a failure, or null when it took the batch: any status but 2xx, and
  * Elasticsearch's 200 with `"errors": true` (some documents were refused: the batch is sent again).
+ * The answer's text is shown without the stream's credentials, which a destination may repeat.
  */
-export function refusal(destinationType: string, status: number, body: string): string | null {
-  if (status < 200 || status > 299) return `destination answered ${status}${body ? `: ${body.replace(/\s+/g, ' ').slice(0, 200)}` : ''}`;
-  if (destinationType === 'elastic' && /"errors"\s*:\s*true/.test(body)) return 'Elasticsearch refused some documents of the batch ("errors": true)';
+export function refusal(s: Pick<LogStream, 'destinationType' | 'user' | 'token'>, status: number, body: string): string | null {
+  if (status < 200 || status > 299) return `destination answered ${status}${body ? `: ${withoutCredentials(s, body).replace(/\s+/g, ' ').slice(0, 200)}` : ''}`;
+  if (s.destinationType === 'elastic' && /"errors"\s*:\s*true/.test(body)) return 'Elasticsearch refused some documents of the batch ("errors": true)';
   return null;
+}
+
+/** `text` with every credential header value this stream sends (and the token itself) replaced by "[redacted]". */
+export function withoutCredentials(s: Pick<LogStream, 'destinationType' | 'user' | 'token'>, text: string): string {
+  if (s.token === '') return text;
+  const { 'content-type': _, ...auth } = buildBatch(s, [], 0).headers;
+  const secrets = new Set([s.token, ...Object.values(auth)]);
+  if (s.user !== '') secrets.add(Buffer.from(`${s.user}:${s.token}`).toString('base64'));
+  // Longest first, so that a header value goes whole before the token inside it.
+  let out = text;
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) out = out.split(secret).join('[redacted]');
+  return out;
 }

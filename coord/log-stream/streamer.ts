@@ -106,6 +106,22 @@ interface State {
 
 const keyOf = (tailnetId: number, logType: string) => `${tailnetId}/${logType}`;
 
+/** What this process sent to one kind of destination since it started (the metrics' counters). */
+export interface DestinationCounts {
+  requests: number;
+  failedRequests: number;
+  entriesSent: number;
+  bytesSent: number;
+  droppedEntries: number;
+}
+
+/** Entries waiting, over the streams of one kind of destination. */
+export interface DestinationBacklog {
+  streams: number;
+  entries: number;
+  bytes: number;
+}
+
 export class LogStreamer {
   private readonly states = new Map<string, State>();
   private readonly inFlight = new Set<Promise<void>>();
@@ -113,6 +129,8 @@ export class LogStreamer {
   private closed = false;
   private notified = new Set<number>();
   private notifyCancel: (() => void) | null = null;
+  /** By destination type; only the type, never a URL or token, so that it can label a metric. */
+  readonly counts = new Map<string, DestinationCounts>();
 
   constructor(
     private readonly store: Store,
@@ -179,6 +197,29 @@ export class LogStreamer {
       numPendingEntries: backlog.entries,
       numPendingBytes: backlog.bytes,
     };
+  }
+
+  /** Streams and what they have waiting, by destination type, read from the store now. */
+  backlogByDestination(): Map<string, DestinationBacklog> {
+    const out = new Map<string, DestinationBacklog>();
+    for (const s of this.store.listLogStreams()) {
+      const b = this.store.logStreamBacklog(s);
+      const sum = out.get(s.destinationType) ?? { streams: 0, entries: 0, bytes: 0 };
+      sum.streams++;
+      sum.entries += b.entries;
+      sum.bytes += b.bytes;
+      out.set(s.destinationType, sum);
+    }
+    return out;
+  }
+
+  private count(destinationType: string): DestinationCounts {
+    let c = this.counts.get(destinationType);
+    if (!c) {
+      c = { requests: 0, failedRequests: 0, entriesSent: 0, bytesSent: 0, droppedEntries: 0 };
+      this.counts.set(destinationType, c);
+    }
+    return c;
   }
 
   /** Resolves when no request is in flight (tests, shutdown). */
@@ -281,6 +322,7 @@ export class LogStreamer {
     const dropNote = (n: number) => `dropped the ${n} oldest entries: the backlog was over its bound (${backlogEntries} entries, ${backlogBytes} bytes) while the destination did not take them`;
     const dropped = this.store.trimLogStreamBacklog(s, backlogEntries, backlogBytes, (n) => `${new Date(this.clock.now()).toISOString()}: ${dropNote(n)}`);
     if (dropped > 0) {
+      this.count(s.destinationType).droppedEntries += dropped;
       this.log.warn({ tailnetId, logType, dropped }, 'log stream: backlog over its bound; oldest entries dropped');
       s = this.store.getLogStream(tailnetId, logType)!;
     }
@@ -298,12 +340,15 @@ export class LogStreamer {
       const body = s.compression === 'gzip' ? await gzip(batch.body) : batch.body;
       const headers = s.compression === 'gzip' ? { ...batch.headers, 'content-encoding': 'gzip' } : batch.headers;
       const res = await this.send(s.url, body, headers, s.destinationType === 'elastic' ? 4096 : 512);
-      error = refusal(s.destinationType, res.status, res.body);
+      error = refusal(s, res.status, res.body);
     } catch (err) {
       error = describe(err);
     }
     const iso = new Date(at).toISOString();
+    const counts = this.count(s.destinationType);
+    counts.requests++;
     if (error !== null) {
+      counts.failedRequests++;
       st.failures++;
       st.rates.add(this.clock.now(), { requests: 1, failed: 1 });
       // A drop of this run stays in the last error next to the failure that followed it.
@@ -313,6 +358,8 @@ export class LogStreamer {
       return false;
     }
     st.failures = 0;
+    counts.entriesSent += batch.count;
+    counts.bytesSent += bytes;
     st.rates.add(this.clock.now(), { requests: 1, entries: batch.count, bytes });
     this.store.logStreamDelivered(s, entries[batch.count - 1]!.id, batch.count, bytes, iso);
     st.waitingSince = null;

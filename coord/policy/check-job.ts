@@ -14,6 +14,8 @@ export interface CheckJob {
    * whether it passed (no Policy to copy back across threads).
    */
   compile: boolean;
+  /** A JSON list of tests to run instead of the file's own (acl/validate with a list of tests). */
+  tests?: string;
 }
 
 export type CheckOutcome =
@@ -22,7 +24,7 @@ export type CheckOutcome =
 
 export function runCheckJob(job: CheckJob): CheckOutcome {
   try {
-    const policy = parsePolicy(job.text);
+    const policy = parsePolicy(job.text, job.tests);
     const failures = runPolicyTests(policy, job.topo);
     if (failures.length > 0) return { ok: false, reason: 'test(s) failed', failures };
     if (!job.compile) return { ok: true, policy };

@@ -65,9 +65,9 @@ function thread(): Worker {
  * (a refused policy), or PolicyCheckBusy.
  */
 export async function checkPolicyOffThread(text: string, topo: CheckJob['topo'], compile: false): Promise<Policy>;
-export async function checkPolicyOffThread(text: string, topo: CheckJob['topo'], compile: true): Promise<null>;
-export async function checkPolicyOffThread(text: string, topo: CheckJob['topo'], compile: boolean): Promise<Policy | null> {
-  const job: CheckJob = { text, topo, compile };
+export async function checkPolicyOffThread(text: string, topo: CheckJob['topo'], compile: true, tests?: string): Promise<null>;
+export async function checkPolicyOffThread(text: string, topo: CheckJob['topo'], compile: boolean, tests?: string): Promise<Policy | null> {
+  const job: CheckJob = { text, topo, compile, ...(tests === undefined ? {} : { tests }) };
   // Run from TypeScript sources (unit tests) there is no compiled thread file: check in place.
   if (!existsSync(threadFile)) return settle(runCheckJob(job));
   if (pending.size >= MAX_QUEUED_CHECKS) throw new PolicyCheckBusy('coord is checking too many policies at once; try again in a moment');

@@ -67,6 +67,8 @@ export interface Grant {
   srcPosture: string[];
 }
 
+export type PostureValue = string | number | boolean;
+
 export interface PolicyTest {
   line: number;
   at: Pos;
@@ -75,6 +77,8 @@ export interface PolicyTest {
   /** null when `src` names nothing known (the test then fails). */
   srcSel: Sel | null;
   protos?: number[];
+  /** The source device's posture attributes for this test (none: a device without any). */
+  srcPostureAttrs?: Record<string, PostureValue>;
   accept: string[];
   deny: string[];
 }
@@ -251,16 +255,38 @@ function checkNesting(ctx: Ctx): void {
   }
 }
 
-/** Parses a policy file. Throws PolicyError (with line and column) when the file is refused. */
-export function parsePolicy(text: string): Policy {
-  const ctx: Ctx = new Ctx(text);
+/** The text's JSON tree (HuJSON: comments and trailing commas allowed); a malformed text is a PolicyError with its place. */
+function parseJsonTree(ctx: Ctx): Node | undefined {
   checkNesting(ctx);
   const errors: ParseError[] = [];
-  const root = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false });
+  const root = parseTree(ctx.text, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false });
   if (errors.length > 0) {
     const e = errors[0]!;
     throw new PolicyError(`invalid HuJSON: ${printParseErrorCode(e.error)}`, ctx.pos(e.offset));
   }
+  return root;
+}
+
+/** A test's `srcPostureAttrs`: attribute name → string, number or boolean. */
+function postureAttrs(ctx: Ctx, node: Node): Record<string, PostureValue> {
+  if (node.type !== 'object') ctx.fail(node, 'srcPostureAttrs must be an object of attribute names and values');
+  const out: Record<string, PostureValue> = {};
+  for (const [key, value, keyNode] of props(ctx, node, 'srcPostureAttrs')) {
+    if (!/^[a-z]+:[A-Za-z0-9_]+$/.test(key)) ctx.fail(keyNode, `srcPostureAttrs: ${JSON.stringify(key)} is not an attribute name (e.g. "custom:tier", "node:os")`);
+    if (value.type !== 'string' && value.type !== 'number' && value.type !== 'boolean') ctx.fail(value, `srcPostureAttrs ${JSON.stringify(key)}: the value must be a string, number or boolean`);
+    out[key] = value.value as PostureValue;
+  }
+  return out;
+}
+
+/**
+ * Parses a policy file. Throws PolicyError (with line and column) when the file is refused. With
+ * `testsText` (a JSON list of tests), those are its tests instead of the file's own: acl/validate's way
+ * of running tests against the stored policy (positions in them are the list's).
+ */
+export function parsePolicy(text: string, testsText?: string): Policy {
+  const ctx: Ctx = new Ctx(text);
+  const root = parseJsonTree(ctx);
   if (!root || root.type !== 'object') ctx.fail(root, 'the policy must be a JSON object');
 
   const policy: Policy = {
@@ -541,7 +567,15 @@ export function parsePolicy(text: string): Policy {
     }
   }
 
-  const testsNode = sections.get('tests');
+  // The tests: the file's own, or (a validation of tests against the stored policy) those of `testsText`,
+  // a list whose positions are its own.
+  let tctx: Ctx = ctx;
+  let testsNode = sections.get('tests');
+  if (testsText !== undefined) {
+    tctx = new Ctx(testsText);
+    testsNode = parseJsonTree(tctx);
+    if (testsNode?.type !== 'array') tctx.fail(testsNode, 'the tests must be a JSON list');
+  }
   if (testsNode) {
     if (testsNode.type !== 'array') ctx.fail(testsNode, 'tests must be a list');
     for (const tNode of testsNode.children ?? []) {
@@ -550,20 +584,21 @@ export function parsePolicy(text: string): Policy {
       let protos: number[] | undefined;
       let accept: string[] = [];
       let deny: string[] = [];
-      for (const [key, value, keyNode] of props(ctx, tNode, 'a tests entry')) {
+      let srcPostureAttrs: Record<string, PostureValue> | undefined;
+      for (const [key, value, keyNode] of props(tctx, tNode, 'a tests entry')) {
         switch (key) {
-          case 'src': case 'User': case 'user': src = str(ctx, value, 'src'); srcNode = value; break;
+          case 'src': case 'User': case 'user': src = str(tctx, value, 'src'); srcNode = value; break;
           case 'proto': case 'Proto': {
-            const p = value.type === 'number' ? String(value.value) : str(ctx, value, 'proto');
+            const p = value.type === 'number' ? String(value.value) : str(tctx, value, 'proto');
             const n = parseProto(p);
-            if (n === null) ctx.fail(value, `unknown protocol ${JSON.stringify(p)}`);
+            if (n === null) tctx.fail(value, `unknown protocol ${JSON.stringify(p)}`);
             protos = [n];
             break;
           }
-          case 'accept': case 'Allow': case 'allow': accept = strList(ctx, value, 'accept').map(([t]) => t); break;
-          case 'deny': case 'Deny': deny = strList(ctx, value, 'deny').map(([t]) => t); break;
-          case 'srcPostureAttrs': break;
-          default: ctx.fail(keyNode, `unknown field ${JSON.stringify(key)} in tests entry`);
+          case 'accept': case 'Allow': case 'allow': accept = strList(tctx, value, 'accept').map(([t]) => t); break;
+          case 'deny': case 'Deny': deny = strList(tctx, value, 'deny').map(([t]) => t); break;
+          case 'srcPostureAttrs': srcPostureAttrs = postureAttrs(tctx, value); break;
+          default: tctx.fail(keyNode, `unknown field ${JSON.stringify(key)} in tests entry`);
         }
       }
       let srcSel: Sel | null = null;
@@ -574,8 +609,8 @@ export function parsePolicy(text: string): Policy {
           if (!(err instanceof PolicyError)) throw err;
         }
       }
-      const at = ctx.pos(tNode.offset);
-      policy.tests.push({ line: at.line, at, src: src ?? '', srcSel, ...(protos ? { protos } : {}), accept, deny });
+      const at = tctx.pos(tNode.offset);
+      policy.tests.push({ line: at.line, at, src: src ?? '', srcSel, ...(protos ? { protos } : {}), ...(srcPostureAttrs ? { srcPostureAttrs } : {}), accept, deny });
     }
   }
   return policy;

@@ -7,7 +7,7 @@ import { DEFAULT_IPPROTO, IPPROTO } from '../../wire/types.js';
 import { PolicyCompiler } from './compiler.js';
 import { PolicyError, type TestFailure } from './errors.js';
 import { addrFromBig, formatAddr, isTailnetAddr, parseAddr as parseAddrText, parseRange, rangeOfAddr, type Range } from '../../wire/addr.js';
-import { parsePolicy, splitTestDst, type Policy, type Sel } from './parse.js';
+import { parsePolicy, splitTestDst, type Policy, type PostureValue, type Sel } from './parse.js';
 import type { Topology, TopoNode, TopoUser } from './types.js';
 
 /** A single address as a one-address range; null when the text is no address. */
@@ -143,23 +143,24 @@ class TestNet {
     return this.topoEmails === null || this.topoEmails.has(email);
   }
 
-  userNode(email: string): string {
+  /** The user's device; with `posture`, a device of theirs with those posture attributes (a test's srcPostureAttrs). */
+  userNode(email: string, posture?: Record<string, PostureValue>): string {
     let user = this.userByEmail.get(email);
     if (!user) {
       user = { name: email, email };
       this.users.push(user);
       this.userByEmail.set(email, user);
     }
-    return this.add(`user ${email}`, (name) => {
+    return this.add(`user ${email}${postureKey(posture)}`, (name) => {
       const a = this.addr();
-      return { hostname: name, tags: [], ipv4: a.v4, ipv6: a.v6, user: user.name };
+      return { hostname: name, tags: [], ipv4: a.v4, ipv6: a.v6, user: user.name, ...(posture ? { posture } : {}) };
     });
   }
 
-  tagNode(tag: string): string {
-    return this.add(`tag ${tag}`, (name) => {
+  tagNode(tag: string, posture?: Record<string, PostureValue>): string {
+    return this.add(`tag ${tag}${postureKey(posture)}`, (name) => {
       const a = this.addr();
-      return { hostname: name, tags: [tag], ipv4: a.v4, ipv6: a.v6, user: null };
+      return { hostname: name, tags: [tag], ipv4: a.v4, ipv6: a.v6, user: null, ...(posture ? { posture } : {}) };
     });
   }
 
@@ -194,16 +195,24 @@ function rangeFirst(r: Range): string {
   return formatAddr(addrFromBig(r.v6 ? 6 : 4, r.lo));
 }
 
-/** A test's source devices' addresses, or why the source is not usable. */
-function testSources(policy: Policy, net: TestNet, sel: Sel): string[] | string {
+/** The part of a synthetic device's key that tells devices of different posture apart. */
+function postureKey(posture: Record<string, PostureValue> | undefined): string {
+  return posture ? ` posture ${JSON.stringify(Object.entries(posture).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))}` : '';
+}
+
+/**
+ * A test's source devices' addresses, or why the source is not usable. With `posture` (srcPostureAttrs)
+ * the user's, group members' or tag's source device has those attributes; an address keeps its device's.
+ */
+function testSources(policy: Policy, net: TestNet, sel: Sel, posture?: Record<string, PostureValue>): string[] | string {
   switch (sel.k) {
     case 'user':
       if (!net.knownUser(sel.email)) return `user ${JSON.stringify(sel.email)} not found`;
-      return [net.nodes[net.userNode(sel.email)]!.ipv4];
+      return [net.nodes[net.userNode(sel.email, posture)]!.ipv4];
     case 'group':
-      return (policy.groups.get(sel.name) ?? []).map((m) => net.nodes[net.userNode(m.toLowerCase())]!.ipv4);
+      return (policy.groups.get(sel.name) ?? []).map((m) => net.nodes[net.userNode(m.toLowerCase(), posture)]!.ipv4);
     case 'tag':
-      return [net.nodes[net.tagNode(sel.name)]!.ipv4];
+      return [net.nodes[net.tagNode(sel.name, posture)]!.ipv4];
     case 'prefix':
       if (sel.range.lo !== sel.range.hi) return `src ${JSON.stringify(sel.text)} must be a single address`;
       return [rangeFirst(sel.range)];
@@ -274,7 +283,7 @@ export function runPolicyTests(policy: Policy, topo?: Topology): TestFailure[] {
     if (!t.src) problems.push('missing src');
     else if (!t.srcSel) problems.push(`src ${JSON.stringify(t.src)} not found`);
     else {
-      const s = testSources(policy, net, t.srcSel);
+      const s = testSources(policy, net, t.srcSel, t.srcPostureAttrs);
       if (typeof s === 'string') problems.push(s);
       else srcs = s;
     }

@@ -265,10 +265,13 @@ export class Store {
     return this.one('SELECT * FROM keys WHERE id = ?', keyFrom, id);
   }
 
-  /** Keys of a tailnet that are not sessions; api keys only the caller's own (as Tailscale lists them). */
-  listKeys(tailnetId: number, callerId: string): Key[] {
-    return this.all(`SELECT * FROM keys WHERE tailnet_id = ? AND revoked IS NULL AND
-             (key_type = 'auth' OR (key_type = 'api' AND user_id = ?)) ORDER BY created, id`, keyFrom, tailnetId, callerId);
+  /**
+   * Keys of a tailnet that are not sessions; api keys only the caller's own (as Tailscale lists them);
+   * revoked ones only when revoked at or after `revokedSince` (an ISO date-time).
+   */
+  listKeys(tailnetId: number, callerId: string, revokedSince: string): Key[] {
+    return this.all(`SELECT * FROM keys WHERE tailnet_id = ? AND (revoked IS NULL OR revoked >= ?) AND
+             (key_type = 'auth' OR (key_type = 'api' AND user_id = ?)) ORDER BY created, id`, keyFrom, tailnetId, revokedSince, callerId);
   }
 
   revokeKey(id: string): void {

@@ -131,6 +131,24 @@ describe('admin API', () => {
     await expect(newDevice().register(k.body.key, 'after-revoke')).rejects.toThrow('auth key has been revoked');
   });
 
+  it('lists auth keys with their capabilities, and revoked keys with `revoked` and invalid; `expires` always a date-time', async () => {
+    const k = await owner.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, tags: [] } } }, expirySeconds: 3600 });
+    const a = await owner.post('/tailnet/-/keys', { keyType: 'api', expirySeconds: 3600 });
+    const find = async (id: string) => (await owner.get('/tailnet/-/keys')).body.keys.find((x: any) => x.id === id);
+    expect(await find(k.body.id)).toMatchObject({ keyType: 'auth', invalid: false, capabilities: { devices: { create: { reusable: true, ephemeral: false, preauthorized: false, tags: [] } } } });
+    expect((await find(k.body.id)).revoked).toBeUndefined();
+    expect((await owner.del(`/tailnet/-/keys/${k.body.id}`)).status).toBe(200);
+    expect((await owner.del(`/tailnet/-/keys/${a.body.id}`)).status).toBe(200);
+    for (const id of [k.body.id, a.body.id]) {
+      const listed = await find(id);
+      expect(listed, `revoked key ${id} in the list`).toBeDefined();
+      expect(listed.invalid).toBe(true);
+      expect(Date.parse(listed.revoked)).toBeGreaterThan(Date.now() - 60_000);
+    }
+    expect((await find(k.body.id)).capabilities.devices.create.reusable).toBe(true);
+    for (const key of (await owner.get('/tailnet/-/keys')).body.keys) expect(key.expires).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+  });
+
   it('registers devices with unique addresses and numbered DNS names', async () => {
     const k = await owner.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true } } } });
     const a = await newDevice().register(k.body.key, 'Web');

@@ -84,6 +84,8 @@ describe('coord admin subcommands', () => {
     expect(bad.stderr).toMatch(/1:\d+: /);
 
     expect((await run(['keys', 'revoke', created.id])).status).toBe(0);
+    // Still listed for a while, marked revoked.
+    expect((await run(['keys', 'list'])).stdout).toMatch(new RegExp(`${created.id}.*\\brevoked,reusable`));
     expect((await run(['devices', 'delete', 'frontend'])).status).toBe(0);
     const audit = await run(['audit']);
     expect(audit.stdout).toContain('ACL');

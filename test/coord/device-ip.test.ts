@@ -44,6 +44,13 @@ describe('setting a device\'s address', () => {
     const twoAddr = (await owner.get(`/device/${two.id}`)).body.addresses[0];
     const taken = await owner.post(`/device/${one.id}/ip`, { ipv4: twoAddr });
     expect(taken.status).toBe(409);
+    // Unique on the server, not only in the network: a device of another network holds it.
+    const other = api(coord.url, coord.createTailnet('other.example', 'olga@other.example'));
+    const otherKey = (await other.post('/tailnet/-/keys', { capabilities: { devices: { create: { preauthorized: true } } } })).body.key;
+    const stranger = new TestDevice(coord.url);
+    await stranger.register(otherKey, 'stranger');
+    const strangerAddr = (await other.get(`/device/${stranger.id}`)).body.addresses[0];
+    expect((await owner.post(`/device/${one.id}/ip`, { ipv4: strangerAddr })).status).toBe(409);
     for (const ipv4 of ['10.0.0.1', '100.100.100.100', '100.115.92.7', '100.64.1.0', 'not-an-ip', '999.999.999.999']) {
       const r = await owner.post(`/device/${one.id}/ip`, { ipv4 });
       expect(r.status, ipv4).toBe(400);

@@ -240,6 +240,36 @@ describe('invites by mail', () => {
   });
 });
 
+describe('a mail server that refuses coord\'s password', () => {
+  const sink = new SmtpSink('coord', 'the right password');
+  const coord = new Coord();
+
+  afterAll(async () => {
+    await coord.cleanup();
+    await sink.cleanup();
+  });
+
+  it('the refusal reaches the caller and the log, the password (wrong as it is) none of them', async () => {
+    await sink.start();
+    const wrong = 'wrong-pass-8Qz1';
+    const urlFile = join(coord.dir, 'smtp-url');
+    writeFileSync(urlFile, sink.url.replace(encodeURIComponent(sink.password), wrong) + '\n', { mode: 0o600 });
+    await coord.start(['--smtp-url-file', urlFile, '--mail-from', FROM, '--log-level', 'debug']);
+    const owner = api(coord.url, coord.createTailnet('example.com', 'alice@example.com'));
+    const made = await owner.post('/tailnet/-/user-invites', [{ email: 'bob@example.com' }]);
+    expect(made.status).toBe(200);
+    expect(made.body[0].mailError).toMatch(/did not take the mail: .*(auth|535)/i);
+    const resend = await owner.post(`/user-invites/${made.body[0].id}/resend`);
+    expect(resend.status).toBe(502);
+    expect(resend.body.message).toMatch(/did not take the mail/);
+    const audit = await owner.get('/tailnet/-/logging/configuration');
+    const seen = made.text + resend.text + audit.text + coord.stdout + coord.stderr + execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+    expect(seen).toContain('smtp://coord@127.0.0.1:');
+    for (const secret of [wrong, sink.password, Buffer.from(`\0coord\0${wrong}`).toString('base64'), Buffer.from(wrong).toString('base64')]) expect(seen).not.toContain(secret);
+    expect(sink.mails()).toEqual([]);
+  }, 60_000);
+});
+
 describe('a coord without a mail server', () => {
   const coord = new Coord();
   const device = { current: undefined as TestDevice | undefined };

@@ -6,6 +6,8 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { promtoolProblems, sample } from '../prometheus.js';
+import { AdminApiError, AdminClient } from '../../coord/client/index.js';
 import { addUser, api, Coord } from './harness.js';
 
 /** An HTTP receiver on a fixed loopback port that can go away and come back. */
@@ -186,6 +188,19 @@ describe('log streaming', () => {
     expect(JSON.stringify(logs)).not.toContain('hec-secret-token');
   });
 
+  it('through the typed client: set, read, status, stop', async () => {
+    const client = new AdminClient(coord.url, ownerKey);
+    const set = await client.setLogStream({ destinationType: 'axiom', url: receiver.url, token: 'axiom-secret-token' });
+    expect(set).toEqual({ logType: 'configuration', destinationType: 'axiom', url: receiver.url, user: '', compressionFormat: 'none' });
+    expect(await client.logStream()).toEqual(set);
+    await expect.poll(async () => (await client.logStreamStatus()).numEntriesSent, POLL).toBeGreaterThanOrEqual(1);
+    expect(receiver.delivered.at(-1)!.headers.authorization).toBe('Bearer axiom-secret-token');
+    await client.deleteLogStream();
+    const gone = await client.logStream().then(() => null, (e: unknown) => e);
+    expect(gone).toBeInstanceOf(AdminApiError);
+    expect((gone as AdminApiError).status).toBe(404);
+  });
+
   it('who may read and set it', async () => {
     const roles = {} as Record<string, ReturnType<typeof api>>;
     for (const role of ['it-admin', 'network-admin', 'auditor', 'billing-admin', 'member'] as const) {
@@ -237,7 +252,7 @@ describe('log streaming', () => {
 });
 
 describe('log streaming limits and targets', () => {
-  it('bounds the backlog: the oldest entries beyond it are dropped, and the status says so', async () => {
+  it('bounds the backlog: the oldest entries beyond it are dropped, and the status and the metrics say so', async () => {
     const coord = new Coord();
     const receiver = new Receiver();
     try {
@@ -245,23 +260,73 @@ describe('log streaming limits and targets', () => {
       const port = receiver.port;
       await receiver.down();
       receiver.port = port;
-      await coord.start([...FAST, '--log-stream-backlog', '3']);
+      await coord.start([...FAST, '--log-stream-backlog', '3', '--metrics-listen', '127.0.0.1:0']);
+      const metricsUrl = /"metrics":"([^"]+)"/.exec(coord.stdout)![1]!;
+      const scrape = async () => (await fetch(metricsUrl)).text();
+      const panther = { destination: 'panther' };
       const owner = api(coord.url, coord.createTailnet('example.com', 'alice@example.com'));
-      expect((await owner.call('PUT', '/tailnet/-/logging/configuration/stream', { destinationType: 'panther', url: receiver.url, token: 'p' })).status).toBe(200);
+      expect((await owner.call('PUT', '/tailnet/-/logging/configuration/stream', { destinationType: 'panther', url: receiver.url, token: 'panther-secret-token' })).status).toBe(200);
       for (let i = 1; i <= 6; i++) expect((await owner.post('/tailnet/-/dns/searchpaths', { searchPaths: [`d${i}.example.com`] })).status).toBe(200);
       const status = async () => (await owner.get('/tailnet/-/logging/configuration/stream/status')).body;
       // 7 entries (the stream's creation and 6 changes), 3 kept
       await expect.poll(async () => (await status()).numDroppedEntries, POLL).toBe(4);
       expect((await status()).lastError).toMatch(/dropped the 4 oldest entries: the backlog was over its bound \(3 entries/);
       expect((await status()).numPendingEntries).toBe(3);
+      let text = await scrape();
+      expect(promtoolProblems(text)).toBe('');
+      expect(sample(text, 'meshward_coord_log_streams', panther)).toBe(1);
+      expect(sample(text, 'meshward_coord_log_stream_dropped_entries_total', panther)).toBe(4);
+      expect(sample(text, 'meshward_coord_log_stream_backlog_entries', panther)).toBe(3);
+      expect(sample(text, 'meshward_coord_log_stream_backlog_bytes', panther)).toBeGreaterThan(0);
+      expect(sample(text, 'meshward_coord_log_stream_failed_requests_total', panther)).toBeGreaterThanOrEqual(1);
+      expect(sample(text, 'meshward_coord_log_stream_entries_sent_total', panther)).toBe(0);
+      expect(sample(text, 'meshward_coord_log_stream_entries_sent_total', { destination: 'splunk' })).toBe(0);
       await receiver.up();
       await expect.poll(async () => (await status()).numPendingEntries, POLL).toBe(0);
-      expect(receiver.delivered[0]!.headers.authorization).toBe('Bearer p');
+      expect(receiver.delivered[0]!.headers.authorization).toBe('Bearer panther-secret-token');
       expect(receiver.events().map((e) => e.new[0])).toEqual(['d4.example.com', 'd5.example.com', 'd6.example.com']);
       expect((await status()).numDroppedEntries).toBe(4);
+      text = await scrape();
+      expect(promtoolProblems(text)).toBe('');
+      expect(sample(text, 'meshward_coord_log_stream_entries_sent_total', panther)).toBe(3);
+      expect(sample(text, 'meshward_coord_log_stream_backlog_entries', panther)).toBe(0);
+      expect(sample(text, 'meshward_coord_log_stream_sent_bytes_total', panther)).toBe(receiver.delivered.reduce((sum, d) => sum + Buffer.byteLength(d.body), 0));
+      const s = await status();
+      expect(sample(text, 'meshward_coord_log_stream_requests_total', panther)).toBe(s.numTotalRequests);
+      expect(sample(text, 'meshward_coord_log_stream_failed_requests_total', panther)).toBe(s.numFailedRequests);
+      // Labels name the destination's type only: no URL, host, port or token.
+      expect(text).not.toContain('panther-secret-token');
+      expect(text).not.toContain(`127.0.0.1:${port}`);
     } finally {
       await coord.cleanup();
       await receiver.down();
+    }
+  });
+
+  it('a destination that echoes the credentials in its refusal: the token reaches no status, audit entry or log line', async () => {
+    const coord = new Coord();
+    // Answers 401 and repeats what it was sent, as some proxies do.
+    const echo = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(401).end(`{"error":"bad credentials: ${req.headers.authorization ?? req.headers["dd-api-key"]}"}`));
+    });
+    try {
+      await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+      const url = `http://127.0.0.1:${(echo.address() as AddressInfo).port}/ingest`;
+      await coord.start([...FAST, '--log-level', 'debug']);
+      const owner = api(coord.url, coord.createTailnet('example.com', 'alice@example.com'));
+      const token = 'echoed-secret-token';
+      for (const config of [{ destinationType: 'datadog', url, token }, { destinationType: 'cribl', url, user: 'ingest', token }]) {
+        expect((await owner.call('PUT', '/tailnet/-/logging/configuration/stream', config)).status).toBe(200);
+        const status = async () => (await owner.get('/tailnet/-/logging/configuration/stream/status')).body;
+        await expect.poll(async () => (await status()).lastError, POLL).toMatch(/destination answered 401: .*bad credentials/);
+        const seen = JSON.stringify(await status()) + JSON.stringify((await owner.get('/tailnet/-/logging/configuration')).body) + coord.stdout + coord.stderr;
+        const basic = Buffer.from(`ingest:${token}`).toString('base64');
+        for (const secret of [token, basic]) expect(seen).not.toContain(secret);
+      }
+    } finally {
+      await coord.cleanup();
+      await new Promise((r) => echo.close(r));
     }
   });
 

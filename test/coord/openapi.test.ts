@@ -269,6 +269,16 @@ describe.skipIf(!HAVE_SPEC)('admin API against Tailscale\'s OpenAPI spec', () =>
     });
   }
 
+  it('docs/api.md\'s table lists every operation of the spec once, offered or not as here', () => {
+    const doc = readFileSync(path.join(ROOT, 'docs', 'api.md'), 'utf8');
+    const rows = [...doc.matchAll(/^\| [A-Za-z]+ \| `(\w+)` \| `(\w+) ([^`]+)` \| (yes|no: .+) \|$/gm)].map((m) => ({ id: m[1]!, method: m[2]!, path: m[3]!, offered: m[4] === 'yes' }));
+    expect(rows.map((r) => r.id).sort()).toEqual(ops.map((o) => o.id).sort());
+    for (const r of rows) {
+      expect(`${r.method} ${r.path}`, r.id).toBe(`${byId.get(r.id)!.method} ${byId.get(r.id)!.path}`);
+      expect(r.offered, r.id).toBe(!(r.id in NOT_OFFERED));
+    }
+  });
+
   it('the operations not offered are really absent (404 or 405), so the list above stays true', async () => {
     for (const id of Object.keys(NOT_OFFERED)) {
       const op = byId.get(id)!;

@@ -97,4 +97,39 @@ describe('custom posture attributes', () => {
     const logs = (await owner.get('/tailnet/-/logging/configuration')).body.logs as any[];
     expect(logs.filter((l) => l.target.type === 'NODE' && l.target.property === 'ATTRIBUTES' && l.target.id === laptop.id).length).toBeGreaterThanOrEqual(5);
   });
+
+  it('policy tests take srcPostureAttrs: in the file, and in a list of tests acl/validate runs against the stored policy', async () => {
+    const etag = (await owner.get('/tailnet/-/acl')).headers.get('etag');
+    const validate = (body: unknown) => owner.post('/tailnet/-/acl/validate', body);
+    const gold = { src: 'alice@example.com', srcPostureAttrs: { 'custom:tier': 'gold' }, accept: ['tag:web:22'] };
+    const silver = { src: 'alice@example.com', srcPostureAttrs: { 'custom:tier': 'silver' }, deny: ['tag:web:22'] };
+    const none = { src: 'alice@example.com', deny: ['tag:web:22'] };
+    for (const tests of [[gold], [silver, none], [gold, silver, none]]) {
+      const r = await validate(tests);
+      expect(r.status, r.text).toBe(200);
+      expect(r.body, JSON.stringify(tests)).toEqual({});
+    }
+    const wrong = await validate(`// tests only\n[\n  {"src": "alice@example.com", "accept": ["tag:web:22"]},\n]`);
+    expect(wrong.status).toBe(200);
+    expect(wrong.body.message).toBe('test(s) failed');
+    expect(wrong.body.data).toEqual([{ user: 'alice@example.com', errors: ['src "alice@example.com" (line 3): expected accept "tag:web:22", got drop'] }]);
+    // The same tests inside a policy file.
+    const inFile = POLICY.replace(/}\s*$/, `  "tests": ${JSON.stringify([gold, silver, none])},\n}`);
+    expect((await validate(inFile)).body).toEqual({});
+    expect((await owner.post('/tailnet/-/acl', inFile)).status).toBe(200);
+    expect((await validate(inFile.replace("'gold'", "'platinum'"))).body.message).toBe('test(s) failed');
+    // Bad lists are 400 with the place.
+    for (const [body, why] of [
+      ['[{"src": "alice@example.com", "accept": ["tag:web:22"], "srcPostureAttrs": {"custom:tier": ["gold"]}}]', /^1:\d+: srcPostureAttrs "custom:tier": .*string, number or boolean/],
+      ['[{"src": "alice@example.com", "accept": ["tag:web:22"], "srcPostureAttrs": ["custom:tier"]}]', /^1:\d+: srcPostureAttrs must be an object/],
+      ['[{"src": "alice@example.com", "nope": 1}]', /^1:\d+: unknown field "nope" in tests entry/],
+      ['[{"src": ', /^1:\d+: invalid HuJSON/],
+    ] as const) {
+      const r = await validate(body);
+      expect(r.status, body).toBe(400);
+      expect(r.body.message, body).toMatch(why);
+    }
+    expect((await owner.get('/tailnet/-/acl')).headers.get('etag')).not.toBe(etag); // the file with tests was stored above
+    expect((await owner.post('/tailnet/-/acl', POLICY)).status).toBe(200);
+  });
 });

@@ -109,6 +109,43 @@ describe('webhooks', () => {
     await waitFor(7);
     expect(typesOf(5)).toEqual(['/other policyUpdate', '/other policyUpdate']);
   });
+
+  it('get shows no secret; test sends a signed test event whatever the subscriptions; rotate: the new secret signs, the old no longer', async () => {
+    const owner = api(coord.url, coord.createTailnet('rotate.example', 'alice@rotate.example'));
+    const hook = await owner.post('/tailnet/-/webhooks', { endpointUrl: receiverUrl.replace(/hook$/, 'rotate'), subscriptions: ['nodeDeleted'] });
+    expect(hook.status).toBe(200);
+    const id = hook.body.endpointId as string;
+    const oldSecret = hook.body.secret as string;
+    const got = await owner.get(`/webhooks/${id}`);
+    expect(got.status).toBe(200);
+    expect(got.body).toMatchObject({ endpointId: id, endpointUrl: hook.body.endpointUrl, subscriptions: ['nodeDeleted'] });
+    expect(got.body.secret).toBeUndefined();
+    expect(got.text).not.toContain(oldSecret);
+    const ours = () => deliveries.filter((d) => d.path === '/rotate');
+
+    expect((await owner.post(`/webhooks/${id}/test`)).status).toBe(202);
+    await expect.poll(() => ours().length, { timeout: 8000 }).toBe(1);
+    const test = ours()[0]!;
+    expect(JSON.parse(test.body)[0]).toMatchObject({ type: 'test', tailnet: 'rotate.example', message: 'This is a test event' });
+    expect(verify(test, oldSecret)).toBe(true);
+
+    const rotated = await owner.post(`/webhooks/${id}/rotate`);
+    expect(rotated.status).toBe(200);
+    const newSecret = rotated.body.secret as string;
+    expect(newSecret).toBeTruthy();
+    expect(newSecret).not.toBe(oldSecret);
+    expect((await owner.get(`/webhooks/${id}`)).text).not.toContain(newSecret);
+    const audit = JSON.stringify((await owner.get('/tailnet/-/logging/configuration')).body);
+    expect(audit).toContain('"SECRET"');
+    expect(audit).not.toContain(newSecret);
+    expect(audit).not.toContain(oldSecret);
+
+    expect((await owner.post(`/webhooks/${id}/test`)).status).toBe(202);
+    await expect.poll(() => ours().length, { timeout: 8000 }).toBe(2);
+    const after = ours()[1]!;
+    expect(verify(after, newSecret)).toBe(true);
+    expect(verify(after, oldSecret)).toBe(false);
+  });
 });
 
 describe('webhook targets (no --allow-private-webhooks)', () => {

@@ -1,5 +1,5 @@
 // /tailnet/{t}/acl: the policy file (HuJSON or JSON), its validation and preview.
-import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { createScanner, parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { previewSubject } from '../../domain/index.js';
 import { InvalidInput } from '../../errors.js';
 import { HttpError } from '../http.js';
@@ -30,7 +30,9 @@ async function validateAcl(c: Call): Promise<Answer> {
   const t = tailnetParam(c);
   const text = await bodyText(c);
   try {
-    await c.domain.policy.validate(t, text);
+    // A list (after comments) is tests to run against the stored policy; anything else is a policy file.
+    if (text !== undefined && startsWithList(text)) await c.domain.policy.validateTests(t, text);
+    else await c.domain.policy.validate(t, text);
   } catch (err) {
     // Tailscale answers a validation whose tests ran and failed with 200 and the failures in the body;
     // a file that does not parse or validate is a 400.
@@ -38,6 +40,12 @@ async function validateAcl(c: Call): Promise<Answer> {
     throw err;
   }
   return { body: {} };
+}
+
+/** Whether the text's first token is "[" (comments and white space skipped); reads that one token only. */
+function startsWithList(text: string): boolean {
+  const OPEN_BRACKET = 3; // jsonc-parser's SyntaxKind.OpenBracketToken (a const enum)
+  return createScanner(text, true).scan() === OPEN_BRACKET;
 }
 
 async function previewAcl(c: Call): Promise<Answer> {

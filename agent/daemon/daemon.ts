@@ -25,7 +25,7 @@ import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, t
 import type { AgentStatus, BackendState, PeerStatus, PingResponse, RoutingStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
 import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../localapi/server.js';
 import {
-  advertisedRoutesOf, BYPASS_MARK, DEFAULT_ROUTE_PREFS, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
+  advertisedRoutesOf, BYPASS_MARK, DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
 } from '../routing/index.js';
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
@@ -742,6 +742,11 @@ export class Daemon {
             `with an auth key that allows them, or ask an admin to set them (POST /api/v2/device/${reg.deviceId}/tags)`,
         );
       }
+    }
+    // An exit node the netmap in hand shows is not a peer offering one: refuse before anything changes.
+    if (req.exitNode && this.netmap && !req.authkey && sameServer) {
+      const problem = exitNodeProblem(this.netmap, routes);
+      if (problem) throw new LocalApiHttpError(400, `up: ${problem}`);
     }
     const mustRegister = req.authkey !== undefined || !sameServer || reg?.hostname !== hostname;
     if (mustRegister) {

@@ -4,7 +4,7 @@ import { Filter } from '../../filter/index.js';
 import { craft } from '../../filter/craft.js';
 import type { Netmap, PeerNode } from '../../wire/protocol.js';
 import { filterConfigOf } from '../daemon/netmap.js';
-import { DEFAULT_ROUTE_PREFS, findPeer, localNetsOf, planRouting, withExitRoutes, type RoutePrefs } from './plan.js';
+import { DEFAULT_ROUTE_PREFS, exitNodeProblem, findPeer, localNetsOf, planRouting, withExitRoutes, type RoutePrefs } from './plan.js';
 import { advertisedRoutesOf, parseExitNode, parseRoute, parseRouteList } from './prefixes.js';
 
 const key = (n: number) => Buffer.alloc(32, n).toString('base64');
@@ -98,8 +98,20 @@ describe('routing plan', () => {
     const nm = netmap([peer(2, 'egress', ['0.0.0.0/0', '::/0']), peer(3, 'plain')]);
     const none = planRouting(nm, prefs({ exitNode: 'nobody' }), lan);
     expect(none.routes).toEqual([]);
-    expect(none.notes).toEqual(['exit node nobody is not a peer of this device; internet traffic goes out directly']);
+    expect(none.notes).toEqual(['exit node nobody is not a peer of this device (see the peers in: agent status); internet traffic goes out directly']);
     expect(planRouting(nm, prefs({ exitNode: 'plain' }), lan).notes[0]).toMatch(/^plain does not offer an exit node to this device/);
+  });
+
+  it('gives `agent up --exit-node` the reason it cannot use the node asked for (none for a node it can use)', () => {
+    const shared = peer(4, 'shared', ['0.0.0.0/0', '::/0'], { shared: true });
+    const nm = netmap([peer(2, 'egress', [], { exitNodeOption: true, exitRoutes: ['0.0.0.0/0', '::/0'] }), peer(3, 'plain', [], { exitNodeOption: false }), shared]);
+    expect(exitNodeProblem(nm, prefs({ exitNode: 'egress' }))).toBeNull();
+    expect(exitNodeProblem(nm, prefs({ exitNode: '100.64.0.2' }))).toBeNull();
+    expect(exitNodeProblem(nm, prefs({ exitNode: '' }))).toBeNull();
+    expect(exitNodeProblem(nm, prefs({ exitNode: 'nobody' }))).toBe('exit node nobody is not a peer of this device (see the peers in: agent status)');
+    expect(exitNodeProblem(nm, prefs({ exitNode: 'plain' }))).toMatch(/^plain does not offer an exit node to this device \(.*autogroup:internet/);
+    // a device shared into this network never is one, whatever it carries
+    expect(exitNodeProblem(nm, prefs({ exitNode: '100.64.0.4' }))).toMatch(/^shared does not offer an exit node/);
   });
 
   it('routes through the primary only, from coord\'s route plan (routes, primaryRoutes, exit options)', () => {
@@ -122,6 +134,15 @@ describe('routing plan', () => {
     expect(used.peers[1]!.allowedIPs).toEqual(old.addresses);
     expect(nm.peers[0]!.allowedIPs).toEqual(e.addresses); // the netmap itself is not changed
     expect(withExitRoutes(netmap([e]), prefs({}))).toEqual(netmap([e]));
+  });
+
+  it('gives a device shared into this network only its own addresses in WireGuard, whatever coord sent', () => {
+    const shared = peer(6, 'shared', ['10.1.0.0/24', '0.0.0.0/0'], { shared: true });
+    const router = peer(2, 'router', ['10.1.0.0/16']);
+    const used = withExitRoutes(netmap([router, shared]), prefs({ acceptRoutes: true, exitNode: 'shared' }));
+    // a /24 on the shared device would otherwise win WireGuard's longest match for the router's /16
+    expect(used.peers[1]!.allowedIPs).toEqual(shared.addresses);
+    expect(used.peers[0]!.allowedIPs).toEqual(router.allowedIPs);
   });
 
   it('forwards and masquerades only on a device that offers routes', () => {

@@ -126,15 +126,33 @@ export function chosenExitNode(netmap: Netmap, prefs: RoutePrefs): { peer: PeerN
 }
 
 /**
+ * Why the exit node the settings ask for cannot be used with this netmap (a sentence), or null when it
+ * can (or none is asked for). `agent up --exit-node` refuses with it; a running agent reports it.
+ */
+export function exitNodeProblem(netmap: Netmap, prefs: RoutePrefs): string | null {
+  if (prefs.exitNode === '' || chosenExitNode(netmap, prefs)) return null;
+  const peer = findPeer(netmap.peers, prefs.exitNode);
+  if (!peer) return `exit node ${prefs.exitNode} is not a peer of this device (see the peers in: agent status)`;
+  return (
+    `${firstLabel(peer.name)} does not offer an exit node to this device (it does not advertise one, an admin has not approved it, ` +
+    `or the policy does not allow autogroup:internet for this device)`
+  );
+}
+
+/**
  * The netmap as the WireGuard device should see it: the exit routes on the one exit node in use (coord
- * sends them apart from allowedIPs) and on no other peer.
+ * sends them apart from allowedIPs) and on no other peer; a device shared into this network with its
+ * own addresses only (it never routes here: a subnet on it would win WireGuard's longest match).
  */
 export function withExitRoutes(netmap: Netmap, prefs: RoutePrefs): Netmap {
   const exit = chosenExitNode(netmap, prefs);
-  const needs = (p: PeerNode) => (p === exit?.peer ? exit.routes.some((r) => !p.allowedIPs.includes(r)) : p.allowedIPs.some(isExitRoute));
+  const notOwn = (p: PeerNode) => extraAllowedIPs(p).length > 0;
+  const needs = (p: PeerNode) =>
+    p.shared ? notOwn(p) : p === exit?.peer ? exit.routes.some((r) => !p.allowedIPs.includes(r)) : p.allowedIPs.some(isExitRoute);
   if (!netmap.peers.some(needs)) return netmap;
   const peers = netmap.peers.map((p) => {
     if (!needs(p)) return p;
+    if (p.shared) return { ...p, allowedIPs: p.allowedIPs.filter((r) => !extraAllowedIPs(p).includes(r)) };
     const rest = p.allowedIPs.filter((r) => !isExitRoute(r));
     return { ...p, allowedIPs: p === exit?.peer ? [...rest, ...exit.routes] : rest };
   });
@@ -191,25 +209,18 @@ export function planRouting(netmap: Netmap | null, prefs: RoutePrefs, localNets:
     }
   }
 
-  if (prefs.exitNode !== '') {
-    const peer = findPeer(netmap.peers, prefs.exitNode);
-    const entry = peer ? plan.peers.get(peer.id) : undefined;
-    const chosen = chosenExitNode(netmap, prefs);
-    if (!peer || !entry) {
-      plan.notes.push(`exit node ${prefs.exitNode} is not a peer of this device; internet traffic goes out directly`);
-    } else if (!entry.exitNodeOption) {
-      plan.notes.push(
-        `${firstLabel(peer.name)} does not offer an exit node to this device (not advertised, not approved, or the policy does not allow autogroup:internet); internet traffic goes out directly`,
-      );
-    } else {
-      for (const r of chosen?.routes ?? []) routes.add(r);
-      entry.exitNode = true;
-      const address = bareAddr(peer.addresses.find((a) => !a.includes(':')) ?? peer.addresses[0] ?? '');
-      plan.exitNode = { id: peer.id, name: firstLabel(peer.name), address };
-      // Without LAN access the exit node carries the LAN's traffic too (coord, relays and the tunnel's
-      // own packets excepted by the host rules); with it, each LAN of this device stays local.
-      if (prefs.exitNodeAllowLanAccess) for (const l of locals) throws.add(l.prefix);
-    }
+  const chosen = chosenExitNode(netmap, prefs);
+  const problem = exitNodeProblem(netmap, prefs);
+  if (problem) plan.notes.push(`${problem}; internet traffic goes out directly`);
+  if (chosen) {
+    const peer = chosen.peer;
+    for (const r of chosen.routes) routes.add(r);
+    plan.peers.get(peer.id)!.exitNode = true;
+    const address = bareAddr(peer.addresses.find((a) => !a.includes(':')) ?? peer.addresses[0] ?? '');
+    plan.exitNode = { id: peer.id, name: firstLabel(peer.name), address };
+    // Without LAN access the exit node carries the LAN's traffic too (coord, relays and the tunnel's
+    // own packets excepted by the host rules); with it, each LAN of this device stays local.
+    if (prefs.exitNodeAllowLanAccess) for (const l of locals) throws.add(l.prefix);
   }
   plan.routes = [...routes];
   // A throw only matters inside a route we take; and never for a LAN a peer's route equals.

@@ -85,8 +85,10 @@ export class AgentLan<N extends string> {
     rmSync(this.sock(n), { force: true });
     const p = this.lan.spawn(n, process.execPath, [AGENT, 'daemon', '--state-dir', this.stateDir(n), '--socket', this.sock(n), '--log-level', 'debug', ...extra]);
     const log = createWriteStream(this.logOf(n), { flags: 'a' });
-    p.stdout!.pipe(log);
-    p.stderr!.pipe(log);
+    // Neither stream may end the file alone: a crash's stack trace on stderr can come after stdout's end.
+    p.stdout!.pipe(log, { end: false });
+    p.stderr!.pipe(log, { end: false });
+    p.once('close', (code, signal) => log.end(`harness: the daemon exited (code ${code}, signal ${signal})\n`));
     this.agents.set(n, p);
     return p;
   }

@@ -33,7 +33,7 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     "grants": [
       // the client may reach the LAN host behind the router on port 8080 only
       {"src": ["tag:client"], "dst": ["${sub}.0/24"${policyV6 ? ', "fd00:77::/64"' : ''}], "ip": ["tcp:8080"]},
-      ${opts.internet ? `{"src": ["tag:client"], "dst": ["autogroup:internet"], "ip": ["tcp:8080"]},` : ''}
+      ${opts.internet ? `{"src": ["tag:client"], "dst": ["autogroup:internet"], "ip": ["tcp:8080", "udp:53"]},` : ''}
     ],
   }`;
 
@@ -99,6 +99,11 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     await waitFor('agent sockets', () => existsSync(net.sock('client')) && existsSync(net.sock('router')), 15_000);
     await listen('lanhost', [8080, 8081]);
     await listen('inet', [8080]);
+    // a nameserver on the "internet" side: the client reaches it only through the exit node
+    net.lan.spawn('inet', 'dnsmasq', [
+      '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
+      `--listen-address=${inet}.2`, '--bind-interfaces', '--address=/example.org/192.0.2.10',
+    ]);
     await listen('clientlan', [8080]);
   }, 60_000);
 
@@ -252,6 +257,21 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     expect(net.lan.exec('router', 'nft', ['list', 'tables']).trim()).toBe('table inet meshward');
   }, 60_000);
 
+  it('an agent stopped by SIGTERM leaves nothing behind, and takes the routing back on its next start', async () => {
+    for (const n of ['client', 'router'] as const) expect(await net.stopAgent(n), `${n} stopped by itself`).toBeNull();
+    for (const n of ['client', 'router'] as const) {
+      expect(table52(n)).toBe('');
+      expect(table52(n, '-6')).toBe('');
+      for (const family of ['-4', '-6']) expect(ipIn(n, [family, 'rule']).split('\n').filter((l) => /^5[0-9]{3}:/.test(l))).toEqual([]);
+      expect(net.lan.exec(n, 'nft', ['list', 'tables']).trim()).toBe('');
+    }
+    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv4/ip_forward']).trim()).toBe('0');
+    net.startAgent('client');
+    net.startAgent('router');
+    await waitFor('the route back after the restart', () => connect('client', `${sub}.2`, 8080, 500) === 'ok', 30_000);
+    await waitFor('agent sockets', () => existsSync(net.sock('client')) && existsSync(net.sock('router')), 15_000);
+  }, 60_000);
+
   /** Whether the client's netmap follows a policy change (coord reachable): returns once it has. */
   const coordReachable = async () => {
     const before = net.status('client').netmap!.version;
@@ -272,16 +292,21 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
     await waitFor('exit node approved', () => net.status('router').routing!.approvedRoutes.includes('0.0.0.0/0'), CHANGE_CEILING_MS);
     expect(net.status('router').routing!.forwarding).toEqual({ v4: true, v6: true });
-    const up = net.cli('client', ['up', '--exit-node', 'router']);
-    expect(up.status, up.stderr).toBe(0);
-    // without autogroup:internet coord offers this client no exit node, and the client says so
-    await waitFor('the note', () => net.status('client').health!.some((h) => h.startsWith('router does not offer an exit node to this device')));
+    // without autogroup:internet coord offers this client no exit node: `up` says so and changes nothing
+    await waitFor('router in the netmap', () => net.status('client').peers.some((p) => p.name === 'router' && p.exitNodeOption === false));
+    const refused = net.cli('client', ['up', '--exit-node', 'router']);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/router does not offer an exit node to this device \(.*the policy does not allow autogroup:internet/);
+    expect(net.status('client').routing!.exitNodeWanted).toBe('');
     expect(net.status('client').routing!.exitNode).toBeNull();
     expect(table52('client')).not.toMatch(/^default/m);
     expect(connect('client', `${inet}.2`, 8080)).toMatch(/^fail/);
     await coordReachable();
     policyNow = policy({ internet: true });
     expect((await admin().post('/tailnet/-/acl', policyNow)).status).toBe(200);
+    await waitFor('the exit node offered', () => net.status('client').peers.some((p) => p.name === 'router' && p.exitNodeOption), CHANGE_CEILING_MS);
+    const up = net.cli('client', ['up', '--exit-node', 'router']);
+    expect(up.status, up.stderr).toBe(0);
     await waitFor('the exit node in use', () => net.status('client').routing!.exitNode?.name === 'router', CHANGE_CEILING_MS);
     expect(table52('client')).toMatch(/^default dev /m);
     expect(ipIn('client', ['rule'])).toContain(`5200:\tfrom all to ${net.lan.gateway} lookup main`);
@@ -294,8 +319,14 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     expect(net.cli('client', ['status']).stdout).toContain('# exit node in use: router (');
     expect(net.status('client').peers.find((p) => p.name === 'router')).toMatchObject({ exitNodeOption: true, exitNode: true });
     await coordReachable();
-    // MagicDNS still answers
-    expect(net.cli('client', ['dns', 'query', 'router']).status).toBe(0);
+    // DNS keeps working: MagicDNS answers locally, and a name from the upstream nameserver, which only
+    // the exit node can reach, comes back through it
+    expect(net.cli('client', ['dns', 'query', 'router']).stdout).toContain('answered by MagicDNS');
+    expect((await admin().post('/tailnet/-/dns/nameservers', { dns: [`${inet}.2`] })).status).toBe(200);
+    await waitFor('the nameserver in the netmap', () => JSON.parse(net.cli('client', ['dns', 'status', '--json']).stdout).nameservers.includes(`${inet}.2`), CHANGE_CEILING_MS);
+    const q = net.cli('client', ['dns', 'query', 'www.example.org']);
+    expect(q.stdout, q.stderr).toContain(`forwarded to ${inet}.2`);
+    expect(q.stdout).toContain('192.0.2.10');
   });
 
   it('keeps the client\'s own LAN local with --exit-node-allow-lan-access', async () => {
@@ -310,11 +341,12 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     await coordReachable();
   });
 
-  it('says so when the exit node asked for is not one, and stops using it when asked', async () => {
-    expect(net.cli('client', ['up', '--exit-node', 'client-nonexistent']).status).toBe(0);
-    await waitFor('the note', () => net.status('client').health!.some((h) => h.includes('exit node client-nonexistent is not a peer of this device')));
-    expect(net.status('client').routing!.exitNode).toBeNull();
-    expect(connect('client', `${inet}.2`, 8080)).toMatch(/^fail/);
+  it('refuses an exit node that is not a peer (keeping the one in use), and stops using it when asked', async () => {
+    const refused = net.cli('client', ['up', '--exit-node', 'client-nonexistent']);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('exit node client-nonexistent is not a peer of this device');
+    expect(net.status('client').routing!.exitNode?.name).toBe('router');
+    expect(connect('client', `${inet}.2`, 8080)).toBe('ok');
     expect(net.cli('client', ['up', '--exit-node=']).status).toBe(0);
     expect(table52('client')).not.toMatch(/^default/m);
     expect(net.status('client').health!.filter((h) => h.includes('exit node'))).toEqual([]);

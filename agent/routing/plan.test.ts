@@ -75,7 +75,31 @@ describe('routing plan', () => {
     expect(plan.routes.sort()).toEqual(['10.0.0.0/8', '10.1.0.0/24', '192.168.0.0/16']);
     expect(plan.throws).toEqual(['192.168.1.0/24']);
     expect(plan.peers.get('n3')!.inUse).toEqual(['10.0.0.0/8']);
-    expect(plan.notes).toEqual(['route 192.168.1.0/25 of other not used: this device reaches 192.168.1.0/24 directly on eth0']);
+    expect(plan.notes).toEqual([
+      'route 192.168.1.0/25 of other not used: this device reaches 192.168.1.0/24 directly on eth0 (agent up --accept-routes-over-lan takes it over)',
+    ]);
+  });
+
+  it('takes over a route inside or equal to a LAN of ours only with --accept-routes-over-lan', () => {
+    const lans = [...lan, { prefix: '10.5.0.0/16', iface: 'eth1' }];
+    const nm = netmap([peer(2, 'router', ['192.168.1.0/24', '10.0.0.0/8']), peer(3, 'other', ['10.5.7.0/24'])]);
+    const without = planRouting(nm, prefs({ acceptRoutes: true }), lans);
+    expect(without.routes).toEqual(['10.0.0.0/8']);
+    expect(without.throws).toEqual(['10.5.0.0/16']);
+    expect(without.peers.get('n2')!.inUse).toEqual(['10.0.0.0/8']);
+    expect(without.peers.get('n3')!.inUse).toEqual([]);
+    expect(without.notes).toHaveLength(2);
+
+    const over = planRouting(nm, prefs({ acceptRoutes: true, acceptRoutesOverLan: true }), lans);
+    expect(over.routes.sort()).toEqual(['10.0.0.0/8', '10.5.7.0/24', '192.168.1.0/24']);
+    expect(over.peers.get('n2')!.inUse).toEqual(['192.168.1.0/24', '10.0.0.0/8']);
+    expect(over.peers.get('n3')!.inUse).toEqual(['10.5.7.0/24']);
+    // 10.5.0.0/16 lies inside 10.0.0.0/8, which the peer does not offer as this LAN: the rest of the LAN
+    // stays local (throw), while 10.5.7.0/24, more specific, still goes through the tunnel.
+    expect(over.throws).toEqual(['10.5.0.0/16']);
+    expect(over.notes).toEqual([]);
+    // without --accept-routes it changes nothing
+    expect(planRouting(nm, prefs({ acceptRoutesOverLan: true }), lans).routes).toEqual([]);
   });
 
   it('never takes routes from a shared-in device', () => {

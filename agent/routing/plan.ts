@@ -14,6 +14,8 @@ export interface RoutePrefs {
   advertiseExitNode: boolean;
   /** Install the routes peers offer. */
   acceptRoutes: boolean;
+  /** With acceptRoutes: also take over a peer's route that lies inside (or equals) one of this device's LANs. */
+  acceptRoutesOverLan: boolean;
   /** The exit node to use: a tailnet IP or a device name; '' for none. */
   exitNode: string;
   exitNodeAllowLanAccess: boolean;
@@ -25,6 +27,7 @@ export const DEFAULT_ROUTE_PREFS: RoutePrefs = {
   advertiseRoutes: [],
   advertiseExitNode: false,
   acceptRoutes: false,
+  acceptRoutesOverLan: false,
   exitNode: '',
   exitNodeAllowLanAccess: false,
   snatSubnetRoutes: true,
@@ -199,9 +202,14 @@ export function planRouting(netmap: Netmap | null, prefs: RoutePrefs, localNets:
     if (!prefs.acceptRoutes || peer.shared) continue;
     for (const route of primaryRoutes(peer)) {
       const p = parsePrefix(route)!;
+      // Taken over, such a route is more specific than the LAN (or equal to it, and table 52 is looked up
+      // before main), so it wins for its addresses; the rest of the LAN stays local.
       const lan = locals.find((l) => prefixWithin(p, l.p));
-      if (lan) {
-        plan.notes.push(`route ${route} of ${firstLabel(peer.name)} not used: this device reaches ${lan.prefix} directly on ${lan.iface}`);
+      if (lan && !prefs.acceptRoutesOverLan) {
+        plan.notes.push(
+          `route ${route} of ${firstLabel(peer.name)} not used: this device reaches ${lan.prefix} directly on ${lan.iface}` +
+            ' (agent up --accept-routes-over-lan takes it over)',
+        );
         continue;
       }
       take(route, p);

@@ -43,6 +43,17 @@ describe('agent up route flags', () => {
     expect(parseUpArgs(['--advertise-routes='])).toEqual({ socket: DEFAULT_SOCKET, advertiseRoutes: [] });
   });
 
+  it('takes --accept-routes-over-lan with --accept-routes, and refuses it with --accept-routes=false', () => {
+    expect(parseUpArgs(['--accept-routes', '--accept-routes-over-lan'])).toEqual({ socket: DEFAULT_SOCKET, acceptRoutes: true, acceptRoutesOverLan: true });
+    expect(parseUpArgs(['--accept-routes-over-lan', 'false'])).toEqual({ socket: DEFAULT_SOCKET, acceptRoutesOverLan: false });
+    // alone it is kept for the daemon, which knows whether --accept-routes is remembered
+    expect(parseUpArgs(['--accept-routes-over-lan=true'])).toEqual({ socket: DEFAULT_SOCKET, acceptRoutesOverLan: true });
+    expect(() => parseUpArgs(['--accept-routes=false', '--accept-routes-over-lan'])).toThrow(
+      new UsageError('--accept-routes-over-lan needs --accept-routes: drop --accept-routes=false, or --accept-routes-over-lan'),
+    );
+    expect(() => parseUpArgs(['--accept-routes-over-lan=maybe'])).toThrow(/--accept-routes-over-lan takes true or false/);
+  });
+
   it('refuses bad routes and exit nodes with a usage error that says what to write', () => {
     expect(() => parseUpArgs(['--advertise-routes', '10.1.0.0/24,10.2.0.1/16'])).toThrow(new UsageError('10.2.0.1/16 has bits set after the prefix length; did you mean 10.2.0.0/16?'));
     expect(() => parseUpArgs(['--advertise-routes', '100.64.0.0/24'])).toThrow(UsageError);

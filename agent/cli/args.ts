@@ -22,13 +22,21 @@ export interface UpArgs {
   advertiseRoutes?: string[];
   advertiseExitNode?: boolean;
   acceptRoutes?: boolean;
+  /** Take over peers' routes inside this device's own LANs too (needs acceptRoutes). Undefined: keep. */
+  acceptRoutesOverLan?: boolean;
   /** The exit node to use, by tailnet IP or name; '' turns it off. Undefined: keep. */
   exitNode?: string;
   exitNodeAllowLanAccess?: boolean;
   snatSubnetRoutes?: boolean;
 }
 
-const ROUTE_BOOL_FLAGS = ['advertise-exit-node', 'accept-routes', 'exit-node-allow-lan-access', 'snat-subnet-routes'] as const;
+const ROUTE_BOOL_FLAGS = [
+  'advertise-exit-node',
+  'accept-routes',
+  'accept-routes-over-lan',
+  'exit-node-allow-lan-access',
+  'snat-subnet-routes',
+] as const;
 
 /**
  * Boolean flags written as Tailscale writes them: `--flag`, `--flag=true|false` or `--flag true|false`.
@@ -100,6 +108,7 @@ export function parseUpArgs(argv: string[]): UpArgs {
     'advertise-routes': { type: 'string' },
     'advertise-exit-node': { type: 'string' },
     'accept-routes': { type: 'string' },
+    'accept-routes-over-lan': { type: 'string' },
     'exit-node': { type: 'string' },
     'exit-node-allow-lan-access': { type: 'string' },
     'snat-subnet-routes': { type: 'string' },
@@ -128,10 +137,14 @@ export function parseUpArgs(argv: string[]): UpArgs {
   const routeBools = {
     advertiseExitNode: bool('advertise-exit-node'),
     acceptRoutes: bool('accept-routes'),
+    acceptRoutesOverLan: bool('accept-routes-over-lan'),
     exitNodeAllowLanAccess: bool('exit-node-allow-lan-access'),
     snatSubnetRoutes: bool('snat-subnet-routes'),
   };
   for (const [k, v] of Object.entries(routeBools)) if (v !== undefined) (up as unknown as Record<string, boolean>)[k] = v;
+  if (up.acceptRoutesOverLan && up.acceptRoutes === false) {
+    throw new UsageError('--accept-routes-over-lan needs --accept-routes: drop --accept-routes=false, or --accept-routes-over-lan');
+  }
   if (up.advertiseExitNode && up.exitNode) {
     throw new UsageError('a device cannot offer an exit node and use one at once: drop --advertise-exit-node or --exit-node');
   }

@@ -15,7 +15,7 @@ const print = (text: string) => process.stdout.write(text.endsWith('\n') ? text 
 export const upCommand: Command = {
   usage:
     'up [--coord URL] [--authkey KEY] [--hostname NAME] [--advertise-tags tag:a,tag:b] [--accept-dns=true|false] ' +
-    '[--advertise-routes CIDR,...] [--advertise-exit-node] [--accept-routes] [--exit-node IP|NAME] [--exit-node-allow-lan-access] ' +
+    '[--advertise-routes CIDR,...] [--advertise-exit-node] [--accept-routes [--accept-routes-over-lan]] [--exit-node IP|NAME] [--exit-node-allow-lan-access] ' +
     '[--snat-subnet-routes=true|false] [--socket PATH]',
   summary: 'connect this device to its network (registering it first if needed)',
   async run(argv) {

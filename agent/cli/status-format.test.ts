@@ -87,7 +87,7 @@ describe('agent status: routes and exit nodes', () => {
       filter: { accepted: 0, dropped: {} },
       routing: {
         advertisedRoutes: ['192.168.5.0/24', '192.168.6.0/24'], advertiseExitNode: false, approvedRoutes: ['192.168.5.0/24'], pendingRoutes: ['192.168.6.0/24'],
-        acceptRoutes: true, snatSubnetRoutes: false, exitNodeWanted: 'egress', exitNode: { id: 'n4', name: 'egress', address: '100.64.0.4' },
+        acceptRoutes: true, acceptRoutesOverLan: false, snatSubnetRoutes: false, exitNodeWanted: 'egress', exitNode: { id: 'n4', name: 'egress', address: '100.64.0.4' },
         exitNodeAllowLanAccess: true, forwarding: { v4: true, v6: false }, notes: [],
       },
     };

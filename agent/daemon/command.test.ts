@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDaemonArgs } from './command.js';
-import { agentVersion, defaultHostname } from './daemon.js';
+import { DEFAULT_ROUTE_PREFS } from '../routing/index.js';
+import { agentVersion, defaultHostname, routePrefsAfter } from './daemon.js';
 
 describe('agent daemon arguments', () => {
   it('has the documented defaults', () => {
@@ -39,5 +40,16 @@ describe('defaults the daemon derives', () => {
 
   it('knows its version from package.json', () => {
     expect(agentVersion()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('route settings after agent up', () => {
+  it('remembers --accept-routes-over-lan only with --accept-routes, and drops it with --accept-routes=false', () => {
+    expect(() => routePrefsAfter(DEFAULT_ROUTE_PREFS, { acceptRoutesOverLan: true })).toThrow(/--accept-routes-over-lan needs --accept-routes/);
+    const on = routePrefsAfter(DEFAULT_ROUTE_PREFS, { acceptRoutes: true, acceptRoutesOverLan: true });
+    expect(on).toMatchObject({ acceptRoutes: true, acceptRoutesOverLan: true });
+    expect(routePrefsAfter(on, {})).toEqual(on);
+    expect(routePrefsAfter(on, { acceptRoutesOverLan: false })).toMatchObject({ acceptRoutes: true, acceptRoutesOverLan: false });
+    expect(routePrefsAfter(on, { acceptRoutes: false })).toMatchObject({ acceptRoutes: false, acceptRoutesOverLan: false });
   });
 });

@@ -133,7 +133,7 @@ function parseUpRequest(body: unknown): UpRequest {
   if (b.acceptDns !== undefined && typeof b.acceptDns !== 'boolean') throw new LocalApiHttpError(400, 'up: "acceptDns" must be true or false');
   const up: UpRequest = { coord: str('coord'), authkey: str('authkey'), hostname: str('hostname'), advertiseTags: tags as string[] | undefined };
   if (b.acceptDns !== undefined) up.acceptDns = b.acceptDns as boolean;
-  for (const k of ['advertiseExitNode', 'acceptRoutes', 'exitNodeAllowLanAccess', 'snatSubnetRoutes'] as const) {
+  for (const k of ['advertiseExitNode', 'acceptRoutes', 'acceptRoutesOverLan', 'exitNodeAllowLanAccess', 'snatSubnetRoutes'] as const) {
     if (b[k] === undefined) continue;
     if (typeof b[k] !== 'boolean') throw new LocalApiHttpError(400, `up: "${k}" must be true or false`);
     up[k] = b[k];
@@ -160,9 +160,15 @@ export function routePrefsAfter(prefs: RoutePrefs, req: UpRequest): RoutePrefs {
   if (req.advertiseRoutes !== undefined) next.advertiseRoutes = req.advertiseRoutes;
   if (req.advertiseExitNode !== undefined) next.advertiseExitNode = req.advertiseExitNode;
   if (req.acceptRoutes !== undefined) next.acceptRoutes = req.acceptRoutes;
+  if (req.acceptRoutesOverLan !== undefined) next.acceptRoutesOverLan = req.acceptRoutesOverLan;
+  // Turning --accept-routes off turns this off too, so that a later --accept-routes does not bring it back unasked.
+  else if (req.acceptRoutes === false) next.acceptRoutesOverLan = false;
   if (req.exitNode !== undefined) next.exitNode = req.exitNode;
   if (req.exitNodeAllowLanAccess !== undefined) next.exitNodeAllowLanAccess = req.exitNodeAllowLanAccess;
   if (req.snatSubnetRoutes !== undefined) next.snatSubnetRoutes = req.snatSubnetRoutes;
+  if (next.acceptRoutesOverLan && !next.acceptRoutes) {
+    throw new LocalApiHttpError(400, 'up: --accept-routes-over-lan needs --accept-routes (this device does not accept routes): add --accept-routes');
+  }
   if (next.advertiseExitNode && next.exitNode !== '') {
     throw new LocalApiHttpError(400, 'up: a device cannot offer an exit node and use one at once (--advertise-exit-node=false, or --exit-node=)');
   }
@@ -688,6 +694,7 @@ export class Daemon {
       approvedRoutes: approved,
       pendingRoutes: this.advertisedRoutes().filter((r) => !approved.includes(r)),
       acceptRoutes: prefs.acceptRoutes,
+      acceptRoutesOverLan: prefs.acceptRoutesOverLan,
       snatSubnetRoutes: prefs.snatSubnetRoutes,
       exitNodeWanted: prefs.exitNode,
       exitNode: this.engine ? this.routing.exitNode : null,

@@ -48,6 +48,8 @@ export interface RoutingStatus {
   /** Advertised but not approved: they carry nothing. */
   pendingRoutes: string[];
   acceptRoutes: boolean;
+  /** Peers' routes inside (or equal to) this device's own LANs are taken over too (`--accept-routes-over-lan`). */
+  acceptRoutesOverLan: boolean;
   snatSubnetRoutes: boolean;
   /** The exit node asked for (`--exit-node`, '' for none) and the one in use (null: none). */
   exitNodeWanted: string;
@@ -117,6 +119,8 @@ export interface UpRequest {
   advertiseRoutes?: string[];
   advertiseExitNode?: boolean;
   acceptRoutes?: boolean;
+  /** Needs acceptRoutes (given or remembered). */
+  acceptRoutesOverLan?: boolean;
   /** Tailnet IP or name of the exit node; '' for none. */
   exitNode?: string;
   exitNodeAllowLanAccess?: boolean;

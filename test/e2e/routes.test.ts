@@ -179,6 +179,41 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     expect(net.lan.exec('router', 'nft', ['list', 'table', 'inet', 'meshward'])).toContain('masquerade');
   });
 
+  it('takes over a route the client\'s own LAN already has only with --accept-routes-over-lan', async () => {
+    // the client gets a LAN of its own that is the router's subnet (SUB.200/24 on a veth pair inside its
+    // namespace: nothing answers there)
+    ipIn('client', ['link', 'add', 'lanover0', 'type', 'veth', 'peer', 'name', 'lanover1']);
+    ipIn('client', ['addr', 'add', `${sub}.200/24`, 'dev', 'lanover0']);
+    for (const l of ['lanover0', 'lanover1']) ipIn('client', ['link', 'set', l, 'up']);
+    try {
+      expect(net.cli('client', ['up']).status).toBe(0);
+      await waitFor('the route left to the LAN', () => table52('client') === '', CHANGE_CEILING_MS);
+      expect(connect('client', `${sub}.2`, 8080)).toMatch(/^fail/);
+      const before = net.status('client');
+      expect(before.peers.find((p) => p.name === 'router')!.routesInUse).toEqual([]);
+      expect(before.routing!.acceptRoutesOverLan).toBe(false);
+      expect(before.routing!.notes.join('\n')).toContain(`reaches ${sub}.0/24 directly on lanover0 (agent up --accept-routes-over-lan takes it over)`);
+
+      const refused = net.cli('client', ['up', '--accept-routes=false', '--accept-routes-over-lan']);
+      expect(refused.status).toBe(2);
+      expect(refused.stderr).toMatch(/--accept-routes-over-lan needs --accept-routes/);
+
+      const up = net.cli('client', ['up', '--accept-routes-over-lan']);
+      expect(up.status, up.stderr).toBe(0);
+      await waitFor('the route over the LAN', () => connect('client', `${sub}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
+      expect(table52('client')).toContain(`${sub}.0/24 dev`);
+      const after = net.status('client');
+      expect(after.peers.find((p) => p.name === 'router')!.routesInUse).toEqual([`${sub}.0/24`]);
+      expect(after.routing!.acceptRoutesOverLan).toBe(true);
+      expect(net.lan.exec('client', 'cat', [`${net.stateDir('client')}/prefs.json`])).toMatch(/"acceptRoutesOverLan":\s*true/);
+    } finally {
+      net.cli('client', ['up', '--accept-routes-over-lan=false']);
+      ipIn('client', ['link', 'del', 'lanover0']);
+    }
+    expect(net.cli('client', ['up']).status).toBe(0);
+    await waitFor('the route back', () => connect('client', `${sub}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
+  });
+
   it('cuts the route when the approval is revoked', async () => {
     const watch = probe('client', ['probe-closed', `${sub}.2`, '8080', '50', 'any'], 'revoked route still open');
     await watch.before;

@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { watchProbe } from '../../scripts/lab.js';
 import { api } from '../coord/harness.js';
 import { AgentLan, canRunE2e, createAuthKey, waitFor } from './harness.js';
 
@@ -47,26 +48,8 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
   };
 
   /** Starts the helper in `from` with `args`, resolves with the time of its "ok T" line. */
-  const probe = (from: string, args: string[], what: string): { before: Promise<void>; at: Promise<number> } => {
-    const p = net.lan.spawn(from, process.execPath, [net.helper, ...args]);
-    let seen!: () => void;
-    const before = new Promise<void>((r) => (seen = r));
-    const at = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        p.kill();
-        reject(new Error(`${what}: nothing within ${CHANGE_CEILING_MS} ms`));
-      }, CHANGE_CEILING_MS);
-      createInterface({ input: p.stdout! }).on('line', (line) => {
-        seen();
-        const m = /^ok (\d+)$/.exec(line);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-    });
-    return { before, at };
-  };
+  const probe = (from: string, args: string[], what: string): { before: Promise<void>; at: Promise<number> } =>
+    watchProbe(net.lan.spawn(from, process.execPath, [net.helper, ...args]), CHANGE_CEILING_MS, `${what}: nothing within ${CHANGE_CEILING_MS} ms`);
 
   const listen = (n: string, ports: number[]) => {
     const p = net.lan.spawn(n, process.execPath, [net.helper, 'listen', ...ports.map(String)]);
@@ -83,7 +66,6 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
       throw err;
     }
   };
-
   beforeAll(async () => {
     net.setUp();
     sub = `198.19.${1 + Math.floor(Math.random() * 120)}`;

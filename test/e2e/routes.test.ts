@@ -66,6 +66,20 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
       throw err;
     }
   };
+  /** `agent down` on the client and the router leaves no route, rule, nftables table or forwarding sysctl behind. */
+  const downLeavesNothing = () => {
+    for (const n of ['client', 'router'] as const) {
+      const r = net.cli(n, ['down']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(table52(n)).toBe('');
+      expect(table52(n, '-6')).toBe('');
+      for (const family of ['-4', '-6']) expect(ipIn(n, [family, 'rule']).split('\n').filter((l) => /^5[0-9]{3}:/.test(l))).toEqual([]);
+      expect(net.lan.exec(n, 'nft', ['list', 'tables']).trim()).toBe('');
+    }
+    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv4/ip_forward']).trim()).toBe('0');
+    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv6/conf/all/forwarding']).trim()).toBe('0');
+  };
+
   beforeAll(async () => {
     net.setUp();
     sub = `198.19.${1 + Math.floor(Math.random() * 120)}`;
@@ -207,16 +221,7 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
   });
 
   it('agent down leaves no route, rule, nftables table or changed sysctl behind', async () => {
-    for (const n of ['client', 'router'] as const) {
-      const r = net.cli(n, ['down']);
-      expect(r.status, r.stderr).toBe(0);
-      expect(table52(n)).toBe('');
-      expect(table52(n, '-6')).toBe('');
-      for (const family of ['-4', '-6']) expect(ipIn(n, [family, 'rule']).split('\n').filter((l) => /^5[0-9]{3}:/.test(l))).toEqual([]);
-      expect(net.lan.exec(n, 'nft', ['list', 'tables']).trim()).toBe('');
-    }
-    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv4/ip_forward']).trim()).toBe('0');
-    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv6/conf/all/forwarding']).trim()).toBe('0');
+    downLeavesNothing();
     for (const n of ['client', 'router'] as const) expect(net.cli(n, ['up']).status).toBe(0);
     await waitFor('the route back after up', () => connect('client', `${sub}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
   });
@@ -305,14 +310,6 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
   it('leaves nothing behind after the exit node too', async () => {
     expect(net.cli('client', ['up', '--exit-node', 'router', '--exit-node-allow-lan-access=false']).status).toBe(0);
     await waitFor('the internet through the exit node', () => connect('client', `${inet}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
-    for (const n of ['client', 'router'] as const) {
-      expect(net.cli(n, ['down']).status).toBe(0);
-      expect(table52(n)).toBe('');
-      expect(table52(n, '-6')).toBe('');
-      for (const family of ['-4', '-6']) expect(ipIn(n, [family, 'rule']).split('\n').filter((l) => /^5[0-9]{3}:/.test(l))).toEqual([]);
-      expect(net.lan.exec(n, 'nft', ['list', 'tables']).trim()).toBe('');
-    }
-    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv4/ip_forward']).trim()).toBe('0');
-    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv6/conf/all/forwarding']).trim()).toBe('0');
+    downLeavesNothing();
   });
 });

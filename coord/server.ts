@@ -1,8 +1,6 @@
 // The coord HTTP(S) server: admin API under /api/v2, machine API under /machine, the relay at /relay
 // (WebSocket), /healthz.
-import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttps } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { AdminApi } from './api/admin/router.js';
 import { HttpError, sendError, sendJson } from './api/http.js';
@@ -15,6 +13,7 @@ import { CoordMetrics } from './metrics.js';
 import { ACCOUNT_LIMITS, Limiter } from './domain/limiter.js';
 import { NetmapHub } from './netmap-stream.js';
 import { coordAuthorizer } from './relay/authorizer.js';
+import { createRelayListener, listenerUrl, listenOn } from './relay/listener.js';
 import { buildRelayMap } from './relay/relay-map.js';
 import { RelayServer } from './relay/server.js';
 import { relayVerifier } from './relay/verify-api.js';
@@ -26,7 +25,6 @@ import { DEFAULT_LIMITS, LogStreamer, type StreamLimits } from './log-stream/str
 import { OutboundHttp } from './outbound-http.js';
 import { RELAY_PATH, VERIFY_PATH } from '../wire/relay.js';
 import type { RelayInfo } from '../wire/protocol.js';
-import type { Duplex } from 'node:stream';
 
 export interface ServerOptions {
   store: Store;
@@ -112,17 +110,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     sendError(res, new HttpError(404, `not found: ${url.pathname}`));
   };
 
-  const server: Server = o.tls ? createHttps({ cert: o.tls.cert, key: o.tls.key }, handler) : createHttp(handler);
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    let path = '';
-    try {
-      path = new URL(req.url ?? '/', 'http://coord').pathname;
-    } catch {
-      // refused below
-    }
-    if (relay && path === RELAY_PATH) return relay.handleUpgrade(req, socket, head);
-    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-  });
+  const server = createRelayListener(o.tls, handler, relay);
   // Removal, expiry, suspension, policy: devices that lost their right to the relay are cut off (once per burst).
   let revalidating = false;
   if (relay) {
@@ -139,13 +127,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
   server.maxHeadersCount = 100;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(server, o.port, o.host);
   let stun: StunServer | null = null;
   try {
     if (o.stunPort) stun = await StunServer.start({ host: o.host, port: o.stunPort, log: o.log });
@@ -174,9 +156,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   sweeper.unref();
   logStreamer.start();
 
-  const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
+  const url = listenerUrl(server, !!o.tls);
   if (!publicUrl) publicUrl = url;
   // STUN of coord's own relay: on the relay URL's host, when it answers on two consecutive ports.
   const ownStun = stun && stun.ports[1] === stun.ports[0] + 1 ? stun.ports[0] : 0;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { AGENT, Coord, waitFor, writeNetHelper } from './lab.js';
+import { AGENT, Coord, waitFor, watchProbe, writeNetHelper } from './lab.js';
 import { VirtualLan } from './netns.js';
 
 const TARGET_MS = 1000;
@@ -59,23 +59,8 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => createInterface({ input: srv.stdout! }).once('line', () => resolve()));
 
     /** Starts a probe in the client; resolves `at` with the time of its "ok T" line (after `before`: it has seen the old state). */
-    const probe = (args: string[]) => {
-      const p = lan.spawn('client', process.execPath, [helper, ...args, `${sub}.2`, '8080', ...(args[0] === 'probe-closed' ? ['20', 'any'] : [])]);
-      let seen!: () => void;
-      const before = new Promise<void>((r) => (seen = r));
-      const at = new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => (p.kill(), reject(new Error(`${args[0]}: no change within 20 s`))), 20_000);
-        createInterface({ input: p.stdout! }).on('line', (line) => {
-          seen();
-          const m = /^ok (\d+)$/.exec(line);
-          if (m) {
-            clearTimeout(timer);
-            resolve(Number(m[1]));
-          }
-        });
-      });
-      return { before, at };
-    };
+    const probe = (args: string[]) =>
+      watchProbe(lan.spawn('client', process.execPath, [helper, ...args, `${sub}.2`, '8080', ...(args[0] === 'probe-closed' ? ['20', 'any'] : [])]), 20_000, `${args[0]}: no change within 20 s`);
     const setRoutes = (routes: string[]) => call('POST', `/device/${routerId}/routes`, { routes });
 
     await setRoutes([`${sub}.0/24`]);

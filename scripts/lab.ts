@@ -210,3 +210,28 @@ export function writeNetHelper(dir: string): string {
   writeFileSync(file, NET_HELPER);
   return file;
 }
+
+/**
+ * Watches a running "probe" of the network helper: `before` once it printed a line (it has seen the old
+ * state), `at` with the time T of its "ok T" line; after `ms` without one it is killed and `at` rejects
+ * with `timeoutMessage`.
+ */
+export function watchProbe(p: ChildProcess, ms: number, timeoutMessage: string): { before: Promise<void>; at: Promise<number> } {
+  let seen!: () => void;
+  const before = new Promise<void>((r) => (seen = r));
+  const at = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      p.kill();
+      reject(new Error(timeoutMessage));
+    }, ms);
+    createInterface({ input: p.stdout! }).on('line', (line) => {
+      seen();
+      const m = /^ok (\d+)$/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+  });
+  return { before, at };
+}

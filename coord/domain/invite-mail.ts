@@ -2,7 +2,7 @@
 // invite's code is stored, so a resend cannot repeat the code that was shown at creation: it mails a new
 // one, and the new code replaces the old only once the mail server took the message (a failed resend
 // changes nothing; the old link keeps working).
-import { Conflict, NotConfigured } from '../errors.js';
+import { Conflict, DomainError, NotConfigured } from '../errors.js';
 import type { MailMessage, Mailer } from '../mail.js';
 import type { DomainDeps } from './context.js';
 
@@ -30,6 +30,60 @@ export class MailsInFlight {
       this.ids.delete(id);
     }
   }
+}
+
+/** A device or user invite, as far as mailing it goes. */
+interface MailableInvite {
+  id: string;
+  email: string;
+}
+
+/**
+ * Mails each new invite that names an "email" (one at a time, through `mailing`); a mail the server did not
+ * take leaves its invite as it is, with the reason. Nothing is mailed when coord has no mail server.
+ */
+export async function mailEachNewInvite<I extends MailableInvite>(
+  deps: DomainDeps,
+  mailing: MailsInFlight,
+  made: { invite: I; code: string }[],
+  mail: (invite: I, code: string) => Promise<I>,
+): Promise<{ invite: I; code: string; mailError?: string }[]> {
+  if (!deps.mailer) return made;
+  const out: { invite: I; code: string; mailError?: string }[] = [];
+  for (const { invite, code } of made) {
+    if (invite.email === '') {
+      out.push({ invite, code });
+      continue;
+    }
+    try {
+      out.push({ invite: await mailing.run(invite.id, () => mail(invite, code)), code });
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err;
+      out.push({ invite, code, mailError: err.message });
+    }
+  }
+  return out;
+}
+
+/**
+ * Sends an invite's mail, then records it in one transaction with `audit` (`markMailed` says whether the
+ * invite is still there, unaccepted); `what` names the invite in the Conflict when it is not.
+ */
+export async function sendInviteMail(
+  deps: DomainDeps,
+  message: MailMessage,
+  what: string,
+  markMailed: (at: string) => boolean,
+  audit?: (at: string) => void,
+): Promise<void> {
+  await mailerOf(deps).send(message);
+  const at = new Date().toISOString();
+  const recorded = deps.store.tx(() => {
+    const ok = markMailed(at);
+    if (ok) audit?.(at);
+    return ok;
+  });
+  if (!recorded) throw new Conflict(`${what} was accepted or deleted while its mail was being sent: the link in that mail does not work`);
 }
 
 const ONE_USE = 'The link works once. If you did not expect this mail, ignore it: nothing happens until someone opens the link.';

@@ -2,12 +2,12 @@
 // hashed); a user of another tailnet with a role that may accept redeems it, which records a share
 // (device ↔ that user). Either side ends it: the sharer deletes the invite, the recipient's tailnet
 // deletes the device. Each step is audited in both tailnets and the live tailnets update both at once.
-import { Conflict, DomainError, Forbidden, InvalidInput, NotFound } from '../errors.js';
+import { Conflict, Forbidden, InvalidInput, NotFound } from '../errors.js';
 import { hashSecret, parseSecret, secretFor, secretMatches } from '../secrets.js';
 import { fqdn, type Device, type DeviceInvite, type Share, type Tailnet, type User } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
 import { bool, email as emailOf, optionalText } from './input.js';
-import { deviceInviteMail, MailsInFlight, mailerOf, type LinkOf } from './invite-mail.js';
+import { deviceInviteMail, mailEachNewInvite, MailsInFlight, mailerOf, sendInviteMail, type LinkOf } from './invite-mail.js';
 import { ACCOUNT_LIMITS, Limiter, reserveAll } from './limiter.js';
 import { settingsOf } from './tailnets.js';
 
@@ -79,27 +79,9 @@ export class ShareOperations extends Operations {
     );
   }
 
-  /**
-   * Mails each new invite that names an "email" its link (the code just made, shown in the answer too); a
-   * mail the server did not take leaves its invite as it is, with the reason. Nothing is mailed when coord
-   * has no mail server.
-   */
+  /** Mails each new invite that names an "email" its link (the code just made, shown in the answer too). */
   async mailNewInvites(made: { invite: DeviceInvite; code: string }[], linkOf: LinkOf): Promise<{ invite: DeviceInvite; code: string; mailError?: string }[]> {
-    if (!this.deps.mailer) return made;
-    const out: { invite: DeviceInvite; code: string; mailError?: string }[] = [];
-    for (const { invite, code } of made) {
-      if (invite.email === '') {
-        out.push({ invite, code });
-        continue;
-      }
-      try {
-        out.push({ invite: await this.mailing.run(invite.id, () => this.mailInvite(invite, code, linkOf)), code });
-      } catch (err) {
-        if (!(err instanceof DomainError)) throw err;
-        out.push({ invite, code, mailError: err.message });
-      }
-    }
-    return out;
+    return mailEachNewInvite(this.deps, this.mailing, made, (invite, code) => this.mailInvite(invite, code, linkOf));
   }
 
   /**
@@ -124,14 +106,8 @@ export class ShareOperations extends Operations {
     const t = store.getTailnet(inv.tailnetId)!;
     const sharer = store.getUser(inv.sharerId);
     const device = this.deviceTarget(inv.deviceId, 'DEVICE').name;
-    await mailerOf(this.deps).send(deviceInviteMail(inv.email, { device, sharer: sharer?.email ?? `An admin of ${t.name}`, network: t.name, link: linkOf(code) }));
-    const at = new Date().toISOString();
-    const recorded = store.tx(() => {
-      const ok = store.markDeviceInviteMailed(inv.id, at, newHash);
-      if (ok) audit?.(at);
-      return ok;
-    });
-    if (!recorded) throw new Conflict('the device invite was accepted or deleted while its mail was being sent: the link in that mail does not work');
+    const message = deviceInviteMail(inv.email, { device, sharer: sharer?.email ?? `An admin of ${t.name}`, network: t.name, link: linkOf(code) });
+    await sendInviteMail(this.deps, message, 'the device invite', (at) => store.markDeviceInviteMailed(inv.id, at, newHash), audit);
     return store.getDeviceInvite(inv.id)!;
   }
 

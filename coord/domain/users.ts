@@ -1,11 +1,11 @@
 // Users and roles of a tailnet, user invites, and signing in (password → session key).
-import { Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
+import { Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
 import { hashPassword, parseSecret, secretFor, secretMatches, verifyPassword } from '../secrets.js';
 import { ROLES, type Role, type Tailnet, type User, type UserInvite } from '../store/index.js';
 import { can } from '../roles.js';
 import { Operations, userActor, type Caller, type DomainDeps } from './context.js';
 import { email as emailOf, MAX_EMAIL, optionalText, str } from './input.js';
-import { MailsInFlight, mailerOf, userInviteMail, type LinkOf } from './invite-mail.js';
+import { mailEachNewInvite, MailsInFlight, mailerOf, sendInviteMail, userInviteMail, type LinkOf } from './invite-mail.js';
 import { ACCOUNT_LIMITS, ADDRESS_LIMITS, Limiter, reserveAll } from './limiter.js';
 import { settingsOf } from './tailnets.js';
 import type { ShareOperations, SharedUser } from './shares.js';
@@ -149,22 +149,9 @@ export class UserOperations extends Operations {
     return this.deps.mailer !== undefined;
   }
 
-  /**
-   * Mails each new invite its code (just made, shown in the answer too); a mail the server did not take
-   * leaves its invite as it is, with the reason. Nothing is mailed when coord has no mail server.
-   */
+  /** Mails each new invite its code (just made, shown in the answer too). */
   async mailNewInvites(made: { invite: UserInvite; code: string }[], linkOf: LinkOf): Promise<{ invite: UserInvite; code: string; mailError?: string }[]> {
-    if (!this.canMail) return made;
-    const out: { invite: UserInvite; code: string; mailError?: string }[] = [];
-    for (const { invite, code } of made) {
-      try {
-        out.push({ invite: await this.mailing.run(invite.id, () => this.mailInvite(invite, code, linkOf)), code });
-      } catch (err) {
-        if (!(err instanceof DomainError)) throw err;
-        out.push({ invite, code, mailError: err.message });
-      }
-    }
-    return out;
+    return mailEachNewInvite(this.deps, this.mailing, made, (invite, code) => this.mailInvite(invite, code, linkOf));
   }
 
   /**
@@ -196,14 +183,8 @@ export class UserOperations extends Operations {
     const t = store.getTailnet(inv.tailnetId)!;
     const inviter = store.getUser(inv.inviterId);
     const inviterName = inviter ? (inviter.displayName && inviter.displayName !== inviter.email ? `${inviter.displayName} (${inviter.email})` : inviter.email) : `An admin of ${t.name}`;
-    await mailerOf(this.deps).send(userInviteMail(inv.email, { network: t.name, inviter: inviterName, role: inv.role, link: linkOf(code) }));
-    const at = new Date().toISOString();
-    const recorded = store.tx(() => {
-      const ok = store.markUserInviteMailed(inv.id, at, newHash);
-      if (ok) audit?.(at);
-      return ok;
-    });
-    if (!recorded) throw new Conflict('the invite was accepted or deleted while its mail was being sent: the link in that mail does not work');
+    const message = userInviteMail(inv.email, { network: t.name, inviter: inviterName, role: inv.role, link: linkOf(code) });
+    await sendInviteMail(this.deps, message, 'the invite', (at) => store.markUserInviteMailed(inv.id, at, newHash), audit);
     return store.getUserInvite(inv.id)!;
   }
 

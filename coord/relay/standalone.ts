@@ -1,13 +1,11 @@
 // A standalone relay (`coord relay`): the relay endpoint on an HTTP(S) listener of its own, a STUN server
 // on two UDP ports, and devices verified with coord (coord-verifier.ts). It keeps no state of its own.
-import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttps } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { RELAY_PATH } from '../../wire/relay.js';
 import { StunServer } from '../stun.js';
 import { CoordVerifier } from './coord-verifier.js';
+import { createRelayListener, listenerUrl, listenOn } from './listener.js';
 import { RelayServer } from './server.js';
 
 export interface StandaloneRelayOptions {
@@ -52,25 +50,9 @@ export async function startStandaloneRelay(o: StandaloneRelayOptions): Promise<S
     res.writeHead(path === '/healthz' ? 200 : path === RELAY_PATH ? 426 : 404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   };
-  const server: Server = o.tls ? createHttps({ cert: o.tls.cert, key: o.tls.key }, handler) : createHttp(handler);
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    let path = '';
-    try {
-      path = new URL(req.url ?? '/', 'http://relay').pathname;
-    } catch {
-      // refused below
-    }
-    if (path === RELAY_PATH) return relay.handleUpgrade(req, socket, head);
-    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-  });
+  const server = createRelayListener(o.tls, handler, relay);
   server.headersTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(server, o.port, o.host);
   let stun: StunServer | null = null;
   try {
     if (o.stunPort) stun = await StunServer.start({ host: o.stunHost ?? o.host, port: o.stunPort, log: o.log });
@@ -80,10 +62,8 @@ export async function startStandaloneRelay(o: StandaloneRelayOptions): Promise<S
     throw new Error(`STUN ports ${o.stunPort} and ${o.stunPort + 1} on ${o.stunHost ?? o.host}: ${(err as Error).message}`);
   }
   verifier.start(() => relay.revalidate());
-  const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
-    url: `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`,
+    url: listenerUrl(server, !!o.tls),
     name: verifier.relayName,
     relay,
     verifier,

@@ -11,30 +11,13 @@ import { UNDELIVERABLE } from '../../wire/relay.js';
 import { X25519Key } from '../../wire/x25519.js';
 import { api, Coord } from '../coord/harness.js';
 import { TestDevice } from '../coord/devices.js';
+import { b64, recordingRelayClient, streamingDevice, until, type RelayPeer as Peer } from './relay-helpers.js';
 
 // a and b are peers (a may reach b); c is a device of the same network that is a peer of nobody.
 const POLICY = `{
   "tagOwners": {"tag:a": ["alice@example.com"], "tag:b": ["alice@example.com"], "tag:c": ["alice@example.com"]},
   "acls": [{"action": "accept", "src": ["tag:a"], "dst": ["tag:b:*"]}],
 }`;
-
-const b64 = (k: X25519Key) => k.publicKey.toString('base64');
-
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-interface Peer {
-  key: X25519Key;
-  dev: TestDevice;
-  relay: RelayClient;
-  got: { src: string; data: string }[];
-  undeliverable: { dst: string; reason: number }[];
-}
 
 describe('relayUrlOf', () => {
   it('turns coord\'s public URL into the relay\'s, keeping a path prefix', () => {
@@ -55,25 +38,13 @@ describe('coord relay', () => {
   const discoA = X25519Key.generate();
 
   function relayClient(key: X25519Key, got: Peer['got'] = [], undeliverable: Peer['undeliverable'] = []): RelayClient {
-    const r = new RelayClient({
-      url: relayUrl,
-      key,
-      onPacket: (src, p) => got.push({ src: src.toString('base64'), data: p.toString() }),
-      onUndeliverable: (dst, reason) => undeliverable.push({ dst: dst.toString('base64'), reason }),
-      minBackoffMs: 50,
-      maxBackoffMs: 200,
-    });
+    const r = recordingRelayClient(relayUrl, key, got, undeliverable);
     clients.push(r);
     return r.start();
   }
 
   async function device(name: string, tag: string, extra: { discoKey?: string; homeRelay?: string } = {}): Promise<Peer> {
-    const key = X25519Key.generate();
-    const dev = new TestDevice(coord.url, b64(key));
-    devices.push(dev);
-    await dev.register(authKey, name, [tag], extra);
-    dev.connect();
-    await dev.waitFor(() => true);
+    const { key, dev } = await streamingDevice(coord.url, authKey, devices, name, tag, extra);
     const got: Peer['got'] = [];
     const undeliverable: Peer['undeliverable'] = [];
     return { key, dev, relay: relayClient(key, got, undeliverable), got, undeliverable };

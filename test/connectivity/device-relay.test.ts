@@ -2,9 +2,6 @@
 // (RelayServer and RelayClient over WebSocket on loopback). With UDP blocked, packets go through the
 // relay both ways and never move a peer's UDP endpoint; with UDP working, they stay on the relay until
 // path discovery (setPeerPath) says a direct path works.
-import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayClient } from '../../agent/connectivity/relay-client.js';
 import { FakeClock } from '../../agent/wireguard/clock.js';
@@ -12,17 +9,7 @@ import { Device } from '../../agent/wireguard/device.js';
 import { MemNetwork, MemTun, ipv4Packet } from '../../agent/wireguard/memnet.js';
 import { MSG_TRANSPORT } from '../../agent/wireguard/messages.js';
 import { REKEY_TIMEOUT } from '../../agent/wireguard/peer.js';
-import { RelayServer } from '../../coord/relay/server.js';
-import { X25519Key } from '../../wire/x25519.js';
-
-async function until(cond: () => boolean, what: string, tick: () => void, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    tick();
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { relayFor, twoKeys, untilTicking } from './relay-helpers.js';
 
 describe('device through the relay', () => {
   const cleanup: (() => unknown)[] = [];
@@ -33,19 +20,8 @@ describe('device through the relay', () => {
   async function setup(udpWorks: boolean, opts: { clockA?: FakeClock; startA?: boolean } = {}) {
     const net = new MemNetwork();
     if (!udpWorks) net.dropIf = () => true;
-    const raws = [randomBytes(32), randomBytes(32)];
-    const keys = raws.map((r) => new X25519Key(r));
-    const ids = keys.map((k) => k.publicKey.toString('base64'));
-    const relay = new RelayServer({ authorizer: { mayConnect: (k) => ids.includes(k), maySend: (f, t) => ids.includes(f) && ids.includes(t) } });
-    const http: Server = createServer((_q, res) => res.writeHead(404).end());
-    relay.attach(http);
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-    const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}/relay`;
-    cleanup.push(async () => {
-      relay.close();
-      http.closeAllConnections();
-      await new Promise((r) => http.close(r));
-    });
+    const { raws, keys, ids } = twoKeys();
+    const { url } = await relayFor(ids, cleanup);
     const sides = keys.map((key, i) => {
       const tun = new MemTun();
       const dev = new Device({ bindUdp: (port, cb) => net.bind(port, cb), tun, ...(i === 0 && opts.clockA ? { clock: opts.clockA } : {}) });
@@ -88,11 +64,11 @@ describe('device through the relay', () => {
     const { a, b, send, tick } = await setup(false);
     const ab = ipv4Packet('10.9.0.1', '10.9.0.2', 'hello from a');
     send(a.dev, [ab]);
-    await until(() => b.tun.packets.length === 1, 'b to receive through the relay', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'b to receive through the relay', tick);
     expect(b.tun.packets[0]).toEqual(ab);
     const ba = ipv4Packet('10.9.0.2', '10.9.0.1', 'hello from b');
     send(b.dev, [ba]);
-    await until(() => a.tun.packets.length === 1, 'a to receive through the relay', tick);
+    await untilTicking(() => a.tun.packets.length === 1, 'a to receive through the relay', tick);
     expect(a.tun.packets[0]).toEqual(ba);
     const pa = a.dev.listPeers()[0]!;
     const pb = b.dev.listPeers()[0]!;
@@ -110,7 +86,7 @@ describe('device through the relay', () => {
     await new Promise((r) => setTimeout(r, 100));
     const t0 = Date.now();
     a.client.start();
-    await until(() => b.tun.packets.length === 1, 'the packet through the relay', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'the packet through the relay', tick);
     expect(a.dev.handshakeCounts.initiated).toBe(2);
     expect(Date.now() - t0).toBeLessThan(REKEY_TIMEOUT); // not the retransmit timer
   });
@@ -122,7 +98,7 @@ describe('device through the relay', () => {
     b.client.close(); // b has just started: no relay yet, so its initiation goes over UDP
     send(b.dev, [ipv4Packet('10.9.0.2', '10.9.0.1', 'from b')]);
     // a's answer through the relay cannot reach b; the copy over UDP does, long before b would retry.
-    await until(() => a.tun.packets.length === 1, 'b’s packet at a', tick, REKEY_TIMEOUT - 1000);
+    await untilTicking(() => a.tun.packets.length === 1, 'b’s packet at a', tick, REKEY_TIMEOUT - 1000);
     expect(a.dev.endpointText(a.dev.listPeers()[0]!)).toBe(`10.200.0.1:${b.dev.port}`);
     expect(a.dev.listPeers()[0]!.direct).toBe(false);
   });
@@ -130,7 +106,7 @@ describe('device through the relay', () => {
   it('a restarted device answers a packet for a lost session, arriving through the relay, with a handshake', async () => {
     const { net, a, b, send, tick, url, raws, keys } = await setup(false);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
-    await until(() => b.tun.packets.length === 1, 'the session', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'the session', tick);
     // b restarts: same key, no sessions.
     b.client.close();
     b.dev.close();
@@ -146,9 +122,9 @@ describe('device through the relay', () => {
       const old = a.dev.listPeers()[0]!.current;
       send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'for the old session')]); // b has no such session
       // b handshakes with a; a takes the new session once b's first message on it arrives.
-      await until(() => dev.handshakeCounts.completed > 0 && a.dev.listPeers()[0]!.current !== old, 'b to handshake with a', tick, REKEY_TIMEOUT);
+      await untilTicking(() => dev.handshakeCounts.completed > 0 && a.dev.listPeers()[0]!.current !== old, 'b to handshake with a', tick, REKEY_TIMEOUT);
       send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'after')]);
-      await until(() => tun.packets.length > 0, 'the packet on the new session', tick, REKEY_TIMEOUT);
+      await untilTicking(() => tun.packets.length > 0, 'the packet on the new session', tick, REKEY_TIMEOUT);
     } finally {
       client.close();
       dev.close();
@@ -168,7 +144,7 @@ describe('device through the relay', () => {
     };
     const t0 = Date.now();
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
-    await until(() => b.tun.packets.length === 1, 'the packet', tick, REKEY_TIMEOUT);
+    await untilTicking(() => b.tun.packets.length === 1, 'the packet', tick, REKEY_TIMEOUT);
     expect(Date.now() - t0).toBeLessThan(REKEY_TIMEOUT - 1000);
     expect(a.dev.handshakeCounts.initiated).toBe(2);
   });
@@ -176,10 +152,10 @@ describe('device through the relay', () => {
   it('splits a large batch into frames the relay accepts, and loses none', async () => {
     const { a, b, send, tick } = await setup(false);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
-    await until(() => b.tun.packets.length === 1, 'the session', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'the session', tick);
     const big = Array.from({ length: 100 }, (_, i) => ipv4Packet('10.9.0.1', '10.9.0.2', Buffer.alloc(1300, i)));
     send(a.dev, big);
-    await until(() => b.tun.packets.length === 101, 'all 100 packets', tick);
+    await untilTicking(() => b.tun.packets.length === 101, 'all 100 packets', tick);
     expect(b.tun.packets.slice(1)).toEqual(big);
     expect(a.dev.drops.sendBlocked).toBe(0);
   });
@@ -187,9 +163,9 @@ describe('device through the relay', () => {
   it('with UDP working, stays on the relay until path discovery confirms a direct path (no guessing from handshakes)', async () => {
     const { net, a, b, send, tick } = await setup(true);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
-    await until(() => b.tun.packets.length === 1, 'b to receive', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'b to receive', tick);
     send(b.dev, [ipv4Packet('10.9.0.2', '10.9.0.1', 'answer')]);
-    await until(() => a.tun.packets.length === 1, 'a to receive', tick);
+    await untilTicking(() => a.tun.packets.length === 1, 'a to receive', tick);
     const pa = a.dev.listPeers()[0]!;
     expect(pa.direct).toBe(false);
     expect(a.dev.relayed(pa)).toBe(true);
@@ -199,17 +175,17 @@ describe('device through the relay', () => {
   it('follows setPeerPath: over UDP once direct, back through the relay when not, on the same session', async () => {
     const { net, a, b, send, tick } = await setup(true);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
-    await until(() => b.tun.packets.length === 1, 'the session through the relay', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'the session through the relay', tick);
     const pa = a.dev.listPeers()[0]!;
     const handshakes = a.dev.handshakeCounts.completed;
     a.dev.setPeerPath(pa, { address: '10.200.0.1', port: b.dev.port });
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'direct')]);
-    await until(() => b.tun.packets.length === 2, 'the packet over UDP', tick);
+    await untilTicking(() => b.tun.packets.length === 2, 'the packet over UDP', tick);
     expect(net.log.filter((d) => d.data[0] === MSG_TRANSPORT)).toHaveLength(1);
     net.dropIf = () => true;
     a.dev.setPeerPath(pa, null);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'relayed again')]);
-    await until(() => b.tun.packets.length === 3, 'the packet through the relay', tick);
+    await untilTicking(() => b.tun.packets.length === 3, 'the packet through the relay', tick);
     expect(a.dev.handshakeCounts.completed).toBe(handshakes);
   });
 
@@ -226,7 +202,7 @@ describe('device through the relay', () => {
     // Past the flood guard between two initiations (50 ms), far from the 5 s retransmit.
     clockA.advance(100);
     a.client.start();
-    await until(() => b.tun.packets.length === 1, 'b to receive the staged packet through the relay', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'b to receive the staged packet through the relay', tick);
     expect(b.tun.packets[0]).toEqual(ab);
     expect(a.dev.handshakeCounts.initiated).toBe(2);
   });
@@ -234,7 +210,7 @@ describe('device through the relay', () => {
   it('hands a batch frame from the relay to the device as one batch: one TUN write for all', async () => {
     const { a, b, send, tick } = await setup(false);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
-    await until(() => b.tun.packets.length === 1, 'the session', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'the session', tick);
     const writes: number[] = [];
     const write = b.tun.write.bind(b.tun);
     b.tun.write = (buf, offsets, lengths, count) => {
@@ -243,7 +219,7 @@ describe('device through the relay', () => {
     };
     const burst = Array.from({ length: 40 }, (_, i) => ipv4Packet('10.9.0.1', '10.9.0.2', Buffer.alloc(1200, i)));
     send(a.dev, burst);
-    await until(() => b.tun.packets.length === 41, 'all 40 packets', tick);
+    await untilTicking(() => b.tun.packets.length === 41, 'all 40 packets', tick);
     expect(b.tun.packets.slice(1)).toEqual(burst);
     expect(writes).toEqual([40]);
   });
@@ -253,7 +229,7 @@ describe('device through the relay', () => {
     // too early would carry a later batch's packets twice and lose the earlier ones.
     const { a, b, send, tick } = await setup(false);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
-    await until(() => b.tun.packets.length === 1, 'the session', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'the session', tick);
     const sent: Buffer[] = [];
     // Until the kernel's socket buffers are full and frames wait in the WebSocket's own queue.
     for (let round = 0; round < 1000 && a.client.queuedBytes < 1024 * 1024; round++) {
@@ -263,7 +239,7 @@ describe('device through the relay', () => {
     }
     expect(a.client.queuedBytes).toBeGreaterThan(1024 * 1024);
     expect(a.dev.drops.sendBlocked).toBe(0);
-    await until(() => b.tun.packets.length === 1 + sent.length, `all ${sent.length} packets`, tick, 30_000);
+    await untilTicking(() => b.tun.packets.length === 1 + sent.length, `all ${sent.length} packets`, tick, 30_000);
     const wrong = sent.findIndex((p, i) => !p.equals(b.tun.packets[1 + i]!));
     expect(wrong).toBe(-1);
   }, 60_000);

@@ -2,24 +2,11 @@
 // keeps its home relay open and reaches the other through the other's home, connected on demand and
 // closed again when idle. Real RelayServers and RelayClients over WebSocket on loopback; the devices on
 // an in-memory UDP network that drops everything (no direct path).
-import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayLinks } from '../../agent/connectivity/relay-links.js';
 import { Device } from '../../agent/wireguard/device.js';
 import { MemNetwork, MemTun, ipv4Packet } from '../../agent/wireguard/memnet.js';
-import { RelayServer } from '../../coord/relay/server.js';
-import { X25519Key } from '../../wire/x25519.js';
-
-async function until(cond: () => boolean, what: string, tick: () => void, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    tick();
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { relayFor, twoKeys, untilTicking } from './relay-helpers.js';
 
 describe('devices with different home relays', () => {
   const cleanup: (() => unknown)[] = [];
@@ -27,27 +14,12 @@ describe('devices with different home relays', () => {
     for (const f of cleanup.splice(0).reverse()) await f();
   });
 
-  async function relayAt(ids: string[]): Promise<{ server: RelayServer; url: string }> {
-    const server = new RelayServer({ authorizer: { mayConnect: (k) => ids.includes(k), maySend: (f, t) => ids.includes(f) && ids.includes(t) } });
-    const http: Server = createServer((_q, res) => res.writeHead(404).end());
-    server.attach(http);
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-    cleanup.push(async () => {
-      server.close();
-      http.closeAllConnections();
-      await new Promise((r) => http.close(r));
-    });
-    return { server, url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}/relay` };
-  }
-
   async function setup() {
     const net = new MemNetwork();
     net.dropIf = () => true;
-    const raws = [randomBytes(32), randomBytes(32)];
-    const keys = raws.map((r) => new X25519Key(r));
-    const ids = keys.map((k) => k.publicKey.toString('base64'));
-    const r1 = await relayAt(ids);
-    const r2 = await relayAt(ids);
+    const { raws, keys, ids } = twoKeys();
+    const r1 = await relayFor(ids, cleanup);
+    const r2 = await relayFor(ids, cleanup);
     const map = [{ name: 'one', url: r1.url }, { name: 'two', url: r2.url }];
     let now = 0;
     const sides = keys.map((key, i) => {
@@ -81,7 +53,7 @@ describe('devices with different home relays', () => {
 
   it("each reaches the other through the other's home relay, opened on demand", async () => {
     const { a, b, r1, r2, send, tick } = await setup();
-    await until(() => a.links.home!.client.connected && b.links.home!.client.connected, 'the homes', tick);
+    await untilTicking(() => a.links.home!.client.connected && b.links.home!.client.connected, 'the homes', tick);
     expect(a.links.openNames()).toEqual(['one']);
     expect(b.links.openNames()).toEqual(['two']);
     // b reported home "two", a reported "one".
@@ -92,16 +64,16 @@ describe('devices with different home relays', () => {
     send(a.dev, ab);
     // b's answer to the first handshake is lost while b opens "one"; b then starts a handshake itself
     // rather than waiting for a's retry (REKEY_TIMEOUT, 5 s): hence the ceiling below that.
-    await until(() => b.tun.packets.length === 1, 'b to receive before a handshake retry', tick, 4000);
+    await untilTicking(() => b.tun.packets.length === 1, 'b to receive before a handshake retry', tick, 4000);
     expect(b.tun.packets[0]).toEqual(ab);
     send(b.dev, ipv4Packet('10.9.0.2', '10.9.0.1', 'hello from b'));
-    await until(() => a.tun.packets.length === 1, 'a to receive', tick);
+    await untilTicking(() => a.tun.packets.length === 1, 'a to receive', tick);
     expect(a.links.openNames()).toEqual(['one', 'two']);
     expect(b.links.openNames()).toEqual(['one', 'two']);
     // Everything a sent went through "two" (b's home), everything b sent through "one" (a's home).
     const before = { one: r1.server.counters.forwardedPackets, two: r2.server.counters.forwardedPackets };
     for (let i = 0; i < 5; i++) send(a.dev, ipv4Packet('10.9.0.1', '10.9.0.2', `a ${i}`));
-    await until(() => b.tun.packets.length === 6, 'five more at b', tick);
+    await untilTicking(() => b.tun.packets.length === 6, 'five more at b', tick);
     expect(r2.server.counters.forwardedPackets - before.two).toBe(5);
     expect(r1.server.counters.forwardedPackets - before.one).toBe(0);
     expect(r1.server.counters.dropped.notHere + r2.server.counters.dropped.notHere).toBe(0);
@@ -109,11 +81,11 @@ describe('devices with different home relays', () => {
 
   it('closes an idle on-demand relay (never the home) and opens it again when needed', async () => {
     const { a, b, send, tick, advance } = await setup();
-    await until(() => a.links.home!.client.connected && b.links.home!.client.connected, 'the homes', tick);
+    await untilTicking(() => a.links.home!.client.connected && b.links.home!.client.connected, 'the homes', tick);
     a.dev.listPeers()[0]!.relay = a.links.linkFor('two');
     b.dev.listPeers()[0]!.relay = b.links.linkFor('one');
     send(a.dev, ipv4Packet('10.9.0.1', '10.9.0.2', 'first'));
-    await until(() => b.tun.packets.length === 1, 'b to receive', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'b to receive', tick);
     // Two sweeps with no traffic in between, idleMs apart: "two" closes on a's side, "one" stays.
     a.links.sweep();
     advance(1000);
@@ -121,29 +93,29 @@ describe('devices with different home relays', () => {
     expect(a.links.openNames()).toEqual(['one']);
     // Wait out the session's keepalives, then the next packet reopens "two" and goes through it.
     send(a.dev, ipv4Packet('10.9.0.1', '10.9.0.2', 'second'));
-    await until(() => b.tun.packets.length === 2, 'b to receive after the reopen', tick);
+    await untilTicking(() => b.tun.packets.length === 2, 'b to receive after the reopen', tick);
     expect(a.links.openNames()).toEqual(['one', 'two']);
   });
 
   it('only a packet opens another relay, not a relay connecting (the device then looks at every peer)', async () => {
     const { a, b, tick } = await setup();
     a.dev.listPeers()[0]!.relay = a.links.linkFor('two'); // before "one" is ready
-    await until(() => a.links.home!.client.connected && b.links.home!.client.connected, 'the homes', tick);
+    await untilTicking(() => a.links.home!.client.connected && b.links.home!.client.connected, 'the homes', tick);
     await new Promise((r) => setTimeout(r, 100));
     expect(a.links.openNames()).toEqual(['one']);
   });
 
   it("a peer that reported no home relay is reached through the device's own home", async () => {
     const { a, b, r1, send, tick } = await setup();
-    await until(() => a.links.home!.client.connected && b.links.home!.client.connected, 'the homes', tick);
+    await untilTicking(() => a.links.home!.client.connected && b.links.home!.client.connected, 'the homes', tick);
     // b sends to a with no relay set for a: through b's home ("two"), where a is not connected.
     b.dev.listPeers()[0]!.relay = null;
     a.dev.listPeers()[0]!.relay = a.links.linkFor('two');
     const before = r1.server.counters.forwardedPackets;
     send(a.dev, ipv4Packet('10.9.0.1', '10.9.0.2', 'hello'));
-    await until(() => b.tun.packets.length === 1, 'b to receive (a is now on "two" as well)', tick);
+    await untilTicking(() => b.tun.packets.length === 1, 'b to receive (a is now on "two" as well)', tick);
     send(b.dev, ipv4Packet('10.9.0.2', '10.9.0.1', 'back through two'));
-    await until(() => a.tun.packets.length === 1, 'a to receive through "two"', tick);
+    await untilTicking(() => a.tun.packets.length === 1, 'a to receive through "two"', tick);
     expect(r1.server.counters.forwardedPackets).toBe(before);
     expect(b.links.openNames()).toEqual(['two']);
   });

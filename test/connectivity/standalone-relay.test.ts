@@ -13,29 +13,12 @@ import { UNDELIVERABLE, VERIFY_PATH } from '../../wire/relay.js';
 import { X25519Key } from '../../wire/x25519.js';
 import { api, Coord, coordCli } from '../coord/harness.js';
 import { TestDevice } from '../coord/devices.js';
+import { b64, recordingRelayClient, streamingDevice, until, type RelayPeer as Dev } from './relay-helpers.js';
 
 const POLICY = `{
   "tagOwners": {"tag:a": ["alice@example.com"], "tag:b": ["alice@example.com"], "tag:c": ["alice@example.com"]},
   "acls": [{"action": "accept", "src": ["tag:a"], "dst": ["tag:b:*"]}],
 }`;
-
-const b64 = (k: X25519Key) => k.publicKey.toString('base64');
-
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-interface Dev {
-  key: X25519Key;
-  dev: TestDevice;
-  relay: RelayClient;
-  got: { src: string; data: string }[];
-  undeliverable: { dst: string; reason: number }[];
-}
 
 /** Starts `coord relay`; resolves with the process and its URL once it listens (rejects if it exits). */
 function startRelay(args: string[]): Promise<{ proc: ChildProcess; url: string; stderr: () => string }> {
@@ -63,25 +46,13 @@ describe('coord relay (standalone) verifying devices with coord', () => {
   let a: Dev, b: Dev, c: Dev;
 
   function relayClient(key: X25519Key, got: Dev['got'] = [], undeliverable: Dev['undeliverable'] = []): RelayClient {
-    const r = new RelayClient({
-      url: relayUrl,
-      key,
-      onPacket: (src, p) => got.push({ src: src.toString('base64'), data: p.toString() }),
-      onUndeliverable: (dst, reason) => undeliverable.push({ dst: dst.toString('base64'), reason }),
-      minBackoffMs: 50,
-      maxBackoffMs: 200,
-    });
+    const r = recordingRelayClient(relayUrl, key, got, undeliverable);
     clients.push(r);
     return r.start();
   }
 
   async function device(name: string, tag: string, withRelay = true): Promise<Dev> {
-    const key = X25519Key.generate();
-    const dev = new TestDevice(coord.url, b64(key));
-    devices.push(dev);
-    await dev.register(authKey, name, [tag]);
-    dev.connect();
-    await dev.waitFor(() => true);
+    const { key, dev } = await streamingDevice(coord.url, authKey, devices, name, tag);
     const got: Dev['got'] = [];
     const undeliverable: Dev['undeliverable'] = [];
     return { key, dev, relay: withRelay ? relayClient(key, got, undeliverable) : (null as unknown as RelayClient), got, undeliverable };

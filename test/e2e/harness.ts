@@ -270,3 +270,31 @@ export class AgentLan<N extends string> {
     await this.coord?.cleanup();
   }
 }
+
+/**
+ * For a lab of its own (not AgentLan): starts `agent daemon` in each named namespace (state in DIR/N/state,
+ * socket at sock(n)), brings each up with coord and `authKey` (its hostname its name), records each one's
+ * mesh address in `addr`, and waits until every one has `peers` peers in its netmap.
+ */
+export async function upAgentsIn<N extends string>(o: {
+  lab: { spawn(name: string, cmd: string, args: string[]): ChildProcess };
+  dir: string;
+  names: readonly N[];
+  sock: (n: N) => string;
+  cli: (n: N, args: string[]) => string;
+  status: (n: N) => AgentStatus;
+  coordUrl: string;
+  authKey: string;
+  addr: Partial<Record<N, string>>;
+  peers: number;
+}): Promise<void> {
+  for (const n of o.names) {
+    o.lab.spawn(n, process.execPath, [AGENT, 'daemon', '--state-dir', join(o.dir, n, 'state'), '--socket', o.sock(n), '--log-level', 'debug']);
+  }
+  await waitFor('agent sockets', () => o.names.every((n) => existsSync(o.sock(n))));
+  for (const n of o.names) {
+    o.cli(n, ['up', '--coord', o.coordUrl, '--authkey', o.authKey, '--hostname', n]);
+    o.addr[n] = o.status(n).self!.addresses[0];
+  }
+  await waitFor('netmaps with peers', () => o.names.every((n) => o.status(n).peers.length === o.peers), 20_000);
+}

@@ -8,7 +8,7 @@
 // relay refuses an unregistered key and a device removed from coord. `agent netcheck --json` sees UDP,
 // the router's public address, and whether the NAT's mapping varies by destination.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -20,7 +20,7 @@ import { AGENT, COORD, Coord, coordCli, waitFor, writeNetHelper } from '../../sc
 import { NatLab, type NatRouter } from '../../scripts/natlab.js';
 import { X25519Key } from '../../wire/x25519.js';
 import { api } from '../coord/harness.js';
-import { canRunE2e, createAuthKey } from './harness.js';
+import { canRunE2e, createAuthKey, upAgentsIn } from './harness.js';
 
 const POLICY = `{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`;
 const NAMES = ['a', 'b'] as const;
@@ -109,15 +109,7 @@ describe.skipIf(!canRunE2e)('two relays, two agents with different home relays',
     await lineOf(relayLine, 'ready', 'the delay line in front of relay2');
 
     const key = await createAuthKey(admin, true);
-    for (const n of NAMES) {
-      lab.spawn(n, process.execPath, [AGENT, 'daemon', '--state-dir', join(dir, n, 'state'), '--socket', sock(n), '--log-level', 'debug']);
-    }
-    await waitFor('agent sockets', () => NAMES.every((n) => existsSync(sock(n))));
-    for (const n of NAMES) {
-      cli(n, ['up', '--coord', coord.url, '--authkey', key, '--hostname', n]);
-      addr[n] = status(n).self!.addresses[0];
-    }
-    await waitFor('netmaps with peers', () => NAMES.every((n) => status(n).peers.length === 1), 20_000);
+    await upAgentsIn({ lab, dir, names: NAMES, sock, cli, status, coordUrl: coord.url, authKey: key, addr, peers: 1 });
   }, 120_000);
 
   afterAll(async () => {

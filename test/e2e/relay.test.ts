@@ -2,7 +2,7 @@
 // real agent daemons each behind its own home router in network namespaces. Behind two symmetric NATs
 // (masquerade random) no UDP path can work, and one router drops all outgoing UDP on top: the agents
 // still hold a TCP connection through the relay on coord's HTTP listener.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,7 +15,7 @@ import { relayUrlOf } from '../../coord/server.js';
 import { X25519Key } from '../../wire/x25519.js';
 import { api } from '../coord/harness.js';
 import { sample } from '../prometheus.js';
-import { canRunE2e, createAuthKey } from './harness.js';
+import { canRunE2e, createAuthKey, upAgentsIn } from './harness.js';
 
 const POLICY = `{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`;
 const NAMES = ['a', 'b'] as const;
@@ -60,15 +60,7 @@ describe.skipIf(!canRunE2e)('agents behind symmetric NATs, UDP blocked, through 
     admin = api(coord.url, apiKey);
     expect((await admin.post('/tailnet/-/acl', POLICY)).status).toBe(200);
     const key = await createAuthKey(admin, true);
-    for (const n of NAMES) {
-      lab.spawn(n, process.execPath, [AGENT, 'daemon', '--state-dir', join(dir, n, 'state'), '--socket', sock(n), '--log-level', 'debug']);
-    }
-    await waitFor('agent sockets', () => NAMES.every((n) => existsSync(sock(n))));
-    for (const n of NAMES) {
-      cli(n, ['up', '--coord', coord.url, '--authkey', key, '--hostname', n]);
-      addr[n] = status(n).self!.addresses[0];
-    }
-    await waitFor('netmaps with peers', () => NAMES.every((n) => status(n).peers.length === 1), 20_000);
+    await upAgentsIn({ lab, dir, names: NAMES, sock, cli, status, coordUrl: coord.url, authKey: key, addr, peers: 1 });
   }, 90_000);
 
   afterAll(async () => {

@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { watchProbe } from '../../scripts/lab.js';
 import { api } from '../coord/harness.js';
 import { AgentLan, canRunE2e, createAuthKey, waitFor } from './harness.js';
 
@@ -47,26 +48,8 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
   };
 
   /** Starts the helper in `from` with `args`, resolves with the time of its "ok T" line. */
-  const probe = (from: string, args: string[], what: string): { before: Promise<void>; at: Promise<number> } => {
-    const p = net.lan.spawn(from, process.execPath, [net.helper, ...args]);
-    let seen!: () => void;
-    const before = new Promise<void>((r) => (seen = r));
-    const at = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        p.kill();
-        reject(new Error(`${what}: nothing within ${CHANGE_CEILING_MS} ms`));
-      }, CHANGE_CEILING_MS);
-      createInterface({ input: p.stdout! }).on('line', (line) => {
-        seen();
-        const m = /^ok (\d+)$/.exec(line);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-    });
-    return { before, at };
-  };
+  const probe = (from: string, args: string[], what: string): { before: Promise<void>; at: Promise<number> } =>
+    watchProbe(net.lan.spawn(from, process.execPath, [net.helper, ...args]), CHANGE_CEILING_MS, `${what}: nothing within ${CHANGE_CEILING_MS} ms`);
 
   const listen = (n: string, ports: number[]) => {
     const p = net.lan.spawn(n, process.execPath, [net.helper, 'listen', ...ports.map(String)]);
@@ -82,6 +65,19 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
       if (/FIB table does not exist/.test(String((err as { stderr?: string }).stderr))) return '';
       throw err;
     }
+  };
+  /** `agent down` on the client and the router leaves no route, rule, nftables table or forwarding sysctl behind. */
+  const downLeavesNothing = () => {
+    for (const n of ['client', 'router'] as const) {
+      const r = net.cli(n, ['down']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(table52(n)).toBe('');
+      expect(table52(n, '-6')).toBe('');
+      for (const family of ['-4', '-6']) expect(ipIn(n, [family, 'rule']).split('\n').filter((l) => /^5[0-9]{3}:/.test(l))).toEqual([]);
+      expect(net.lan.exec(n, 'nft', ['list', 'tables']).trim()).toBe('');
+    }
+    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv4/ip_forward']).trim()).toBe('0');
+    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv6/conf/all/forwarding']).trim()).toBe('0');
   };
 
   beforeAll(async () => {
@@ -265,16 +261,7 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
   });
 
   it('agent down leaves no route, rule, nftables table or changed sysctl behind', async () => {
-    for (const n of ['client', 'router'] as const) {
-      const r = net.cli(n, ['down']);
-      expect(r.status, r.stderr).toBe(0);
-      expect(table52(n)).toBe('');
-      expect(table52(n, '-6')).toBe('');
-      for (const family of ['-4', '-6']) expect(ipIn(n, [family, 'rule']).split('\n').filter((l) => /^5[0-9]{3}:/.test(l))).toEqual([]);
-      expect(net.lan.exec(n, 'nft', ['list', 'tables']).trim()).toBe('');
-    }
-    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv4/ip_forward']).trim()).toBe('0');
-    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv6/conf/all/forwarding']).trim()).toBe('0');
+    downLeavesNothing();
     for (const n of ['client', 'router'] as const) expect(net.cli(n, ['up']).status).toBe(0);
     await waitFor('the route back after up', () => connect('client', `${sub}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
   });
@@ -390,14 +377,6 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
   it('leaves nothing behind after the exit node too', async () => {
     expect(net.cli('client', ['up', '--exit-node', 'router', '--exit-node-allow-lan-access=false']).status).toBe(0);
     await waitFor('the internet through the exit node', () => connect('client', `${inet}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
-    for (const n of ['client', 'router'] as const) {
-      expect(net.cli(n, ['down']).status).toBe(0);
-      expect(table52(n)).toBe('');
-      expect(table52(n, '-6')).toBe('');
-      for (const family of ['-4', '-6']) expect(ipIn(n, [family, 'rule']).split('\n').filter((l) => /^5[0-9]{3}:/.test(l))).toEqual([]);
-      expect(net.lan.exec(n, 'nft', ['list', 'tables']).trim()).toBe('');
-    }
-    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv4/ip_forward']).trim()).toBe('0');
-    expect(net.lan.exec('router', 'cat', ['/proc/sys/net/ipv6/conf/all/forwarding']).trim()).toBe('0');
+    downLeavesNothing();
   });
 });

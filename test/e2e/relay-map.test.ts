@@ -186,7 +186,8 @@ describe.skipIf(!canRunE2e)('two relays, two agents with different home relays',
     const removed = new RelayClient({ url: relayUrl, key: bKey, onPacket: () => {}, minBackoffMs: 100, maxBackoffMs: 500 }).start();
     try {
       await waitFor("b's key refused by relay2", () => removed.lastError.startsWith('refused'), 15_000);
-      expect(removed.lastError).toMatch(/not authorized/);
+      // Refused at connect, or (when relay2 still held coord's earlier answer) cut at its next re-check.
+      expect(removed.lastError).toMatch(/(not|no longer) authorized/);
       expect(removed.connected).toBe(false);
     } finally {
       removed.close();

@@ -42,15 +42,8 @@ async function main(): Promise<void> {
     lab.addWanHost('db');
     const apiKey = coord.createTailnet('bench.example', 'bench@example.com');
     await coord.start(['--listen', `${lab.wanGateway}:0`, '--stun-port', String(20_000 + Math.floor(Math.random() * 40_000))]);
-    const post = async (path: string, body: string | object) => {
-      const r = await fetch(`${coord.url}/api/v2${path}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${apiKey}`, 'content-type': typeof body === 'string' ? 'application/hujson' : 'application/json' },
-        body: typeof body === 'string' ? body : JSON.stringify(body),
-      });
-      if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
-      return r.json() as Promise<Record<string, unknown>>;
-    };
+    const call = coord.adminApi(apiKey);
+    const post = (path: string, body: string | object) => call('POST', path, body);
     await post('/tailnet/-/acl', POLICY);
     const key = (await post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } }, expirySeconds: 3600 })).key as string;
     const sock = (n: string) => join(dir, n, 'agent.sock');

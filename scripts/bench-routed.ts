@@ -35,15 +35,7 @@ export async function measureRoutedDaemons(seconds: number, pings: number, log: 
     lan.addHostBehind('lanhost', 'router', sub, 'sub0');
     const apiKey = coord.createTailnet('bench.example', 'bench@example.com');
     await coord.start(['--listen', `${lan.gateway}:0`]);
-    const call = async (method: string, path: string, body?: string | object) => {
-      const r = await fetch(`${coord.url}/api/v2${path}`, {
-        method,
-        headers: { authorization: `Bearer ${apiKey}`, 'content-type': typeof body === 'string' ? 'application/hujson' : 'application/json' },
-        ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-      });
-      if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
-      return r.json() as Promise<Record<string, unknown>>;
-    };
+    const call = coord.adminApi(apiKey);
     const ip = `["tcp:${PORT}", "icmp:*"]`;
     await call(
       'POST',

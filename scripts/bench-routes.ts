@@ -36,15 +36,7 @@ async function main(): Promise<void> {
     lan.addHostBehind('lanhost', 'router', sub, 'sub0');
     const apiKey = coord.createTailnet('bench.example', 'bench@example.com');
     await coord.start(['--listen', `${lan.gateway}:0`]);
-    const call = async (method: string, path: string, body?: string | object) => {
-      const r = await fetch(`${coord.url}/api/v2${path}`, {
-        method,
-        headers: { authorization: `Bearer ${apiKey}`, 'content-type': typeof body === 'string' ? 'application/hujson' : 'application/json' },
-        ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-      });
-      if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
-      return r.json() as Promise<Record<string, unknown>>;
-    };
+    const call = coord.adminApi(apiKey);
     await call('POST', '/tailnet/-/acl', `{"tagOwners": {"tag:c": ["bench@example.com"], "tag:r": ["bench@example.com"]}, "grants": [{"src": ["tag:c"], "dst": ["${sub}.0/24"], "ip": ["tcp:8080"]}]}`);
     const key = (await call('POST', '/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } }, expirySeconds: 3600 })).key as string;
     const sock = (n: string) => join(dir, n, 'agent.sock');

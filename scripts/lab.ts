@@ -66,6 +66,22 @@ export class Coord {
     this.log = opts.log;
   }
 
+  /**
+   * A caller of the running coord's admin API with this API key: a string body is sent as HuJSON (a
+   * policy), anything else as JSON; a non-2xx answer throws with the path, status and body.
+   */
+  adminApi(apiKey: string): (method: string, path: string, body?: string | object) => Promise<Record<string, unknown>> {
+    return async (method, path, body) => {
+      const r = await fetch(`${this.url}/api/v2${path}`, {
+        method,
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': typeof body === 'string' ? 'application/hujson' : 'application/json' },
+        ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+      });
+      if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+      return r.json() as Promise<Record<string, unknown>>;
+    };
+  }
+
   /** Starts `coord serve` (on 127.0.0.1:0 unless `extra` says --listen); resolves once it listens. */
   async start(extra: string[] = []): Promise<this> {
     // STUN off unless asked (`extra` may say --stun-port N): two coords on one machine must not fight over 3478.

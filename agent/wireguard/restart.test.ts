@@ -12,7 +12,8 @@ const keyA = new PrivateKey(Buffer.alloc(32, 0xa1));
 const keyB = new PrivateKey(Buffer.alloc(32, 0xb2));
 const AB = ipv4Packet('10.9.0.1', '10.9.0.2', 'hello from a');
 
-function setUp() {
+/** Devices a and b on one in-memory network and fake clock, each the other's peer. */
+function twoDevices() {
   const clock = new FakeClock();
   const net = new MemNetwork();
   const device = (key: PrivateKey, port: number) => {
@@ -24,9 +25,16 @@ function setUp() {
     return { dev, tun };
   };
   const a = device(keyA, 51001);
-  let b = device(keyB, 51002);
+  const b = device(keyB, 51002);
   a.dev.setPeer(keyB.publicKey.raw, { endpoint: '10.200.0.1:51002', allowedIPs: ['10.9.0.2/32'] });
   b.dev.setPeer(keyA.publicKey.raw, { endpoint: '10.200.0.1:51001', allowedIPs: ['10.9.0.1/32'] });
+  return { clock, net, device, a, b };
+}
+
+function setUp() {
+  const two = twoDevices();
+  const { clock, net, device, a } = two;
+  let b = two.b;
   const send = (from: Device, pkt: Buffer) => from.onTunBatch(pkt, Uint32Array.of(0), Uint32Array.of(pkt.length), 1);
   const restartB = () => {
     b.dev.close();
@@ -95,20 +103,7 @@ describe('Device: a peer restarts', () => {
 
 describe('Device: both sides restart and greet each other at the same instant', () => {
   it('recovers from the collision in well under a second, with no packet waiting', () => {
-    const clock = new FakeClock();
-    const net = new MemNetwork();
-    const device = (key: PrivateKey, port: number) => {
-      const tun = new MemTun();
-      const dev = new Device({ bindUdp: (p, cb) => net.bind(p, cb), tun, clock });
-      dev.setPrivateKey(key.raw);
-      dev.setListenPort(port);
-      dev.up();
-      return { dev, tun };
-    };
-    const a = device(keyA, 51001);
-    const b = device(keyB, 51002);
-    a.dev.setPeer(keyB.publicKey.raw, { endpoint: '10.200.0.1:51002', allowedIPs: ['10.9.0.2/32'] });
-    b.dev.setPeer(keyA.publicKey.raw, { endpoint: '10.200.0.1:51001', allowedIPs: ['10.9.0.1/32'] });
+    const { clock, net, a, b } = twoDevices();
     a.dev.initiateHandshake(keyB.publicKey.raw);
     b.dev.initiateHandshake(keyA.publicKey.raw);
     for (let t = 0; t < 500; t += 10) {

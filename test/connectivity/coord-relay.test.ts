@@ -11,7 +11,7 @@ import { UNDELIVERABLE } from '../../wire/relay.js';
 import { X25519Key } from '../../wire/x25519.js';
 import { api, Coord } from '../coord/harness.js';
 import { TestDevice } from '../coord/devices.js';
-import { b64, recordingRelayClient, streamingDevice, until, type RelayPeer as Peer } from './relay-helpers.js';
+import { b64, expectForwardsBothWays, recordingRelayClient, streamingDevice, until, type RelayPeer as Peer } from './relay-helpers.js';
 
 // a and b are peers (a may reach b); c is a device of the same network that is a peer of nobody.
 const POLICY = `{
@@ -93,13 +93,8 @@ describe('coord relay', () => {
 
   it('forwards between registered peers, in both directions', async () => {
     await Promise.all([a.relay.waitConnected(), b.relay.waitConnected(), c.relay.waitConnected()]);
-    expect(a.relay.send(b.key.publicKey, Buffer.from('a to b'))).toBe(true);
-    await until(() => b.got.length > 0, 'b to receive');
-    expect(b.got[0]).toEqual({ src: b64(a.key), data: 'a to b' });
     // b may answer a (the netmap lists them as peers both ways).
-    b.relay.send(a.key.publicKey, Buffer.from('b to a'));
-    await until(() => a.got.length > 0, 'a to receive');
-    expect(a.got[0]).toEqual({ src: b64(b.key), data: 'b to a' });
+    await expectForwardsBothWays(a, b);
   });
 
   it('does not forward to or from a device that is not a peer', async () => {

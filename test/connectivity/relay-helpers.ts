@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RelayClient } from '../../agent/connectivity/relay-client.js';
 import { RelayServer } from '../../coord/relay/server.js';
+import { expect } from 'vitest';
 import { X25519Key } from '../../wire/x25519.js';
 import { TestDevice } from '../coord/devices.js';
 
@@ -83,4 +84,14 @@ export async function streamingDevice(
   dev.connect();
   await dev.waitFor(() => true);
   return { key, dev };
+}
+
+/** a and b, peers of each other, exchange a packet through the relay each way, with the sender named. */
+export async function expectForwardsBothWays(a: RelayPeer, b: RelayPeer): Promise<void> {
+  expect(a.relay.send(b.key.publicKey, Buffer.from('a to b'))).toBe(true);
+  await until(() => b.got.length > 0, 'b to receive');
+  expect(b.got[0]).toEqual({ src: b64(a.key), data: 'a to b' });
+  b.relay.send(a.key.publicKey, Buffer.from('b to a'));
+  await until(() => a.got.length > 0, 'a to receive');
+  expect(a.got[0]).toEqual({ src: b64(b.key), data: 'b to a' });
 }

@@ -13,7 +13,7 @@ import { UNDELIVERABLE, VERIFY_PATH } from '../../wire/relay.js';
 import { X25519Key } from '../../wire/x25519.js';
 import { api, Coord, coordCli } from '../coord/harness.js';
 import { TestDevice } from '../coord/devices.js';
-import { b64, recordingRelayClient, streamingDevice, until, type RelayPeer as Dev } from './relay-helpers.js';
+import { b64, expectForwardsBothWays, recordingRelayClient, streamingDevice, until, type RelayPeer as Dev } from './relay-helpers.js';
 
 const POLICY = `{
   "tagOwners": {"tag:a": ["alice@example.com"], "tag:b": ["alice@example.com"], "tag:c": ["alice@example.com"]},
@@ -129,12 +129,7 @@ describe('coord relay (standalone) verifying devices with coord', () => {
 
   it('forwards between registered peers, both ways', async () => {
     await Promise.all([a.relay.waitConnected(), b.relay.waitConnected(), c.relay.waitConnected()]);
-    expect(a.relay.send(b.key.publicKey, Buffer.from('a to b'))).toBe(true);
-    await until(() => b.got.length > 0, 'b to receive');
-    expect(b.got[0]).toEqual({ src: b64(a.key), data: 'a to b' });
-    b.relay.send(a.key.publicKey, Buffer.from('b to a'));
-    await until(() => a.got.length > 0, 'a to receive');
-    expect(a.got[0]).toEqual({ src: b64(b.key), data: 'b to a' });
+    await expectForwardsBothWays(a, b);
   });
 
   it('does not forward to or from a device that is not a peer', async () => {

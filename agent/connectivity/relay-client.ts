@@ -256,7 +256,9 @@ export class RelayClient {
         this.setState('connected');
         return;
       case FRAME.refused:
+        // The relay closes right after this frame: from here on nothing sent would be forwarded.
         this.lastError = `refused: ${f.subarray(1).toString('utf8')}`;
+        this.setReady(false);
         return;
       case FRAME.recv:
         if (f.length <= 1 + KEY_LEN) return;

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { RelayClient } from '../../agent/connectivity/relay-client.js';
 import { Registry } from 'prom-client';
 import { registerRelayMetrics } from '../../coord/metrics.js';
@@ -226,6 +226,29 @@ describe('relay over WebSocket', () => {
     expect(cb.connected).toBe(false);
     expect(ca.send(b.publicKey, Buffer.from('gone'))).toBe(true);
     await until(() => second.relay.counters.dropped.notHere === 1, 'the packet to b to be dropped');
+  });
+
+  it('a client refused mid-connection stops counting itself connected at the refusal, before the close arrives', async () => {
+    // A hand-driven relay: ready, then refused, and the close held back (as a slow network may deliver it).
+    const http: Server = createServer((_q, res) => res.writeHead(404).end());
+    const wss = new WebSocketServer({ server: http });
+    let refuse = () => {};
+    wss.on('connection', (ws) => {
+      ws.send(Buffer.from([FRAME.ready]));
+      refuse = () => ws.send(Buffer.concat([Buffer.from([FRAME.refused]), Buffer.from('no longer authorized')]));
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    cleanup.push(async () => {
+      wss.close();
+      http.closeAllConnections();
+      await new Promise((r) => http.close(r));
+    });
+    const c = client(`ws://127.0.0.1:${(http.address() as AddressInfo).port}/`, X25519Key.generate());
+    await c.waitConnected();
+    refuse();
+    await until(() => c.lastError.startsWith('refused'), 'the refusal');
+    expect(c.connected).toBe(false);
+    expect(c.send(X25519Key.generate().publicKey, Buffer.from('x'))).toBe(false);
   });
 
   it('a second connection with the same key replaces the first', async () => {

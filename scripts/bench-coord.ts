@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     store.tx(() => {
       for (let u = 0; u < users; u++) {
         const user = store.createUser(tailnet.id, `user${u}@bench.example`, 'member');
-        authKeys.push(store.createKey({ tailnetId: tailnet.id, keyType: 'auth', userId: user.id, deviceUserId: user.id, reusable: true, preauthorized: true }).secret.secret);
+        authKeys.push(store.createKey({ tailnetId: tailnet.id, keyType: 'auth', userId: user.id, deviceUserId: user.id, reusable: true, preauthorized: true, expires: new Date(Date.now() + 86_400_000).toISOString() }).secret.secret);
       }
       store.setPolicy(tailnet.id, POLICY_A, etagOf(POLICY_A));
     });

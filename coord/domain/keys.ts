@@ -25,7 +25,7 @@ export class KeyOperations extends Operations {
       hashSecret(token); // same work on a miss
       return undefined;
     }
-    if (k.revoked || (k.expires && Date.parse(k.expires) <= Date.now())) return undefined;
+    if (k.revoked || Date.parse(k.expires) <= Date.now()) return undefined;
     const user = store.getUser(k.userId);
     const tailnet = user && store.getTailnet(user.tailnetId);
     if (!user || !tailnet || user.status !== 'active') return undefined;

@@ -144,6 +144,26 @@ describe('store', () => {
     s.close();
   });
 
+  it('gives keys made before keys had to expire 90 days from the upgrade', () => {
+    const path = tempDb();
+    const raw = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 8)) raw.exec(m);
+    raw.pragma('user_version = 8');
+    raw.prepare("INSERT INTO tailnets (name, domain, created, policy, policy_etag) VALUES ('old', 'old.x', 'now', '{}', 'e')").run();
+    raw.prepare("INSERT INTO users (id, num, tailnet_id, email, display_name, role, created) VALUES ('u', 1, 1, 'u@old.x', 'u', 'owner', 'now')").run();
+    const key = (id: string, expires: string | null) =>
+      raw.prepare("INSERT INTO keys (id, tailnet_id, key_type, hash, user_id, created, expires) VALUES (?, 1, 'auth', x'00', 'u', 'now', ?)").run(id, expires);
+    key('forever', null);
+    key('dated', '2027-01-01T00:00:00.000Z');
+    raw.close();
+    const s = new Store(path);
+    const forever = s.getKey('forever')!.expires;
+    expect(forever).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(Math.abs(Date.parse(forever) - (Date.now() + 90 * 86_400_000))).toBeLessThan(60_000);
+    expect(s.getKey('dated')!.expires).toBe('2027-01-01T00:00:00.000Z');
+    s.close();
+  });
+
   it('keeps device invites one-time and drops shares with the device or the recipient', () => {
     const s = new Store(':memory:');
     const a = s.createTailnet('a.example', 'alice@a.example', '{}', 'e');

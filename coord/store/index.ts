@@ -247,7 +247,7 @@ export class Store {
 
   createKey(k: {
     tailnetId: number; keyType: KeyType; userId: string; deviceUserId?: string | null; reusable?: boolean;
-    ephemeral?: boolean; preauthorized?: boolean; tags?: string[]; description?: string; expires?: string | null;
+    ephemeral?: boolean; preauthorized?: boolean; tags?: string[]; description?: string; expires: string;
   }): { key: Key; secret: NewSecret } {
     const secret = newSecret(k.keyType === 'session' ? 'session' : k.keyType === 'auth' ? 'auth' : 'api');
     this.stmt(
@@ -256,7 +256,7 @@ export class Store {
       )
       .run(
         secret.id, k.tailnetId, k.keyType, secret.hash, k.userId, k.deviceUserId ?? null, k.reusable ? 1 : 0,
-        k.ephemeral ? 1 : 0, k.preauthorized ? 1 : 0, json(k.tags ?? []), k.description ?? '', now(), k.expires ?? null,
+        k.ephemeral ? 1 : 0, k.preauthorized ? 1 : 0, json(k.tags ?? []), k.description ?? '', now(), k.expires,
       );
     return { key: this.getKey(secret.id)!, secret };
   }

@@ -213,4 +213,9 @@ export const MIGRATIONS: readonly string[] = [
     created      TEXT NOT NULL
   );
   `,
+  // 9: every key expires (Tailscale's keys all do, and its API always answers with a date-time). Keys made
+  // before keys had to expire get 90 days from this upgrade rather than expiring at once.
+  `
+  UPDATE keys SET expires = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days') WHERE expires IS NULL;
+  `,
 ];

@@ -42,7 +42,7 @@ export interface Key {
   tags: string[];
   description: string;
   created: string;
-  expires: string | null;
+  expires: string;
   revoked: string | null;
   uses: number;
 }

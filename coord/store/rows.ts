@@ -59,7 +59,7 @@ export function keyFrom(r: KeyRow): Key {
     id: r.id, tailnetId: r.tailnet_id, keyType: r.key_type, hash: r.hash, userId: r.user_id,
     deviceUserId: r.device_user_id ?? null, reusable: bool(r.reusable), ephemeral: bool(r.ephemeral),
     preauthorized: bool(r.preauthorized), tags: JSON.parse(r.tags), description: r.description, created: r.created,
-    expires: r.expires ?? null, revoked: r.revoked ?? null, uses: r.uses,
+    expires: r.expires!, revoked: r.revoked ?? null, uses: r.uses,
   };
 }
 export function deviceFrom(r: DeviceRow): Device {

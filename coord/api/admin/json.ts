@@ -63,10 +63,10 @@ export function keyJson(k: Key, deviceUser: User | undefined, secret?: string) {
     keyType: k.keyType,
     description: k.description,
     created: k.created,
-    // Date-times or absent, never null (Tailscale's spec has strings).
-    expires: k.expires ?? undefined,
+    expires: k.expires,
+    // A date-time or absent, never null (Tailscale's spec has a string).
     revoked: k.revoked ?? undefined,
-    invalid: !!k.revoked || (k.expires !== null && Date.parse(k.expires) <= Date.now()),
+    invalid: !!k.revoked || Date.parse(k.expires) <= Date.now(),
   };
   if (secret) out.key = secret;
   if (k.keyType === 'auth') {

@@ -8,6 +8,7 @@
 // Prints {"qps", "p99Ms", "baseline": {"name", "qps", "p99Ms"} | null, "ratio"}.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,12 +108,54 @@ function runLoad(dir: string, port: number): Promise<{ qps: number; p99Ms: numbe
   });
 }
 
+/** A loopback port free for both UDP and TCP (the resolver listens on both). */
 async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const port = s.address().port;
-  s.close();
-  return port;
+  for (;;) {
+    const tcp = createServer();
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    const port = (tcp.address() as AddressInfo).port;
+    const udp = createSocket('udp4');
+    const ok = await new Promise<boolean>((r) => {
+      udp.once('error', () => r(false));
+      udp.bind(port, '127.0.0.1', () => r(true));
+    });
+    udp.close();
+    await new Promise((r) => tcp.close(r));
+    if (ok) return port;
+  }
+}
+
+/** Resolves once the server on `port` answers `name` with `addr`; rejects when `proc` exits or after 15 s. */
+async function untilAnswered(port: number, proc: ChildProcess, name: string, addr: string): Promise<void> {
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const sock = createSocket('udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const query = dnsPacket.encode({ type: 'query', id: 7, flags: 0x100, questions: [{ type: 'A', name }] });
+      const timer = setInterval(() => sock.send(query, port, '127.0.0.1'), 100);
+      const fail = (why: string) => {
+        clearInterval(timer);
+        reject(new Error(`dnsmasq ${why}${stderr ? `: ${stderr.trim()}` : ''}`));
+      };
+      const deadline = setTimeout(() => fail('did not answer within 15 s'), 15_000);
+      proc.once('exit', (code) => {
+        clearTimeout(deadline);
+        fail(`exited (${code})`);
+      });
+      sock.on('message', (m) => {
+        const a = dnsPacket.decode(m).answers?.[0];
+        if (a && 'data' in a && a.data === addr) {
+          clearInterval(timer);
+          clearTimeout(deadline);
+          resolve();
+        }
+      });
+      sock.send(query, port, '127.0.0.1');
+    });
+  } finally {
+    sock.close();
+  }
 }
 
 async function main(): Promise<void> {
@@ -145,9 +188,11 @@ async function main(): Promise<void> {
       dnsmasq = spawn('/usr/sbin/dnsmasq', [
         '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', `--addn-hosts=${hosts}`, '--pid-file=',
         '--listen-address=127.0.0.1', '--bind-interfaces', `--port=${bport}`, '--cache-size=10000', `--local=/${DOMAIN}/`, ...(process.getuid?.() === 0 ? ['--user=root'] : []),
-      ], { stdio: 'ignore' });
-      await new Promise((r) => setTimeout(r, 500));
+      ], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // Measure only once it answers (it reads the hosts file after it starts; a loaded machine takes a while).
+      await untilAnswered(bport, dnsmasq, 'host7.' + DOMAIN, '100.64.0.7');
       const b = await runLoad(dir, bport);
+      if (b.qps === 0) throw new Error('dnsmasq answered the first query but none under load');
       baseline = { name: 'dnsmasq', qps: b.qps, p99Ms: b.p99Ms };
     }
     const result = { qps: ours.qps, p99Ms: ours.p99Ms, baseline, ratio: baseline ? +(ours.qps / baseline.qps).toFixed(2) : null };

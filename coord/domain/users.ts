@@ -63,8 +63,9 @@ export class UserOperations extends Operations {
     const shared = () => this.shares.sharedUsers(t).map((s) => ({ ...s, shared: true }));
     if (type === 'shared') return shared();
     if (type && type !== 'member' && type !== 'all') throw new InvalidInput(`"type" must be member, shared or all`);
+    if (role !== null && role !== 'all' && !ROLES.includes(role as Role)) throw new InvalidInput(`"role" must be all or one of ${ROLES.join(', ')}`);
     let users = this.store.listUsers(t.id);
-    if (role) users = users.filter((u) => u.role === role);
+    if (role !== null && role !== 'all') users = users.filter((u) => u.role === role);
     const counts = this.deviceCounts(t.id);
     const out = users.map((user) => ({ user, deviceCount: counts.get(user.id) ?? 0, shared: false }));
     return type === 'all' ? [...out, ...shared()] : out;

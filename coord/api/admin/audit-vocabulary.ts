@@ -12,6 +12,21 @@ const ACTIONS = new Set([
   'EXPIRED', 'PUSH_USER', 'PUSH_GROUP', 'VERIFY', 'JOIN_WAITLIST', 'INVITE', 'JOIN', 'LEAVE', 'RESEND', 'MIGRATE_AUTH_PROVIDER',
 ]);
 
+const PROPERTIES = new Set([
+  'ACL', 'ACL_TAGS', 'ACCOUNT_EMAIL', 'ADDRESS', 'ALLOWED_IPS', 'AUTO_APPROVED_ROUTES', 'ATTRIBUTES', 'BILLING_OWNER', 'COLLECT_SERVICES',
+  'COLLECT_POSTURE_IDENTITY', 'MULLVAD_VPN', 'DNS_CONFIG', 'EMAIL', 'EXIT_NODE', 'FEATURE', 'FILE_SHARING', 'HTTPS', 'KEY_EXPIRY_TIME',
+  'KEY_EXPIRY', 'LOG_EXIT_FLOWS', 'LOGSTREAM_ENDPOINT', 'MAGIC_DNS', 'MACHINE_AUTH_NEEDED', 'MACHINE_APPROVAL_NEEDED',
+  'USER_APPROVAL_REQUIRED', 'MACHINE_NAME', 'MAX_KEY_DURATION', 'NETWORK_FLOW_LOGGING', 'GEOSTEERING', 'NODE_SHARE', 'TAILNET_INVITE',
+  'PAYMENT_INFO', 'POSTURE_IDENTITY', 'POSTURE_INTEGRATION', 'USER_ROLE', 'SCIM', 'SECURITY_EMAIL', 'STRIPE_CUSTOMER_ID', 'SUBSCRIPTION',
+  'SUBSCRIBED_EVENTS', 'SUPPORT_EMAIL', 'SECRET', 'TCD', 'TKA', 'AUTH_PROVIDER',
+]);
+
+/** Whether `event` is a TARGET_TYPE.ACTION[.PROPERTY] in Tailscale's vocabulary (the audit log's `event` filter). */
+export function isAuditEvent(event: string): boolean {
+  const [type, action, property, ...rest] = event.split('.');
+  return rest.length === 0 && TARGET_TYPES.has(type!) && action !== undefined && ACTIONS.has(action) && (property === undefined || PROPERTIES.has(property));
+}
+
 /** Origins written before the API spoke Tailscale's vocabulary (and coord's own work). */
 const ORIGIN_OF: Record<string, string> = { ADMIN_API: 'CONFIG_API', SYSTEM: 'CONTROL' };
 const ACTOR_TYPE_OF: Record<string, string> = { SYSTEM: 'AUTOMATED_WORKER' };
@@ -51,7 +66,21 @@ const PROPERTY_OF: Record<string, string> = {
 };
 
 /** One entry as the API answers it. */
-export function auditEntryJson(e: AuditEntry) {
+export interface AuditEntryJson {
+  [field: string]: unknown;
+  eventGroupID: string;
+  eventTime: string;
+  type: string;
+  origin: string;
+  actor: Record<string, unknown>;
+  target: Record<string, unknown>;
+  action: string;
+  old?: unknown;
+  new?: unknown;
+  actionDetails?: string;
+}
+
+export function auditEntryJson(e: AuditEntry): AuditEntryJson {
   const details: string[] = [];
   const origin = ORIGIN_OF[e.origin] ?? (ORIGINS.has(e.origin) ? e.origin : 'CONTROL');
   const actorType = String(e.actor.type ?? '');
@@ -71,7 +100,7 @@ export function auditEntryJson(e: AuditEntry) {
   const action = ACTIONS.has(e.action) ? e.action : 'UPDATE';
   if (action !== e.action) details.push(e.action);
 
-  const out: Record<string, unknown> = { eventGroupID: String(e.id), eventTime: e.eventTime, type: 'CONFIG', origin, actor, target, action };
+  const out: AuditEntryJson = { eventGroupID: String(e.id), eventTime: e.eventTime, type: 'CONFIG', origin, actor, target, action };
   // The spec's `old` and `new` are values, never null: absent when there was none.
   if (e.old !== null && e.old !== undefined) out.old = e.old;
   if (e.new !== null && e.new !== undefined) out.new = e.new;

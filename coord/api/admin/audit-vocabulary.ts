@@ -35,7 +35,7 @@ const ACTOR_TYPE_OF: Record<string, string> = { SYSTEM: 'AUTOMATED_WORKER' };
 const TARGET_OF: Record<string, { type: string; property?: string }> = {
   AUTH_KEY: { type: 'API_KEY' },
   DEVICE_INVITE: { type: 'INVITE', property: 'NODE_SHARE' },
-  SHARED_DEVICE: { type: 'SHARE', property: 'NODE_SHARE' },
+  SHARED_DEVICE: { type: 'SHARE' },
   USER_INVITE: { type: 'INVITE', property: 'TAILNET_INVITE' },
   WEBHOOK: { type: 'WEBHOOK_ENDPOINT' },
 };
@@ -65,6 +65,32 @@ const PROPERTY_OF: Record<string, string> = {
   'TAILNET.BILLING_CONTACT': 'BILLING_OWNER',
 };
 
+/**
+ * The action and property where Tailscale's event names (the audit log's `event` filter values) say more than
+ * "UPDATE" of a property: turning something on or off, approving, revoking. `property: null` drops it.
+ */
+function eventOf(ourType: string, ourProperty: string | undefined, action: string, neu: unknown): { action: string; property?: string | null } | undefined {
+  switch (`${ourType}.${ourProperty ?? ''}`) {
+    case 'NODE.AUTHORIZED': return neu === true ? { action: 'APPROVE', property: null } : undefined;
+    case 'NODE.KEY_EXPIRY_DISABLED': return { action: neu === true ? 'DISABLE' : 'ENABLE', property: 'KEY_EXPIRY' };
+    case 'NODE.KEY_EXPIRY': return { action, property: 'KEY_EXPIRY_TIME' };
+    case 'TAILNET.DNS_MAGICDNS': return { action: neu === true ? 'ENABLE' : 'DISABLE', property: 'MAGIC_DNS' };
+    case 'WEBHOOK.': return action === 'UPDATE' ? { action, property: 'SUBSCRIBED_EVENTS' } : undefined;
+    case 'API_KEY.': case 'AUTH_KEY.': return action === 'DELETE' ? { action: 'REVOKE' } : undefined;
+    case 'TAILNET.SETTINGS': {
+      // One setting changed: its own event where Tailscale has one; several: a FEATURE update.
+      const changed = neu !== null && typeof neu === 'object' ? Object.entries(neu) : [];
+      if (changed.length !== 1) return undefined;
+      const [name, value] = changed[0]!;
+      if (name === 'devicesApprovalOn') return { action: value === true ? 'ENABLE' : 'DISABLE', property: 'MACHINE_APPROVAL_NEEDED' };
+      if (name === 'usersApprovalOn') return { action: value === true ? 'ENABLE' : 'DISABLE', property: 'USER_APPROVAL_REQUIRED' };
+      if (name === 'devicesKeyDurationDays') return { action, property: 'MAX_KEY_DURATION' };
+      return undefined;
+    }
+    default: return undefined;
+  }
+}
+
 /** One entry as the API answers it. */
 export interface AuditEntryJson {
   [field: string]: unknown;
@@ -93,11 +119,13 @@ export function auditEntryJson(e: AuditEntry): AuditEntryJson {
   if (type !== ourType) details.push(ourType);
   const target: Record<string, unknown> = { ...e.target, type };
   delete target.property;
-  const property = ourProperty === undefined ? mapped?.property : PROPERTY_OF[`${ourType}.${ourProperty}`] ?? PROPERTY_OF[ourProperty];
+  const event = eventOf(ourType, ourProperty, e.action, e.new);
+  const named = ourProperty === undefined ? mapped?.property : PROPERTY_OF[`${ourType}.${ourProperty}`] ?? PROPERTY_OF[ourProperty];
+  const property = event?.property === null ? undefined : event?.property ?? named;
   if (property !== undefined) target.property = property;
   if (ourProperty !== undefined && ourProperty !== property) details.push(ourProperty);
 
-  const action = ACTIONS.has(e.action) ? e.action : 'UPDATE';
+  const action = event?.action ?? (ACTIONS.has(e.action) ? e.action : 'UPDATE');
   if (action !== e.action) details.push(e.action);
 
   const out: AuditEntryJson = { eventGroupID: String(e.id), eventTime: e.eventTime, type: 'CONFIG', origin, actor, target, action };

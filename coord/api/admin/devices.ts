@@ -10,7 +10,7 @@ import { deviceJson } from './json.js';
  */
 function checkFields(c: Call): void {
   const fields = c.url.searchParams.get('fields');
-  if (fields !== null && !fields.split(',').every((f) => f === 'all' || f === 'default')) {
+  if (fields !== null && !fields.split(',').every((f) => f === '' || f === 'all' || f === 'default')) {
     throw new InvalidInput(`"fields" must be "default", "all" or both, comma-separated (not "${fields}")`);
   }
 }

@@ -361,6 +361,7 @@ describe.skipIf(!HAVE_SPEC)('admin API against Tailscale\'s OpenAPI spec', () =>
       then: (r) => expect(r.body.users.map((u: any) => u.loginName)).toEqual(['alice@example.com']) },
     { id: 'listUsers', what: 'a role outside the enum', status: 400, call: () => owner.get('/tailnet/-/users?role=superuser') },
     { id: 'listUsers', what: 'a type outside the enum', status: 400, call: () => owner.get('/tailnet/-/users?type=everyone') },
+    { id: 'listUsers', what: 'type=shared with a role outside the enum', status: 400, call: () => owner.get('/tailnet/-/users?type=shared&role=superuser') },
     { id: 'getUser', what: "another tailnet's user", status: 404, call: async () => owner.get(`/users/${(await partner.get('/tailnet/-/users')).body.users[0].id}`) },
     { id: 'getPolicyFile', what: 'details=true: the file (base64 HuJSON), warnings and errors', status: 200, call: () => owner.get('/tailnet/-/acl?details=true'),
       then: async (r) => {

@@ -62,9 +62,10 @@ export class KeyOperations extends Operations {
     const keyType = b.keyType === undefined ? 'auth' : str(b.keyType, 'keyType');
     if (keyType !== 'auth' && keyType !== 'api') throw new InvalidInput('"keyType" must be "auth" or "api"');
     if (keyType === 'api' && !can(c.user.role, 'keys:api')) throw new Forbidden(FORBIDDEN_MESSAGE);
-    const expirySeconds = b.expirySeconds === undefined ? MAX_EXPIRY_SECONDS : Number(b.expirySeconds);
-    if (!Number.isInteger(expirySeconds) || expirySeconds < 1 || expirySeconds > MAX_EXPIRY_SECONDS) {
-      throw new InvalidInput('"expirySeconds" must be a whole number of seconds between 1 and 7776000 (90 days)');
+    // Absent or 0 (what clients that always send the field send for "no choice"): the longest, 90 days.
+    const expirySeconds = b.expirySeconds === undefined || b.expirySeconds === 0 ? MAX_EXPIRY_SECONDS : b.expirySeconds;
+    if (typeof expirySeconds !== 'number' || !Number.isInteger(expirySeconds) || expirySeconds < 1 || expirySeconds > MAX_EXPIRY_SECONDS) {
+      throw new InvalidInput('"expirySeconds" must be a whole number of seconds between 1 and 7776000 (90 days), or 0 for 90 days');
     }
     const description = optionalText(b.description, 'description', 50);
     const expires = new Date(Date.now() + expirySeconds * 1000).toISOString();

@@ -8,6 +8,7 @@ import type { Tailnet, User } from '../store/index.js';
 import { topologyOf } from '../topology.js';
 import { isTag } from '../../wire/names.js';
 import { Operations, type Caller } from './context.js';
+import { isIp } from './input.js';
 
 /** A new tailnet's policy: Tailscale's default, everyone may reach everything (edit it to restrict). */
 export const DEFAULT_POLICY = `// The policy file of this network, in Tailscale's syntax (HuJSON).
@@ -79,7 +80,13 @@ export type PreviewSubject = { user: string } | { ipPort: string };
 export function previewSubject(type: string, previewFor: string | null): PreviewSubject {
   if (type !== 'user' && type !== 'ipport') throw new InvalidInput('"type" must be "user" or "ipport"');
   if (!previewFor) throw new InvalidInput('"previewFor" is required (an email for type=user, an ip:port for type=ipport)');
-  return type === 'user' ? { user: previewFor } : { ipPort: previewFor };
+  if (type === 'user') return { user: previewFor };
+  const colon = previewFor.lastIndexOf(':');
+  const port = previewFor.slice(colon + 1);
+  if (colon < 0 || !isIp(previewFor.slice(0, colon).replace(/^\[|\]$/g, '')) || !/^\d{1,5}$/.test(port) || Number(port) > 65535) {
+    throw new InvalidInput(`"previewFor" must be an ip:port like 100.64.0.1:22 for type=ipport (not ${JSON.stringify(previewFor)})`);
+  }
+  return { ipPort: previewFor };
 }
 
 /**

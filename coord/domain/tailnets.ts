@@ -166,8 +166,8 @@ export class TailnetOperations extends Operations {
     const next: SplitDns = replace ? {} : splitDnsOf(t);
     for (const [domain, value] of Object.entries(body)) {
       const d = checkDomain(domain, 'split-dns');
+      // null: no nameservers for the domain (PATCH removes it; in a PUT it is simply not in the new set).
       if (value === null) {
-        if (replace) throw new InvalidInput(`split-dns: ${d}: null removes a domain only in PATCH; leave it out of a PUT`);
         delete next[d];
         continue;
       }

@@ -61,10 +61,11 @@ export class UserOperations extends Operations {
   /** `type`: member (default), shared (users of other tailnets with shares), or all; `role` filters members. */
   list(t: Tailnet, type: string | null, role: string | null): UserView[] {
     const shared = () => this.shares.sharedUsers(t).map((s) => ({ ...s, shared: true }));
+    if (role !== null && role !== 'all' && !ROLES.includes(role as Role)) throw new InvalidInput(`"role" must be all or one of ${ROLES.join(', ')}`);
     if (type === 'shared') return shared();
     if (type && type !== 'member' && type !== 'all') throw new InvalidInput(`"type" must be member, shared or all`);
     let users = this.store.listUsers(t.id);
-    if (role) users = users.filter((u) => u.role === role);
+    if (role !== null && role !== 'all') users = users.filter((u) => u.role === role);
     const counts = this.deviceCounts(t.id);
     const out = users.map((user) => ({ user, deviceCount: counts.get(user.id) ?? 0, shared: false }));
     return type === 'all' ? [...out, ...shared()] : out;

@@ -13,6 +13,9 @@ export const WEBHOOK_EVENTS = [
   'nodeCreated', 'nodeNeedsApproval', 'nodeApproved', 'nodeKeyExpiringInOneDay', 'nodeKeyExpired', 'nodeDeleted',
   'policyUpdate', 'userCreated', 'userNeedsApproval', 'userSuspended', 'userRestored', 'userDeleted', 'userApproved',
   'userRoleUpdated',
+  // Accepted, as Tailscale's API does, but never sent: the agent turns IP forwarding on itself when it routes a
+  // subnet or is an exit node (agent/routing/host.ts), so forwarding is never found off.
+  'subnetIPForwardingNotEnabled', 'exitNodeIPForwardingNotEnabled',
 ];
 
 /** The endpoint URL and subscriptions of a request; `partial` (a PATCH) leaves out what is not given. */

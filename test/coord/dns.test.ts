@@ -48,7 +48,7 @@ describe('DNS settings (admin API, netmaps, coord dns)', () => {
       ['PATCH', '/dns/split-dns', { 'corp.example': ['10.0.0.53', 'x'] }, /invalid nameserver address/],
       ['PATCH', '/dns/split-dns', { '-bad-.example': ['10.0.0.53'] }, /is not a domain name/],
       ['PATCH', '/dns/split-dns', { 'corp.example': [] }, /at least one nameserver/],
-      ['PUT', '/dns/split-dns', { 'corp.example': null }, /only in PATCH/],
+      ['PUT', '/dns/split-dns', { 'corp.example': '10.0.0.53' }, /must be a list/],
       ['POST', '/dns/preferences', { magicDNS: 'yes' }, /true or false/],
     ];
     for (const [method, path, body, why] of bad) {

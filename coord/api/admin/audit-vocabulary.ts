@@ -12,6 +12,21 @@ const ACTIONS = new Set([
   'EXPIRED', 'PUSH_USER', 'PUSH_GROUP', 'VERIFY', 'JOIN_WAITLIST', 'INVITE', 'JOIN', 'LEAVE', 'RESEND', 'MIGRATE_AUTH_PROVIDER',
 ]);
 
+const PROPERTIES = new Set([
+  'ACL', 'ACL_TAGS', 'ACCOUNT_EMAIL', 'ADDRESS', 'ALLOWED_IPS', 'AUTO_APPROVED_ROUTES', 'ATTRIBUTES', 'BILLING_OWNER', 'COLLECT_SERVICES',
+  'COLLECT_POSTURE_IDENTITY', 'MULLVAD_VPN', 'DNS_CONFIG', 'EMAIL', 'EXIT_NODE', 'FEATURE', 'FILE_SHARING', 'HTTPS', 'KEY_EXPIRY_TIME',
+  'KEY_EXPIRY', 'LOG_EXIT_FLOWS', 'LOGSTREAM_ENDPOINT', 'MAGIC_DNS', 'MACHINE_AUTH_NEEDED', 'MACHINE_APPROVAL_NEEDED',
+  'USER_APPROVAL_REQUIRED', 'MACHINE_NAME', 'MAX_KEY_DURATION', 'NETWORK_FLOW_LOGGING', 'GEOSTEERING', 'NODE_SHARE', 'TAILNET_INVITE',
+  'PAYMENT_INFO', 'POSTURE_IDENTITY', 'POSTURE_INTEGRATION', 'USER_ROLE', 'SCIM', 'SECURITY_EMAIL', 'STRIPE_CUSTOMER_ID', 'SUBSCRIPTION',
+  'SUBSCRIBED_EVENTS', 'SUPPORT_EMAIL', 'SECRET', 'TCD', 'TKA', 'AUTH_PROVIDER',
+]);
+
+/** Whether `event` is a TARGET_TYPE.ACTION[.PROPERTY] in Tailscale's vocabulary (the audit log's `event` filter). */
+export function isAuditEvent(event: string): boolean {
+  const [type, action, property, ...rest] = event.split('.');
+  return rest.length === 0 && TARGET_TYPES.has(type!) && action !== undefined && ACTIONS.has(action) && (property === undefined || PROPERTIES.has(property));
+}
+
 /** Origins written before the API spoke Tailscale's vocabulary (and coord's own work). */
 const ORIGIN_OF: Record<string, string> = { ADMIN_API: 'CONFIG_API', SYSTEM: 'CONTROL' };
 const ACTOR_TYPE_OF: Record<string, string> = { SYSTEM: 'AUTOMATED_WORKER' };
@@ -20,7 +35,7 @@ const ACTOR_TYPE_OF: Record<string, string> = { SYSTEM: 'AUTOMATED_WORKER' };
 const TARGET_OF: Record<string, { type: string; property?: string }> = {
   AUTH_KEY: { type: 'API_KEY' },
   DEVICE_INVITE: { type: 'INVITE', property: 'NODE_SHARE' },
-  SHARED_DEVICE: { type: 'SHARE', property: 'NODE_SHARE' },
+  SHARED_DEVICE: { type: 'SHARE' },
   USER_INVITE: { type: 'INVITE', property: 'TAILNET_INVITE' },
   WEBHOOK: { type: 'WEBHOOK_ENDPOINT' },
 };
@@ -50,8 +65,48 @@ const PROPERTY_OF: Record<string, string> = {
   'TAILNET.BILLING_CONTACT': 'BILLING_OWNER',
 };
 
+/**
+ * The action and property where Tailscale's event names (the audit log's `event` filter values) say more than
+ * "UPDATE" of a property: turning something on or off, approving, revoking. `property: null` drops it.
+ */
+function eventOf(ourType: string, ourProperty: string | undefined, action: string, neu: unknown): { action: string; property?: string | null } | undefined {
+  switch (`${ourType}.${ourProperty ?? ''}`) {
+    case 'NODE.AUTHORIZED': return neu === true ? { action: 'APPROVE', property: null } : undefined;
+    case 'NODE.KEY_EXPIRY_DISABLED': return { action: neu === true ? 'DISABLE' : 'ENABLE', property: 'KEY_EXPIRY' };
+    case 'NODE.KEY_EXPIRY': return { action, property: 'KEY_EXPIRY_TIME' };
+    case 'TAILNET.DNS_MAGICDNS': return { action: neu === true ? 'ENABLE' : 'DISABLE', property: 'MAGIC_DNS' };
+    case 'WEBHOOK.': return action === 'UPDATE' ? { action, property: 'SUBSCRIBED_EVENTS' } : undefined;
+    case 'API_KEY.': case 'AUTH_KEY.': return action === 'DELETE' ? { action: 'REVOKE' } : undefined;
+    case 'TAILNET.SETTINGS': {
+      // One setting changed: its own event where Tailscale has one; several: a FEATURE update.
+      const changed = neu !== null && typeof neu === 'object' ? Object.entries(neu) : [];
+      if (changed.length !== 1) return undefined;
+      const [name, value] = changed[0]!;
+      if (name === 'devicesApprovalOn') return { action: value === true ? 'ENABLE' : 'DISABLE', property: 'MACHINE_APPROVAL_NEEDED' };
+      if (name === 'usersApprovalOn') return { action: value === true ? 'ENABLE' : 'DISABLE', property: 'USER_APPROVAL_REQUIRED' };
+      if (name === 'devicesKeyDurationDays') return { action, property: 'MAX_KEY_DURATION' };
+      return undefined;
+    }
+    default: return undefined;
+  }
+}
+
 /** One entry as the API answers it. */
-export function auditEntryJson(e: AuditEntry) {
+export interface AuditEntryJson {
+  [field: string]: unknown;
+  eventGroupID: string;
+  eventTime: string;
+  type: string;
+  origin: string;
+  actor: Record<string, unknown>;
+  target: Record<string, unknown>;
+  action: string;
+  old?: unknown;
+  new?: unknown;
+  actionDetails?: string;
+}
+
+export function auditEntryJson(e: AuditEntry): AuditEntryJson {
   const details: string[] = [];
   const origin = ORIGIN_OF[e.origin] ?? (ORIGINS.has(e.origin) ? e.origin : 'CONTROL');
   const actorType = String(e.actor.type ?? '');
@@ -64,14 +119,16 @@ export function auditEntryJson(e: AuditEntry) {
   if (type !== ourType) details.push(ourType);
   const target: Record<string, unknown> = { ...e.target, type };
   delete target.property;
-  const property = ourProperty === undefined ? mapped?.property : PROPERTY_OF[`${ourType}.${ourProperty}`] ?? PROPERTY_OF[ourProperty];
+  const event = eventOf(ourType, ourProperty, e.action, e.new);
+  const named = ourProperty === undefined ? mapped?.property : PROPERTY_OF[`${ourType}.${ourProperty}`] ?? PROPERTY_OF[ourProperty];
+  const property = event?.property === null ? undefined : event?.property ?? named;
   if (property !== undefined) target.property = property;
   if (ourProperty !== undefined && ourProperty !== property) details.push(ourProperty);
 
-  const action = ACTIONS.has(e.action) ? e.action : 'UPDATE';
+  const action = event?.action ?? (ACTIONS.has(e.action) ? e.action : 'UPDATE');
   if (action !== e.action) details.push(e.action);
 
-  const out: Record<string, unknown> = { eventGroupID: String(e.id), eventTime: e.eventTime, type: 'CONFIG', origin, actor, target, action };
+  const out: AuditEntryJson = { eventGroupID: String(e.id), eventTime: e.eventTime, type: 'CONFIG', origin, actor, target, action };
   // The spec's `old` and `new` are values, never null: absent when there was none.
   if (e.old !== null && e.old !== undefined) out.old = e.old;
   if (e.new !== null && e.new !== undefined) out.new = e.new;

@@ -49,10 +49,10 @@ export const route = (method: string, path: string, perm: Permission, handler: R
   method, path, pattern: compilePath('/api/v2' + path), perm, handler,
 });
 
-/** `{t}`: the caller's own tailnet by name or `-`. Another or unknown tailnet is not found. */
+/** `{t}`: the caller's own tailnet by name, by its id (users' `tailnetId`) or `-`. Another or unknown tailnet is not found. */
 export function tailnetParam(c: Call): Tailnet {
   const t = c.params.t!;
-  if (t === '-' || t === c.caller.tailnet.name) return c.caller.tailnet;
+  if (t === '-' || t === c.caller.tailnet.name || t === String(c.caller.tailnet.id)) return c.caller.tailnet;
   throw new NotFound(`tailnet "${t}" not found`);
 }
 

@@ -1,13 +1,27 @@
 // /tailnet/{t}/devices and /device/{id}: listing, authorization, names, key expiry, tags, routes, removal.
 import { bool, strList, str } from '../../domain/input.js';
+import { InvalidInput } from '../../errors.js';
 import { bodyObject, route, tailnetParam, type Answer, type Call } from './call.js';
 import { deviceJson } from './json.js';
 
+/**
+ * `fields`: `default`, `all` or both, comma-separated (Tailscale answers their union). We always answer every field
+ * (the default set is a subset of ours), so the value is only checked.
+ */
+function checkFields(c: Call): void {
+  const fields = c.url.searchParams.get('fields');
+  if (fields !== null && !fields.split(',').every((f) => f === '' || f === 'all' || f === 'default')) {
+    throw new InvalidInput(`"fields" must be "default", "all" or both, comma-separated (not "${fields}")`);
+  }
+}
+
 function listDevices(c: Call): Answer {
+  checkFields(c);
   return { body: { devices: c.domain.devices.list(tailnetParam(c)).map(deviceJson) } };
 }
 
 function getDevice(c: Call): Answer {
+  checkFields(c);
   return { body: deviceJson(c.domain.devices.get(c.caller, c.params.id!)) };
 }
 

@@ -5,17 +5,25 @@ import { InvalidInput } from '../../errors.js';
 import { HttpError } from '../http.js';
 import { bodyText, route, tailnetParam, type Answer, type Call } from './call.js';
 
+/** The policy text as JSON (comments dropped), what Tailscale answers unless asked for HuJSON. */
+function policyJson(text: string): unknown {
+  const errors: ParseError[] = [];
+  const value = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length > 0) throw new HttpError(500, `stored policy does not parse: ${printParseErrorCode(errors[0]!.error)}`);
+  return value;
+}
+
 function getAcl(c: Call): Answer {
   const t = tailnetParam(c);
+  // details=true: the file as base64 HuJSON with its warnings and errors (a stored policy has passed every check).
+  if (c.url.searchParams.get('details') === 'true') {
+    return { body: { acl: Buffer.from(t.policy).toString('base64'), warnings: [], errors: [] }, headers: { etag: t.policyEtag } };
+  }
   const accept = String(c.req.headers.accept ?? '');
   if (accept.includes('application/hujson')) {
     return { text: t.policy, headers: { 'content-type': 'application/hujson', etag: t.policyEtag } };
   }
-  // JSON: the parsed file without comments (what Tailscale answers by default).
-  const errors: ParseError[] = [];
-  const value = parseJsonc(t.policy, errors, { allowTrailingComma: true, disallowComments: false });
-  if (errors.length > 0) throw new HttpError(500, `stored policy does not parse: ${printParseErrorCode(errors[0]!.error)}`);
-  return { body: value, headers: { etag: t.policyEtag } };
+  return { body: policyJson(t.policy), headers: { etag: t.policyEtag } };
 }
 
 async function postAcl(c: Call): Promise<Answer> {
@@ -23,6 +31,9 @@ async function postAcl(c: Call): Promise<Answer> {
   const text = (await c.body()).toString('utf8');
   const ifMatch = c.req.headers['if-match'];
   const etag = await c.domain.policy.set(c.caller, t, text, ifMatch);
+  // The file as sent (HuJSON), unless the caller asks for JSON only.
+  const accept = String(c.req.headers.accept ?? '');
+  if (accept.includes('application/json') && !accept.includes('application/hujson')) return { body: policyJson(text), headers: { etag } };
   return { text, headers: { 'content-type': 'application/hujson', etag } };
 }
 
@@ -30,8 +41,11 @@ async function validateAcl(c: Call): Promise<Answer> {
   const t = tailnetParam(c);
   const text = await bodyText(c);
   try {
-    // A list (after comments) is tests to run against the stored policy; anything else is a policy file.
-    if (text !== undefined && startsWithList(text)) await c.domain.policy.validateTests(t, text);
+    // A list (after comments) is tests to run against the stored policy; a JSON string is a policy file in a
+    // string (the spec's other JSON body); anything else is a policy file.
+    const first = text === undefined ? undefined : firstToken(text);
+    if (first === OPEN_BRACKET) await c.domain.policy.validateTests(t, text!);
+    else if (first === STRING) await c.domain.policy.validate(t, policyInString(text!));
     else await c.domain.policy.validate(t, text);
   } catch (err) {
     // Tailscale answers a validation whose tests ran and failed with 200 and the failures in the body;
@@ -42,10 +56,24 @@ async function validateAcl(c: Call): Promise<Answer> {
   return { body: {} };
 }
 
-/** Whether the text's first token is "[" (comments and white space skipped); reads that one token only. */
-function startsWithList(text: string): boolean {
-  const OPEN_BRACKET = 3; // jsonc-parser's SyntaxKind.OpenBracketToken (a const enum)
-  return createScanner(text, true).scan() === OPEN_BRACKET;
+// jsonc-parser's SyntaxKind (a const enum) for the two first tokens that choose what a validate body is.
+const OPEN_BRACKET = 3;
+const STRING = 10;
+
+/** The kind of the text's first token (comments and white space skipped); reads that one token only. */
+function firstToken(text: string): number {
+  return createScanner(text, true).scan();
+}
+
+/** The policy text inside a body that is one JSON string. */
+function policyInString(text: string): string {
+  try {
+    const inner: unknown = JSON.parse(text);
+    if (typeof inner === 'string') return inner;
+  } catch {
+    // fall through
+  }
+  throw new InvalidInput('a body that starts with a string must be one JSON string holding the policy file');
 }
 
 async function previewAcl(c: Call): Promise<Answer> {

@@ -1,7 +1,7 @@
 // Device invites and shares: /device/{id}/device-invites, /device-invites/{id}, accepting an invite.
 import { InvalidInput } from '../../errors.js';
 import { str } from '../../domain/input.js';
-import type { DeviceInvite } from '../../store/index.js';
+import { fqdn, type DeviceInvite } from '../../store/index.js';
 import { parseJson } from '../http.js';
 import { bodyObject, route, type Answer, type Call } from './call.js';
 import { deviceInviteJson, deviceJson, inviteUrl, userRefJson } from './json.js';
@@ -48,14 +48,12 @@ async function acceptDeviceInvite(c: Call): Promise<Answer> {
   const given = b.invite !== undefined ? str(b.invite, 'invite') : b.code !== undefined ? str(b.code, 'code') : undefined;
   if (given === undefined) throw new InvalidInput('"invite" is required: the invite link (or its code)');
   const { share, invite } = c.domain.shares.accept(c.caller, given);
-  const device = c.domain.devices.externalView(share);
-  return {
-    body: {
-      device: device && deviceJson(device),
-      sharer: userRefJson(c.domain.users.byId(invite.sharerId), invite.sharerId),
-      acceptedBy: userRefJson(c.caller.user),
-    },
-  };
+  const view = c.domain.devices.externalView(share);
+  // Our device, plus the fields Tailscale's answer names (`fqdn`, `ipv4`, `ipv6`, `includeExitNode`: never, see createInvites).
+  const device = view && { ...deviceJson(view), fqdn: fqdn(view.device, view.home), ipv4: view.device.ipv4, ipv6: view.device.ipv6, includeExitNode: false };
+  // Tailscale spells the picture `profilePicURL` here (and `profilePicUrl` elsewhere): both, so either decoder finds it.
+  const ref = (u: Parameters<typeof userRefJson>[0], id?: string) => { const r = userRefJson(u, id); return { ...r, profilePicURL: r.profilePicUrl }; };
+  return { body: { device, sharer: ref(c.domain.users.byId(invite.sharerId), invite.sharerId), acceptedBy: ref(c.caller.user) } };
 }
 
 export const shareRoutes = [

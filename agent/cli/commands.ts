@@ -121,6 +121,8 @@ function formatDnsStatus(s: DnsStatus): string {
     `Search domains:  ${s.searchDomains.join(' ') || '(none)'}`,
     `Nameservers:     ${s.nameservers.join(' ') || `(none set; other names go to the system's: ${s.systemResolvers.join(' ') || 'none known'})`}`,
   ];
+  if (s.exitNodeResolvers?.length) lines.push(`Exit node:       other names are resolved by the exit node in use (${s.exitNodeResolvers.join(' ')})`);
+  if (s.servingExitNodeUsers?.length) lines.push(`As exit node:    resolving for the devices that use it, on ${s.servingExitNodeUsers.join(', ')} port 53`);
   const split = Object.entries(s.splitDns);
   if (split.length) {
     lines.push('Split DNS:');

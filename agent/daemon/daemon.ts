@@ -25,7 +25,7 @@ import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, t
 import type { AgentStatus, BackendState, PeerStatus, PingResponse, RoutingStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
 import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../localapi/server.js';
 import {
-  advertisedRoutesOf, BYPASS_MARK, DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
+  advertisedRoutesOf, BYPASS_MARK, chosenExitNode, DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
 } from '../routing/index.js';
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
@@ -359,9 +359,14 @@ export class Daemon {
     // The exit node in use (if any) gets its default routes in WireGuard; coord sends them apart.
     this.engine?.apply(withExitRoutes(netmap, this.prefs.routes));
     if (this.engine) {
-      this.dns.apply(netmap, this.prefs.acceptDns !== false);
+      this.dns.apply(netmap, this.prefs.acceptDns !== false, this.exitNodeResolvers(netmap));
       void this.applyRouting(netmap);
     }
+  }
+
+  /** The tailnet addresses of the exit node in use (it resolves the names MagicDNS does not answer). */
+  private exitNodeResolvers(netmap: Netmap): string[] {
+    return chosenExitNode(netmap, this.prefs.routes)?.peer.addresses.map(bareAddr) ?? [];
   }
 
   /** Subnet routes, exit node, forwarding and source NAT from this netmap and the route settings. */
@@ -807,7 +812,7 @@ export class Daemon {
     await this.startEngine();
     if (this.netmap && this.engine) {
       this.engine.apply(withExitRoutes(this.netmap, this.prefs.routes));
-      this.dns.apply(this.netmap, this.prefs.acceptDns !== false);
+      this.dns.apply(this.netmap, this.prefs.acceptDns !== false, this.exitNodeResolvers(this.netmap));
       await this.applyRouting(this.netmap);
     }
     if (routesChanged && !mustRegister && this.prefs.registration) {

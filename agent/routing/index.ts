@@ -9,7 +9,8 @@ import { HostRouting, type HostOptions, type Runner } from './host.js';
 import { planRouting, type LocalNet, type PeerRoutes, type RoutePrefs, type RoutingPlan } from './plan.js';
 
 export { BYPASS_MARK, NFT_TABLE, ROUTE_TABLE } from './host.js';
-export { DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, withExitRoutes, type LocalNet, type PeerRoutes, type RoutePrefs } from './plan.js';
+export { EXIT_DNS_PORT, exitNodeDnsRule, isApprovedExitNode, isExitDnsClient } from './exit-dns.js';
+export { chosenExitNode, DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, withExitRoutes, type LocalNet, type PeerRoutes, type RoutePrefs } from './plan.js';
 export { advertisedRoutesOf, EXIT_ROUTES, parseExitNode, parseRoute, parseRouteList, RouteError } from './prefixes.js';
 
 export interface RoutingInput {

@@ -6,6 +6,7 @@ import type { Netmap, PeerNode } from '../../wire/protocol.js';
 import { filterConfigOf } from '../daemon/netmap.js';
 import { DEFAULT_ROUTE_PREFS, exitNodeProblem, findPeer, localNetsOf, planRouting, withExitRoutes, type RoutePrefs } from './plan.js';
 import { advertisedRoutesOf, parseExitNode, parseRoute, parseRouteList } from './prefixes.js';
+import { exitNodeDnsRule, isExitDnsClient } from './exit-dns.js';
 
 const key = (n: number) => Buffer.alloc(32, n).toString('base64');
 const user = { id: 'u1', loginName: 'alice@example.com', displayName: 'Alice' };
@@ -213,5 +214,44 @@ describe('a router\'s filter and its routes', () => {
     // "*" in a rule would match anything: the route itself must be approved
     expect(verdict(approved, '10.2.0.9', 443)).not.toBe(0);
     expect(verdict(netmap([], { advertisedRoutes: ['10.1.0.0/24'] }), '10.1.0.9', 80)).not.toBe(0);
+  });
+});
+
+describe('an exit node answers DNS for the devices that may use it', () => {
+  const INTERNET = ['0.0.0.0/5', '8.0.0.0/7', '2000::/3'];
+  // 100.64.0.2 may reach the internet on tcp:443 only; 100.64.0.3 may reach a subnet only
+  const rules = [
+    { SrcIPs: ['100.64.0.2', 'fd7a:115c:a1e0::2'], DstPorts: INTERNET.map((IP) => ({ IP, Ports: { First: 443, Last: 443 } })), IPProto: [6] },
+    { SrcIPs: ['100.64.0.3'], DstPorts: [{ IP: '10.1.0.0/24', Ports: { First: 0, Last: 65535 } }] },
+  ];
+  const exitNode = (approvedRoutes: string[]) => ({ ...netmap([], { approvedRoutes }), packetFilter: rules });
+  const dnsQuery = (src: string, dst: string, proto: 'udp' | 'tcp') => craft({ src, dst, proto, dport: 53 });
+  const verdict = (nm: Netmap, src: string, dst: string, proto: 'udp' | 'tcp' = 'udp') => {
+    const f = Filter.build(filterConfigOf(nm));
+    const p = dnsQuery(src, dst, proto);
+    return f.runIn(p, 0, p.length);
+  };
+
+  it('lets in port 53 on its own addresses from sources allowed to the internet on any port, and no others', () => {
+    const nm = exitNode(['0.0.0.0/0', '::/0']);
+    expect(exitNodeDnsRule(nm)?.SrcIPs).toEqual(['100.64.0.2', 'fd7a:115c:a1e0::2']);
+    expect(verdict(nm, '100.64.0.2', '100.64.0.1')).toBe(0);
+    expect(verdict(nm, '100.64.0.2', '100.64.0.1', 'tcp')).toBe(0);
+    expect(verdict(nm, 'fd7a:115c:a1e0::2', 'fd7a:115c:a1e0::1')).toBe(0);
+    expect(verdict(nm, '100.64.0.3', '100.64.0.1')).not.toBe(0);
+    // port 53 on the internet itself stays closed: the exit node resolves, the client does not reach out
+    expect(verdict(nm, '100.64.0.2', '8.8.8.8')).not.toBe(0);
+  });
+
+  it('opens nothing on a device that is no approved exit node', () => {
+    expect(exitNodeDnsRule(exitNode([]))).toBeNull();
+    expect(verdict(exitNode(['10.1.0.0/24']), '100.64.0.2', '100.64.0.1')).not.toBe(0);
+  });
+
+  it('answers tailnet sources only', () => {
+    expect(isExitDnsClient('100.64.0.2')).toBe(true);
+    expect(isExitDnsClient('::ffff:100.64.0.2')).toBe(true);
+    expect(isExitDnsClient('fd7a:115c:a1e0::2')).toBe(true);
+    expect(isExitDnsClient('192.168.1.5')).toBe(false);
   });
 });

@@ -34,7 +34,8 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     "grants": [
       // the client may reach the LAN host behind the router on port 8080 only
       {"src": ["tag:client"], "dst": ["${sub}.0/24"${policyV6 ? ', "fd00:77::/64"' : ''}], "ip": ["tcp:8080"]},
-      ${opts.internet ? `{"src": ["tag:client"], "dst": ["autogroup:internet"], "ip": ["tcp:8080", "udp:53"]},` : ''}
+      // the internet on tcp:8080 only: no port 53 (names still resolve, through the exit node)
+      ${opts.internet ? `{"src": ["tag:client"], "dst": ["autogroup:internet"], "ip": ["tcp:8080"]},` : ''}
     ],
   }`;
 
@@ -341,14 +342,28 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     expect(net.cli('client', ['status']).stdout).toContain('# exit node in use: router (');
     expect(net.status('client').peers.find((p) => p.name === 'router')).toMatchObject({ exitNodeOption: true, exitNode: true });
     await coordReachable();
-    // DNS keeps working: MagicDNS answers locally, and a name from the upstream nameserver, which only
-    // the exit node can reach, comes back through it
+    // DNS keeps working although the policy opens no port 53 to the internet: MagicDNS answers locally,
+    // and other names go to the exit node, which resolves them with its own nameservers (as Tailscale's
+    // exit nodes do); the nameserver is on the "internet", which only the exit node reaches
     expect(net.cli('client', ['dns', 'query', 'router']).stdout).toContain('answered by MagicDNS');
     expect((await admin().post('/tailnet/-/dns/nameservers', { dns: [`${inet}.2`] })).status).toBe(200);
     await waitFor('the nameserver in the netmap', () => JSON.parse(net.cli('client', ['dns', 'status', '--json']).stdout).nameservers.includes(`${inet}.2`), CHANGE_CEILING_MS);
+    const routerIp = net.status('router').self!.addresses.find((a) => !a.includes(':'))!;
+    const dns = JSON.parse(net.cli('client', ['dns', 'status', '--json']).stdout);
+    expect(dns.exitNodeResolvers).toContain(routerIp);
+    expect(JSON.parse(net.cli('router', ['dns', 'status', '--json']).stdout).servingExitNodeUsers).toContain(routerIp);
     const q = net.cli('client', ['dns', 'query', 'www.example.org']);
-    expect(q.stdout, q.stderr).toContain(`forwarded to ${inet}.2`);
+    expect(q.stdout, q.stderr).toMatch(new RegExp(`forwarded to (${routerIp.replace(/\./g, '\\.')}|fd7a:)`));
     expect(q.stdout).toContain('192.0.2.10');
+    // the way programs ask: the system resolver (the service address), over UDP and TCP
+    for (const transport of ['+notcp', '+tcp']) {
+      const dig = net.lan.exec('client', 'dig', ['+short', '+time=3', '+tries=1', transport, '@100.100.100.100', 'www.example.org']);
+      expect(dig.trim(), transport).toBe('192.0.2.10');
+    }
+    // the exit node resolves outside names only: the netmap's names are not told to peers there
+    const direct = net.lan.exec('client', 'dig', ['+time=3', '+tries=1', `@${routerIp}`, `router.${dns.domain}`]);
+    expect(direct).toContain('status: REFUSED');
+    expect(net.lan.exec('client', 'dig', ['+short', '+time=3', '+tries=1', `@${routerIp}`, 'www.example.org']).trim()).toBe('192.0.2.10');
   });
 
   it('keeps the client\'s own LAN local with --exit-node-allow-lan-access', async () => {

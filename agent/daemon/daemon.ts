@@ -167,10 +167,10 @@ export function routePrefsAfter(prefs: RoutePrefs, req: UpRequest): RoutePrefs {
   if (req.exitNodeAllowLanAccess !== undefined) next.exitNodeAllowLanAccess = req.exitNodeAllowLanAccess;
   if (req.snatSubnetRoutes !== undefined) next.snatSubnetRoutes = req.snatSubnetRoutes;
   if (next.acceptRoutesOverLan && !next.acceptRoutes) {
-    throw new LocalApiHttpError(400, 'up: --accept-routes-over-lan needs --accept-routes (this device does not accept routes): add --accept-routes');
+    throw new LocalApiHttpError(400, '--accept-routes-over-lan needs --accept-routes (this device does not accept routes): add --accept-routes');
   }
   if (next.advertiseExitNode && next.exitNode !== '') {
-    throw new LocalApiHttpError(400, 'up: a device cannot offer an exit node and use one at once (--advertise-exit-node=false, or --exit-node=)');
+    throw new LocalApiHttpError(400, 'a device cannot offer an exit node and use one at once (--advertise-exit-node=false, or --exit-node=)');
   }
   return next;
 }
@@ -758,7 +758,7 @@ export class Daemon {
     // An exit node the netmap in hand shows is not a peer offering one: refuse before anything changes.
     if (req.exitNode && this.netmap && !req.authkey && sameServer) {
       const problem = exitNodeProblem(this.netmap, routes);
-      if (problem) throw new LocalApiHttpError(400, `up: ${problem}`);
+      if (problem) throw new LocalApiHttpError(400, problem);
     }
     const mustRegister = req.authkey !== undefined || !sameServer || reg?.hostname !== hostname;
     if (mustRegister) {

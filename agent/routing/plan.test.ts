@@ -134,6 +134,9 @@ describe('routing plan', () => {
     expect(exitNodeProblem(nm, prefs({ exitNode: '100.64.0.2' }))).toBeNull();
     expect(exitNodeProblem(nm, prefs({ exitNode: '' }))).toBeNull();
     expect(exitNodeProblem(nm, prefs({ exitNode: 'nobody' }))).toBe('exit node nobody is not a peer of this device (see the peers in: agent status)');
+    for (const self of ['me', '100.64.0.1', 'me.example-com.meshward.internal']) {
+      expect(exitNodeProblem(nm, prefs({ exitNode: self }))).toMatch(new RegExp(`^exit node ${self} is this device; choose another device that offers one`));
+    }
     expect(exitNodeProblem(nm, prefs({ exitNode: 'plain' }))).toMatch(/^plain does not offer an exit node to this device \(.*autogroup:internet/);
     // a device shared into this network never is one, whatever it carries
     expect(exitNodeProblem(nm, prefs({ exitNode: '100.64.0.4' }))).toMatch(/^shared does not offer an exit node/);

@@ -135,6 +135,9 @@ export function chosenExitNode(netmap: Netmap, prefs: RoutePrefs): { peer: PeerN
 export function exitNodeProblem(netmap: Netmap, prefs: RoutePrefs): string | null {
   if (prefs.exitNode === '' || chosenExitNode(netmap, prefs)) return null;
   const peer = findPeer(netmap.peers, prefs.exitNode);
+  if (!peer && findPeer([netmap.self], prefs.exitNode)) {
+    return `exit node ${prefs.exitNode} is this device; choose another device that offers one (agent status lists them: "offers: … exit node")`;
+  }
   if (!peer) return `exit node ${prefs.exitNode} is not a peer of this device (see the peers in: agent status)`;
   return (
     `${firstLabel(peer.name)} does not offer an exit node to this device (it does not advertise one, an admin has not approved it, ` +
@@ -163,7 +166,7 @@ export function withExitRoutes(netmap: Netmap, prefs: RoutePrefs): Netmap {
 }
 
 /** The peer `want` names (a tailnet IP, its short name or its full name), or undefined. */
-export function findPeer(peers: PeerNode[], want: string): PeerNode | undefined {
+export function findPeer<T extends Pick<PeerNode, 'addresses' | 'name'> & { shared?: boolean }>(peers: T[], want: string): T | undefined {
   const ip = canonicalAddr(want);
   const name = want.replace(/\.$/, '').toLowerCase();
   return (

@@ -381,7 +381,10 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
   it('refuses an exit node that is not a peer (keeping the one in use), and stops using it when asked', async () => {
     const refused = net.cli('client', ['up', '--exit-node', 'client-nonexistent']);
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toContain('exit node client-nonexistent is not a peer of this device');
+    expect(refused.stderr).toContain('agent up: exit node client-nonexistent is not a peer of this device');
+    const itself = net.cli('client', ['up', '--exit-node', 'client']);
+    expect(itself.status).toBe(1);
+    expect(itself.stderr).toContain('exit node client is this device; choose another device that offers one');
     expect(net.status('client').routing!.exitNode?.name).toBe('router');
     expect(connect('client', `${inet}.2`, 8080)).toBe('ok');
     expect(net.cli('client', ['up', '--exit-node=']).status).toBe(0);
@@ -389,9 +392,18 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     expect(net.status('client').health!.filter((h) => h.includes('exit node'))).toEqual([]);
   });
 
-  it('leaves nothing behind after the exit node too', async () => {
-    expect(net.cli('client', ['up', '--exit-node', 'router', '--exit-node-allow-lan-access=false']).status).toBe(0);
+  it('takes the exit node by tailnet IP, keeps it on a later `agent up` without flags, and leaves nothing behind', async () => {
+    const routerIp = net.status('router').self!.addresses.find((a) => !a.includes(':'))!;
+    const up = net.cli('client', ['up', '--exit-node', routerIp, '--exit-node-allow-lan-access=false']);
+    expect(up.status, up.stderr).toBe(0);
+    expect(up.stdout).toContain(`route settings: --accept-routes --exit-node=${routerIp} (kept by later \`agent up\` runs and restarts`);
     await waitFor('the internet through the exit node', () => connect('client', `${inet}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
+    expect(net.status('client').routing!.exitNode?.name).toBe('router');
+    // `agent up` without flags keeps every setting (as `tailscale set` does), and says which
+    const again = net.cli('client', ['up']);
+    expect(again.stdout).toContain(`route settings: --accept-routes --exit-node=${routerIp}`);
+    expect(net.status('client').routing!.exitNode?.name).toBe('router');
+    expect(connect('client', `${inet}.2`, 8080)).toBe('ok');
     downLeavesNothing();
   });
 });

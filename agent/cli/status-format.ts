@@ -76,7 +76,7 @@ export function formatRouting(status: AgentStatus): string[] {
       out.push(`# this device offers: ${r.advertisedRoutes.map(mark).join(', ') || 'no subnet routes'}${r.advertiseExitNode ? `; exit node ${r.approvedRoutes.includes('0.0.0.0/0') ? '(approved)' : '(awaiting approval)'}` : ''}${r.snatSubnetRoutes ? '' : '; no source NAT'}`);
     }
     if (r.exitNode) out.push(`# exit node in use: ${printable(r.exitNode.name)} (${r.exitNode.address})${r.exitNodeAllowLanAccess ? ', LAN reachable directly' : ''}`);
-    else if (r.exitNodeWanted) out.push(`# exit node ${printable(r.exitNodeWanted)} asked for but not in use`);
+    else if (r.exitNodeWanted) out.push(`# exit node ${printable(r.exitNodeWanted)} not available: internet traffic is blocked until it is (agent up --exit-node= sends it out directly)`);
   }
   const peers = [...status.peers].filter((p) => (p.routes?.length ?? 0) > 0 || p.exitNodeOption).sort((a, b) => a.name.localeCompare(b.name));
   for (const p of peers) {

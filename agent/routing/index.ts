@@ -75,7 +75,7 @@ export class Routing {
     if (plan.routes.length > 0) {
       for (const h of input.bypassHosts) for (const a of await this.resolve(h)) bypass.add(a);
       // A resolver on this device's LAN stays reachable when the exit node takes the LAN's traffic.
-      if (plan.exitNode && !input.prefs.exitNodeAllowLanAccess) {
+      if (input.prefs.exitNode !== '' && !input.prefs.exitNodeAllowLanAccess) {
         const nets = input.localNets.map((n) => parsePrefix(n.prefix)!);
         for (const r of input.resolvers) {
           const a = parseAddr(r);

@@ -105,7 +105,9 @@ describe('routing plan', () => {
 
   it('never takes routes from a shared-in device', () => {
     const plan = planRouting(netmap([peer(2, 'shared', ['10.1.0.0/24', '0.0.0.0/0'], { shared: true, quarantined: true })]), prefs({ acceptRoutes: true, exitNode: 'shared' }), []);
-    expect(plan.routes).toEqual([]);
+    // asked for as the exit node, it is none: the default routes only block (no peer takes them)
+    expect(plan.routes).toEqual(['0.0.0.0/0', '::/0']);
+    expect(plan.exitNode).toBeNull();
     expect(plan.peers.get('n2')).toEqual({ offered: [], inUse: [], exitNodeOption: false, exitNode: false });
   });
 
@@ -119,12 +121,21 @@ describe('routing plan', () => {
     expect(planRouting(nm, prefs({ exitNode: '100.64.0.2', exitNodeAllowLanAccess: true }), lan).throws).toEqual(['192.168.1.0/24']);
   });
 
-  it('says why an exit node is not used: no such peer, or it offers none', () => {
+  it('blocks the internet while the exit node asked for is not available (no leak around it), and says why', () => {
     const nm = netmap([peer(2, 'egress', ['0.0.0.0/0', '::/0']), peer(3, 'plain')]);
     const none = planRouting(nm, prefs({ exitNode: 'nobody' }), lan);
-    expect(none.routes).toEqual([]);
-    expect(none.notes).toEqual(['exit node nobody is not a peer of this device (see the peers in: agent status); internet traffic goes out directly']);
-    expect(planRouting(nm, prefs({ exitNode: 'plain' }), lan).notes[0]).toMatch(/^plain does not offer an exit node to this device/);
+    // the default routes go into the tunnel all the same, where no peer takes them; the LAN goes too
+    expect(none.routes).toEqual(['0.0.0.0/0', '::/0']);
+    expect(none.throws).toEqual([]);
+    expect(none.exitNode).toBeNull();
+    expect(none.notes).toEqual([
+      'exit node nobody is not a peer of this device (see the peers in: agent status); internet traffic is blocked until it is available (agent up --exit-node= sends it out directly)',
+    ]);
+    const plain = planRouting(nm, prefs({ exitNode: 'plain', exitNodeAllowLanAccess: true }), lan);
+    expect(plain.notes[0]).toMatch(/^plain does not offer an exit node to this device/);
+    expect(plain.routes).toEqual(['0.0.0.0/0', '::/0']);
+    expect(plain.throws).toEqual(['192.168.1.0/24']);
+    expect(planRouting(nm, prefs({ exitNode: '' }), lan).routes).toEqual([]);
   });
 
   it('gives `agent up --exit-node` the reason it cannot use the node asked for (none for a node it can use)', () => {
@@ -149,7 +160,8 @@ describe('routing plan', () => {
     const plan = planRouting(netmap([a, b, e]), prefs({ acceptRoutes: true, exitNode: 'egress' }), []);
     expect(plan.peers.get('n2')).toEqual({ offered: ['10.1.0.0/24', '10.9.0.0/16'], inUse: ['10.1.0.0/24'], exitNodeOption: false, exitNode: false });
     expect(plan.peers.get('n3')!.inUse).toEqual(['10.9.0.0/16']);
-    expect(plan.routes).toEqual(['10.1.0.0/24', '10.9.0.0/16', '0.0.0.0/0']);
+    // the exit node offers IPv4 only: IPv6 to the internet is blocked rather than sent around it
+    expect(plan.routes).toEqual(['10.1.0.0/24', '10.9.0.0/16', '0.0.0.0/0', '::/0']);
     expect(plan.exitNode?.name).toBe('egress');
   });
 

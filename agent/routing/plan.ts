@@ -222,16 +222,21 @@ export function planRouting(netmap: Netmap | null, prefs: RoutePrefs, localNets:
 
   const chosen = chosenExitNode(netmap, prefs);
   const problem = exitNodeProblem(netmap, prefs);
-  if (problem) plan.notes.push(`${problem}; internet traffic goes out directly`);
-  if (chosen) {
-    const peer = chosen.peer;
-    for (const r of chosen.routes) routes.add(r);
-    plan.peers.get(peer.id)!.exitNode = true;
-    const address = bareAddr(peer.addresses.find((a) => !a.includes(':')) ?? peer.addresses[0] ?? '');
-    plan.exitNode = { id: peer.id, name: firstLabel(peer.name), address };
+  if (problem) plan.notes.push(`${problem}; internet traffic is blocked until it is available (agent up --exit-node= sends it out directly)`);
+  if (prefs.exitNode !== '') {
+    // Both default routes whenever an exit node is asked for, as Tailscale does: while it is not
+    // available (or offers one family only) no WireGuard peer takes them and the traffic is dropped,
+    // rather than leaking out around the exit node the user chose.
+    for (const r of EXIT_ROUTES) routes.add(r);
     // Without LAN access the exit node carries the LAN's traffic too (coord, relays and the tunnel's
     // own packets excepted by the host rules); with it, each LAN of this device stays local.
     if (prefs.exitNodeAllowLanAccess) for (const l of locals) throws.add(l.prefix);
+  }
+  if (chosen) {
+    const peer = chosen.peer;
+    plan.peers.get(peer.id)!.exitNode = true;
+    const address = bareAddr(peer.addresses.find((a) => !a.includes(':')) ?? peer.addresses[0] ?? '');
+    plan.exitNode = { id: peer.id, name: firstLabel(peer.name), address };
   }
   plan.routes = [...routes];
   // A throw only matters inside a route we take; and never for a LAN a peer's route equals.

@@ -392,6 +392,38 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     expect(net.status('client').health!.filter((h) => h.includes('exit node'))).toEqual([]);
   });
 
+  it('blocks the internet, rather than sending it around the exit node, while the one asked for is withdrawn', async () => {
+    // the client gets a direct way to the "internet" host as well: through the router's LAN address,
+    // outside the tunnel (and the host a way back)
+    const direct = ['route', 'add', `${inet}.0/24`, 'via', net.lan.host('router').addr];
+    const back = ['route', 'add', `${net.lan.subnet}.0/24`, 'via', `${inet}.1`];
+    ipIn('client', direct);
+    ipIn('inet', back);
+    try {
+      expect(net.cli('client', ['up', '--exit-node', 'router']).status).toBe(0);
+      await waitFor('the exit node in use', () => net.status('client').routing!.exitNode?.name === 'router', CHANGE_CEILING_MS);
+      expect(connect('client', `${inet}.2`, 8080)).toBe('ok');
+      // an admin withdraws the exit node: the client keeps its default routes into the tunnel, where
+      // no peer takes them, as Tailscale does
+      expect((await admin().post(`/device/${routerId}/routes`, { routes: [`${sub}.0/24`, 'fd00:77::/64'] })).status).toBe(200);
+      await waitFor('the exit node withdrawn', () => net.status('client').routing!.exitNode === null, CHANGE_CEILING_MS);
+      expect(table52('client')).toMatch(/^default dev /m);
+      expect(connect('client', `${inet}.2`, 8080)).toMatch(/^fail/);
+      expect(net.cli('client', ['status']).stdout).toContain('# exit node router not available: internet traffic is blocked until it is');
+      expect(net.status('client').routing!.notes.join('\n')).toMatch(/router does not offer an exit node to this device .*; internet traffic is blocked/);
+      // the tailnet and its subnet routes still work
+      expect(connect('client', `${sub}.2`, 8080)).toBe('ok');
+      // going out directly is one command away
+      expect(net.cli('client', ['up', '--exit-node=']).status).toBe(0);
+      await waitFor('the direct way', () => connect('client', `${inet}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
+    } finally {
+      ipIn('client', ['route', 'del', ...direct.slice(2)]);
+      ipIn('inet', ['route', 'del', ...back.slice(2)]);
+      expect((await admin().post(`/device/${routerId}/routes`, { routes: [`${sub}.0/24`, 'fd00:77::/64', '0.0.0.0/0', '::/0'] })).status).toBe(200);
+    }
+    await waitFor('the exit node offered again', () => net.status('client').peers.some((p) => p.name === 'router' && p.exitNodeOption), CHANGE_CEILING_MS);
+  });
+
   it('takes the exit node by tailnet IP, keeps it on a later `agent up` without flags, and leaves nothing behind', async () => {
     const routerIp = net.status('router').self!.addresses.find((a) => !a.includes(':'))!;
     const up = net.cli('client', ['up', '--exit-node', routerIp, '--exit-node-allow-lan-access=false']);

@@ -7,6 +7,12 @@ import { filterConfigOf } from '../daemon/netmap.js';
 import { DEFAULT_ROUTE_PREFS, exitNodeProblem, findPeer, localNetsOf, planRouting, withExitRoutes, type RoutePrefs } from './plan.js';
 import { advertisedRoutesOf, parseExitNode, parseRoute, parseRouteList } from './prefixes.js';
 import { exitNodeDnsRule, isExitDnsClient } from './exit-dns.js';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StateDir } from '../state.js';
+import type { Runner } from './host.js';
+import { Routing } from './index.js';
 
 const key = (n: number) => Buffer.alloc(32, n).toString('base64');
 const user = { id: 'u1', loginName: 'alice@example.com', displayName: 'Alice' };
@@ -268,5 +274,69 @@ describe('an exit node answers DNS for the devices that may use it', () => {
     expect(isExitDnsClient('::ffff:100.64.0.2')).toBe(true);
     expect(isExitDnsClient('fd7a:115c:a1e0::2')).toBe(true);
     expect(isExitDnsClient('192.168.1.5')).toBe(false);
+  });
+});
+
+describe('the host routing an exit node asks for (commands recorded, nothing run)', () => {
+  const exitPeer = peer(2, 'egress', [], { exitNodeOption: true, exitRoutes: ['0.0.0.0/0', '::/0'] });
+  const nm = { ...netmap([exitPeer]), relays: [{ name: 'coord', url: 'http://198.51.100.1:8080' }, { name: 'r2', url: 'https://[2001:db8::7]:443' }] };
+  const setUp = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mw-routing-'));
+    const calls: string[] = [];
+    const run: Runner = async (cmd, args, input) => {
+      calls.push(`${cmd} ${args.join(' ')}\n${input}`);
+      return { ok: true, stderr: '' };
+    };
+    return { dir, calls, routing: (r = run) => new Routing(new StateDir(dir), () => {}, r) };
+  };
+  const input = (over: Partial<RoutePrefs> = {}) => ({
+    netmap: nm, prefs: prefs({ exitNode: 'egress', ...over }), tun: 'mw0', localNets: lan,
+    bypassHosts: ['203.0.113.9', ...nm.relays.map((r) => new URL(r.url).hostname)], resolvers: ['192.168.1.53', '9.9.9.9'],
+  });
+
+  it('keeps coord, the relays and a LAN resolver out of the tunnel, the tunnel\'s own packets too', async () => {
+    const { dir, calls, routing } = setUp();
+    try {
+      await routing().update(input());
+      const v4 = calls.find((c) => c.startsWith('ip -4'))!;
+      const v6 = calls.find((c) => c.startsWith('ip -6'))!;
+      for (const a of ['203.0.113.9/32', '198.51.100.1/32', '192.168.1.53/32']) expect(v4).toContain(`rule add priority 5200 to ${a} table main`);
+      expect(v6).toContain('rule add priority 5200 to 2001:db8::7/128 table main');
+      expect(v4).not.toContain('9.9.9.9'); // a resolver on the internet is reached through the exit node
+      expect(v4).toContain('route replace 0.0.0.0/0 dev mw0 table 52');
+      expect(v4).toContain('rule add priority 5210 fwmark 0x80000/0xff0000 table main');
+      // the bypass rules and routes come before the rule that sends traffic to table 52
+      expect(v4.indexOf('priority 5200')).toBeLessThan(v4.indexOf('rule add priority 5270'));
+      // with LAN access the LAN resolver needs no rule of its own (the LAN is thrown back to main)
+      calls.length = 0;
+      await routing().update(input({ exitNodeAllowLanAccess: true }));
+      const lanAccess = calls.find((c) => c.startsWith('ip -4'))!;
+      expect(lanAccess).toContain('route replace throw 192.168.1.0/24 table 52');
+      expect(lanAccess).toContain('rule del priority 5200 to 192.168.1.53/32 table main');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a new process undoes what a killed one left installed, from routing.json', async () => {
+    const { dir, calls, routing } = setUp();
+    try {
+      await routing().update(input());
+      expect(existsSync(join(dir, 'routing.json'))).toBe(true);
+      calls.length = 0;
+      // the process was killed: the next one finds the record and removes all of it
+      await routing().recover();
+      const v4 = calls.find((c) => c.startsWith('ip -4'))!;
+      expect(v4).toContain('rule del priority 5270 table 52');
+      expect(v4).toContain('rule del priority 5200 to 198.51.100.1/32 table main');
+      expect(v4).toContain('route flush table 52');
+      expect(calls.find((c) => c.startsWith('ip -6'))).toContain('rule del priority 5200 to 2001:db8::7/128 table main');
+      expect(existsSync(join(dir, 'routing.json'))).toBe(false);
+      calls.length = 0;
+      await routing().recover();
+      expect(calls).toEqual([]); // nothing left to undo
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -156,7 +156,10 @@ describe('routing plan', () => {
     }
     expect(exitNodeProblem(nm, prefs({ exitNode: 'plain' }))).toMatch(/^plain does not offer an exit node to this device \(.*autogroup:internet/);
     // a device shared into this network never is one, whatever it carries
-    expect(exitNodeProblem(nm, prefs({ exitNode: '100.64.0.4' }))).toMatch(/^shared does not offer an exit node/);
+    expect(exitNodeProblem(nm, prefs({ exitNode: '100.64.0.4' }))).toBe('shared does not offer an exit node to this device: it is shared into this network, and a shared device never routes for it');
+    // each possible cause comes with what fixes it
+    const why = exitNodeProblem(nm, prefs({ exitNode: 'plain' }))!;
+    for (const fix of ['agent up --advertise-exit-node', 'coord devices routes plain --approve exit-node', '"dst": ["autogroup:internet"]']) expect(why).toContain(fix);
   });
 
   it('routes through the primary only, from coord\'s route plan (routes, primaryRoutes, exit options)', () => {

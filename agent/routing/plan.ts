@@ -139,9 +139,12 @@ export function exitNodeProblem(netmap: Netmap, prefs: RoutePrefs): string | nul
     return `exit node ${prefs.exitNode} is this device; choose another device that offers one (agent status lists them: "offers: … exit node")`;
   }
   if (!peer) return `exit node ${prefs.exitNode} is not a peer of this device (see the peers in: agent status)`;
+  const name = firstLabel(peer.name);
+  if (peer.shared) return `${name} does not offer an exit node to this device: it is shared into this network, and a shared device never routes for it`;
   return (
-    `${firstLabel(peer.name)} does not offer an exit node to this device (it does not advertise one, an admin has not approved it, ` +
-    `or the policy does not allow autogroup:internet for this device)`
+    `${name} does not offer an exit node to this device (it does not advertise one: agent up --advertise-exit-node on it; ` +
+    `an admin has not approved it: coord devices routes ${name} --approve exit-node; ` +
+    `or the policy does not allow autogroup:internet for this device: a grant with "dst": ["autogroup:internet"])`
   );
 }
 

@@ -337,6 +337,11 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     // the exit node's filter still decides: the policy allows port 8080 only
     await listen('inet', [8081]);
     expect(connect('client', `${inet}.2`, 8081)).toBe('fail timeout');
+    // IPv6 to the internet the same way: ::/0 through the exit node, which masquerades it too
+    ipIn('router', ['-6', 'addr', 'add', '2001:db8:113::1/64', 'dev', 'wan0', 'nodad']);
+    ipIn('inet', ['-6', 'addr', 'add', '2001:db8:113::2/64', 'dev', 'eth0', 'nodad']);
+    await waitFor('IPv6 internet through the exit node', () => connect('client', '2001:db8:113::2', 8080, 500) === 'ok', CHANGE_CEILING_MS);
+    expect(connect('client', '2001:db8:113::2', 8081)).toBe('fail timeout');
     // the subnet route still wins for the subnet (the most specific route), the internet rule's port only
     expect(connect('client', `${sub}.2`, 8080)).toBe('ok');
     expect(net.cli('client', ['status']).stdout).toContain('# exit node in use: router (');

@@ -169,6 +169,9 @@ export function routePrefsAfter(prefs: RoutePrefs, req: UpRequest): RoutePrefs {
   if (next.acceptRoutesOverLan && !next.acceptRoutes) {
     throw new LocalApiHttpError(400, '--accept-routes-over-lan needs --accept-routes (this device does not accept routes): add --accept-routes');
   }
+  if (req.exitNodeAllowLanAccess === true && next.exitNode === '') {
+    throw new LocalApiHttpError(400, '--exit-node-allow-lan-access needs an exit node (this device uses none): add --exit-node NAME');
+  }
   if (next.advertiseExitNode && next.exitNode !== '') {
     throw new LocalApiHttpError(400, 'a device cannot offer an exit node and use one at once (--advertise-exit-node=false, or --exit-node=)');
   }

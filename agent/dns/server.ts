@@ -198,7 +198,7 @@ export class DnsServer {
     }
     const d = this.resolver.decide(query);
     if (d.answer && this.opts.forwardOnly) {
-      this.counters.dropped++;
+      this.counters.local++;
       return { answer: errorAnswer(query, RCODE.REFUSED), source: 'error', upstream: null };
     }
     if (d.answer) {

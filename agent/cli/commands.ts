@@ -7,7 +7,7 @@ import type { DnsQueryResult, DnsStatus } from '../daemon/magicdns.js';
 import { UsageError } from '../../wire/cli.js';
 import { parseDnsQueryArgs, parsePingArgs, parseSocketOnly, parseStatusArgs, parseUpArgs, parseWhoisArgs } from './args.js';
 import { formatNetcheck } from './netcheck-format.js';
-import { formatPong, formatStatus } from './status-format.js';
+import { formatPong, formatRouteSettings, formatStatus } from './status-format.js';
 import type { NetcheckReport } from '../connectivity/netcheck.js';
 
 const print = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -24,6 +24,8 @@ export const upCommand: Command = {
     const self = status.self;
     if (self) print(`meshward is up: ${self.name} (${self.addresses.join(', ')}) in network ${self.network}`);
     else print(`meshward is starting: no netmap from coord yet${status.coord.error ? ` (${status.coord.error})` : ''}; see: agent status`);
+    const routes = formatRouteSettings(status.routing);
+    if (routes) print(routes);
     for (const h of status.health ?? []) print(`note: ${h}`);
     return 0;
   },
@@ -121,6 +123,8 @@ function formatDnsStatus(s: DnsStatus): string {
     `Search domains:  ${s.searchDomains.join(' ') || '(none)'}`,
     `Nameservers:     ${s.nameservers.join(' ') || `(none set; other names go to the system's: ${s.systemResolvers.join(' ') || 'none known'})`}`,
   ];
+  if (s.exitNodeResolvers?.length) lines.push(`Exit node:       other names are resolved by the exit node in use (${s.exitNodeResolvers.join(' ')})`);
+  if (s.servingExitNodeUsers?.length) lines.push(`As exit node:    resolving for the devices that use it, on ${s.servingExitNodeUsers.join(', ')} port 53`);
   const split = Object.entries(s.splitDns);
   if (split.length) {
     lines.push('Split DNS:');

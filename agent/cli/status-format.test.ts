@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentStatus, PeerStatus } from '../localapi/types.js';
-import { formatAgo, formatPong, formatStatus, peerState } from './status-format.js';
+import { formatAgo, formatPong, formatRouteSettings, formatStatus, peerState } from './status-format.js';
 
 const now = Date.parse('2026-11-23T12:00:00Z');
 const ago = (s: number) => new Date(now - s * 1000).toISOString();
@@ -97,6 +97,14 @@ describe('agent status: routes and exit nodes', () => {
       '# egress offers: exit node (in use)',
       '# vpc offers: 10.1.0.0/24 (in use), 10.2.0.0/24',
     ]);
+    // `agent up` says which route settings stay (they are kept when a later `agent up` leaves them out)
+    expect(formatRouteSettings(status.routing)).toBe(
+      'route settings: --advertise-routes=192.168.5.0/24,192.168.6.0/24 --snat-subnet-routes=false --accept-routes --exit-node=egress --exit-node-allow-lan-access ' +
+        '(kept by later `agent up` runs and restarts; to undo one, give it again, e.g. --advertise-routes= --accept-routes=false --exit-node=)',
+    );
+    const defaults = { ...status.routing!, advertisedRoutes: [], approvedRoutes: [], pendingRoutes: [], acceptRoutes: false, snatSubnetRoutes: true, exitNodeWanted: '', exitNode: null, exitNodeAllowLanAccess: false };
+    expect(formatRouteSettings(defaults)).toBeNull();
+    expect(formatRouteSettings(null)).toBeNull();
   });
 });
 

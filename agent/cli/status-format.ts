@@ -1,7 +1,7 @@
 // `agent status` as a person reads it, modelled on `tailscale status`: this device first, then one
 // line per peer with IP, name, owner, OS and state.
 import { printable } from '../../wire/printable.js';
-import type { AgentStatus, PeerStatus, PingResponse } from '../localapi/types.js';
+import type { AgentStatus, PeerStatus, PingResponse, RoutingStatus } from '../localapi/types.js';
 
 /** A handshake younger than this (WireGuard's reject-after time) makes a peer "active". */
 const ACTIVE_WINDOW_MS = 180_000;
@@ -76,7 +76,7 @@ export function formatRouting(status: AgentStatus): string[] {
       out.push(`# this device offers: ${r.advertisedRoutes.map(mark).join(', ') || 'no subnet routes'}${r.advertiseExitNode ? `; exit node ${r.approvedRoutes.includes('0.0.0.0/0') ? '(approved)' : '(awaiting approval)'}` : ''}${r.snatSubnetRoutes ? '' : '; no source NAT'}`);
     }
     if (r.exitNode) out.push(`# exit node in use: ${printable(r.exitNode.name)} (${r.exitNode.address})${r.exitNodeAllowLanAccess ? ', LAN reachable directly' : ''}`);
-    else if (r.exitNodeWanted) out.push(`# exit node ${printable(r.exitNodeWanted)} asked for but not in use`);
+    else if (r.exitNodeWanted) out.push(`# exit node ${printable(r.exitNodeWanted)} not available: internet traffic is blocked until it is (agent up --exit-node= sends it out directly)`);
   }
   const peers = [...status.peers].filter((p) => (p.routes?.length ?? 0) > 0 || p.exitNodeOption).sort((a, b) => a.name.localeCompare(b.name));
   for (const p of peers) {
@@ -85,6 +85,25 @@ export function formatRouting(status: AgentStatus): string[] {
     out.push(`# ${printable(p.name)} offers: ${parts.join(', ')}`);
   }
   return out;
+}
+
+/**
+ * After `agent up`: the route settings in effect that are not the defaults, as the flags that give them.
+ * Unlike `tailscale up` (which refuses a command that leaves out a non-default setting), `agent up`
+ * keeps every setting it is not given, as `tailscale set` does: this line says what stays. Null: all defaults.
+ */
+export function formatRouteSettings(r: RoutingStatus | null | undefined): string | null {
+  if (!r) return null;
+  const flags: string[] = [];
+  if (r.advertisedRoutes.length) flags.push(`--advertise-routes=${r.advertisedRoutes.join(',')}`);
+  if (r.advertiseExitNode) flags.push('--advertise-exit-node');
+  if (!r.snatSubnetRoutes) flags.push('--snat-subnet-routes=false');
+  if (r.acceptRoutes) flags.push('--accept-routes');
+  if (r.acceptRoutesOverLan) flags.push('--accept-routes-over-lan');
+  if (r.exitNodeWanted) flags.push(`--exit-node=${printable(r.exitNodeWanted)}`);
+  if (r.exitNodeAllowLanAccess) flags.push('--exit-node-allow-lan-access');
+  if (flags.length === 0) return null;
+  return `route settings: ${flags.join(' ')} (kept by later \`agent up\` runs and restarts; to undo one, give it again, e.g. --advertise-routes= --accept-routes=false --exit-node=)`;
 }
 
 /** One line of `agent ping`, as `tailscale ping` prints it. */

@@ -52,4 +52,12 @@ describe('route settings after agent up', () => {
     expect(routePrefsAfter(on, { acceptRoutesOverLan: false })).toMatchObject({ acceptRoutes: true, acceptRoutesOverLan: false });
     expect(routePrefsAfter(on, { acceptRoutes: false })).toMatchObject({ acceptRoutes: false, acceptRoutesOverLan: false });
   });
+
+  it('takes --exit-node-allow-lan-access only with an exit node (as tailscale up does), and keeps it across --exit-node=', () => {
+    expect(() => routePrefsAfter(DEFAULT_ROUTE_PREFS, { exitNodeAllowLanAccess: true })).toThrow('--exit-node-allow-lan-access needs an exit node (this device uses none): add --exit-node NAME');
+    const on = routePrefsAfter(DEFAULT_ROUTE_PREFS, { exitNode: 'egress', exitNodeAllowLanAccess: true });
+    expect(on).toMatchObject({ exitNode: 'egress', exitNodeAllowLanAccess: true });
+    expect(routePrefsAfter(on, { exitNode: '' })).toMatchObject({ exitNode: '', exitNodeAllowLanAccess: true });
+    expect(routePrefsAfter(DEFAULT_ROUTE_PREFS, { exitNodeAllowLanAccess: false })).toEqual(DEFAULT_ROUTE_PREFS);
+  });
 });

@@ -25,7 +25,7 @@ import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, t
 import type { AgentStatus, BackendState, PeerStatus, PingResponse, RoutingStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
 import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../localapi/server.js';
 import {
-  advertisedRoutesOf, BYPASS_MARK, DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
+  advertisedRoutesOf, BYPASS_MARK, chosenExitNode, DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
 } from '../routing/index.js';
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
@@ -167,10 +167,13 @@ export function routePrefsAfter(prefs: RoutePrefs, req: UpRequest): RoutePrefs {
   if (req.exitNodeAllowLanAccess !== undefined) next.exitNodeAllowLanAccess = req.exitNodeAllowLanAccess;
   if (req.snatSubnetRoutes !== undefined) next.snatSubnetRoutes = req.snatSubnetRoutes;
   if (next.acceptRoutesOverLan && !next.acceptRoutes) {
-    throw new LocalApiHttpError(400, 'up: --accept-routes-over-lan needs --accept-routes (this device does not accept routes): add --accept-routes');
+    throw new LocalApiHttpError(400, '--accept-routes-over-lan needs --accept-routes (this device does not accept routes): add --accept-routes');
+  }
+  if (req.exitNodeAllowLanAccess === true && next.exitNode === '') {
+    throw new LocalApiHttpError(400, '--exit-node-allow-lan-access needs an exit node (this device uses none): add --exit-node NAME');
   }
   if (next.advertiseExitNode && next.exitNode !== '') {
-    throw new LocalApiHttpError(400, 'up: a device cannot offer an exit node and use one at once (--advertise-exit-node=false, or --exit-node=)');
+    throw new LocalApiHttpError(400, 'a device cannot offer an exit node and use one at once (--advertise-exit-node=false, or --exit-node=)');
   }
   return next;
 }
@@ -359,9 +362,14 @@ export class Daemon {
     // The exit node in use (if any) gets its default routes in WireGuard; coord sends them apart.
     this.engine?.apply(withExitRoutes(netmap, this.prefs.routes));
     if (this.engine) {
-      this.dns.apply(netmap, this.prefs.acceptDns !== false);
+      this.dns.apply(netmap, this.prefs.acceptDns !== false, this.exitNodeResolvers(netmap));
       void this.applyRouting(netmap);
     }
+  }
+
+  /** The tailnet addresses of the exit node in use (it resolves the names MagicDNS does not answer). */
+  private exitNodeResolvers(netmap: Netmap): string[] {
+    return chosenExitNode(netmap, this.prefs.routes)?.peer.addresses.map(bareAddr) ?? [];
   }
 
   /** Subnet routes, exit node, forwarding and source NAT from this netmap and the route settings. */
@@ -753,7 +761,7 @@ export class Daemon {
     // An exit node the netmap in hand shows is not a peer offering one: refuse before anything changes.
     if (req.exitNode && this.netmap && !req.authkey && sameServer) {
       const problem = exitNodeProblem(this.netmap, routes);
-      if (problem) throw new LocalApiHttpError(400, `up: ${problem}`);
+      if (problem) throw new LocalApiHttpError(400, problem);
     }
     const mustRegister = req.authkey !== undefined || !sameServer || reg?.hostname !== hostname;
     if (mustRegister) {
@@ -807,7 +815,7 @@ export class Daemon {
     await this.startEngine();
     if (this.netmap && this.engine) {
       this.engine.apply(withExitRoutes(this.netmap, this.prefs.routes));
-      this.dns.apply(this.netmap, this.prefs.acceptDns !== false);
+      this.dns.apply(this.netmap, this.prefs.acceptDns !== false, this.exitNodeResolvers(this.netmap));
       await this.applyRouting(this.netmap);
     }
     if (routesChanged && !mustRegister && this.prefs.registration) {

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { execFileSync } from 'node:child_process';
 import { bareAddr, isAddr } from '../../wire/addr.js';
 import type { Netmap } from '../../wire/protocol.js';
+import { EXIT_DNS_PORT, isApprovedExitNode, isExitDnsClient } from '../routing/index.js';
 import {
   buildQuery, describeAnswer, DnsServer, MagicResolver, OsDns, reverseName, settingsFromDns, SERVICE_IPV4, SERVICE_IPV6,
   type DnsCounters, type OsDnsStatus,
@@ -21,6 +22,10 @@ export interface DnsStatus {
   splitDns: Record<string, string[]>;
   /** The system's own resolvers (where other names go when the network sets no nameservers). */
   systemResolvers: string[];
+  /** The exit node in use resolves the names no split-DNS route claims: its tailnet addresses ([]: none). */
+  exitNodeResolvers: string[];
+  /** This device is an exit node answering its users' queries on these addresses, port 53 ([]: it is not). */
+  servingExitNodeUsers: string[];
   /** Domains answered here and never forwarded. */
   zones: string[];
   names: number;
@@ -49,6 +54,10 @@ export class MagicDns {
   private osStatus: OsDnsStatus | null = null;
   private appliedPlan = '';
   private netmap: Netmap | null = null;
+  /** An exit node's listener for the devices that use it (on its tailnet addresses), and where it listens. */
+  private exitServer: DnsServer | null = null;
+  private exitListening = '';
+  private exitNodeResolvers: string[] = [];
 
   constructor(
     stateDir: string,
@@ -100,19 +109,26 @@ export class MagicDns {
     this.log.info({ listening: this.listening }, 'dns: resolver listening');
   }
 
-  /** New names and settings from a netmap; (re)configures the system when `acceptDns`. */
-  apply(netmap: Netmap, acceptDns: boolean): void {
+  /**
+   * New names and settings from a netmap; (re)configures the system when `acceptDns`. `exitNode`: the
+   * tailnet addresses of the exit node in use (it resolves other names), [] for none.
+   */
+  apply(netmap: Netmap, acceptDns: boolean, exitNode: string[] = []): void {
     this.netmap = netmap;
     this.server?.setLocalAddresses(this.localAddresses());
     const settings = settingsFromDns(netmap.dns);
     this.resolver.setNetmap(netmap, settings);
     this.resolver.setSystemResolvers(this.os.systemResolvers());
+    this.exitNodeResolvers = exitNode;
+    this.resolver.setExitNodeResolvers(exitNode);
+    void this.serveExitNodeUsers(netmap);
     // Never point the system at a resolver that is not listening.
     if (!acceptDns || this.listening.length === 0) {
       if (this.osStatus?.applied) this.unconfigure();
       return;
     }
-    const plan = { searchDomains: settings.searchDomains, allNames: settings.nameservers.length > 0 };
+    // With an exit node every name goes to the agent's resolver, and from there through the exit node.
+    const plan = { searchDomains: settings.searchDomains, allNames: settings.nameservers.length > 0 || exitNode.length > 0 };
     const key = JSON.stringify(plan);
     if (key === this.appliedPlan && this.osStatus?.applied) return;
     try {
@@ -137,8 +153,39 @@ export class MagicDns {
     this.appliedPlan = '';
   }
 
+  /**
+   * On an approved exit node (and only while the data path is up): port 53 on its tailnet addresses
+   * forwards the queries of the devices using it (agent/routing/exit-dns.ts; the filter lets in those the
+   * policy allows to the internet). MagicDNS names are not answered there.
+   */
+  private async serveExitNodeUsers(netmap: Netmap): Promise<void> {
+    const want = this.server && isApprovedExitNode(netmap) ? netmap.self.addresses.map(bareAddr) : [];
+    const key = want.join(',');
+    if (key === this.exitListening) return;
+    this.exitListening = key;
+    this.exitServer?.close();
+    this.exitServer = null;
+    if (want.length === 0) return;
+    const server = new DnsServer(this.resolver, [], this.log.child({ component: 'dns-exit' }), { acceptSource: isExitDnsClient, forwardOnly: true });
+    this.exitServer = server;
+    for (const addr of want) {
+      try {
+        await server.listen([addr], EXIT_DNS_PORT);
+        if (this.exitServer !== server) return server.close(); // a later netmap replaced it meanwhile
+      } catch (err) {
+        this.log.warn({ addr, err: (err as Error).message }, `dns: cannot answer the exit node's users on ${addr} port ${EXIT_DNS_PORT}; their names will not resolve`);
+      }
+    }
+    this.log.info({ listening: want }, 'dns: resolving names for the devices that use this exit node');
+  }
+
   /** Stops answering and gives the system its own configuration back. */
   stop(): void {
+    this.exitServer?.close();
+    this.exitServer = null;
+    this.exitListening = '';
+    this.exitNodeResolvers = [];
+    this.resolver.setExitNodeResolvers([]);
     this.server?.close();
     this.server = null;
     this.listening = [];
@@ -161,6 +208,8 @@ export class MagicDns {
       nameservers: cur.settings.nameservers,
       splitDns: cur.settings.routes,
       systemResolvers: cur.systemResolvers,
+      exitNodeResolvers: this.exitNodeResolvers,
+      servingExitNodeUsers: this.exitListening ? this.exitListening.split(',') : [],
       zones: cur.zones,
       names: cur.names,
       system: this.osStatus,

@@ -10,6 +10,7 @@ import {
 import { firstLabel } from '../../wire/names.js';
 import type { Netmap, PeerNode } from '../../wire/protocol.js';
 import type { PeerStatus, SelfStatus, WhoisResponse } from '../localapi/types.js';
+import { exitNodeDnsRule } from '../routing/exit-dns.js';
 
 export interface PeerPlan {
   /** WireGuard public key, base64. */
@@ -98,8 +99,10 @@ export function filterConfigOf(netmap: Netmap): FilterConfig {
     if (!p.quarantined) continue;
     for (const a of [...p.addresses, ...(p.allowedIPs ?? [])]) quarantined.add(hostPrefix(a));
   }
+  // An exit node answers DNS for the peers the policy lets use it (agent/routing/exit-dns.ts).
+  const exitDns = exitNodeDnsRule(netmap);
   const cfg: FilterConfig = {
-    rules: netmap.packetFilter ?? [],
+    rules: exitDns ? [...(netmap.packetFilter ?? []), exitDns] : (netmap.packetFilter ?? []),
     // A subnet router or exit node also receives packets for the routes coord approved (never for
     // those it only advertises): the rules then decide them like packets to its own addresses.
     localAddrs: [...netmap.self.addresses, ...(netmap.self.approvedRoutes ?? [])].map(hostPrefix),

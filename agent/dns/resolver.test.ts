@@ -114,6 +114,16 @@ describe('MagicResolver', () => {
     expect(sys.upstreamsFor('example.org')).toEqual(['192.0.2.9']);
   });
 
+  it('sends the names no split-DNS route claims to the exit node in use, before the global and the system\'s', () => {
+    const r = resolverFor(netmap({ nameservers: ['192.0.2.1'], routes: { 'corp.example': ['192.0.2.2'] } }));
+    r.setSystemResolvers(['192.0.2.9']);
+    r.setExitNodeResolvers(['100.64.0.7', 'fd7a:115c:a1e0::7']);
+    expect(r.upstreamsFor('example.org')).toEqual(['100.64.0.7', 'fd7a:115c:a1e0::7']);
+    expect(r.upstreamsFor('x.corp.example')).toEqual(['192.0.2.2']);
+    r.setExitNodeResolvers([]);
+    expect(r.upstreamsFor('example.org')).toEqual(['192.0.2.1']);
+  });
+
   it('answers the common A/AAAA case without the codec exactly as the general path does', () => {
     const r = resolverFor(netmap());
     const names = ['git.acme.meshward.internal', 'GIT.acme.meshward.internal', 'db.partner.meshward.internal', 'laptop.acme.meshward.internal'];

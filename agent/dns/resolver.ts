@@ -93,6 +93,8 @@ export class MagicResolver {
   private settings: ResolverSettings = { magicDNS: true, nameservers: [], routes: {}, searchDomains: [] };
   /** The system's own resolvers, from before the agent configured the system to use this one. */
   private systemResolvers: string[] = [];
+  /** The tailnet addresses of the exit node in use: it resolves the names no split-DNS route claims. */
+  private exitNodeResolvers: string[] = [];
 
   setNetmap(netmap: Netmap, settings: ResolverSettings): void {
     this.records = recordsFromNetmap(netmap);
@@ -103,11 +105,18 @@ export class MagicResolver {
     this.systemResolvers = servers;
   }
 
+  setExitNodeResolvers(servers: string[]): void {
+    this.exitNodeResolvers = servers;
+  }
+
   get current(): { settings: ResolverSettings; zones: string[]; names: number; systemResolvers: string[] } {
     return { settings: this.settings, zones: this.records.zones, names: this.records.hosts.size, systemResolvers: this.systemResolvers };
   }
 
-  /** Which nameservers a name goes to: the longest matching split-DNS route, else the global ones, else the system's. */
+  /**
+   * Which nameservers a name goes to: the longest matching split-DNS route, else the exit node in use,
+   * else the global ones, else the system's.
+   */
   upstreamsFor(name: string): string[] {
     let best = '';
     let servers: string[] | null = null;
@@ -118,6 +127,7 @@ export class MagicResolver {
       }
     }
     if (servers) return servers;
+    if (this.exitNodeResolvers.length > 0) return this.exitNodeResolvers;
     return this.settings.nameservers.length > 0 ? this.settings.nameservers : this.systemResolvers;
   }
 

@@ -54,6 +54,16 @@ function textKey(ip: string): number | string | null {
   return addrKey(bytes, 0, a.family);
 }
 
+export interface DnsServerOptions {
+  /**
+   * Answer the sources this accepts instead of the device's own: an exit node's listener for the devices
+   * that use it (the tunnel's filter has already decided which peers may send).
+   */
+  acceptSource?: (ip: string) => boolean;
+  /** Forward only: a name this resolver would answer itself (MagicDNS) gets REFUSED, so no peer learns the netmap's names. */
+  forwardOnly?: boolean;
+}
+
 export class DnsServer {
   readonly counters: DnsCounters = { queries: 0, local: 0, forwarded: 0, servfail: 0, dropped: 0 };
   private readonly udp: Array<UdpSocket | NodeUdpSocket> = [];
@@ -66,6 +76,7 @@ export class DnsServer {
     /** This device's own addresses (tailnet addresses, loopback, the service addresses): the only sources answered. */
     localAddresses: string[],
     private readonly log: Logger | null = null,
+    private readonly opts: DnsServerOptions = {},
   ) {
     this.setLocalAddresses(localAddresses);
   }
@@ -80,6 +91,7 @@ export class DnsServer {
   }
 
   private isLocalText(ip: string): boolean {
+    if (this.opts.acceptSource) return this.opts.acceptSource(ip);
     const key = textKey(ip);
     return key !== null && this.local.has(key);
   }
@@ -90,7 +102,8 @@ export class DnsServer {
    */
   async listen(addresses: string[], port = 53, opts: { native?: boolean } = {}): Promise<void> {
     for (const addr of addresses) {
-      if ((opts.native ?? true) && nativeAvailable()) this.udp.push(this.listenNative(addr, port));
+      // The native path checks sources against the local set only.
+      if ((opts.native ?? true) && !this.opts.acceptSource && nativeAvailable()) this.udp.push(this.listenNative(addr, port));
       else this.udp.push(await this.listenDgram(addr, port));
       const tcp = createServer((sock) => this.onTcp(sock));
       await new Promise<void>((resolve, reject) => {
@@ -172,7 +185,7 @@ export class DnsServer {
   /** Answers one raw query; never rejects. Null when the packet deserves no answer at all. */
   async answer(raw: Buffer, overTcp: boolean): Promise<QueryOutcome | null> {
     this.counters.queries++;
-    const fast = this.resolver.fastAnswer(raw);
+    const fast = this.opts.forwardOnly ? null : this.resolver.fastAnswer(raw);
     if (fast) {
       this.counters.local++;
       return { answer: fast, source: 'magicdns', upstream: null };
@@ -184,6 +197,10 @@ export class DnsServer {
       return err ? { answer: err, source: 'error', upstream: null } : null;
     }
     const d = this.resolver.decide(query);
+    if (d.answer && this.opts.forwardOnly) {
+      this.counters.local++;
+      return { answer: errorAnswer(query, RCODE.REFUSED), source: 'error', upstream: null };
+    }
     if (d.answer) {
       if (d.upstreams.length === 0 && (d.answer.readUInt16BE(2) & 0xf) === RCODE.SERVFAIL) this.counters.servfail++;
       else this.counters.local++;

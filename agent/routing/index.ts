@@ -9,7 +9,8 @@ import { HostRouting, type HostOptions, type Runner } from './host.js';
 import { planRouting, type LocalNet, type PeerRoutes, type RoutePrefs, type RoutingPlan } from './plan.js';
 
 export { BYPASS_MARK, NFT_TABLE, ROUTE_TABLE } from './host.js';
-export { DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, withExitRoutes, type LocalNet, type PeerRoutes, type RoutePrefs } from './plan.js';
+export { EXIT_DNS_PORT, exitNodeDnsRule, isApprovedExitNode, isExitDnsClient } from './exit-dns.js';
+export { chosenExitNode, DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, withExitRoutes, type LocalNet, type PeerRoutes, type RoutePrefs } from './plan.js';
 export { advertisedRoutesOf, EXIT_ROUTES, parseExitNode, parseRoute, parseRouteList, RouteError } from './prefixes.js';
 
 export interface RoutingInput {
@@ -74,7 +75,7 @@ export class Routing {
     if (plan.routes.length > 0) {
       for (const h of input.bypassHosts) for (const a of await this.resolve(h)) bypass.add(a);
       // A resolver on this device's LAN stays reachable when the exit node takes the LAN's traffic.
-      if (plan.exitNode && !input.prefs.exitNodeAllowLanAccess) {
+      if (input.prefs.exitNode !== '' && !input.prefs.exitNodeAllowLanAccess) {
         const nets = input.localNets.map((n) => parsePrefix(n.prefix)!);
         for (const r of input.resolvers) {
           const a = parseAddr(r);

@@ -6,6 +6,13 @@ import type { Netmap, PeerNode } from '../../wire/protocol.js';
 import { filterConfigOf } from '../daemon/netmap.js';
 import { DEFAULT_ROUTE_PREFS, exitNodeProblem, findPeer, localNetsOf, planRouting, withExitRoutes, type RoutePrefs } from './plan.js';
 import { advertisedRoutesOf, parseExitNode, parseRoute, parseRouteList } from './prefixes.js';
+import { exitNodeDnsRule, isExitDnsClient } from './exit-dns.js';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StateDir } from '../state.js';
+import type { Runner } from './host.js';
+import { Routing } from './index.js';
 
 const key = (n: number) => Buffer.alloc(32, n).toString('base64');
 const user = { id: 'u1', loginName: 'alice@example.com', displayName: 'Alice' };
@@ -104,7 +111,9 @@ describe('routing plan', () => {
 
   it('never takes routes from a shared-in device', () => {
     const plan = planRouting(netmap([peer(2, 'shared', ['10.1.0.0/24', '0.0.0.0/0'], { shared: true, quarantined: true })]), prefs({ acceptRoutes: true, exitNode: 'shared' }), []);
-    expect(plan.routes).toEqual([]);
+    // asked for as the exit node, it is none: the default routes only block (no peer takes them)
+    expect(plan.routes).toEqual(['0.0.0.0/0', '::/0']);
+    expect(plan.exitNode).toBeNull();
     expect(plan.peers.get('n2')).toEqual({ offered: [], inUse: [], exitNodeOption: false, exitNode: false });
   });
 
@@ -118,12 +127,21 @@ describe('routing plan', () => {
     expect(planRouting(nm, prefs({ exitNode: '100.64.0.2', exitNodeAllowLanAccess: true }), lan).throws).toEqual(['192.168.1.0/24']);
   });
 
-  it('says why an exit node is not used: no such peer, or it offers none', () => {
+  it('blocks the internet while the exit node asked for is not available (no leak around it), and says why', () => {
     const nm = netmap([peer(2, 'egress', ['0.0.0.0/0', '::/0']), peer(3, 'plain')]);
     const none = planRouting(nm, prefs({ exitNode: 'nobody' }), lan);
-    expect(none.routes).toEqual([]);
-    expect(none.notes).toEqual(['exit node nobody is not a peer of this device (see the peers in: agent status); internet traffic goes out directly']);
-    expect(planRouting(nm, prefs({ exitNode: 'plain' }), lan).notes[0]).toMatch(/^plain does not offer an exit node to this device/);
+    // the default routes go into the tunnel all the same, where no peer takes them; the LAN goes too
+    expect(none.routes).toEqual(['0.0.0.0/0', '::/0']);
+    expect(none.throws).toEqual([]);
+    expect(none.exitNode).toBeNull();
+    expect(none.notes).toEqual([
+      'exit node nobody is not a peer of this device (see the peers in: agent status); internet traffic is blocked until it is available (agent up --exit-node= sends it out directly)',
+    ]);
+    const plain = planRouting(nm, prefs({ exitNode: 'plain', exitNodeAllowLanAccess: true }), lan);
+    expect(plain.notes[0]).toMatch(/^plain does not offer an exit node to this device/);
+    expect(plain.routes).toEqual(['0.0.0.0/0', '::/0']);
+    expect(plain.throws).toEqual(['192.168.1.0/24']);
+    expect(planRouting(nm, prefs({ exitNode: '' }), lan).routes).toEqual([]);
   });
 
   it('gives `agent up --exit-node` the reason it cannot use the node asked for (none for a node it can use)', () => {
@@ -133,9 +151,15 @@ describe('routing plan', () => {
     expect(exitNodeProblem(nm, prefs({ exitNode: '100.64.0.2' }))).toBeNull();
     expect(exitNodeProblem(nm, prefs({ exitNode: '' }))).toBeNull();
     expect(exitNodeProblem(nm, prefs({ exitNode: 'nobody' }))).toBe('exit node nobody is not a peer of this device (see the peers in: agent status)');
+    for (const self of ['me', '100.64.0.1', 'me.example-com.meshward.internal']) {
+      expect(exitNodeProblem(nm, prefs({ exitNode: self }))).toMatch(new RegExp(`^exit node ${self} is this device; choose another device that offers one`));
+    }
     expect(exitNodeProblem(nm, prefs({ exitNode: 'plain' }))).toMatch(/^plain does not offer an exit node to this device \(.*autogroup:internet/);
     // a device shared into this network never is one, whatever it carries
-    expect(exitNodeProblem(nm, prefs({ exitNode: '100.64.0.4' }))).toMatch(/^shared does not offer an exit node/);
+    expect(exitNodeProblem(nm, prefs({ exitNode: '100.64.0.4' }))).toBe('shared does not offer an exit node to this device: it is shared into this network, and a shared device never routes for it');
+    // each possible cause comes with what fixes it
+    const why = exitNodeProblem(nm, prefs({ exitNode: 'plain' }))!;
+    for (const fix of ['agent up --advertise-exit-node', 'coord devices routes plain --approve exit-node', '"dst": ["autogroup:internet"]']) expect(why).toContain(fix);
   });
 
   it('routes through the primary only, from coord\'s route plan (routes, primaryRoutes, exit options)', () => {
@@ -145,7 +169,8 @@ describe('routing plan', () => {
     const plan = planRouting(netmap([a, b, e]), prefs({ acceptRoutes: true, exitNode: 'egress' }), []);
     expect(plan.peers.get('n2')).toEqual({ offered: ['10.1.0.0/24', '10.9.0.0/16'], inUse: ['10.1.0.0/24'], exitNodeOption: false, exitNode: false });
     expect(plan.peers.get('n3')!.inUse).toEqual(['10.9.0.0/16']);
-    expect(plan.routes).toEqual(['10.1.0.0/24', '10.9.0.0/16', '0.0.0.0/0']);
+    // the exit node offers IPv4 only: IPv6 to the internet is blocked rather than sent around it
+    expect(plan.routes).toEqual(['10.1.0.0/24', '10.9.0.0/16', '0.0.0.0/0', '::/0']);
     expect(plan.exitNode?.name).toBe('egress');
   });
 
@@ -213,5 +238,108 @@ describe('a router\'s filter and its routes', () => {
     // "*" in a rule would match anything: the route itself must be approved
     expect(verdict(approved, '10.2.0.9', 443)).not.toBe(0);
     expect(verdict(netmap([], { advertisedRoutes: ['10.1.0.0/24'] }), '10.1.0.9', 80)).not.toBe(0);
+  });
+});
+
+describe('an exit node answers DNS for the devices that may use it', () => {
+  const INTERNET = ['0.0.0.0/5', '8.0.0.0/7', '2000::/3'];
+  // 100.64.0.2 may reach the internet on tcp:443 only; 100.64.0.3 may reach a subnet only
+  const rules = [
+    { SrcIPs: ['100.64.0.2', 'fd7a:115c:a1e0::2'], DstPorts: INTERNET.map((IP) => ({ IP, Ports: { First: 443, Last: 443 } })), IPProto: [6] },
+    { SrcIPs: ['100.64.0.3'], DstPorts: [{ IP: '10.1.0.0/24', Ports: { First: 0, Last: 65535 } }] },
+  ];
+  const exitNode = (approvedRoutes: string[]) => ({ ...netmap([], { approvedRoutes }), packetFilter: rules });
+  const dnsQuery = (src: string, dst: string, proto: 'udp' | 'tcp') => craft({ src, dst, proto, dport: 53 });
+  const verdict = (nm: Netmap, src: string, dst: string, proto: 'udp' | 'tcp' = 'udp') => {
+    const f = Filter.build(filterConfigOf(nm));
+    const p = dnsQuery(src, dst, proto);
+    return f.runIn(p, 0, p.length);
+  };
+
+  it('lets in port 53 on its own addresses from sources allowed to the internet on any port, and no others', () => {
+    const nm = exitNode(['0.0.0.0/0', '::/0']);
+    expect(exitNodeDnsRule(nm)?.SrcIPs).toEqual(['100.64.0.2', 'fd7a:115c:a1e0::2']);
+    expect(verdict(nm, '100.64.0.2', '100.64.0.1')).toBe(0);
+    expect(verdict(nm, '100.64.0.2', '100.64.0.1', 'tcp')).toBe(0);
+    expect(verdict(nm, 'fd7a:115c:a1e0::2', 'fd7a:115c:a1e0::1')).toBe(0);
+    expect(verdict(nm, '100.64.0.3', '100.64.0.1')).not.toBe(0);
+    // port 53 on the internet itself stays closed: the exit node resolves, the client does not reach out
+    expect(verdict(nm, '100.64.0.2', '8.8.8.8')).not.toBe(0);
+  });
+
+  it('opens nothing on a device that is no approved exit node', () => {
+    expect(exitNodeDnsRule(exitNode([]))).toBeNull();
+    expect(verdict(exitNode(['10.1.0.0/24']), '100.64.0.2', '100.64.0.1')).not.toBe(0);
+  });
+
+  it('answers tailnet sources only', () => {
+    expect(isExitDnsClient('100.64.0.2')).toBe(true);
+    expect(isExitDnsClient('::ffff:100.64.0.2')).toBe(true);
+    expect(isExitDnsClient('fd7a:115c:a1e0::2')).toBe(true);
+    expect(isExitDnsClient('192.168.1.5')).toBe(false);
+  });
+});
+
+describe('the host routing an exit node asks for (commands recorded, nothing run)', () => {
+  const exitPeer = peer(2, 'egress', [], { exitNodeOption: true, exitRoutes: ['0.0.0.0/0', '::/0'] });
+  const nm = { ...netmap([exitPeer]), relays: [{ name: 'coord', url: 'http://198.51.100.1:8080' }, { name: 'r2', url: 'https://[2001:db8::7]:443' }] };
+  const setUp = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mw-routing-'));
+    const calls: string[] = [];
+    const run: Runner = async (cmd, args, input) => {
+      calls.push(`${cmd} ${args.join(' ')}\n${input}`);
+      return { ok: true, stderr: '' };
+    };
+    return { dir, calls, routing: (r = run) => new Routing(new StateDir(dir), () => {}, r) };
+  };
+  const input = (over: Partial<RoutePrefs> = {}) => ({
+    netmap: nm, prefs: prefs({ exitNode: 'egress', ...over }), tun: 'mw0', localNets: lan,
+    bypassHosts: ['203.0.113.9', ...nm.relays.map((r) => new URL(r.url).hostname)], resolvers: ['192.168.1.53', '9.9.9.9'],
+  });
+
+  it('keeps coord, the relays and a LAN resolver out of the tunnel, the tunnel\'s own packets too', async () => {
+    const { dir, calls, routing } = setUp();
+    try {
+      await routing().update(input());
+      const v4 = calls.find((c) => c.startsWith('ip -4'))!;
+      const v6 = calls.find((c) => c.startsWith('ip -6'))!;
+      for (const a of ['203.0.113.9/32', '198.51.100.1/32', '192.168.1.53/32']) expect(v4).toContain(`rule add priority 5200 to ${a} table main`);
+      expect(v6).toContain('rule add priority 5200 to 2001:db8::7/128 table main');
+      expect(v4).not.toContain('9.9.9.9'); // a resolver on the internet is reached through the exit node
+      expect(v4).toContain('route replace 0.0.0.0/0 dev mw0 table 52');
+      expect(v4).toContain('rule add priority 5210 fwmark 0x80000/0xff0000 table main');
+      // the bypass rules and routes come before the rule that sends traffic to table 52
+      expect(v4.indexOf('priority 5200')).toBeLessThan(v4.indexOf('rule add priority 5270'));
+      // with LAN access the LAN resolver needs no rule of its own (the LAN is thrown back to main)
+      calls.length = 0;
+      await routing().update(input({ exitNodeAllowLanAccess: true }));
+      const lanAccess = calls.find((c) => c.startsWith('ip -4'))!;
+      expect(lanAccess).toContain('route replace throw 192.168.1.0/24 table 52');
+      expect(lanAccess).toContain('rule del priority 5200 to 192.168.1.53/32 table main');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a new process undoes what a killed one left installed, from routing.json', async () => {
+    const { dir, calls, routing } = setUp();
+    try {
+      await routing().update(input());
+      expect(existsSync(join(dir, 'routing.json'))).toBe(true);
+      calls.length = 0;
+      // the process was killed: the next one finds the record and removes all of it
+      await routing().recover();
+      const v4 = calls.find((c) => c.startsWith('ip -4'))!;
+      expect(v4).toContain('rule del priority 5270 table 52');
+      expect(v4).toContain('rule del priority 5200 to 198.51.100.1/32 table main');
+      expect(v4).toContain('route flush table 52');
+      expect(calls.find((c) => c.startsWith('ip -6'))).toContain('rule del priority 5200 to 2001:db8::7/128 table main');
+      expect(existsSync(join(dir, 'routing.json'))).toBe(false);
+      calls.length = 0;
+      await routing().recover();
+      expect(calls).toEqual([]); // nothing left to undo
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

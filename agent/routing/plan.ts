@@ -135,10 +135,16 @@ export function chosenExitNode(netmap: Netmap, prefs: RoutePrefs): { peer: PeerN
 export function exitNodeProblem(netmap: Netmap, prefs: RoutePrefs): string | null {
   if (prefs.exitNode === '' || chosenExitNode(netmap, prefs)) return null;
   const peer = findPeer(netmap.peers, prefs.exitNode);
+  if (!peer && findPeer([netmap.self], prefs.exitNode)) {
+    return `exit node ${prefs.exitNode} is this device; choose another device that offers one (agent status lists them: "offers: … exit node")`;
+  }
   if (!peer) return `exit node ${prefs.exitNode} is not a peer of this device (see the peers in: agent status)`;
+  const name = firstLabel(peer.name);
+  if (peer.shared) return `${name} does not offer an exit node to this device: it is shared into this network, and a shared device never routes for it`;
   return (
-    `${firstLabel(peer.name)} does not offer an exit node to this device (it does not advertise one, an admin has not approved it, ` +
-    `or the policy does not allow autogroup:internet for this device)`
+    `${name} does not offer an exit node to this device (it does not advertise one: agent up --advertise-exit-node on it; ` +
+    `an admin has not approved it: coord devices routes ${name} --approve exit-node; ` +
+    `or the policy does not allow autogroup:internet for this device: a grant with "dst": ["autogroup:internet"])`
   );
 }
 
@@ -163,7 +169,7 @@ export function withExitRoutes(netmap: Netmap, prefs: RoutePrefs): Netmap {
 }
 
 /** The peer `want` names (a tailnet IP, its short name or its full name), or undefined. */
-export function findPeer(peers: PeerNode[], want: string): PeerNode | undefined {
+export function findPeer<T extends Pick<PeerNode, 'addresses' | 'name'> & { shared?: boolean }>(peers: T[], want: string): T | undefined {
   const ip = canonicalAddr(want);
   const name = want.replace(/\.$/, '').toLowerCase();
   return (
@@ -219,16 +225,21 @@ export function planRouting(netmap: Netmap | null, prefs: RoutePrefs, localNets:
 
   const chosen = chosenExitNode(netmap, prefs);
   const problem = exitNodeProblem(netmap, prefs);
-  if (problem) plan.notes.push(`${problem}; internet traffic goes out directly`);
-  if (chosen) {
-    const peer = chosen.peer;
-    for (const r of chosen.routes) routes.add(r);
-    plan.peers.get(peer.id)!.exitNode = true;
-    const address = bareAddr(peer.addresses.find((a) => !a.includes(':')) ?? peer.addresses[0] ?? '');
-    plan.exitNode = { id: peer.id, name: firstLabel(peer.name), address };
+  if (problem) plan.notes.push(`${problem}; internet traffic is blocked until it is available (agent up --exit-node= sends it out directly)`);
+  if (prefs.exitNode !== '') {
+    // Both default routes whenever an exit node is asked for, as Tailscale does: while it is not
+    // available (or offers one family only) no WireGuard peer takes them and the traffic is dropped,
+    // rather than leaking out around the exit node the user chose.
+    for (const r of EXIT_ROUTES) routes.add(r);
     // Without LAN access the exit node carries the LAN's traffic too (coord, relays and the tunnel's
     // own packets excepted by the host rules); with it, each LAN of this device stays local.
     if (prefs.exitNodeAllowLanAccess) for (const l of locals) throws.add(l.prefix);
+  }
+  if (chosen) {
+    const peer = chosen.peer;
+    plan.peers.get(peer.id)!.exitNode = true;
+    const address = bareAddr(peer.addresses.find((a) => !a.includes(':')) ?? peer.addresses[0] ?? '');
+    plan.exitNode = { id: peer.id, name: firstLabel(peer.name), address };
   }
   plan.routes = [...routes];
   // A throw only matters inside a route we take; and never for a LAN a peer's route equals.

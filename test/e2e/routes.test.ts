@@ -34,7 +34,8 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     "grants": [
       // the client may reach the LAN host behind the router on port 8080 only
       {"src": ["tag:client"], "dst": ["${sub}.0/24"${policyV6 ? ', "fd00:77::/64"' : ''}], "ip": ["tcp:8080"]},
-      ${opts.internet ? `{"src": ["tag:client"], "dst": ["autogroup:internet"], "ip": ["tcp:8080", "udp:53"]},` : ''}
+      // the internet on tcp:8080 only: no port 53 (names still resolve, through the exit node)
+      ${opts.internet ? `{"src": ["tag:client"], "dst": ["autogroup:internet"], "ip": ["tcp:8080"]},` : ''}
     ],
   }`;
 
@@ -336,19 +337,38 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     // the exit node's filter still decides: the policy allows port 8080 only
     await listen('inet', [8081]);
     expect(connect('client', `${inet}.2`, 8081)).toBe('fail timeout');
+    // IPv6 to the internet the same way: ::/0 through the exit node, which masquerades it too
+    ipIn('router', ['-6', 'addr', 'add', '2001:db8:113::1/64', 'dev', 'wan0', 'nodad']);
+    ipIn('inet', ['-6', 'addr', 'add', '2001:db8:113::2/64', 'dev', 'eth0', 'nodad']);
+    await waitFor('IPv6 internet through the exit node', () => connect('client', '2001:db8:113::2', 8080, 500) === 'ok', CHANGE_CEILING_MS);
+    expect(connect('client', '2001:db8:113::2', 8081)).toBe('fail timeout');
     // the subnet route still wins for the subnet (the most specific route), the internet rule's port only
     expect(connect('client', `${sub}.2`, 8080)).toBe('ok');
     expect(net.cli('client', ['status']).stdout).toContain('# exit node in use: router (');
     expect(net.status('client').peers.find((p) => p.name === 'router')).toMatchObject({ exitNodeOption: true, exitNode: true });
     await coordReachable();
-    // DNS keeps working: MagicDNS answers locally, and a name from the upstream nameserver, which only
-    // the exit node can reach, comes back through it
+    // DNS keeps working although the policy opens no port 53 to the internet: MagicDNS answers locally,
+    // and other names go to the exit node, which resolves them with its own nameservers (as Tailscale's
+    // exit nodes do); the nameserver is on the "internet", which only the exit node reaches
     expect(net.cli('client', ['dns', 'query', 'router']).stdout).toContain('answered by MagicDNS');
     expect((await admin().post('/tailnet/-/dns/nameservers', { dns: [`${inet}.2`] })).status).toBe(200);
     await waitFor('the nameserver in the netmap', () => JSON.parse(net.cli('client', ['dns', 'status', '--json']).stdout).nameservers.includes(`${inet}.2`), CHANGE_CEILING_MS);
+    const routerIp = net.status('router').self!.addresses.find((a) => !a.includes(':'))!;
+    const dns = JSON.parse(net.cli('client', ['dns', 'status', '--json']).stdout);
+    expect(dns.exitNodeResolvers).toContain(routerIp);
+    expect(JSON.parse(net.cli('router', ['dns', 'status', '--json']).stdout).servingExitNodeUsers).toContain(routerIp);
     const q = net.cli('client', ['dns', 'query', 'www.example.org']);
-    expect(q.stdout, q.stderr).toContain(`forwarded to ${inet}.2`);
+    expect(q.stdout, q.stderr).toMatch(new RegExp(`forwarded to (${routerIp.replace(/\./g, '\\.')}|fd7a:)`));
     expect(q.stdout).toContain('192.0.2.10');
+    // the way programs ask: the system resolver (the service address), over UDP and TCP
+    for (const transport of ['+notcp', '+tcp']) {
+      const dig = net.lan.exec('client', 'dig', ['+short', '+time=3', '+tries=1', transport, '@100.100.100.100', 'www.example.org']);
+      expect(dig.trim(), transport).toBe('192.0.2.10');
+    }
+    // the exit node resolves outside names only: the netmap's names are not told to peers there
+    const direct = net.lan.exec('client', 'dig', ['+time=3', '+tries=1', `@${routerIp}`, `router.${dns.domain}`]);
+    expect(direct).toContain('status: REFUSED');
+    expect(net.lan.exec('client', 'dig', ['+short', '+time=3', '+tries=1', `@${routerIp}`, 'www.example.org']).trim()).toBe('192.0.2.10');
   });
 
   it('keeps the client\'s own LAN local with --exit-node-allow-lan-access', async () => {
@@ -366,7 +386,10 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
   it('refuses an exit node that is not a peer (keeping the one in use), and stops using it when asked', async () => {
     const refused = net.cli('client', ['up', '--exit-node', 'client-nonexistent']);
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toContain('exit node client-nonexistent is not a peer of this device');
+    expect(refused.stderr).toContain('agent up: exit node client-nonexistent is not a peer of this device');
+    const itself = net.cli('client', ['up', '--exit-node', 'client']);
+    expect(itself.status).toBe(1);
+    expect(itself.stderr).toContain('exit node client is this device; choose another device that offers one');
     expect(net.status('client').routing!.exitNode?.name).toBe('router');
     expect(connect('client', `${inet}.2`, 8080)).toBe('ok');
     expect(net.cli('client', ['up', '--exit-node=']).status).toBe(0);
@@ -374,9 +397,50 @@ describe.skipIf(!canRunE2e)('subnet routers and exit nodes (coord + agents in na
     expect(net.status('client').health!.filter((h) => h.includes('exit node'))).toEqual([]);
   });
 
-  it('leaves nothing behind after the exit node too', async () => {
-    expect(net.cli('client', ['up', '--exit-node', 'router', '--exit-node-allow-lan-access=false']).status).toBe(0);
+  it('blocks the internet, rather than sending it around the exit node, while the one asked for is withdrawn', async () => {
+    // the client gets a direct way to the "internet" host as well: through the router's LAN address,
+    // outside the tunnel (and the host a way back)
+    const direct = ['route', 'add', `${inet}.0/24`, 'via', net.lan.host('router').addr];
+    const back = ['route', 'add', `${net.lan.subnet}.0/24`, 'via', `${inet}.1`];
+    ipIn('client', direct);
+    ipIn('inet', back);
+    try {
+      expect(net.cli('client', ['up', '--exit-node', 'router']).status).toBe(0);
+      await waitFor('the exit node in use', () => net.status('client').routing!.exitNode?.name === 'router', CHANGE_CEILING_MS);
+      expect(connect('client', `${inet}.2`, 8080)).toBe('ok');
+      // an admin withdraws the exit node: the client keeps its default routes into the tunnel, where
+      // no peer takes them, as Tailscale does
+      expect((await admin().post(`/device/${routerId}/routes`, { routes: [`${sub}.0/24`, 'fd00:77::/64'] })).status).toBe(200);
+      await waitFor('the exit node withdrawn', () => net.status('client').routing!.exitNode === null, CHANGE_CEILING_MS);
+      expect(table52('client')).toMatch(/^default dev /m);
+      expect(connect('client', `${inet}.2`, 8080)).toMatch(/^fail/);
+      expect(net.cli('client', ['status']).stdout).toContain('# exit node router not available: internet traffic is blocked until it is');
+      expect(net.status('client').routing!.notes.join('\n')).toMatch(/router does not offer an exit node to this device .*; internet traffic is blocked/);
+      // the tailnet and its subnet routes still work
+      expect(connect('client', `${sub}.2`, 8080)).toBe('ok');
+      // going out directly is one command away
+      expect(net.cli('client', ['up', '--exit-node=']).status).toBe(0);
+      await waitFor('the direct way', () => connect('client', `${inet}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
+    } finally {
+      ipIn('client', ['route', 'del', ...direct.slice(2)]);
+      ipIn('inet', ['route', 'del', ...back.slice(2)]);
+      expect((await admin().post(`/device/${routerId}/routes`, { routes: [`${sub}.0/24`, 'fd00:77::/64', '0.0.0.0/0', '::/0'] })).status).toBe(200);
+    }
+    await waitFor('the exit node offered again', () => net.status('client').peers.some((p) => p.name === 'router' && p.exitNodeOption), CHANGE_CEILING_MS);
+  });
+
+  it('takes the exit node by tailnet IP, keeps it on a later `agent up` without flags, and leaves nothing behind', async () => {
+    const routerIp = net.status('router').self!.addresses.find((a) => !a.includes(':'))!;
+    const up = net.cli('client', ['up', '--exit-node', routerIp, '--exit-node-allow-lan-access=false']);
+    expect(up.status, up.stderr).toBe(0);
+    expect(up.stdout).toContain(`route settings: --accept-routes --exit-node=${routerIp} (kept by later \`agent up\` runs and restarts`);
     await waitFor('the internet through the exit node', () => connect('client', `${inet}.2`, 8080, 500) === 'ok', CHANGE_CEILING_MS);
+    expect(net.status('client').routing!.exitNode?.name).toBe('router');
+    // `agent up` without flags keeps every setting (as `tailscale set` does), and says which
+    const again = net.cli('client', ['up']);
+    expect(again.stdout).toContain(`route settings: --accept-routes --exit-node=${routerIp}`);
+    expect(net.status('client').routing!.exitNode?.name).toBe('router');
+    expect(connect('client', `${inet}.2`, 8080)).toBe('ok');
     downLeavesNothing();
   });
 });

@@ -93,6 +93,33 @@ describe.skipIf(!canRunE2e)('device sharing end to end (two networks, agents in 
     expect(net.status('carol').peers.map((x) => x.name)).toEqual(['bob']);
   }, 30_000);
 
+  it('a shared subnet router and exit node offers bob neither its routes nor its exit node, even where A\'s policy names them', async () => {
+    const withRoutes = POLICY_A.replace('"acls": [', '"grants": [{"src": ["autogroup:shared", "autogroup:member"], "dst": ["198.51.100.0/24", "autogroup:internet"], "ip": ["*"]}],\n  "acls": [');
+    expect((await admin('a', 'POST', '/tailnet/-/acl', withRoutes)).status).toBe(200);
+    try {
+      expect(net.cli('d', ['up', '--advertise-routes', '198.51.100.0/24', '--advertise-exit-node']).status).toBe(0);
+      expect((await admin('a', 'POST', `/device/${dId}/routes`, { routes: ['198.51.100.0/24', '0.0.0.0/0', '::/0'] })).status).toBe(200);
+      await waitFor('d approved', () => net.status('d').routing!.approvedRoutes.includes('0.0.0.0/0'));
+      const up = net.cli('bob', ['up', '--accept-routes']);
+      expect(up.status, up.stderr).toBe(0);
+      // a change in B after the approval: once bob has its netmap, he has anything the approval sent him
+      const version = net.status('bob').netmap!.version;
+      expect((await admin('b', 'POST', '/tailnet/-/dns/searchpaths', { searchPaths: ['routes-marker.test'] })).status).toBe(200);
+      await waitFor('the marker netmap on bob', () => net.status('bob').netmap!.version > version, 15_000);
+      const p = net.status('bob').peers.find((x) => x.shared)!;
+      expect(p).toMatchObject({ routes: [], routesInUse: [], exitNodeOption: false, exitNode: false });
+      expect(net.cli('bob', ['status']).stdout).not.toMatch(/offers:/);
+      const refused = net.cli('bob', ['up', '--exit-node', p.name]);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toMatch(/does not offer an exit node to this device/);
+      expect(net.lan.exec('bob', 'ip', ['rule'])).not.toMatch(/^5270:/m);
+    } finally {
+      net.cli('bob', ['up', '--accept-routes=false']);
+      net.cli('d', ['up', '--advertise-routes=', '--advertise-exit-node=false']);
+      expect((await admin('a', 'POST', '/tailnet/-/acl', POLICY_A)).status).toBe(200);
+    }
+  }, 30_000);
+
   it('bob reaches d where A allows it (22, ICMP), and not where A does not (443)', () => {
     expect(net.connect('bob', 'd', 22)).toBe('ok'); // d's replies arrive at bob through the quarantine
     expect(net.ping('bob', 'd')).toBe(true);

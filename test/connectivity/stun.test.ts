@@ -84,4 +84,10 @@ describe('coord serve --stun-port', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--stun-port/);
   });
+
+  it('refuses a --stun-listen that is not an IP address', () => {
+    const r = coordCli(['serve', '--stun-listen', 'coord.example.com']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--stun-listen "coord\.example\.com": an IP address/);
+  });
 });

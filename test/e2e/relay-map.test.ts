@@ -52,6 +52,7 @@ describe.skipIf(!canRunE2e)('two relays, two agents with different home relays',
   let helper = '';
   const coord = new Coord();
   let relayProc: ChildProcess | undefined;
+  let relayArgs: string[] = [];
   let relayUrl = '';
   let admin: ReturnType<typeof api>;
   const addr: Partial<Record<Name, string>> = {};
@@ -103,7 +104,8 @@ describe.skipIf(!canRunE2e)('two relays, two agents with different home relays',
     expect(added.status, added.stderr).toBe(0);
     const secretFile = join(dir, 'relay2.secret');
     writeFileSync(secretFile, (JSON.parse(added.stdout) as { secret: string }).secret, { mode: 0o600 });
-    relayProc = lab.spawn('relay2', process.execPath, [COORD, 'relay', '--coord', coord.url, '--secret-file', secretFile, '--listen', '127.0.0.1:8444', '--stun-port', String(STUN_PORT), '--stun-listen', relayHost.addr, '--refresh', '1s', '--log-level', 'warn']);
+    relayArgs = [COORD, 'relay', '--coord', coord.url, '--secret-file', secretFile, '--listen', '127.0.0.1:8444', '--stun-port', String(STUN_PORT), '--stun-listen', relayHost.addr, '--refresh', '1s', '--log-level', 'warn'];
+    relayProc = lab.spawn('relay2', process.execPath, relayArgs);
     await lineOf(relayProc, '"listening"', 'coord relay');
     const relayLine = lab.spawn('relay2', process.execPath, [delayLine, relayHost.addr, '8443', '127.0.0.1', '8444', String(DELAY_MS), ra]);
     await lineOf(relayLine, 'ready', 'the delay line in front of relay2');
@@ -168,6 +170,27 @@ describe.skipIf(!canRunE2e)('two relays, two agents with different home relays',
     expect(text).toContain(`IPv4: yes, ${rb.addr}:${bPort}`);
     expect(text).toContain('Nearest relay: relay2');
   }, 60_000);
+
+  it('survives a restart of the standalone relay: both directions work again through it', async () => {
+    const aToB = () => {
+      try {
+        return lab.exec('a', process.execPath, [helper, 'connect', addr.b!, '7000', '2000']).trim() === 'ok';
+      } catch {
+        return false;
+      }
+    };
+    const exited = new Promise((resolve) => relayProc!.once('exit', resolve));
+    relayProc!.kill('SIGKILL');
+    await exited;
+    relayProc = lab.spawn('relay2', process.execPath, relayArgs);
+    await lineOf(relayProc, '"listening"', 'the restarted coord relay');
+    // b's home is relay2 (or coord, if a netcheck ran while relay2 was down): connected again either way.
+    await waitFor("b's home relay to reconnect", () => status('b').homeRelay?.connected === true, 30_000);
+    await waitFor('a → b:7000 after the restart', aToB, 30_000);
+    expect(lab.exec('b', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', addr.a!])).toMatch(/3 received/);
+    const pa = status('a').peers[0]!;
+    expect(pa).toMatchObject({ path: 'relay', relay: status('b').homeRelay!.name, endpoint: null });
+  }, 90_000);
 
   it('the standalone relay refuses an unregistered key, and a device removed from coord', async () => {
     // From the relay's own WAN, a stranger's key (this process is in the root namespace, on the WAN bridge).

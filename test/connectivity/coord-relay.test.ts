@@ -2,6 +2,7 @@
 // clients holding netmap streams, real RelayClients. Registered devices that are peers exchange packets;
 // an unknown key, a non-peer, a removed device and a suspended user's device are refused or cut off.
 // The netmap carries the relay map and each peer's disco key and home relay.
+import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,7 +53,8 @@ describe('coord relay', () => {
   }
 
   beforeAll(async () => {
-    await coord.start();
+    // A short ephemeral timeout makes coord's upkeep (which also notices keys that expired by time) run every 500 ms.
+    await coord.start(['--ephemeral-timeout', '2s']);
     ownerKey = coord.createTailnet('example.com', 'alice@example.com');
     owner = api(coord.url, ownerKey);
     expect((await owner.post('/tailnet/-/acl', POLICY)).status).toBe(200);
@@ -173,6 +175,22 @@ describe('coord relay', () => {
     } finally {
       await owner.patch('/tailnet/-/settings', { devicesApprovalOn: false });
     }
+  });
+
+  it('cuts off a device whose key expired by time (no admin action), and refuses it afterwards', async () => {
+    const { key, dev } = await streamingDevice(coord.url, authKey, devices, 'lapsing', 'tag:c');
+    const r = relayClient(key);
+    await until(() => r.connected, 'the device to connect to the relay');
+    // Its expiry date passes: nothing but the clock changed (written straight into coord's database).
+    const db = new Database(coord.db);
+    try {
+      db.prepare('UPDATE devices SET expires = ?, key_expiry_disabled = 0 WHERE id = ?').run(new Date(Date.now() - 1000).toISOString(), dev.id);
+    } finally {
+      db.close();
+    }
+    await until(() => !r.connected && r.lastError.includes('refused'), 'the expired device to be cut off', 10_000);
+    await new Promise((res) => setTimeout(res, 300)); // it keeps retrying, and is refused each time
+    expect(r.connected).toBe(false);
   });
 
   it('cuts off a device whose key an admin expired', async () => {

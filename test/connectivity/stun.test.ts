@@ -79,6 +79,26 @@ describe('coord serve --stun-port', () => {
     }
   });
 
+  it('--stun-port 0 turns STUN off: no STUN ports in the netmap or in the relay map', async () => {
+    const off = new Coord();
+    let d: TestDevice | undefined;
+    try {
+      await off.start(['--stun-port', '0']);
+      const owner = api(off.url, off.createTailnet('nostun.example', 'alice@example.com'));
+      const authKey = (await owner.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } })).body.key as string;
+      d = new TestDevice(off.url);
+      await d.register(authKey, 'nostun');
+      d.connect();
+      const n = await d.waitFor(() => true);
+      expect(n.stunPorts).toBeUndefined();
+      expect(n.relays).toEqual([{ name: 'coord', url: off.url.replace(/^http/, 'ws') + '/relay' }]);
+    } finally {
+      d?.close();
+      await off.stop();
+      await off.cleanup();
+    }
+  });
+
   it('refuses a bad --stun-port', () => {
     const r = coordCli(['serve', '--stun-port', '65535']);
     expect(r.status).toBe(2);

@@ -11,6 +11,16 @@ import { startServer } from '../server.js';
 import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    return '';
+  }
+}
+
 export const serveCommand: Command = {
   usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--stun-listen ADDR] [--no-relay] [--relay-name coord] [--allow-private-webhooks] [--log-stream-flush 5s] [--log-stream-retry-max 5m] [--log-stream-backlog 100000] [--log-stream-backlog-bytes 64M] [--trusted-proxy ADDR[,ADDR...]] [--metrics-listen 127.0.0.1:9180] [--smtp-url-file FILE | --smtp-url smtp[s]://USER:PASS@HOST:PORT] [--mail-from ADDRESS] [--log-level LEVEL]',
   summary: 'run the coordination server',
@@ -67,6 +77,10 @@ export const serveCommand: Command = {
       allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen, trustedProxies, logStreamLimits, mail,
     });
     log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null, relay: server.relay ? values['relay-name'] : null, metrics: server.metricsUrl, mail: server.mailer?.description ?? null }, 'coord listening');
+    // Behind a reverse proxy coord listens on loopback, and STUN (UDP, not proxied) with it unless told.
+    if (server.stun && isLoopback(stunHost ?? host) && !isLoopback(hostOf(values['public-url'] ?? server.url))) {
+      log.warn({ stun: `${stunHost ?? host}:${server.stun.ports.join(',')}`, publicUrl: values['public-url'] }, 'STUN listens on loopback only, where no device can reach it: give --stun-listen a public address (or 0.0.0.0)');
+    }
     // Say at once whether the mail server answers; coord serves either way (a failed invite mail is reported to its caller).
     void server.mailer?.check().then((problem) => {
       if (problem) log.warn({ smtp: server.mailer!.description, reason: problem }, 'the mail server does not answer now: invite mails fail until it does');

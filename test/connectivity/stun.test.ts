@@ -99,6 +99,17 @@ describe('coord serve --stun-port', () => {
     }
   });
 
+  it('warns when STUN would listen on loopback only while devices reach coord at a public URL', async () => {
+    const behindProxy = new Coord();
+    try {
+      await behindProxy.start(['--stun-port', String(20000 + Math.floor(Math.random() * 40000)), '--public-url', 'https://coord.example.com']);
+      await expect.poll(() => behindProxy.stdout, { timeout: 5000 }).toContain('STUN listens on loopback only, where no device can reach it: give --stun-listen');
+    } finally {
+      await behindProxy.stop();
+      await behindProxy.cleanup();
+    }
+  });
+
   it('refuses a bad --stun-port', () => {
     const r = coordCli(['serve', '--stun-port', '65535']);
     expect(r.status).toBe(2);

@@ -39,6 +39,8 @@ export interface ServerOptions {
   ephemeralTimeoutMs?: number;
   /** STUN on this UDP port and the next, on the listener's host (absent or 0: off). */
   stunPort?: number;
+  /** STUN's address instead of the listener's (coord on loopback behind a reverse proxy: 0.0.0.0 or ::). */
+  stunHost?: string;
   /** Serve the relay at /relay on this listener (default true). */
   relay?: boolean;
   /** The relay's name in the netmap's relay map (default "coord"). */
@@ -130,10 +132,10 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   await listenOn(server, o.port, o.host);
   let stun: StunServer | null = null;
   try {
-    if (o.stunPort) stun = await StunServer.start({ host: o.host, port: o.stunPort, log: o.log });
+    if (o.stunPort) stun = await StunServer.start({ host: o.stunHost ?? o.host, port: o.stunPort, log: o.log });
   } catch (err) {
     server.close();
-    throw new Error(`STUN ports ${o.stunPort} and ${o.stunPort! + 1} on ${o.host}: ${(err as Error).message}`);
+    throw new Error(`STUN ports ${o.stunPort} and ${o.stunPort! + 1} on ${o.stunHost ?? o.host}: ${(err as Error).message}`);
   }
   let metricsServer: { server: Server; url: string } | null = null;
   try {

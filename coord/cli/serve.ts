@@ -1,5 +1,6 @@
 // `coord serve`: runs the coordination server until SIGTERM/SIGINT, then shuts down gracefully.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { pino } from 'pino';
 import { parseFlags, UsageError, type Command } from '../../wire/cli.js';
 import { badProxyEntries } from '../api/client-addr.js';
@@ -10,8 +11,18 @@ import { startServer } from '../server.js';
 import { Store } from '../store/index.js';
 import { DEFAULT_DB, parseDuration, parseListen } from './common.js';
 
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    return '';
+  }
+}
+
 export const serveCommand: Command = {
-  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--no-relay] [--relay-name coord] [--allow-private-webhooks] [--log-stream-flush 5s] [--log-stream-retry-max 5m] [--log-stream-backlog 100000] [--log-stream-backlog-bytes 64M] [--trusted-proxy ADDR[,ADDR...]] [--metrics-listen 127.0.0.1:9180] [--smtp-url-file FILE | --smtp-url smtp[s]://USER:PASS@HOST:PORT] [--mail-from ADDRESS] [--log-level LEVEL]',
+  usage: 'serve [--listen 127.0.0.1:8080] [--db FILE] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--ephemeral-timeout 10m] [--stun-port 3478] [--stun-listen ADDR] [--no-relay] [--relay-name coord] [--allow-private-webhooks] [--log-stream-flush 5s] [--log-stream-retry-max 5m] [--log-stream-backlog 100000] [--log-stream-backlog-bytes 64M] [--trusted-proxy ADDR[,ADDR...]] [--metrics-listen 127.0.0.1:9180] [--smtp-url-file FILE | --smtp-url smtp[s]://USER:PASS@HOST:PORT] [--mail-from ADDRESS] [--log-level LEVEL]',
   summary: 'run the coordination server',
   async run(argv) {
     const { values } = parseFlags(argv, {
@@ -23,6 +34,7 @@ export const serveCommand: Command = {
       'log-level': { type: 'string', default: 'info' },
       'ephemeral-timeout': { type: 'string', default: '10m' },
       'stun-port': { type: 'string', default: '3478' },
+      'stun-listen': { type: 'string' },
       'allow-private-webhooks': { type: 'boolean' },
       'metrics-listen': { type: 'string' },
       'no-relay': { type: 'boolean' },
@@ -52,6 +64,8 @@ export const serveCommand: Command = {
     const metricsListen = metricsFlag === undefined ? undefined : parseListen(metricsFlag);
     const stunPort = /^\d+$/.test(values['stun-port']!) ? Number(values['stun-port']) : NaN;
     if (!(stunPort >= 0 && stunPort <= 65534)) throw new UsageError('--stun-port must be a UDP port below 65535 (0 turns STUN off)');
+    const stunHost = values['stun-listen'];
+    if (stunHost !== undefined && isIP(stunHost) === 0) throw new UsageError(`--stun-listen ${JSON.stringify(stunHost)}: an IP address (0.0.0.0 or :: for all)`);
     if (!!values['tls-cert'] !== !!values['tls-key']) throw new UsageError('--tls-cert and --tls-key go together');
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
     if (!levels.includes(values['log-level']!)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
@@ -59,10 +73,14 @@ export const serveCommand: Command = {
     const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) } : undefined;
     const store = new Store(values.db!);
     const server = await startServer({
-      store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, relay: values['no-relay'] !== true, relayName: values['relay-name'],
+      store, log, host, port, tls, publicUrl: values['public-url'], ephemeralTimeoutMs, stunPort, stunHost, relay: values['no-relay'] !== true, relayName: values['relay-name'],
       allowPrivateWebhooks: values['allow-private-webhooks'] === true, metricsListen, trustedProxies, logStreamLimits, mail,
     });
     log.info({ url: server.url, db: values.db, schema: store.schemaVersion(), stun: server.stun?.ports ?? null, relay: server.relay ? values['relay-name'] : null, metrics: server.metricsUrl, mail: server.mailer?.description ?? null }, 'coord listening');
+    // Behind a reverse proxy coord listens on loopback, and STUN (UDP, not proxied) with it unless told.
+    if (server.stun && isLoopback(stunHost ?? host) && !isLoopback(hostOf(values['public-url'] ?? server.url))) {
+      log.warn({ stun: `${stunHost ?? host}:${server.stun.ports.join(',')}`, publicUrl: values['public-url'] }, 'STUN listens on loopback only, where no device can reach it: give --stun-listen a public address (or 0.0.0.0)');
+    }
     // Say at once whether the mail server answers; coord serves either way (a failed invite mail is reported to its caller).
     void server.mailer?.check().then((problem) => {
       if (problem) log.warn({ smtp: server.mailer!.description, reason: problem }, 'the mail server does not answer now: invite mails fail until it does');

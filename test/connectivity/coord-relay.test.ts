@@ -2,6 +2,7 @@
 // clients holding netmap streams, real RelayClients. Registered devices that are peers exchange packets;
 // an unknown key, a non-peer, a removed device and a suspended user's device are refused or cut off.
 // The netmap carries the relay map and each peer's disco key and home relay.
+import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ import { RelayClient } from '../../agent/connectivity/relay-client.js';
 import { relayUrlOf } from '../../coord/server.js';
 import { UNDELIVERABLE } from '../../wire/relay.js';
 import { X25519Key } from '../../wire/x25519.js';
-import { api, Coord } from '../coord/harness.js';
+import { addUser, api, Coord } from '../coord/harness.js';
 import { TestDevice } from '../coord/devices.js';
 import { b64, expectForwardsBothWays, recordingRelayClient, streamingDevice, until, type RelayPeer as Peer } from './relay-helpers.js';
 
@@ -30,6 +31,7 @@ describe('relayUrlOf', () => {
 describe('coord relay', () => {
   const coord = new Coord();
   let owner: ReturnType<typeof api>;
+  let ownerKey = '';
   let authKey = '';
   let relayUrl = '';
   const clients: RelayClient[] = [];
@@ -51,8 +53,10 @@ describe('coord relay', () => {
   }
 
   beforeAll(async () => {
-    await coord.start();
-    owner = api(coord.url, coord.createTailnet('example.com', 'alice@example.com'));
+    // A short ephemeral timeout makes coord's upkeep (which also notices keys that expired by time) run every 500 ms.
+    await coord.start(['--ephemeral-timeout', '2s']);
+    ownerKey = coord.createTailnet('example.com', 'alice@example.com');
+    owner = api(coord.url, ownerKey);
     expect((await owner.post('/tailnet/-/acl', POLICY)).status).toBe(200);
     authKey = (await owner.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } })).body.key;
     relayUrl = coord.url.replace(/^http/, 'ws') + '/relay';
@@ -134,6 +138,59 @@ describe('coord relay', () => {
     a.relay.send(b.key.publicKey, Buffer.from('after removal'));
     await until(() => a.undeliverable.some((u) => u.dst === b64(b.key)), 'an undeliverable notice for b');
     expect(b.got.length).toBe(before);
+  });
+
+  it("refuses a suspended user's device and cuts it off at the suspension; restored, it may connect again", async () => {
+    const bob = await addUser(coord.url, ownerKey, 'example.com', 'bob@example.com', 'member');
+    const bobKey = (await owner.post('/tailnet/-/keys', { user: 'bob@example.com', capabilities: { devices: { create: { preauthorized: true } } } })).body.key;
+    const key = X25519Key.generate();
+    const dev = new TestDevice(coord.url, b64(key));
+    devices.push(dev);
+    await dev.register(bobKey, 'bobs-server');
+    const bobs = relayClient(key);
+    await until(() => bobs.connected, "bob's device to connect to the relay");
+    expect((await owner.post(`/users/${bob.id}/suspend`)).status).toBe(200);
+    await until(() => !bobs.connected && bobs.lastError.includes('refused'), "bob's device to be cut off");
+    await new Promise((r) => setTimeout(r, 300)); // it keeps retrying, and is refused each time
+    expect(bobs.connected).toBe(false);
+    expect((await owner.post(`/users/${bob.id}/restore`)).status).toBe(200);
+    await until(() => bobs.connected, "bob's device to connect again after the restore");
+  });
+
+  it('refuses a device awaiting approval, and cuts off one an admin de-authorizes', async () => {
+    const pending = (await owner.post('/tailnet/-/keys', { capabilities: { devices: { create: { tags: ['tag:c'] } } } })).body.key;
+    expect((await owner.patch('/tailnet/-/settings', { devicesApprovalOn: true })).status).toBe(200);
+    try {
+      const key = X25519Key.generate();
+      const dev = new TestDevice(coord.url, b64(key));
+      devices.push(dev);
+      expect((await dev.register(pending, 'unapproved', ['tag:c'])).authorized).toBe(false);
+      const r = relayClient(key);
+      await until(() => r.lastError.includes('refused'), 'the relay to refuse a device awaiting approval');
+      expect(r.connected).toBe(false);
+      expect((await owner.post(`/device/${dev.id}/authorized`, { authorized: true })).status).toBe(200);
+      await until(() => r.connected, 'the approved device to connect');
+      expect((await owner.post(`/device/${dev.id}/authorized`, { authorized: false })).status).toBe(200);
+      await until(() => !r.connected && r.lastError.includes('refused'), 'the de-authorized device to be cut off');
+    } finally {
+      await owner.patch('/tailnet/-/settings', { devicesApprovalOn: false });
+    }
+  });
+
+  it('cuts off a device whose key expired by time (no admin action), and refuses it afterwards', async () => {
+    const { key, dev } = await streamingDevice(coord.url, authKey, devices, 'lapsing', 'tag:c');
+    const r = relayClient(key);
+    await until(() => r.connected, 'the device to connect to the relay');
+    // Its expiry date passes: nothing but the clock changed (written straight into coord's database).
+    const db = new Database(coord.db);
+    try {
+      db.prepare('UPDATE devices SET expires = ?, key_expiry_disabled = 0 WHERE id = ?').run(new Date(Date.now() - 1000).toISOString(), dev.id);
+    } finally {
+      db.close();
+    }
+    await until(() => !r.connected && r.lastError.includes('refused'), 'the expired device to be cut off', 10_000);
+    await new Promise((res) => setTimeout(res, 300)); // it keeps retrying, and is refused each time
+    expect(r.connected).toBe(false);
   });
 
   it('cuts off a device whose key an admin expired', async () => {

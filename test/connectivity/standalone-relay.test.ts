@@ -181,6 +181,28 @@ describe('coord relay (standalone) verifying devices with coord', () => {
     await a.dev.waitFor(() => true, 10_000);
   }, 30_000);
 
+  it('`coord relays rotate-secret`: the old secret stops working at once and the relay drops everyone; with the new one it serves again', async () => {
+    expect(a.relay.connected).toBe(true);
+    const r = coordCli(['relays', 'rotate-secret', 'fra', '--db', coord.db, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const fresh = (JSON.parse(r.stdout) as { secret: string }).secret;
+    expect(fresh).toMatch(/^mwkey-relay-/);
+    expect(fresh).not.toBe(secret);
+    const verify = (s: string) => fetch(coord.url + VERIFY_PATH, { method: 'POST', headers: { authorization: `Bearer ${s}` }, body: '{"keys": []}' });
+    expect((await verify(secret)).status).toBe(401);
+    expect((await verify(fresh)).status).toBe(200);
+    await until(() => !a.relay.connected && a.relay.lastError.includes('refused'), 'a to be cut off by the relay coord no longer accepts', 10_000);
+    // The operator puts the new secret in place and restarts the relay on the same address.
+    const exited = new Promise((resolve) => relayProc!.once('exit', resolve));
+    relayProc!.kill('SIGTERM');
+    await exited;
+    const file = join(coord.dir, 'fra.secret');
+    writeFileSync(file, fresh + '\n', { mode: 0o600 });
+    secret = fresh;
+    relayProc = (await startRelay(['--coord', coord.url, '--secret-file', file, '--refresh', '500ms', '--listen', new URL(relayUrl).host])).proc;
+    await until(() => a.relay.connected && c.relay.connected, 'a and c back on the relay', 15_000);
+  }, 30_000);
+
   it('`coord relays remove` takes it out of the map, its secret stops working, and it drops everyone', async () => {
     expect(a.relay.connected).toBe(true);
     const r = coordCli(['relays', 'remove', 'fra', '--db', coord.db]);

@@ -79,9 +79,46 @@ describe('coord serve --stun-port', () => {
     }
   });
 
+  it('--stun-port 0 turns STUN off: no STUN ports in the netmap or in the relay map', async () => {
+    const off = new Coord();
+    let d: TestDevice | undefined;
+    try {
+      await off.start(['--stun-port', '0']);
+      const owner = api(off.url, off.createTailnet('nostun.example', 'alice@example.com'));
+      const authKey = (await owner.post('/tailnet/-/keys', { capabilities: { devices: { create: { reusable: true, preauthorized: true } } } })).body.key as string;
+      d = new TestDevice(off.url);
+      await d.register(authKey, 'nostun');
+      d.connect();
+      const n = await d.waitFor(() => true);
+      expect(n.stunPorts).toBeUndefined();
+      expect(n.relays).toEqual([{ name: 'coord', url: off.url.replace(/^http/, 'ws') + '/relay' }]);
+    } finally {
+      d?.close();
+      await off.stop();
+      await off.cleanup();
+    }
+  });
+
+  it('warns when STUN would listen on loopback only while devices reach coord at a public URL', async () => {
+    const behindProxy = new Coord();
+    try {
+      await behindProxy.start(['--stun-port', String(20000 + Math.floor(Math.random() * 40000)), '--public-url', 'https://coord.example.com']);
+      await expect.poll(() => behindProxy.stdout, { timeout: 5000 }).toContain('STUN listens on loopback only, where no device can reach it: give --stun-listen');
+    } finally {
+      await behindProxy.stop();
+      await behindProxy.cleanup();
+    }
+  });
+
   it('refuses a bad --stun-port', () => {
     const r = coordCli(['serve', '--stun-port', '65535']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--stun-port/);
+  });
+
+  it('refuses a --stun-listen that is not an IP address', () => {
+    const r = coordCli(['serve', '--stun-listen', 'coord.example.com']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--stun-listen "coord\.example\.com": an IP address/);
   });
 });

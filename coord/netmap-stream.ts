@@ -12,6 +12,13 @@ import { isActive, topoUserOf } from './topology.js';
 
 export type { StreamSink } from './live-tailnet.js';
 
+/**
+ * How often every stream gets a keepalive line. Besides telling the agent coord is alive, each one is
+ * data the device's TCP stack must acknowledge: with TCP_USER_TIMEOUT on the stream (api/machine.ts)
+ * a device that stopped acknowledging is dropped within this interval plus that timeout.
+ */
+export const DEFAULT_KEEPALIVE_MS = 15_000;
+
 function hasVia(p: Policy): boolean {
   return p.grants.some((g) => g.via.length > 0);
 }
@@ -39,7 +46,7 @@ export class NetmapHub {
   /** Called after changes that may take a device's right to connect away (removal, expiry, users, policy). */
   onAccessChanged: (() => void) | undefined;
 
-  constructor(private readonly store: Store, readonly log: Logger, keepaliveMs = 30_000) {
+  constructor(private readonly store: Store, readonly log: Logger, readonly keepaliveMs = DEFAULT_KEEPALIVE_MS) {
     if (keepaliveMs > 0) {
       this.keepaliveTimer = setInterval(() => this.keepalive(), keepaliveMs);
       this.keepaliveTimer.unref();

@@ -91,7 +91,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
   const clientAddr = clientAddrOf(o.trustedProxies);
   const admin = new AdminApi({ domain, log: o.log, publicUrl: () => publicUrl, clientAddr });
   const consoleDeps = { domain, store: o.store, log: o.log, tls: !!o.tls, passwordFailures: new Limiter({ ...ACCOUNT_LIMITS, what: 'uses of password links from this address' }), clientAddr };
-  const machine = new MachineApi({ domain, log: o.log });
+  const machine = new MachineApi({ domain, log: o.log, keepaliveMs: hub.keepaliveMs });
   const relay = o.relay === false ? null : new RelayServer({ authorizer: coordAuthorizer(o.store, hub), log: o.log });
   const verifyRelay = relayVerifier(o.store, hub, o.log);
   const metrics = o.metricsListen ? new CoordMetrics({ store: o.store, hub, webhooks, relay, logStreamer }) : null;

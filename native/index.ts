@@ -23,6 +23,7 @@
 // MTU-sized IP packets / single datagrams. See UdpOptions.gso/gro and TunOptions.offload.
 
 import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { addrFromBytes, addrToBytes, formatAddr as formatAddrText, parseAddr } from '../wire/addr.js';
@@ -144,6 +145,8 @@ interface Addon {
     ok: Uint8Array,
   ): number;
   aeadDestroy(h: NativeAead): void;
+  tcpSetUserTimeout(fd: number, ms: number): void;
+  tcpUserTimeout(fd: number): number;
 }
 
 type NativeAead = object;
@@ -480,4 +483,29 @@ export function parseAddrInto(addrs: Uint8Array, i: number, text: string): 4 | 6
   addrs.fill(0, 16 * i, 16 * i + 16);
   addrs.set(addrToBytes(a), 16 * i);
   return a.family;
+}
+
+/** The file descriptor under a connected TCP socket, plain or TLS (both keep it on their handle), or -1. */
+function fdOf(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/**
+ * TCP_USER_TIMEOUT: the kernel aborts the connection (the socket errors with ETIMEDOUT, then closes) once
+ * data it sent has stayed unacknowledged for `ms` (0 = the kernel default, ~15 minutes of retransmits).
+ * It only fires while something is in flight: pair it with periodic writes. Returns false when the
+ * socket has no descriptor (not connected, or not TCP); throws with `code` = the errno name otherwise.
+ */
+export function setTcpUserTimeout(socket: Socket, ms: number): boolean {
+  const fd = fdOf(socket);
+  if (fd < 0) return false;
+  addon().tcpSetUserTimeout(fd, ms);
+  return true;
+}
+
+/** The socket's TCP_USER_TIMEOUT in ms (0 = off), or undefined when it has no descriptor. */
+export function tcpUserTimeout(socket: Socket): number | undefined {
+  const fd = fdOf(socket);
+  return fd < 0 ? undefined : addon().tcpUserTimeout(fd);
 }

@@ -10,6 +10,12 @@ export const HDR_TIMESTAMP = 'mw-timestamp';
 export const HDR_NONCE = 'mw-nonce';
 export const HDR_SIGNATURE = 'mw-signature';
 
+/**
+ * Response header of the netmap stream: how often (ms) coord writes a line even when nothing changed.
+ * The agent declares the stream dead after three intervals of silence; a coord without it sends every 30 s.
+ */
+export const HDR_KEEPALIVE_MS = 'mw-keepalive-ms';
+
 /** How far a request's timestamp may be from the server's clock. */
 export const MAX_CLOCK_SKEW_MS = 60_000;
 

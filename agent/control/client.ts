@@ -4,7 +4,7 @@
 import { createHash, randomBytes, sign } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
 import {
-  applyDelta, HDR_MACHINE_KEY, HDR_NONCE, HDR_SIGNATURE, HDR_TIMESTAMP, MACHINE_PATHS, signingString,
+  applyDelta, HDR_KEEPALIVE_MS, HDR_MACHINE_KEY, HDR_NONCE, HDR_SIGNATURE, HDR_TIMESTAMP, MACHINE_PATHS, signingString,
   type Netmap, type RegisterRequest, type RegisterResponse, type StreamMessage, type UpdateRequest,
 } from '../../wire/protocol.js';
 import type { MachineKey } from './keys.js';
@@ -39,15 +39,33 @@ export interface StreamHandlers {
   onNetmap(netmap: Netmap): void;
   /** Every failure; `fatal` ones end the stream (device unknown, removed, or its key expired). */
   onError?(err: Error, info: { fatal: boolean; retryInMs?: number }): void;
-  onConnected?(): void;
+  /** The stream is open; `idleTimeoutMs`: how long it may now stay silent before it is reopened. */
+  onConnected?(info: { idleTimeoutMs: number }): void;
 }
 
 export interface StreamOptions extends ReconnectOptions {
   /** For tests: the clock and random source of the reconnect schedule. */
   now?: () => number;
   random?: () => number;
-  /** With no line (netmap or keepalive) for this long, the stream is considered dead and reopened. */
+  /**
+   * With no line (netmap or keepalive) for this long, the stream is considered dead and reopened.
+   * Default: three of the keepalive intervals coord announces (streamIdleTimeoutMs).
+   */
   idleTimeoutMs?: number;
+}
+
+/** Without an announced interval (a coord before mw-keepalive-ms), three of its 30 s keepalives. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 90_000;
+
+/**
+ * How long the stream may stay silent before the agent gives up on it: three keepalive intervals as
+ * coord announces them in the mw-keepalive-ms header (two may be lost or late), never below 10 s nor
+ * above the 90 s that suits coords that do not announce theirs.
+ */
+export function streamIdleTimeoutMs(announced: string | string[] | undefined): number {
+  const ms = typeof announced === 'string' && /^[0-9]{1,9}$/.test(announced) ? Number(announced) : 0;
+  if (ms <= 0) return DEFAULT_IDLE_TIMEOUT_MS;
+  return Math.min(DEFAULT_IDLE_TIMEOUT_MS, Math.max(10_000, 3 * ms));
 }
 
 export interface NetmapStream {
@@ -114,7 +132,6 @@ export class ControlClient {
   /** Holds the netmap stream open, reconnecting after failures, until close() or a fatal error. */
   stream(h: StreamHandlers, o: StreamOptions = {}): NetmapStream {
     const schedule = new ReconnectSchedule(o, o.now, o.random);
-    const idleTimeoutMs = o.idleTimeoutMs ?? 90_000;
     let closed = false;
     let abort: AbortController | undefined;
     let wake: (() => void) | undefined;
@@ -131,6 +148,8 @@ export class ControlClient {
 
     const once = async (): Promise<'fatal' | 'retry' | 'gotNetmap'> => {
       abort = new AbortController();
+      // Until coord's answer says how often it writes, assume the slowest coord.
+      let idleTimeoutMs = o.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
       let idle: NodeJS.Timeout | undefined;
       const armIdle = () => {
         clearTimeout(idle);
@@ -161,7 +180,11 @@ export class ControlClient {
           h.onError?.(err, { fatal: err.permanent });
           return err.permanent ? 'fatal' : 'retry';
         }
-        h.onConnected?.();
+        if (o.idleTimeoutMs === undefined) {
+          idleTimeoutMs = streamIdleTimeoutMs(res.headers[HDR_KEEPALIVE_MS]);
+          armIdle();
+        }
+        h.onConnected?.({ idleTimeoutMs });
         let buf = '';
         for await (const chunk of res.body) {
           armIdle();

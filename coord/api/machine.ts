@@ -3,18 +3,30 @@
 // no bearer secret travels, and a captured request cannot be replayed (timestamp + single-use nonce).
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import {
-  HDR_MACHINE_KEY, HDR_NONCE, HDR_SIGNATURE, HDR_TIMESTAMP, MACHINE_PATHS, MAX_CLOCK_SKEW_MS, signingString,
+  HDR_KEEPALIVE_MS, HDR_MACHINE_KEY, HDR_NONCE, HDR_SIGNATURE, HDR_TIMESTAMP, MACHINE_PATHS, MAX_CLOCK_SKEW_MS, signingString,
   type RegisterRequest, type UpdateRequest,
 } from '../../wire/protocol.js';
+import { nativeAvailable, setTcpUserTimeout } from '../../native/index.js';
 import type { Domain } from '../domain/index.js';
+import { DEFAULT_KEEPALIVE_MS } from '../netmap-stream.js';
 import { HttpError, httpErrorOf, jsonObject, readBody, sendError, sendJson } from './http.js';
 
 export interface MachineDeps {
   domain: Domain;
   log: Logger;
+  /** How often the hub writes a keepalive line to every stream (0: never, and silence goes unnoticed). */
+  keepaliveMs?: number;
 }
+
+/**
+ * How long a keepalive (or any line) written to a stream may stay unacknowledged by the device's TCP
+ * stack before the kernel drops the connection (TCP_USER_TIMEOUT). With a keepalive every 15 s, a
+ * device whose network vanished is noticed within 30 s, instead of after ~15 minutes of retransmits.
+ */
+export const STREAM_ACK_TIMEOUT_MS = 15_000;
 
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/;
@@ -23,8 +35,19 @@ const unauthorized = (m: string) => new HttpError(401, m);
 
 export class MachineApi {
   private readonly keyCache = new Map<string, KeyObject>();
+  private readonly keepaliveMs: number;
+  /** Whether TCP_USER_TIMEOUT can be set (the addon is built and the kernel takes it). */
+  private ackTimeout: boolean;
+  /** Sockets already given the timeout (a keep-alive connection may carry a second stream). */
+  private readonly timed = new WeakSet<Socket>();
 
-  constructor(private readonly deps: MachineDeps) {}
+  constructor(private readonly deps: MachineDeps) {
+    this.keepaliveMs = deps.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+    this.ackTimeout = this.keepaliveMs > 0 && nativeAvailable();
+    if (this.keepaliveMs > 0 && !this.ackTimeout) {
+      deps.log.warn('native addon not built: a device that vanishes without closing its connection is noticed only when TCP gives up (~15 min); run npm run build:native');
+    }
+  }
 
   /** Checks the request's signature; returns the machine key (base64 of the raw Ed25519 public key). */
   verify(req: IncomingMessage, pathAndQuery: string, body: Buffer): string {
@@ -93,10 +116,13 @@ export class MachineApi {
 
   private stream(machineKey: string, req: IncomingMessage, res: ServerResponse): void {
     const d = this.deps.domain.machines.deviceOf(machineKey);
-    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    const headers: Record<string, string> = { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' };
+    if (this.keepaliveMs > 0) headers[HDR_KEEPALIVE_MS] = String(this.keepaliveMs);
+    res.writeHead(200, headers);
     res.flushHeaders();
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true, 30_000);
+    if (this.ackTimeout && !this.timed.has(req.socket)) this.noticeSilence(req.socket, d.name);
     const sink = {
       write: (line: string) => {
         // A device that does not read its stream is cut off rather than buffered without bound.
@@ -110,5 +136,27 @@ export class MachineApi {
     };
     const close = this.deps.domain.machines.subscribe(d, sink);
     res.on('close', close);
+  }
+
+  /**
+   * A device that vanished without closing its connection (power loss, its network cut) never reads the
+   * keepalives; the kernel keeps retransmitting them. TCP_USER_TIMEOUT makes the kernel give up after
+   * STREAM_ACK_TIMEOUT_MS: the socket errors with ETIMEDOUT and closes, and the stream ends as if the
+   * device had hung up (offline, its routes fail over). Plain TCP and TLS alike; the device's TCP stack
+   * does the acknowledging, so it works with agents of any version.
+   */
+  private noticeSilence(socket: Socket, device: string): void {
+    const { log } = this.deps;
+    try {
+      setTcpUserTimeout(socket, STREAM_ACK_TIMEOUT_MS);
+    } catch (err) {
+      this.ackTimeout = false;
+      log.warn({ err: (err as Error).message }, 'cannot set TCP_USER_TIMEOUT on netmap streams: a device that vanishes is noticed only when TCP gives up (~15 min)');
+      return;
+    }
+    this.timed.add(socket);
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ETIMEDOUT') log.info({ device }, 'netmap stream: the device stopped acknowledging data; ending its stream (offline)');
+    });
   }
 }

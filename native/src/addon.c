@@ -140,7 +140,8 @@ void drop_ref(napi_env env, napi_ref *r) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  if (tun_init(env, exports) != napi_ok || udp_init(env, exports) != napi_ok || aead_init(env, exports) != napi_ok)
+  if (tun_init(env, exports) != napi_ok || udp_init(env, exports) != napi_ok || aead_init(env, exports) != napi_ok ||
+      sockopt_init(env, exports) != napi_ok)
     return NULL;
   return exports;
 }

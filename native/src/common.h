@@ -34,6 +34,7 @@ void drop_ref(napi_env env, napi_ref *r);
 napi_status tun_init(napi_env env, napi_value exports);
 napi_status udp_init(napi_env env, napi_value exports);
 napi_status aead_init(napi_env env, napi_value exports);
+napi_status sockopt_init(napi_env env, napi_value exports);
 
 // rtnetlink (netlink.c): 0 or an errno.
 int nl_add_address(int ifindex, int family, const void *addr, int prefix);

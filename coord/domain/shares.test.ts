@@ -103,6 +103,17 @@ describe('a multi-use device invite', () => {
     store.close();
   });
 
+  it('also ends, when deleted, the share a recipient had from an earlier invite', () => {
+    const { store, domain, a, b, shared, invite, code } = setup();
+    const [once] = domain.shares.createInvites(a, shared, [{}]);
+    const earlier = domain.shares.accept(b, once!.code).share;
+    expect(domain.shares.accept(b, code).share).toEqual(earlier);
+    expect(domain.shares.acceptances(store.getDeviceInvite(invite.id)!).map((x) => x.shared)).toEqual([true]);
+    domain.shares.deleteInvite(a, invite.id);
+    expect(store.sharesFrom(shared.tailnetId)).toEqual([]);
+    store.close();
+  });
+
   it(`is used up after ${MAX_INVITE_USES} acceptances`, () => {
     const { store, domain, b, invite, code } = setup();
     const add = store.db.prepare("INSERT INTO device_invite_acceptances (invite_id, user_id, accepted_at) VALUES (?, ?, '2026-01-01T00:00:00.000Z')");

@@ -128,12 +128,16 @@ export class ShareOperations extends Operations {
     return this.store.deviceInviteAcceptances(inv.id).map((a) => ({ ...a, shared: this.store.shareFor(inv.deviceId, a.userId) !== undefined }));
   }
 
-  /** The shares deleting this invite ends: those it made (a one-time invite: also the share it confirmed). */
+  /**
+   * The shares deleting this invite ends: the share of each user who accepted it, whether the invite made
+   * it or found it made already by an earlier invite (then it confirmed it: the answers call it `shared`).
+   */
   private sharesOf(inv: DeviceInvite): Share[] {
-    const made = this.store.sharesOfInvite(inv.id);
-    if (inv.multiUse || made.length > 0 || inv.acceptedBy === null) return made;
-    const confirmed = this.store.shareFor(inv.deviceId, inv.acceptedBy);
-    return confirmed ? [confirmed] : [];
+    const { store } = this;
+    const made = store.sharesOfInvite(inv.id);
+    const users = inv.multiUse ? store.deviceInviteAcceptances(inv.id).map((a) => a.userId) : inv.acceptedBy === null ? [] : [inv.acceptedBy];
+    const confirmed = users.map((u) => store.shareFor(inv.deviceId, u)).filter((sh): sh is Share => sh !== undefined);
+    return [...new Map([...made, ...confirmed].map((sh) => [sh.id, sh])).values()];
   }
 
   /** An invite to share a device of the caller's tailnet; any other is not found. */

@@ -8,6 +8,7 @@ const short = (d) => d.name.split('.')[0];
 /** The sharer's panel for one device: create a link, copy it (shown once), the links and who took them. */
 function SharePanel({ device, onClose, onChanged }) {
   const [label, setLabel] = useState('');
+  const [multiUse, setMultiUse] = useState(false);
   const [invites, setInvites] = useState([]);
   const [created, setCreated] = useState(null);
   const [copied, setCopied] = useState(false);
@@ -27,10 +28,11 @@ function SharePanel({ device, onClose, onChanged }) {
     e.preventDefault();
     setError('');
     try {
-      const [inv] = await api.post(`/device/${device.id}/device-invites`, [{ label }]);
+      const [inv] = await api.post(`/device/${device.id}/device-invites`, [{ label, ...(multiUse ? { multiUse } : {}) }]);
       setCreated(inv);
       setCopied(false);
       setLabel('');
+      setMultiUse(false);
       load();
     } catch (err) {
       setError(err.message);
@@ -56,16 +58,25 @@ function SharePanel({ device, onClose, onChanged }) {
       setError(err.message);
     }
   };
+  const recipient = (user, shared) => {
+    const who = user.loginName;
+    return html`<${Avatar} who=${user.displayName || who} /><span class="email">${who}</span>
+      ${shared ? html`<span class="badge shared">Shared</span>` : html`<span class="badge">Removed by recipient</span>`}`;
+  };
   const state = (inv) => {
     if (!inv.accepted) return html`<span class="muted">Not accepted yet</span>`;
-    const who = inv.acceptedBy.loginName;
-    return html`<${Avatar} who=${inv.acceptedBy.displayName || who} /><span class="email">${who}</span>
-      ${inv.shared ? html`<span class="badge shared">Shared</span>` : html`<span class="badge">Removed by recipient</span>`}`;
+    if (!inv.multiUse) return recipient(inv.acceptedBy, inv.shared);
+    return html`<ul class="recipients" aria-label=${`Accepted ${inv.label || 'link'}`}>
+      ${inv.acceptances.map((a) => html`<li key=${a.id}>${recipient(a, a.shared)}</li>`)}
+    </ul>`;
   };
+  // A multi-use link stays usable (and revocable) after it was accepted; a one-time link while its share is on.
+  const revocable = (inv) => inv.multiUse || !inv.accepted || inv.shared;
   return html`<${Dialog} title=${`Share ${short(device)}`} onClose=${onClose}>
-    <p class="muted">Anyone with a link can ask for access from their own network; each link works once.</p>
+    <p class="muted">Anyone with a link can ask for access from their own network. A link works once, unless it is made for several people: then each who accepts gets access, until you revoke the link (which ends all their access).</p>
     <form class="row" onSubmit=${create}>
       <label>Label<input name="label" maxlength="200" placeholder="e.g. for Bob at Example Inc." value=${label} onInput=${(e) => setLabel(e.target.value)} /></label>
+      <label class="check"><input type="checkbox" name="multiUse" checked=${multiUse} onChange=${(e) => setMultiUse(e.target.checked)} />Can be used by several people</label>
       <button type="submit" class="primary">Create link</button>
     </form>
     ${created &&
@@ -82,8 +93,9 @@ function SharePanel({ device, onClose, onChanged }) {
           ${invites.map(
             (inv) => html`<li key=${inv.id}>
               <span class="label">${inv.label || '(no label)'}</span>
+              ${inv.multiUse && html`<span class="badge">Several people</span>`}
               <span class="who">${state(inv)}</span>
-              ${(!inv.accepted || inv.shared) &&
+              ${revocable(inv) &&
               html`<button aria-label=${`Revoke ${inv.label || 'link'}`} onClick=${() => revoke(inv)}>Revoke</button>`}
             </li>`,
           )}

@@ -212,7 +212,7 @@ export class AdminClient {
   // ── sharing ──
 
   /** One invite per entry to share a device with a user of another network; each answer has its `inviteUrl`. */
-  createDeviceInvites(deviceId: string, invites: { label?: string; email?: string }[] = [{}]): Promise<DeviceInvite[]> {
+  createDeviceInvites(deviceId: string, invites: { label?: string; email?: string; multiUse?: boolean }[] = [{}]): Promise<DeviceInvite[]> {
     return this.answer('POST', `/device/${encodeURIComponent(deviceId)}/device-invites`, invites);
   }
 

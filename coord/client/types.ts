@@ -151,9 +151,13 @@ export interface DeviceInvite {
   /** Only in the creating answer: why its mail did not go out (the invite was made all the same). */
   mailError?: string;
   accepted: boolean;
-  /** Once accepted: who accepted (`id` is the user's numeric id). */
+  /** Once accepted: who accepted (`id` is the user's numeric id); a multi-use invite's first recipient. */
   acceptedBy?: Omit<UserRef, 'id'> & { id: number };
   acceptedAt: string | null;
+  /** A multi-use invite only: every user who accepted it, first to last, and whether their share is still on. */
+  acceptances?: (Omit<UserRef, 'id'> & { id: number; acceptedAt: string; shared: boolean })[];
+  /** Whether the share it made is still on (a multi-use invite: any of them). */
+  shared: boolean;
   /** Only in the creating answer: the link to send (its last part is the code). */
   inviteUrl?: string;
 }

@@ -1,10 +1,12 @@
-// Device sharing. The sharer creates a one-time invite for a device (the code is shown once, stored
-// hashed); a user of another tailnet with a role that may accept redeems it, which records a share
-// (device ↔ that user). Either side ends it: the sharer deletes the invite, the recipient's tailnet
-// deletes the device. Each step is audited in both tailnets and the live tailnets update both at once.
+// Device sharing. The sharer creates an invite for a device (the code is shown once, stored hashed); a
+// user of another tailnet with a role that may accept redeems it, which records a share (device ↔ that
+// user). A one-time invite makes one share; a multi-use one makes a share for each user who accepts it,
+// until it is deleted. Either side ends a share: the sharer deletes the invite (ending every share it
+// made), the recipient's tailnet deletes the device or the invite (its own shares only). Each step is
+// audited in both tailnets and the live tailnets update both at once.
 import { Conflict, Forbidden, InvalidInput, NotFound } from '../errors.js';
 import { hashSecret, parseSecret, secretFor, secretMatches } from '../secrets.js';
-import { fqdn, type Device, type DeviceInvite, type Share, type Tailnet, type User } from '../store/index.js';
+import { fqdn, type Device, type DeviceInvite, type DeviceInviteAcceptance, type Share, type Tailnet, type User } from '../store/index.js';
 import { Operations, type Caller } from './context.js';
 import { bool, email as emailOf, optionalText } from './input.js';
 import { deviceInviteMail, mailEachNewInvite, MailsInFlight, mailerOf, sendInviteMail, type LinkOf } from './invite-mail.js';
@@ -15,6 +17,10 @@ const MAX_LABEL = 200;
 /** Device invites one request may create. */
 const MAX_INVITES = 100;
 const ALREADY_ACCEPTED = 'this device invite was already accepted; ask the sharer for a new one';
+/** Acceptances of one multi-use invite (Tailscale's multi-use links work up to 1,000 times). */
+export const MAX_INVITE_USES = 1000;
+const USED_UP = `this multi-use device invite was accepted ${MAX_INVITE_USES} times, as many as one invite allows; ask the sharer for a new one`;
+const REVOKED_BEFORE = 'you accepted this device invite before and that share was revoked since; ask the sharer for a new invite';
 
 /** A user of another tailnet this tailnet shares devices with, and how many. */
 export interface SharedUser {
@@ -70,10 +76,10 @@ export class ShareOperations extends Operations {
         const b = item as Record<string, unknown>;
         const label = optionalText(b.label, 'label', MAX_LABEL);
         const email = b.email === undefined || b.email === '' ? '' : emailOf(b.email, 'email');
-        if (b.multiUse !== undefined && bool(b.multiUse, 'multiUse')) throw new InvalidInput('multi-use device invites are not supported: create one invite per recipient');
+        const multiUse = b.multiUse !== undefined && bool(b.multiUse, 'multiUse');
         if (b.allowExitNode !== undefined && bool(b.allowExitNode, 'allowExitNode')) throw new InvalidInput('a shared device is never offered as an exit node');
-        const made = store.createDeviceInvite(c.tailnet.id, d.id, c.user.id, label, email);
-        this.audit(c, 'CREATE', { id: made.invite.id, name, type: 'DEVICE_INVITE' }, undefined, { deviceId: d.id, label, ...(email ? { email } : {}) });
+        const made = store.createDeviceInvite(c.tailnet.id, d.id, c.user.id, label, email, multiUse);
+        this.audit(c, 'CREATE', { id: made.invite.id, name, type: 'DEVICE_INVITE' }, undefined, { deviceId: d.id, label, ...(email ? { email } : {}), ...(multiUse ? { multiUse } : {}) });
         return made;
       }),
     );
@@ -111,9 +117,27 @@ export class ShareOperations extends Operations {
     return store.getDeviceInvite(inv.id)!;
   }
 
-  /** Whether the share an accepted invite made is still on (the recipient or the sharer may have removed it). */
+  /** Whether the share an accepted invite made is still on (for a multi-use invite: any of them). */
   inviteStillShared(inv: DeviceInvite): boolean {
+    if (inv.multiUse) return this.acceptances(inv).some((a) => a.shared);
     return inv.acceptedBy !== null && this.store.shareFor(inv.deviceId, inv.acceptedBy) !== undefined;
+  }
+
+  /** Who accepted a multi-use invite, first to last, and whether each one's share is still on. */
+  acceptances(inv: DeviceInvite): (DeviceInviteAcceptance & { shared: boolean })[] {
+    return this.store.deviceInviteAcceptances(inv.id).map((a) => ({ ...a, shared: this.store.shareFor(inv.deviceId, a.userId) !== undefined }));
+  }
+
+  /**
+   * The shares deleting this invite ends: the share of each user who accepted it, whether the invite made
+   * it or found it made already by an earlier invite (then it confirmed it: the answers call it `shared`).
+   */
+  private sharesOf(inv: DeviceInvite): Share[] {
+    const { store } = this;
+    const made = store.sharesOfInvite(inv.id);
+    const users = inv.multiUse ? store.deviceInviteAcceptances(inv.id).map((a) => a.userId) : inv.acceptedBy === null ? [] : [inv.acceptedBy];
+    const confirmed = users.map((u) => store.shareFor(inv.deviceId, u)).filter((sh): sh is Share => sh !== undefined);
+    return [...new Map([...made, ...confirmed].map((sh) => [sh.id, sh])).values()];
   }
 
   /** An invite to share a device of the caller's tailnet; any other is not found. */
@@ -149,16 +173,17 @@ export class ShareOperations extends Operations {
     this.hub.sharingChanged(tailnets);
   }
 
-  /** The sharer deletes an invite (and the share it made); the recipient's tailnet may delete its share too. */
+  /**
+   * The sharer deletes an invite and every share it made (a multi-use invite: each recipient's); the
+   * recipient's tailnet may delete its own shares from it, leaving the invite and other networks' shares.
+   */
   deleteInvite(c: Caller, id: string): void {
-    const { store } = this;
-    const inv = store.getDeviceInvite(id);
-    // The share this invite made (or, when the recipient had it already, the one it confirmed).
-    const share = inv && (store.getShare(inv.id) ?? (inv.acceptedBy ? store.shareFor(inv.deviceId, inv.acceptedBy) : undefined));
-    const mine = inv && (inv.tailnetId === c.tailnet.id || share?.recipientTailnetId === c.tailnet.id);
-    if (!inv || !mine) throw new NotFound(`device invite "${id}" not found`);
-    if (inv.tailnetId === c.tailnet.id) this.revoke(c, share ? [share] : [], inv);
-    else this.revoke(c, [share!]);
+    const inv = this.store.getDeviceInvite(id);
+    const shares = inv ? this.sharesOf(inv) : [];
+    if (inv && inv.tailnetId === c.tailnet.id) return this.revoke(c, shares, inv);
+    const mine = shares.filter((sh) => sh.recipientTailnetId === c.tailnet.id);
+    if (!inv || mine.length === 0) throw new NotFound(`device invite "${id}" not found`);
+    this.revoke(c, mine);
   }
 
   /** Redeems an invite link (or its code) for the caller: the device is shared with them. */
@@ -183,9 +208,19 @@ export class ShareOperations extends Operations {
     if (inv.acceptedBy !== null) throw new Conflict(ALREADY_ACCEPTED);
     if (inv.tailnetId === c.tailnet.id) throw new InvalidInput('this device belongs to your own network: there is nothing to share');
     const me = c.user;
+    if (inv.multiUse) {
+      const before = store.deviceInviteAcceptances(inv.id);
+      if (before.some((a) => a.userId === me.id)) {
+        // Accepting the same link again changes nothing while the share is on; a revoke sticks.
+        const sh = store.shareFor(inv.deviceId, me.id);
+        if (sh) return { share: sh, invite: inv };
+        throw new Conflict(REVOKED_BEFORE);
+      }
+      if (before.length >= MAX_INVITE_USES) throw new Conflict(USED_UP);
+    }
     const share = store.tx(() => {
       const sh = store.acceptDeviceInvite(inv, me);
-      if (!sh) throw new Conflict(ALREADY_ACCEPTED);
+      if (!sh) throw new Conflict(inv.multiUse ? REVOKED_BEFORE : ALREADY_ACCEPTED);
       const info = { deviceId: inv.deviceId, label: inv.label, recipient: me.email, sharer: store.getUser(inv.sharerId)?.email ?? inv.sharerId };
       this.audit(c, 'CREATE', this.deviceTarget(inv.deviceId, 'SHARED_DEVICE', sh.id), undefined, info, inv.tailnetId);
       this.audit(c, 'CREATE', this.deviceTarget(inv.deviceId, 'SHARED_DEVICE', sh.id), undefined, info);

@@ -164,6 +164,67 @@ describe('store', () => {
     s.close();
   });
 
+  it('upgrades a version-9 database to multi-use invites, keeping its invites and shares', () => {
+    const path = tempDb();
+    const raw = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 9)) raw.exec(m);
+    raw.pragma('user_version = 9');
+    for (const n of ['a', 'b']) raw.prepare("INSERT INTO tailnets (name, domain, created, policy, policy_etag) VALUES (?, ?, 'now', '{}', 'e')").run(n, `${n}.x`);
+    raw.prepare("INSERT INTO users (id, tailnet_id, email, display_name, role, created) VALUES ('ua', 1, 'a@a.x', 'a', 'owner', 'now')").run();
+    raw.prepare("INSERT INTO users (id, tailnet_id, email, display_name, role, created) VALUES ('ub', 2, 'b@b.x', 'b', 'owner', 'now')").run();
+    raw.prepare(`INSERT INTO devices (id, tailnet_id, user_id, machine_key, node_key, hostname, name, ipv4, ipv6, created)
+      VALUES ('dev', 1, 'ua', 'mk', 'nk', 'git', 'git', '100.64.0.1', 'fd7a::1', 'now')`).run();
+    const invite = (id: string, acceptedBy: string | null) =>
+      raw.prepare("INSERT INTO device_invites (id, tailnet_id, device_id, sharer_id, label, code_hash, created, accepted_by, accepted_at) VALUES (?, 1, 'dev', 'ua', ?, x'00', 'now', ?, ?)")
+        .run(id, id, acceptedBy, acceptedBy && 'then');
+    invite('dused', 'ub');
+    invite('dopen', null);
+    raw.prepare("INSERT INTO shares (id, tailnet_id, device_id, sharer_id, recipient_id, recipient_tailnet_id, created) VALUES ('dused', 1, 'dev', 'ua', 'ub', 2, 'then')").run();
+    raw.close();
+
+    const s = new Store(path);
+    expect(s.schemaVersion()).toBe(MIGRATIONS.length);
+    expect(s.getDeviceInvite('dused')).toMatchObject({ multiUse: false, acceptedBy: 'ub', acceptedAt: 'then' });
+    expect(s.getDeviceInvite('dopen')).toMatchObject({ multiUse: false, acceptedBy: null });
+    // the old share keeps its id and now names the invite it came from
+    expect(s.sharesInto(2)).toEqual([expect.objectContaining({ id: 'dused', inviteId: 'dused', recipientId: 'ub', created: 'then' })]);
+    expect(s.sharesOfInvite('dused').map((sh) => sh.id)).toEqual(['dused']);
+    // the old invites work as before: the used one stays used, the open one makes a share of its own
+    expect(s.acceptDeviceInvite(s.getDeviceInvite('dused')!, s.getUser('ub')!)).toBeUndefined();
+    const carol = s.createUser(2, 'c@b.x');
+    const made = s.acceptDeviceInvite(s.getDeviceInvite('dopen')!, carol)!;
+    expect(made).toMatchObject({ inviteId: 'dopen', recipientId: carol.id });
+    expect(made.id).not.toBe('dopen');
+    expect(s.deviceInviteAcceptances('dopen')).toEqual([]);
+    s.close();
+  });
+
+  it('lets each user accept a multi-use invite once, each with a share of their own', () => {
+    const s = new Store(':memory:');
+    const a = s.createTailnet('a.example', 'alice@a.example', '{}', 'e');
+    const b = s.createTailnet('b.example', 'bob@b.example', '{}', 'e');
+    const c = s.createTailnet('c.example', 'cat@c.example', '{}', 'e');
+    const d = s.createDevice(device(a.tailnet.id, a.owner.id, 'mk1', 'git'));
+    const { invite } = s.createDeviceInvite(a.tailnet.id, d.id, a.owner.id, 'anyone', '', true);
+    expect(invite.multiUse).toBe(true);
+    const forBob = s.acceptDeviceInvite(invite, b.owner)!;
+    const forCat = s.acceptDeviceInvite(invite, c.owner)!;
+    expect(forBob.id).not.toBe(forCat.id);
+    expect([forBob.inviteId, forCat.inviteId]).toEqual([invite.id, invite.id]);
+    expect(s.acceptDeviceInvite(invite, b.owner)).toBeUndefined();
+    expect(s.getDeviceInvite(invite.id)).toMatchObject({ acceptedBy: null });
+    expect(s.deviceInviteAcceptances(invite.id).map((x) => x.userId)).toEqual([b.owner.id, c.owner.id]);
+    expect(s.sharesOfInvite(invite.id)).toHaveLength(2);
+    s.deleteShare(forCat.id);
+    expect(s.sharesOfInvite(invite.id).map((sh) => sh.recipientId)).toEqual([b.owner.id]);
+    // a revoked recipient stays on record, so the same link does not bring the share back
+    expect(s.acceptDeviceInvite(invite, c.owner)).toBeUndefined();
+    s.deleteDevice(d.id);
+    expect(s.deviceInviteAcceptances(invite.id)).toEqual([]);
+    expect(s.sharesInto(b.tailnet.id)).toEqual([]);
+    s.close();
+  });
+
   it('keeps device invites one-time and drops shares with the device or the recipient', () => {
     const s = new Store(':memory:');
     const a = s.createTailnet('a.example', 'alice@a.example', '{}', 'e');

@@ -7,7 +7,7 @@ import { MIGRATIONS } from './migrations.js';
 import { ip6For, randomIp4 } from '../ipam.js';
 import { newSecret, randomToken, type NewSecret } from '../secrets.js';
 import { Conflict, NotFound } from '../errors.js';
-import { dnsLabel, type AuditEntry, type AuditInput, type Device, type DeviceInvite, type Key, type KeyType, type LogStream, type LogStreamConfig, type RelayRecord, type Role, type Share, type Tailnet, type User, type UserInvite, type UserStatus, type Webhook } from './model.js';
+import { dnsLabel, type AuditEntry, type AuditInput, type Device, type DeviceInvite, type DeviceInviteAcceptance, type Key, type KeyType, type LogStream, type LogStreamConfig, type RelayRecord, type Role, type Share, type Tailnet, type User, type UserInvite, type UserStatus, type Webhook } from './model.js';
 import { auditFrom, deviceFrom, inviteFrom, keyFrom, logStreamFrom, relayFrom, shareFrom, tailnetFrom, userFrom, userInviteFrom, webhookFrom } from './rows.js';
 
 export { Conflict, NotFound };
@@ -377,10 +377,10 @@ export class Store {
 
   // ── device sharing ──────────────────────────────────────────────────────────
 
-  createDeviceInvite(tailnetId: number, deviceId: string, sharerId: string, label: string, email = ''): { invite: DeviceInvite; code: string } {
+  createDeviceInvite(tailnetId: number, deviceId: string, sharerId: string, label: string, email = '', multiUse = false): { invite: DeviceInvite; code: string } {
     const code = newSecret('invite', 'd');
-    this.stmt('INSERT INTO device_invites (id, tailnet_id, device_id, sharer_id, label, email, code_hash, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(code.id, tailnetId, deviceId, sharerId, label, email, code.hash, now());
+    this.stmt('INSERT INTO device_invites (id, tailnet_id, device_id, sharer_id, label, email, multi_use, code_hash, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(code.id, tailnetId, deviceId, sharerId, label, email, multiUse ? 1 : 0, code.hash, now());
     return { invite: this.getDeviceInvite(code.id)!, code: code.secret };
   }
 
@@ -403,17 +403,33 @@ export class Store {
     return this.all('SELECT * FROM device_invites WHERE device_id = ? ORDER BY created, id', inviteFrom, deviceId);
   }
 
-  /** Marks the invite accepted and records the share; undefined when it was accepted already. */
+  /**
+   * Records that `recipient` accepted the invite and returns their share of the device. Undefined when the
+   * invite is used up for them: a one-time invite accepted already, a multi-use one this user accepted before.
+   */
   acceptDeviceInvite(inv: DeviceInvite, recipient: User): Share | undefined {
     const at = now();
-    const info = this.stmt('UPDATE device_invites SET accepted_by = ?, accepted_at = ? WHERE id = ? AND accepted_by IS NULL').run(recipient.id, at, inv.id);
+    const info = inv.multiUse
+      ? this.stmt('INSERT INTO device_invite_acceptances (invite_id, user_id, accepted_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(inv.id, recipient.id, at)
+      : this.stmt('UPDATE device_invites SET accepted_by = ?, accepted_at = ? WHERE id = ? AND accepted_by IS NULL').run(recipient.id, at, inv.id);
     if (info.changes !== 1) return undefined;
     this.stmt(
-      `INSERT INTO shares (id, tailnet_id, device_id, sharer_id, recipient_id, recipient_tailnet_id, created) VALUES (?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO shares (id, tailnet_id, device_id, sharer_id, recipient_id, recipient_tailnet_id, created, invite_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (device_id, recipient_id) DO NOTHING`,
-    ).run(inv.id, inv.tailnetId, inv.deviceId, inv.sharerId, recipient.id, recipient.tailnetId, at);
+    ).run(`s${randomToken(12)}`, inv.tailnetId, inv.deviceId, inv.sharerId, recipient.id, recipient.tailnetId, at, inv.id);
     // Already shared with this user by an earlier invite: the share stays as it is.
     return this.shareFor(inv.deviceId, recipient.id)!;
+  }
+
+  /** The users who accepted a multi-use invite, first to last. */
+  deviceInviteAcceptances(inviteId: string): DeviceInviteAcceptance[] {
+    const from = (r: { invite_id: string; user_id: string; accepted_at: string }) => ({ inviteId: r.invite_id, userId: r.user_id, acceptedAt: r.accepted_at });
+    return this.all('SELECT * FROM device_invite_acceptances WHERE invite_id = ? ORDER BY accepted_at, rowid', from, inviteId);
+  }
+
+  /** The shares an invite made that are still on. */
+  sharesOfInvite(inviteId: string): Share[] {
+    return this.all('SELECT * FROM shares WHERE invite_id = ? ORDER BY created, id', shareFrom, inviteId);
   }
 
   /** The share of a device with a user, if any. */

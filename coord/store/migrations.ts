@@ -218,4 +218,20 @@ export const MIGRATIONS: readonly string[] = [
   `
   UPDATE keys SET expires = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days') WHERE expires IS NULL;
   `,
+  // 10: multi-use device invites. One invite may now make many shares, so a share gets an id of its own
+  // and names the invite it came from (shares made before keep their id, which was that invite's id).
+  // A multi-use invite records each user who accepted it: one acceptance per user, kept after a revoke
+  // so that a revoked recipient cannot take the share back with the same link.
+  `
+  ALTER TABLE device_invites ADD COLUMN multi_use INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE shares ADD COLUMN invite_id TEXT;
+  UPDATE shares SET invite_id = id WHERE id IN (SELECT id FROM device_invites);
+  CREATE INDEX shares_invite ON shares (invite_id);
+  CREATE TABLE device_invite_acceptances (
+    invite_id    TEXT NOT NULL REFERENCES device_invites(id) ON DELETE CASCADE,
+    user_id      TEXT NOT NULL,
+    accepted_at  TEXT NOT NULL,
+    PRIMARY KEY (invite_id, user_id)
+  );
+  `,
 ];

@@ -102,7 +102,10 @@ export interface DeviceInvite {
   /** Whom the invite is mailed to ('' when it is not: the sharer passes the link on). */
   email: string;
   codeHash: Buffer;
+  /** Many users may accept it (each gets a share; see DeviceInviteAcceptance); else it works once. */
+  multiUse: boolean;
   created: string;
+  /** A one-time invite's recipient once accepted (a multi-use invite keeps its acceptances apart). */
   acceptedBy: string | null;
   acceptedAt: string | null;
   lastEmailSentAt: string | null;
@@ -117,6 +120,15 @@ export interface Share {
   recipientId: string;
   recipientTailnetId: number;
   created: string;
+  /** The invite that made it (null for none on record). */
+  inviteId: string | null;
+}
+
+/** A user who accepted a multi-use device invite, and when (kept when their share is revoked). */
+export interface DeviceInviteAcceptance {
+  inviteId: string;
+  userId: string;
+  acceptedAt: string;
 }
 
 /** An invitation to join a tailnet with a role (the code is shown once and stored hashed). */

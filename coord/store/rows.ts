@@ -27,11 +27,12 @@ export interface AuditRow {
   action: string; old: string | null; new: string | null;
 }
 export interface DeviceInviteRow {
-  id: string; tailnet_id: number; device_id: string; sharer_id: string; label: string; email: string; code_hash: Buffer; created: string;
+  id: string; tailnet_id: number; device_id: string; sharer_id: string; label: string; email: string; code_hash: Buffer; created: string; multi_use: number;
   accepted_by: string | null; accepted_at: string | null; last_email_sent_at: string | null;
 }
 export interface ShareRow {
   id: string; tailnet_id: number; device_id: string; sharer_id: string; recipient_id: string; recipient_tailnet_id: number; created: string;
+  invite_id: string | null;
 }
 export interface UserInviteRow {
   id: string; tailnet_id: number; email: string; role: Role; code_hash: Buffer; inviter_id: string; created: string; accepted: string | null;
@@ -84,13 +85,13 @@ export function auditFrom(r: AuditRow): AuditEntry {
 export function inviteFrom(r: DeviceInviteRow): DeviceInvite {
   return {
     id: r.id, tailnetId: r.tailnet_id, deviceId: r.device_id, sharerId: r.sharer_id, label: r.label, email: r.email, codeHash: r.code_hash,
-    created: r.created, acceptedBy: r.accepted_by ?? null, acceptedAt: r.accepted_at ?? null, lastEmailSentAt: r.last_email_sent_at ?? null,
+    multiUse: r.multi_use === 1, created: r.created, acceptedBy: r.accepted_by ?? null, acceptedAt: r.accepted_at ?? null, lastEmailSentAt: r.last_email_sent_at ?? null,
   };
 }
 export function shareFrom(r: ShareRow): Share {
   return {
     id: r.id, tailnetId: r.tailnet_id, deviceId: r.device_id, sharerId: r.sharer_id, recipientId: r.recipient_id,
-    recipientTailnetId: r.recipient_tailnet_id, created: r.created,
+    recipientTailnetId: r.recipient_tailnet_id, created: r.created, inviteId: r.invite_id ?? null,
   };
 }
 export function userInviteFrom(r: UserInviteRow): UserInvite {

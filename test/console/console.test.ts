@@ -187,6 +187,35 @@ describe.skipIf(!existsSync(CHROMIUM))('admin console in a browser', () => {
     await row(a, 'git').getByText('Shared out').waitFor({ state: 'detached', timeout: 10_000 });
   });
 
+  it('shows a multi-use link with each network that took it, and keeps it revocable', async () => {
+    const a = await newPage();
+    await signIn(a, 'alice@a.example');
+    await row(a, 'web').waitFor();
+    await a.getByRole('button', { name: 'Actions for web' }).click();
+    await a.getByRole('menuitem', { name: 'Share…' }).click();
+    await a.getByLabel('Label').fill('for the course');
+    await a.getByLabel('Can be used by several people').check();
+    await a.getByRole('button', { name: 'Create link' }).click();
+    const link = await a.getByLabel('Invite link').inputValue();
+    const made = (await ownerA.get(`/device/${devices[1]!.id}/device-invites`)).body.find((i: any) => i.label === 'for the course');
+    expect(made).toMatchObject({ multiUse: true, accepted: false });
+    const cat = api(coord.url, coord.createTailnet('c.example', 'cat@c.example'));
+    const dan = api(coord.url, coord.createTailnet('d.example', 'dan@d.example'));
+    for (const who of [cat, dan]) expect((await who.post('/device-invites/-/accept', { invite: link })).status).toBe(200);
+    expect((await dan.del(`/device-invites/${made.id}`)).status).toBe(200);
+
+    const item = a.getByRole('list', { name: 'Share links' }).getByRole('listitem').filter({ hasText: 'for the course' }).first();
+    const took = item.getByRole('list', { name: 'Accepted for the course' });
+    await took.getByRole('listitem').filter({ hasText: 'cat@c.example' }).getByText('Shared').waitFor({ timeout: 10_000 });
+    await took.getByRole('listitem').filter({ hasText: 'dan@d.example' }).getByText('Removed by recipient').waitFor({ timeout: 10_000 });
+    await item.getByText('Several people').waitFor();
+    await shot(a, 'share-panel-multi-use');
+    // Revoking the link ends cat's share too.
+    await item.getByRole('button', { name: 'Revoke for the course' }).click();
+    await item.waitFor({ state: 'detached', timeout: 10_000 });
+    expect((await cat.get('/tailnet/-/devices')).body.devices.some((d: any) => d.isExternal)).toBe(false);
+  });
+
   it("refuses Accept with the API's reason for a role that may not accept", async () => {
     const gitId = devices[0]!.id;
     const inv = await ownerA.post(`/device/${gitId}/device-invites`, [{ label: 'for nina' }]);

@@ -425,6 +425,21 @@ describe.skipIf(!HAVE_SPEC)('admin API against Tailscale\'s OpenAPI spec', () =>
       then: (r) => expect(r.body.logs).toEqual([]) },
     { id: 'listConfigurationAuditLogs', what: 'an event outside the enum', status: 400, call: () => owner.get(`/tailnet/-/logging/configuration?${window()}&event=NODE.EXPLODE`) },
     { id: 'listConfigurationAuditLogs', what: 'a start that is no time', status: 400, call: () => owner.get('/tailnet/-/logging/configuration?start=yesterday&end=now') },
+    // A multi-use device invite: accepted by the partner (twice: the same share), it stays usable and says who accepted.
+    { id: 'createDeviceInvites', what: 'multiUse: true', status: 200, call: () => owner.post(`/device/${devices[2]!.id}/device-invites`, [{ multiUse: true }]),
+      then: (r) => { expect(r.body[0]).toMatchObject({ multiUse: true, accepted: false }); s.multiInvite = r.body[0].id; s.multiInviteUrl = r.body[0].inviteUrl; } },
+    { id: 'createDeviceInvites', what: 'multiUse that is no boolean', status: 400, call: () => owner.post(`/device/${devices[2]!.id}/device-invites`, [{ multiUse: 'yes' }]) },
+    { id: 'acceptDeviceInvite', what: 'a multi-use invite', status: 200, call: () => partner.post('/device-invites/-/accept', { invite: s.multiInviteUrl }),
+      then: (r) => expect(r.body.device.id).toBe(devices[2]!.id) },
+    { id: 'acceptDeviceInvite', what: 'a multi-use invite the caller accepted already', status: 200, call: () => partner.post('/device-invites/-/accept', { invite: s.multiInviteUrl }),
+      then: async () => expect((await owner.get('/tailnet/-/users?type=shared')).body.users.find((u: any) => u.loginName === 'pat@partner.com').deviceCount).toBe(2) },
+    { id: 'getDeviceInvite', what: 'a multi-use invite once accepted', status: 200, call: () => owner.get(`/device-invites/${s.multiInvite}`),
+      then: (r) => {
+        expect(r.body).toMatchObject({ multiUse: true, accepted: true, shared: true, acceptedBy: { loginName: 'pat@partner.com' } });
+        expect(r.body.acceptances.map((a: any) => [a.loginName, a.shared])).toEqual([['pat@partner.com', true]]);
+      } },
+    { id: 'listDeviceInvites', what: 'with a multi-use invite', status: 200, call: () => owner.get(`/device/${devices[2]!.id}/device-invites`),
+      then: (r) => expect(r.body.find((i: any) => i.id === s.multiInvite)).toMatchObject({ multiUse: true, accepted: true }) },
   ];
 
   for (const v of variants) {

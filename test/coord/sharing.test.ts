@@ -90,7 +90,8 @@ describe('device sharing', () => {
     expect((await api(coord.url, keys['netadmin@a.example']).get(`/device/${git.id}/device-invites`)).status).toBe(403);
     // another network's device is unknown here
     expect((await boss.post(`/device/${git.id}/device-invites`, [{}])).status).toBe(404);
-    expect((await alice.post(`/device/${git.id}/device-invites`, [{ multiUse: true }])).status).toBe(400);
+    expect((await alice.post(`/device/${git.id}/device-invites`, [{ multiUse: 'yes' }])).status).toBe(400);
+    expect((await alice.post(`/device/${git.id}/device-invites`, [{ allowExitNode: true }])).status).toBe(400);
     expect((await alice.post(`/device/${git.id}/device-invites`, [{ label: 5 }])).status).toBe(400);
     // an IT admin may share
     const r = await api(coord.url, keys['itadmin@a.example']).post(`/device/${git.id}/device-invites`, { label: 'by it' });
@@ -260,6 +261,50 @@ describe('device sharing', () => {
     await bobdev.waitFor((m) => !peerNamed(m, 'git'), 15_000);
     expect((await alice.get('/tailnet/-/users?type=shared')).body.users).toEqual([]);
     expect((await alice.del(`/device-invites/${first.id}`)).status).toBe(200);
+  });
+
+  it('a multi-use invite shares with users of two networks; one revoke leaves the other; deleting it ends both', async () => {
+    const cKey = coord.createTailnet('c.example', 'cat@c.example');
+    const cat = api(coord.url, cKey);
+    const catdev = await dev((await cat.post('/tailnet/-/keys', ownKeyBody)).body.key, 'catdev');
+    const made = await alice.post(`/device/${git.id}/device-invites`, [{ label: 'anyone', multiUse: true }]);
+    expect(made.status, made.text).toBe(200);
+    const inv = made.body[0];
+    expect(inv).toMatchObject({ multiUse: true, accepted: false, acceptances: [] });
+
+    const byBob = await bob.post('/device-invites/-/accept', { invite: inv.inviteUrl });
+    expect(byBob.status, byBob.text).toBe(200);
+    const byCat = await cat.post('/device-invites/-/accept', { invite: inv.inviteUrl });
+    expect(byCat.status, byCat.text).toBe(200);
+    expect(byCat.body.device).toMatchObject({ isExternal: true, user: 'alice@a.example' });
+    // bob again: the same share, not a second one
+    expect((await bob.post('/device-invites/-/accept', { invite: inv.inviteUrl })).status).toBe(200);
+    const shared = (await alice.get('/tailnet/-/users?type=shared')).body.users;
+    expect(shared.map((u: any) => [u.loginName, u.deviceCount]).sort()).toEqual([['bob@b.example', 1], ['cat@c.example', 1]]);
+    for (const d of [bobdev, catdev]) {
+      const n = await d.waitFor((m) => !!peerNamed(m, 'git'));
+      expect(peerNamed(n, 'git')).toMatchObject({ shared: true, quarantined: true, tags: [] });
+    }
+    await git.waitFor((m) => !!peerNamed(m, 'bobdev') && !!peerNamed(m, 'catdev'));
+    const read = await alice.get(`/device-invites/${inv.id}`);
+    expect(read.body).toMatchObject({ multiUse: true, accepted: true, shared: true, acceptedBy: { loginName: 'bob@b.example' } });
+    expect(read.body.acceptances.map((x: any) => [x.loginName, x.shared])).toEqual([['bob@b.example', true], ['cat@c.example', true]]);
+
+    // C ends its own share: bob keeps his; the link does not bring cat's back
+    expect((await cat.del(`/device-invites/${inv.id}`)).status).toBe(200);
+    await catdev.waitFor((m) => !peerNamed(m, 'git'), 15_000);
+    await git.waitFor((m) => !peerNamed(m, 'catdev') && !!peerNamed(m, 'bobdev'), 15_000);
+    expect((await cat.post('/device-invites/-/accept', { invite: inv.inviteUrl })).status).toBe(409);
+    expect(peerNamed(bobdev.last!, 'git')).toBeDefined();
+    const after = (await alice.get(`/device/${git.id}/device-invites`)).body.find((i: any) => i.id === inv.id);
+    expect(after.acceptances.map((x: any) => [x.loginName, x.shared])).toEqual([['bob@b.example', true], ['cat@c.example', false]]);
+
+    // the sharer deletes the invite: every share it made ends
+    expect((await alice.del(`/device-invites/${inv.id}`)).status).toBe(200);
+    await bobdev.waitFor((m) => !peerNamed(m, 'git'), 15_000);
+    expect((await alice.get('/tailnet/-/users?type=shared')).body.users).toEqual([]);
+    expect((await alice.get(`/device-invites/${inv.id}`)).status).toBe(404);
+    expect((await bob.post('/device-invites/-/accept', { invite: inv.inviteUrl })).status).toBe(404);
   });
 
   it('a new device of the recipient joins the share; deleting the shared device ends it', async () => {

@@ -85,11 +85,14 @@ export interface InviteRefs {
   device?: Device;
   sharer?: User;
   acceptedBy?: User;
+  /** A multi-use invite's acceptances, first to last. */
+  acceptances?: { userId: string; user?: User; acceptedAt: string; shared: boolean }[];
 }
 
 /**
  * A device invite. Tailscale's spec has numbers for `tailnetId`, `deviceId`, `sharerId` and `acceptedBy.id`
- * (our numeric ids of the device and users); `acceptedBy` only once accepted.
+ * (our numeric ids of the device and users); `acceptedBy` only once accepted. A multi-use invite answers
+ * the spec's single `acceptedBy` with its first recipient, and every recipient in `acceptances` (ours).
  */
 export function deviceInviteJson(inv: DeviceInvite, refs: InviteRefs, extra: Record<string, unknown> = {}) {
   const out: Record<string, unknown> = {
@@ -99,7 +102,7 @@ export function deviceInviteJson(inv: DeviceInvite, refs: InviteRefs, extra: Rec
     deviceId: refs.device?.num ?? 0,
     sharerId: refs.sharer?.num ?? 0,
     label: inv.label,
-    multiUse: false,
+    multiUse: inv.multiUse,
     allowExitNode: false,
     accepted: inv.acceptedBy !== null,
     acceptedAt: inv.acceptedAt,
@@ -107,7 +110,15 @@ export function deviceInviteJson(inv: DeviceInvite, refs: InviteRefs, extra: Rec
   // As in Tailscale's API: no "email" when the invite is not mailed to anyone.
   if (inv.email !== '') out.email = inv.email;
   if (inv.lastEmailSentAt !== null) out.lastEmailSentAt = inv.lastEmailSentAt;
-  if (inv.acceptedBy !== null) out.acceptedBy = { ...userRefJson(refs.acceptedBy, inv.acceptedBy), id: refs.acceptedBy?.num ?? 0 };
+  const ref = (user: User | undefined, id: string) => ({ ...userRefJson(user, id), id: user?.num ?? 0 });
+  if (inv.acceptedBy !== null) out.acceptedBy = ref(refs.acceptedBy, inv.acceptedBy);
+  if (inv.multiUse) {
+    const all = refs.acceptances ?? [];
+    out.accepted = all.length > 0;
+    out.acceptedAt = all[0]?.acceptedAt ?? null;
+    if (all[0]) out.acceptedBy = ref(all[0].user, all[0].userId);
+    out.acceptances = all.map((a) => ({ ...ref(a.user, a.userId), acceptedAt: a.acceptedAt, shared: a.shared }));
+  }
   return { ...out, ...extra };
 }
 

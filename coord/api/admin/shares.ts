@@ -7,7 +7,8 @@ import { bodyObject, route, type Answer, type Call } from './call.js';
 import { deviceInviteJson, deviceJson, inviteUrl, userRefJson } from './json.js';
 
 function inviteJson(c: Call, inv: DeviceInvite, extra?: Record<string, unknown>) {
-  const refs = { device: c.domain.devices.byId(inv.deviceId), sharer: c.domain.users.byId(inv.sharerId), acceptedBy: c.domain.users.byId(inv.acceptedBy) };
+  const acceptances = inv.multiUse ? c.domain.shares.acceptances(inv).map((a) => ({ ...a, user: c.domain.users.byId(a.userId) })) : undefined;
+  const refs = { device: c.domain.devices.byId(inv.deviceId), sharer: c.domain.users.byId(inv.sharerId), acceptedBy: c.domain.users.byId(inv.acceptedBy), acceptances };
   return deviceInviteJson(inv, refs, { shared: c.domain.shares.inviteStillShared(inv), ...extra });
 }
 

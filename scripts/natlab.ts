@@ -182,6 +182,16 @@ table inet home {
     return execIn(this.host(name).ns, cmd, args, opts);
   }
 
+  /** Whether one ping from a host to `to` is answered within a second. */
+  pingsOnce(from: string, to: string): boolean {
+    try {
+      this.exec(from, 'ping', ['-c', '1', '-W', '1', to]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Starts a long-running process in a host's namespace; destroy() kills it. */
   spawn(name: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
     return spawnIn(this.children, this.host(name).ns, cmd, args, opts);

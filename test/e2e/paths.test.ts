@@ -120,28 +120,18 @@ function natLab(mode: NatMode) {
   return ctx;
 }
 
-/** Pings until one answer comes back (the first goes through the relay while the session forms). */
-function pingOnce(ctx: ReturnType<typeof natLab>, from: Name, to: string): boolean {
-  try {
-    ctx.lab.exec(from, 'ping', ['-c', '1', '-W', '1', to]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe.skipIf(!canRunE2e)('path discovery behind endpoint-independent NATs', () => {
   const ctx = natLab('endpoint-independent');
 
   it('goes direct within seconds, through both NATs, and packets flow', async () => {
-    await waitFor('a first ping a → b', () => pingOnce(ctx, 'a', ctx.addr.b!), 30_000);
+    await waitFor('a first ping a → b', () => ctx.lab.pingsOnce('a', ctx.addr.b!), 30_000);
     const started = Date.now();
     const rb = ctx.lab.host('rb').addr;
     const ra = ctx.lab.host('ra').addr;
     await waitFor(
       'the direct path on both sides',
       () => {
-        pingOnce(ctx, 'a', ctx.addr.b!);
+        ctx.lab.pingsOnce('a', ctx.addr.b!);
         const pa = ctx.path('a');
         const pb = ctx.path('b');
         return pa?.path === 'direct' && pb?.path === 'direct';
@@ -215,7 +205,7 @@ describe.skipIf(!canRunE2e)('path discovery behind symmetric NATs', () => {
   const ctx = natLab('symmetric');
 
   it('stays on the relay (no direct path can work), and everything flows', async () => {
-    await waitFor('a first ping a → b', () => pingOnce(ctx, 'a', ctx.addr.b!), 30_000);
+    await waitFor('a first ping a → b', () => ctx.lab.pingsOnce('a', ctx.addr.b!), 30_000);
     await ctx.listen('b', 7200);
     // Long enough for several rounds of probes and call-me-maybe (every 5 s).
     const out = ctx.lab.exec('a', 'ping', ['-c', '40', '-i', '0.3', '-W', '2', ctx.addr.b!], { timeoutMs: 60_000 });

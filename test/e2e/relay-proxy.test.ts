@@ -70,14 +70,7 @@ describe.skipIf(!canRunE2e)('coord behind a TLS reverse proxy with a path prefix
   const cli = (n: Name, args: string[]) => lab.exec(n, process.execPath, [AGENT, ...args, '--socket', sock(n)], { env, timeoutMs: 30_000 });
   const status = (n: Name) => JSON.parse(cli(n, ['status', '--json'])) as AgentStatus;
   const netcheck = (n: Name) => JSON.parse(cli(n, ['netcheck', '--json'])) as NetcheckReport;
-  const pings = (from: Name, to: Name) => {
-    try {
-      lab.exec(from, 'ping', ['-c', '1', '-W', '1', addr[to]!]);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const pings = (from: Name, to: Name) => lab.pingsOnce(from, addr[to]!);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mw-relayproxy-e2e-'));

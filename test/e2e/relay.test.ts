@@ -31,14 +31,7 @@ describe.skipIf(!canRunE2e)('agents behind symmetric NATs, UDP blocked, through 
   const cli = (n: Name, args: string[]) => lab.exec(n, process.execPath, [AGENT, ...args, '--socket', sock(n)]);
   const status = (n: Name) => JSON.parse(cli(n, ['status', '--json'])) as AgentStatus;
   let admin: ReturnType<typeof api>;
-  const pings = (from: Name, to: Name) => {
-    try {
-      lab.exec(from, 'ping', ['-c', '1', '-W', '1', addr[to]!]);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const pings = (from: Name, to: Name) => lab.pingsOnce(from, addr[to]!);
   /** coord's metrics (the URL of its latest run: a restart picks a new metrics port). */
   const metrics = async () => {
     const urls = [...coord.stdout.matchAll(/"metrics":"([^"]+)"/g)];

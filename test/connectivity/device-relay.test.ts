@@ -162,6 +162,21 @@ describe('device through the relay', () => {
     expect(a.dev.handshakeCounts.initiated).toBeLessThanOrEqual(1 + MAX_EARLY_INITIATIONS + retransmits + MAX_UNDELIVERED_RETRIES);
   });
 
+  it('re-sends an initiation the relay could not deliver at once when the netmap says the peer may be reachable now', async () => {
+    // a's clock stands still: no timer of a's can send the initiation again, only the netmap's news.
+    const clockA = new FakeClock();
+    const { a, b, send, tick, keys } = await setup(false, { clockA, startB: false });
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    await untilTicking(() => a.dev.listPeers()[0]!.undeliveredAt !== -Infinity, 'the relay’s notice', tick);
+    b.client.start();
+    await b.client.waitConnected();
+    clockA.advance(100); // past the 50 ms flood guard
+    expect(a.dev.handshakeCounts.initiated).toBe(1);
+    a.dev.peerMayBeReachable(keys[1]!.publicKey); // b came online, or moved home
+    expect(a.dev.handshakeCounts.initiated).toBe(2);
+    await untilTicking(() => b.tun.packets.length === 1, 'the packet through the relay', tick);
+  });
+
   it('sends a first initiation lost on the way through the relay again after a second, not after REKEY_TIMEOUT', async () => {
     const { a, b, send, tick } = await setup(false);
     const real = a.dev.relay!;

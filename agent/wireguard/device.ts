@@ -601,6 +601,10 @@ export class Device implements NoiseHost, PeerHost {
     this.handshakes.retryUndelivered(peer);
   }
 
+  retryHandshakeNow(peer: Peer): void {
+    if (!peer.canSend(peer.current, this.clock.now())) this.handshakes.retryNow(peer);
+  }
+
   sendKeepalive(peer: Peer): void {
     this.send.sendKeepalive(peer);
   }

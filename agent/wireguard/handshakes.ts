@@ -242,10 +242,18 @@ export class Handshakes {
 
   /**
    * Starts a handshake now instead of at the retransmit timer: the way to the peer has just changed (see
-   * Device.relayReady). Not within RETRY_NOW_MIN_MS of the last one, which the peer would refuse as a flood.
+   * Device.relayReady). Not within RETRY_NOW_MIN_MS of the last one, which the peer would refuse as a
+   * flood: then once that much time has passed (unless a session exists by then). Dropping it instead
+   * would leave the peer to the retransmit, 5 s later: the relay often connects a few ms after a
+   * starting device sent its first initiation over UDP, which cannot have reached a peer behind NAT.
    */
   retryNow(peer: Peer): void {
-    if (this.dev.clock.now() - peer.handshake.lastSentInitiation < RETRY_NOW_MIN_MS) return;
+    const since = this.dev.clock.now() - peer.handshake.lastSentInitiation;
+    if (since < RETRY_NOW_MIN_MS) {
+      if (!peer.deferredRetryTimer.pending()) peer.deferredRetryTimer.mod(RETRY_NOW_MIN_MS - since);
+      return;
+    }
+    peer.deferredRetryTimer.del();
     this.initiate(peer);
   }
 

@@ -32,6 +32,7 @@ export interface PeerHost {
   sendKeepalive(peer: Peer): void;
   sendEarlyInitiation(peer: Peer): void;
   retryUndelivered(peer: Peer): void;
+  retryHandshakeNow(peer: Peer): void;
   zeroKeyMaterial(peer: Peer): void;
 }
 
@@ -90,6 +91,8 @@ export class Peer {
   readonly persistentKeepaliveTimer: Timer;
   readonly earlyInitiationTimer: Timer;
   readonly undeliveredRetryTimer: Timer;
+  /** A retryNow that came too soon after the last initiation, sent once the flood guard allows. */
+  readonly deferredRetryTimer: Timer;
 
   constructor(
     readonly publicKey: PublicKey,
@@ -124,6 +127,7 @@ export class Peer {
     });
     this.earlyInitiationTimer = new Timer(clock, () => host.sendEarlyInitiation(this));
     this.undeliveredRetryTimer = new Timer(clock, () => host.retryUndelivered(this));
+    this.deferredRetryTimer = new Timer(clock, () => host.retryHandshakeNow(this));
   }
 
   private jitter(): number {
@@ -153,6 +157,7 @@ export class Peer {
     this.retransmitHandshake.del();
     this.earlyInitiationTimer.del();
     this.undeliveredRetryTimer.del();
+    this.deferredRetryTimer.del();
     this.undeliveredAt = -Infinity;
     this.undeliveredRetries = 0;
     this.undeliveredWindowStart = -Infinity;
@@ -172,6 +177,7 @@ export class Peer {
     this.persistentKeepaliveTimer.stop();
     this.earlyInitiationTimer.stop();
     this.undeliveredRetryTimer.stop();
+    this.deferredRetryTimer.stop();
   }
 
   /** True when `kp` may still encrypt (not too old, counter not exhausted). */

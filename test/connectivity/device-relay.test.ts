@@ -253,6 +253,21 @@ describe('device through the relay', () => {
     expect(a.dev.handshakeCounts.initiated).toBe(2);
   });
 
+  it('greets a peer through the relay that connects right after an initiation went over UDP, once the flood guard allows', async () => {
+    // A starting device: its first initiation goes over UDP (lost), and its relay connects a few ms later.
+    const clockA = new FakeClock();
+    const { a, b, send, tick } = await setup(false, { clockA, startA: false });
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    expect(a.dev.handshakeCounts.initiated).toBe(1);
+    clockA.advance(10); // within the 50 ms flood guard
+    a.client.start();
+    await a.client.waitConnected(); // (relayReady has run: it is called as the client says connected)
+    expect(a.dev.handshakeCounts.initiated).toBe(1);
+    clockA.advance(40); // the guard has passed, the 5 s retransmit is far
+    expect(a.dev.handshakeCounts.initiated).toBe(2);
+    await untilTicking(() => b.tun.packets.length === 1, 'the packet through the relay', tick);
+  });
+
   it('hands a batch frame from the relay to the device as one batch: one TUN write for all', async () => {
     const { a, b, send, tick } = await setup(false);
     send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);

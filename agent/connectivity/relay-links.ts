@@ -78,6 +78,8 @@ export interface RelayLinksOptions {
   onPackets(src: Buffer, buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number): void;
   /** A relay connection became ready: packets that waited for it may go now. */
   onReady(name: string): void;
+  /** Relay `name` could not deliver a packet to `dst` (RelayClient's onUndeliverable; `dst` valid only during the call). */
+  onUndeliverable?(name: string, dst: Buffer, reason: number): void;
   log: (level: 'info' | 'warn' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
   wsOptions?: ClientOptions;
   /** A non-home relay without traffic this long is closed (default 60 s). */
@@ -190,6 +192,7 @@ export class RelayLinks {
         if (conn) conn.used = true;
         this.o.onPackets(src, buf, offsets, lengths, count);
       },
+      onUndeliverable: (dst, reason) => this.o.onUndeliverable?.(info.name, dst, reason),
       onState: (state: RelayClientState, detail?: string) => {
         if (state === 'connected') {
           this.o.log('info', `relay "${info.name}" connected`, { url: info.url, home: info.name === this.homeName });

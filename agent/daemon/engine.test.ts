@@ -1,9 +1,13 @@
 // Two engines on an in-memory network: netmaps configure peers, addresses and the filter, and the
 // data path runs TUN → filter → WireGuard → UDP → WireGuard → source check → filter → TUN.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RelayServer } from '../../coord/relay/server.js';
 import type { FilterRule } from '../../wire/types.js';
 import type { Netmap, PeerNode } from '../../wire/protocol.js';
 import { MemNetwork, MemTun, PrivateKey, ipv4Packet } from '../wireguard/index.js';
+import { REKEY_TIMEOUT } from '../wireguard/peer.js';
 import { isDiscoPacket } from '../connectivity/disco.js';
 import { Engine, type TunDevice } from './engine.js';
 
@@ -214,6 +218,37 @@ describe('Engine', () => {
     expect(peer.direct).toBe(true);
     expect(a.engine.peerLive(bKey)!.endpoint).toBe(`10.200.0.1:${b.engine.listenPort}`);
     await expect(a.engine.ping('bm9ib2R5', 100)).rejects.toThrow(/no disco key/);
+  });
+
+  it('sends a handshake the relay could not deliver again soon after the peer connects there, not at the retransmit', async () => {
+    const relay = new RelayServer({ authorizer: { mayConnect: () => true, maySend: () => true } });
+    const http = createServer((_q, res) => res.writeHead(404).end());
+    relay.attach(http);
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const until = async (cond: () => boolean, what: string, ms: number) => {
+      for (const end = Date.now() + ms; !cond(); await new Promise((r) => setTimeout(r, 10))) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      }
+    };
+    try {
+      const relays = [{ name: 'r', url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}/relay` }];
+      const a = await start('mwa', A);
+      const b = await start('mwb', B);
+      net.dropIf = () => true; // no UDP: only the relay
+      a.engine.apply({ ...netmap(A, [{ node: B, port: b.engine.listenPort }], []), relays });
+      await until(() => a.engine.relayState?.connected === true, 'a’s relay', 10_000);
+      const t0 = Date.now();
+      send(a.engine, ipv4Packet(A.ip, B.ip, 'first')); // b is not on the relay: undeliverable
+      await new Promise((r) => setTimeout(r, REKEY_TIMEOUT / 2)); // past a's early re-sends (1 s apart)
+      b.engine.apply({ ...netmap(B, [{ node: A, port: a.engine.listenPort }], allowUdp(A.ip, 5678)), relays });
+      await until(() => b.tun.packets.length === 1, 'the packet through the relay', 2 * REKEY_TIMEOUT);
+      expect(Date.now() - t0).toBeLessThan(REKEY_TIMEOUT); // not a's retransmit
+    } finally {
+      net.dropIf = null;
+      relay.close();
+      http.closeAllConnections();
+      await new Promise((r) => http.close(r));
+    }
   });
 
   it('changes the device’s addresses in place when the netmap changes them', async () => {

@@ -117,6 +117,8 @@ export class Engine {
   private readonly addresses = new Set<string>();
   private routesAdded = false;
   private readonly peers = new Map<string, PeerState>();
+  /** Each peer's online state and home relay in the last netmap ("online|home"), to notice changes. */
+  private readonly peerReach = new Map<string, string>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
   private readonly now: () => number;
@@ -167,6 +169,11 @@ export class Engine {
         } else device.relayReceiveBatch(buf, offsets, lengths, count, src);
       },
       onReady: () => device.relayReady(),
+      onUndeliverable: (name, dst, reason) => {
+        // Only the relay the peer is reached through speaks for it (not one it has left).
+        const peer = device.getPeer(dst);
+        if (peer && this.linkOf(peer)?.name === name) device.relayUndeliverable(dst, reason);
+      },
       log: (level, msg, fields) => opts.log(level, msg, fields),
       wsOptions: opts.relayWsOptions,
       ...(opts.relayIdleMs ? { idleMs: opts.relayIdleMs } : {}),
@@ -384,13 +391,26 @@ export class Engine {
     this.homeTimer.unref();
   }
 
-  /** Each peer is reached through its home relay when it reported one in our map, else through ours. */
+  /**
+   * Each peer is reached through its home relay when it reported one in our map, else through ours. A
+   * peer that appeared, came online or moved home may just have become reachable: a handshake the relay
+   * could not deliver to it goes again at once (Device.peerMayBeReachable).
+   */
   private assignPeerRelays(netmap: Netmap): void {
+    const seen = new Set<string>();
     for (const p of netmap.peers) {
       const st = this.peers.get(p.nodeKey);
       const peer = st ? this.device.getPeer(st.plan.publicKey) : undefined;
-      if (peer) peer.relay = this.links.linkFor(p.homeRelay);
+      if (!peer) continue;
+      seen.add(p.nodeKey);
+      peer.relay = this.links.linkFor(p.homeRelay);
+      const reach = `${p.online}|${p.homeRelay ?? ''}`;
+      if (this.peerReach.get(p.nodeKey) !== reach) {
+        this.peerReach.set(p.nodeKey, reach);
+        if (p.online) this.device.peerMayBeReachable(peer.publicKey.raw);
+      }
     }
+    for (const key of this.peerReach.keys()) if (!seen.has(key)) this.peerReach.delete(key);
   }
 
   /** Makes the device's addresses the netmap's: new ones added first, then the ones it no longer lists removed. */

@@ -4,6 +4,7 @@
 // (the native addon's shape); per-packet work reuses preallocated buffers. Handshakes, cookies and
 // timers allocate (they are rare).
 import type { Tun, UdpBatchHandler, UdpSocket } from '../../native/index.js';
+import { UNDELIVERABLE } from '../../wire/relay.js';
 import { classifyDatagram, DatagramKind } from '../connectivity/demux.js';
 import { AllowedIPs, formatIP, formatPrefix, parseIP, parsePrefix, type Prefix } from './allowedips.js';
 import { systemClock, type Clock } from './clock.js';
@@ -411,6 +412,26 @@ export class Device implements NoiseHost, PeerHost {
   }
 
   /**
+   * The relay could not deliver a message to `dst` (reason 1: not connected there, 2: not a peer as the
+   * relay sees it). Neither is final: the peer may be starting, or the relay's view of the netmap may
+   * lag coord's. An unanswered initiation to it is sent again soon (Handshakes.undelivered: bounded).
+   */
+  relayUndeliverable(dst: Uint8Array, reason: number): void {
+    if (this.closed || (reason !== UNDELIVERABLE.notHere && reason !== UNDELIVERABLE.notAllowed)) return;
+    const peer = this.getPeer(dst);
+    if (peer) this.handshakes.undelivered(peer);
+  }
+
+  /**
+   * The coordination server says the peer's way may have changed (it came online, or its home relay
+   * moved): an initiation the relay reported undeliverable is sent again now, not at the retransmit.
+   */
+  peerMayBeReachable(pub: Uint8Array): void {
+    const peer = this.getPeer(pub);
+    if (peer) this.handshakes.peerMayBeReachable(peer);
+  }
+
+  /**
    * A message from a peer through the relay (valid only during the call; opened in place): the same
    * receive path as a UDP datagram, but it never moves the peer's UDP endpoint. `src`, the sender's
    * public key as the relay authenticated it, lets a transport message for a session we no longer
@@ -574,6 +595,14 @@ export class Device implements NoiseHost, PeerHost {
 
   sendEarlyInitiation(peer: Peer): void {
     this.handshakes.sendEarly(peer);
+  }
+
+  retryUndelivered(peer: Peer): void {
+    this.handshakes.retryUndelivered(peer);
+  }
+
+  retryHandshakeNow(peer: Peer): void {
+    if (!peer.canSend(peer.current, this.clock.now())) this.handshakes.retryNow(peer);
   }
 
   sendKeepalive(peer: Peer): void {

@@ -8,7 +8,7 @@ import type { PublicKey } from './crypto.js';
 import type { Device } from './device.js';
 import { COOKIE_RECEIVER, MSG_COOKIE_REPLY, MSG_INITIATION, RELAY_FAMILY, RESP_RECEIVER } from './messages.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveKeypair, type Keypair } from './noise.js';
-import { MAX_EARLY_INITIATIONS, REKEY_TIMEOUT, type Peer } from './peer.js';
+import { MAX_EARLY_INITIATIONS, MAX_UNDELIVERED_RETRIES, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT, type Peer } from './peer.js';
 import { HandshakeQueue } from './hsqueue.js';
 import { HandshakeRateLimiter } from './ratelimit.js';
 
@@ -32,6 +32,13 @@ const UNKNOWN_SESSION_SEARCH_MS = 10;
 const RELAY_EARLY_RETRY_MS = 1000;
 /** retryNow waits this long after the last initiation (the responder refuses ones < 20 ms apart). */
 const RETRY_NOW_MIN_MS = 50;
+/** An initiation the relay reported undeliverable is sent again this long after (see undelivered). */
+const UNDELIVERED_RETRY_MS = 500;
+/**
+ * The re-sends go on while the relay's latest notice is younger than this. The relay sends at most one
+ * notice per destination a second, so every other re-send brings none: 1.5 s spans that silence.
+ */
+const UNDELIVERED_FRESH_MS = 1500;
 
 export class Handshakes {
   private readonly cookieChecker: CookieChecker;
@@ -235,11 +242,67 @@ export class Handshakes {
 
   /**
    * Starts a handshake now instead of at the retransmit timer: the way to the peer has just changed (see
-   * Device.relayReady). Not within RETRY_NOW_MIN_MS of the last one, which the peer would refuse as a flood.
+   * Device.relayReady). Not within RETRY_NOW_MIN_MS of the last one, which the peer would refuse as a
+   * flood: then once that much time has passed (unless a session exists by then). Dropping it instead
+   * would leave the peer to the retransmit, 5 s later: the relay often connects a few ms after a
+   * starting device sent its first initiation over UDP, which cannot have reached a peer behind NAT.
    */
   retryNow(peer: Peer): void {
-    if (this.dev.clock.now() - peer.handshake.lastSentInitiation < RETRY_NOW_MIN_MS) return;
+    const since = this.dev.clock.now() - peer.handshake.lastSentInitiation;
+    if (since < RETRY_NOW_MIN_MS) {
+      if (!peer.deferredRetryTimer.pending()) peer.deferredRetryTimer.mod(RETRY_NOW_MIN_MS - since);
+      return;
+    }
+    peer.deferredRetryTimer.del();
     this.initiate(peer);
+  }
+
+  /**
+   * The relay could not deliver a message to the peer: it is not connected there (yet: it may be
+   * starting, or moving to the relay we reach it by), or the relay does not know it as our peer yet.
+   * If our initiation to it is unanswered, the next one would go out only at the retransmit, up to
+   * REKEY_TIMEOUT after the peer became reachable. So while the relay keeps reporting the peer
+   * undeliverable, we send the initiation again every UNDELIVERED_RETRY_MS, and the first to arrive once
+   * the peer is there completes the handshake.
+   *
+   * This departs from WireGuard, which (wireguard-go's SendHandshakeInitiation and its retransmit timer,
+   * like the kernel's) sends at most one initiation per REKEY_TIMEOUT while a handshake is unanswered.
+   * The departure is bounded: at most MAX_UNDELIVERED_RETRIES per REKEY_ATTEMPT_TIME per peer, none
+   * within RETRY_NOW_MIN_MS of another (a responder accepts one per 20 ms), none once a session exists,
+   * and the notices only ever start or continue that one timer. A relay that lies with notices (they
+   * are not authenticated) therefore gets no more than those few initiations out of us, each 148 bytes
+   * through the relay itself.
+   */
+  undelivered(peer: Peer): void {
+    const now = this.dev.clock.now();
+    if (peer.canSend(peer.current, now) || !peer.retransmitHandshake.pending() || !this.dev.send.relayed(peer)) return;
+    peer.undeliveredAt = now;
+    if (!peer.undeliveredRetryTimer.pending()) peer.undeliveredRetryTimer.mod(UNDELIVERED_RETRY_MS);
+  }
+
+  /** The timer undelivered started: one re-send, and the next while the relay's notices keep coming. */
+  retryUndelivered(peer: Peer): void {
+    const dev = this.dev;
+    const now = dev.clock.now();
+    if (peer.canSend(peer.current, now) || !dev.send.relayed(peer) || now - peer.undeliveredAt > UNDELIVERED_FRESH_MS) return;
+    if (now - peer.undeliveredWindowStart >= REKEY_ATTEMPT_TIME) {
+      peer.undeliveredWindowStart = now;
+      peer.undeliveredRetries = 0;
+    }
+    if (peer.undeliveredRetries >= MAX_UNDELIVERED_RETRIES) return;
+    peer.undeliveredRetries++;
+    this.retryNow(peer);
+    peer.undeliveredRetryTimer.mod(UNDELIVERED_RETRY_MS);
+  }
+
+  /**
+   * Coord reports a change in the peer's reachability (online, home relay): an initiation the relay
+   * reported undeliverable goes again now. Coord is trusted, and retryNow keeps the flood guard.
+   */
+  peerMayBeReachable(peer: Peer): void {
+    const now = this.dev.clock.now();
+    if (peer.undeliveredAt === -Infinity || peer.canSend(peer.current, now) || !peer.retransmitHandshake.pending()) return;
+    if (this.dev.send.canReach(peer)) this.retryNow(peer);
   }
 
   /**

@@ -20,6 +20,8 @@ export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME / REKEY_TIMEOUT;
 const REKEY_TIMEOUT_JITTER_MAX = 334;
 /** Early initiations (see Handshakes.answeredWhileWaiting in handshakes.ts) allowed per REKEY_TIMEOUT window. */
 export const MAX_EARLY_INITIATIONS = 2;
+/** Re-sends of initiations the relay reported undeliverable (Handshakes.undelivered), per REKEY_ATTEMPT_TIME. */
+export const MAX_UNDELIVERED_RETRIES = 10;
 /** Packets held per peer while a handshake is pending. */
 export const MAX_STAGED_PACKETS = 128;
 
@@ -29,6 +31,8 @@ export interface PeerHost {
   sendHandshakeInitiation(peer: Peer, isRetry: boolean): void;
   sendKeepalive(peer: Peer): void;
   sendEarlyInitiation(peer: Peer): void;
+  retryUndelivered(peer: Peer): void;
+  retryHandshakeNow(peer: Peer): void;
   zeroKeyMaterial(peer: Peer): void;
 }
 
@@ -74,6 +78,11 @@ export class Peer {
   /** Early initiations sent in the REKEY_TIMEOUT window that began at earlyWindowStart. */
   earlyInitiations = 0;
   earlyWindowStart = -Infinity;
+  /** When the relay last reported a message to this peer undeliverable while our initiation was unanswered. */
+  undeliveredAt = -Infinity;
+  /** Re-sends for undeliverable notices in the REKEY_ATTEMPT_TIME window that began at undeliveredWindowStart. */
+  undeliveredRetries = 0;
+  undeliveredWindowStart = -Infinity;
 
   readonly retransmitHandshake: Timer;
   readonly sendKeepaliveTimer: Timer;
@@ -81,6 +90,9 @@ export class Peer {
   readonly zeroKeyMaterialTimer: Timer;
   readonly persistentKeepaliveTimer: Timer;
   readonly earlyInitiationTimer: Timer;
+  readonly undeliveredRetryTimer: Timer;
+  /** A retryNow that came too soon after the last initiation, sent once the flood guard allows. */
+  readonly deferredRetryTimer: Timer;
 
   constructor(
     readonly publicKey: PublicKey,
@@ -114,6 +126,8 @@ export class Peer {
       if (this.persistentKeepalive > 0) host.sendKeepalive(this);
     });
     this.earlyInitiationTimer = new Timer(clock, () => host.sendEarlyInitiation(this));
+    this.undeliveredRetryTimer = new Timer(clock, () => host.retryUndelivered(this));
+    this.deferredRetryTimer = new Timer(clock, () => host.retryHandshakeNow(this));
   }
 
   private jitter(): number {
@@ -142,6 +156,11 @@ export class Peer {
   timersHandshakeComplete(): void {
     this.retransmitHandshake.del();
     this.earlyInitiationTimer.del();
+    this.undeliveredRetryTimer.del();
+    this.deferredRetryTimer.del();
+    this.undeliveredAt = -Infinity;
+    this.undeliveredRetries = 0;
+    this.undeliveredWindowStart = -Infinity;
     this.handshakeAttempts = 0;
     this.sentLastMinuteHandshake = false;
     this.lastHandshake = this.clock.wallNow();
@@ -157,6 +176,8 @@ export class Peer {
     this.zeroKeyMaterialTimer.stop();
     this.persistentKeepaliveTimer.stop();
     this.earlyInitiationTimer.stop();
+    this.undeliveredRetryTimer.stop();
+    this.deferredRetryTimer.stop();
   }
 
   /** True when `kp` may still encrypt (not too old, counter not exhausted). */

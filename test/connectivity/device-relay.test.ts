@@ -8,7 +8,7 @@ import { FakeClock } from '../../agent/wireguard/clock.js';
 import { Device } from '../../agent/wireguard/device.js';
 import { MemNetwork, MemTun, ipv4Packet } from '../../agent/wireguard/memnet.js';
 import { MSG_TRANSPORT } from '../../agent/wireguard/messages.js';
-import { REKEY_TIMEOUT } from '../../agent/wireguard/peer.js';
+import { MAX_EARLY_INITIATIONS, MAX_UNDELIVERED_RETRIES, REKEY_TIMEOUT } from '../../agent/wireguard/peer.js';
 import { relayFor, twoKeys, untilTicking } from './relay-helpers.js';
 
 describe('device through the relay', () => {
@@ -17,7 +17,7 @@ describe('device through the relay', () => {
     for (const f of cleanup.splice(0).reverse()) await f();
   });
 
-  async function setup(udpWorks: boolean, opts: { clockA?: FakeClock; startA?: boolean } = {}) {
+  async function setup(udpWorks: boolean, opts: { clockA?: FakeClock; startA?: boolean; startB?: boolean } = {}) {
     const net = new MemNetwork();
     if (!udpWorks) net.dropIf = () => true;
     const { raws, keys, ids } = twoKeys();
@@ -32,8 +32,9 @@ describe('device through the relay', () => {
         key,
         onPackets: (_src, buf, offsets, lengths, count) => dev.relayReceiveBatch(buf, offsets, lengths, count),
         onState: (s) => s === 'connected' && dev.relayReady(),
+        onUndeliverable: (dst, reason) => dev.relayUndeliverable(dst, reason),
       });
-      if (i !== 0 || opts.startA !== false) client.start();
+      if (i === 0 ? opts.startA !== false : opts.startB !== false) client.start();
       dev.relay = client;
       cleanup.push(() => {
         client.close();
@@ -44,7 +45,7 @@ describe('device through the relay', () => {
     const [a, b] = sides as [(typeof sides)[0], (typeof sides)[0]];
     a.dev.setPeer(keys[1]!.publicKey, { endpoint: `10.200.0.1:${b.dev.port}`, allowedIPs: ['10.9.0.2/32'] });
     b.dev.setPeer(keys[0]!.publicKey, { endpoint: `10.200.0.1:${a.dev.port}`, allowedIPs: ['10.9.0.1/32'] });
-    await Promise.all([opts.startA === false ? null : a.client.waitConnected(), b.client.waitConnected()]);
+    await Promise.all([opts.startA === false ? null : a.client.waitConnected(), opts.startB === false ? null : b.client.waitConnected()]);
     const send = (from: Device, pkts: Buffer[]) => {
       const buf = Buffer.concat(pkts);
       const offsets = new Uint32Array(pkts.length);
@@ -131,6 +132,51 @@ describe('device through the relay', () => {
     }
   });
 
+  it('re-sends an initiation the relay could not deliver (peer not connected yet) soon after the peer connects, not at the retransmit', async () => {
+    // b has not connected to the relay yet: the relay answers a's initiation with "undeliverable".
+    const { a, b, send, tick } = await setup(false, { startB: false });
+    const t0 = Date.now();
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    // b comes up after the early re-sends (1 s apart) are spent, and long before a's retransmit.
+    await new Promise((r) => setTimeout(r, REKEY_TIMEOUT / 2));
+    b.client.start();
+    await untilTicking(() => b.tun.packets.length === 1, 'the packet through the relay', tick, 2 * REKEY_TIMEOUT);
+    expect(Date.now() - t0).toBeLessThan(REKEY_TIMEOUT); // not the retransmit timer
+    // Bounded: a handful of re-sends, not a flood.
+    expect(a.dev.handshakeCounts.initiated).toBeLessThanOrEqual(10);
+  });
+
+  it('a relay that reports every message undeliverable, over and over, gets only a bounded number of initiations', async () => {
+    const clockA = new FakeClock();
+    const { a, send, keys } = await setup(false, { clockA });
+    a.dev.relay = { connected: true, send: () => true, sendSlots: () => true }; // a black hole
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    const ms = 20_000;
+    for (let t = 0; t < ms; t += 20) {
+      a.dev.relayUndeliverable(keys[1]!.publicKey, 1);
+      clockA.advance(20);
+    }
+    // The first, the early re-sends, the retransmits, and at most MAX_UNDELIVERED_RETRIES for the notices.
+    const retransmits = Math.ceil(ms / REKEY_TIMEOUT);
+    expect(a.dev.handshakeCounts.initiated).toBeGreaterThan(1 + MAX_EARLY_INITIATIONS + retransmits);
+    expect(a.dev.handshakeCounts.initiated).toBeLessThanOrEqual(1 + MAX_EARLY_INITIATIONS + retransmits + MAX_UNDELIVERED_RETRIES);
+  });
+
+  it('re-sends an initiation the relay could not deliver at once when the netmap says the peer may be reachable now', async () => {
+    // a's clock stands still: no timer of a's can send the initiation again, only the netmap's news.
+    const clockA = new FakeClock();
+    const { a, b, send, tick, keys } = await setup(false, { clockA, startB: false });
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    await untilTicking(() => a.dev.listPeers()[0]!.undeliveredAt !== -Infinity, 'the relay’s notice', tick);
+    b.client.start();
+    await b.client.waitConnected();
+    clockA.advance(100); // past the 50 ms flood guard
+    expect(a.dev.handshakeCounts.initiated).toBe(1);
+    a.dev.peerMayBeReachable(keys[1]!.publicKey); // b came online, or moved home
+    expect(a.dev.handshakeCounts.initiated).toBe(2);
+    await untilTicking(() => b.tun.packets.length === 1, 'the packet through the relay', tick);
+  });
+
   it('sends a first initiation lost on the way through the relay again after a second, not after REKEY_TIMEOUT', async () => {
     const { a, b, send, tick } = await setup(false);
     const real = a.dev.relay!;
@@ -205,6 +251,21 @@ describe('device through the relay', () => {
     await untilTicking(() => b.tun.packets.length === 1, 'b to receive the staged packet through the relay', tick);
     expect(b.tun.packets[0]).toEqual(ab);
     expect(a.dev.handshakeCounts.initiated).toBe(2);
+  });
+
+  it('greets a peer through the relay that connects right after an initiation went over UDP, once the flood guard allows', async () => {
+    // A starting device: its first initiation goes over UDP (lost), and its relay connects a few ms later.
+    const clockA = new FakeClock();
+    const { a, b, send, tick } = await setup(false, { clockA, startA: false });
+    send(a.dev, [ipv4Packet('10.9.0.1', '10.9.0.2', 'first')]);
+    expect(a.dev.handshakeCounts.initiated).toBe(1);
+    clockA.advance(10); // within the 50 ms flood guard
+    a.client.start();
+    await a.client.waitConnected(); // (relayReady has run: it is called as the client says connected)
+    expect(a.dev.handshakeCounts.initiated).toBe(1);
+    clockA.advance(40); // the guard has passed, the 5 s retransmit is far
+    expect(a.dev.handshakeCounts.initiated).toBe(2);
+    await untilTicking(() => b.tun.packets.length === 1, 'the packet through the relay', tick);
   });
 
   it('hands a batch frame from the relay to the device as one batch: one TUN write for all', async () => {

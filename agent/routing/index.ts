@@ -104,8 +104,11 @@ export class Routing {
           if (a && nets.some((n) => prefixContains(n, a))) bypass.add(r);
         }
       }
-      this.names.retain(input.bypassHosts);
-    } else this.names.clear();
+    }
+    // Names are answered from the cache while the tunnel may take DNS away; either way they are kept,
+    // so that they are known before an exit node is chosen.
+    this.names.cacheFirst = plan.routes.length > 0;
+    this.names.retain(input.bypassHosts);
     await this.host.apply({ tun: input.tun, forwarding: plan.forwarding, snat: plan.snat, routes: plan.routes, throws: plan.throws, bypass: [...bypass] });
   }
 
@@ -114,7 +117,7 @@ export class Routing {
     this.pending = null;
     this.lastInput = null;
     await this.chain;
-    this.names.clear();
+    this.names.cacheFirst = false;
     this.plan = null;
     this.lastNotes = '';
     if (!this.hostless) await this.host.clear();

@@ -30,9 +30,14 @@ export interface BypassNamesOptions {
 
 export class BypassNames {
   private readonly cache = new Map<string, { at: number; addrs: string[] }>();
-  private readonly refreshing = new Set<string>();
+  private readonly inFlight = new Map<string, Promise<string[]>>();
   private readonly resolver: Resolver;
   private readonly now: () => number;
+  /**
+   * Whether `lookup` answers from the cache before DNS: while routes go through the tunnel (DNS may
+   * then be unreachable). Otherwise DNS answers first, and the cache only when DNS fails.
+   */
+  cacheFirst = false;
 
   constructor(private readonly o: BypassNamesOptions) {
     this.resolver = o.resolve ?? resolveWithSystem;
@@ -48,7 +53,7 @@ export class BypassNames {
     if (isIP(bare)) return [bare];
     const hit = this.cache.get(bare);
     if (hit && this.now() - hit.at < this.o.ttlMs) return hit.addrs;
-    return this.refresh(bare);
+    return this.refresh(bare).catch(() => []);
   }
 
   /** Forgets the names not in `hosts` (a relay that left the map). */
@@ -57,43 +62,46 @@ export class BypassNames {
     for (const name of this.cache.keys()) if (!keep.has(name)) this.cache.delete(name);
   }
 
-  /** Forgets every name (nothing is kept out of the tunnel any more: DNS is always reachable). */
-  clear(): void {
-    this.cache.clear();
-  }
-
   /**
-   * For connections to coord and the relays: a name this cache knows is answered from it at once (a
-   * stale answer too, resolved again in the background), any other name by the system resolver.
+   * For the agent's connections to coord and the relays. Every answer is kept, so that the addresses
+   * are known before an exit node is chosen (its DNS may be unreachable from then on). With
+   * `cacheFirst`, a known name is answered from the cache at once (a stale answer too, resolved again
+   * in the background); otherwise DNS answers, and the cache when DNS fails.
    */
   readonly lookup: LookupFunction = (hostname, options, callback) => {
     const hit = this.cache.get(hostname);
-    if (!hit) {
-      void this.resolver(hostname).then(
-        (addrs) => answer(hostname, addrs, options, callback),
-        (err: NodeJS.ErrnoException) => callback(err, options.all ? [] : ''),
-      );
+    if (hit && this.cacheFirst) {
+      if (this.now() - hit.at >= this.o.ttlMs) void this.refresh(hostname).catch(() => {});
+      answer(hostname, hit.addrs, options, callback);
       return;
     }
-    if (this.now() - hit.at >= this.o.ttlMs) void this.refresh(hostname);
-    answer(hostname, hit.addrs, options, callback);
+    this.refresh(hostname).then(
+      (addrs) => answer(hostname, addrs, options, callback),
+      (err: NodeJS.ErrnoException) => callback(err, options.all ? [] : ''),
+    );
   };
 
-  private async refresh(name: string): Promise<string[]> {
+  /** Asks DNS (once at a time per name) and keeps the answer; when DNS fails, the last answer, or the error if none. */
+  private refresh(name: string): Promise<string[]> {
+    const running = this.inFlight.get(name);
+    if (running) return running;
     const had = this.cache.get(name);
-    if (this.refreshing.has(name)) return had?.addrs ?? [];
-    this.refreshing.add(name);
-    try {
-      const addrs = await this.resolver(name);
-      this.cache.set(name, { at: this.now(), addrs });
-      if (had && (had.addrs.length !== addrs.length || had.addrs.some((a, i) => a !== addrs[i]))) this.o.onChange?.(name);
-      return addrs;
-    } catch (err) {
-      this.o.log?.('warn', `could not resolve ${name} to keep it outside the tunnel: ${(err as Error).message}`);
-      return had?.addrs ?? [];
-    } finally {
-      this.refreshing.delete(name);
-    }
+    const p = this.resolver(name)
+      .then(
+        (addrs) => {
+          this.cache.set(name, { at: this.now(), addrs });
+          if (had && (had.addrs.length !== addrs.length || had.addrs.some((a, i) => a !== addrs[i]))) this.o.onChange?.(name);
+          return addrs;
+        },
+        (err: Error) => {
+          if (!had) throw err;
+          this.o.log?.('warn', `could not resolve ${name} (keeping it outside the tunnel by its last addresses): ${err.message}`);
+          return had.addrs;
+        },
+      )
+      .finally(() => this.inFlight.delete(name));
+    this.inFlight.set(name, p);
+    return p;
   }
 }
 

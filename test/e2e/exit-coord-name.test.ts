@@ -77,4 +77,21 @@ describe.skipIf(!canRunE2e)('an exit node unavailable while coord (known by name
     await waitFor('the exit node in use again (learnt from coord after reconnecting)', () => net.status('client').routing!.exitNode?.name === 'router', CEILING_MS);
     expect(net.status('client').routing!.notes.join('\n')).not.toMatch(/not available/);
   }, 120_000);
+
+  it('so does an agent restarted while the exit node is unavailable (it learns the address from its first connection)', async () => {
+    const devices = (await admin().get('/tailnet/-/devices')).body.devices as Array<{ id: string; hostname: string }>;
+    const routerId = devices.find((d) => d.hostname === 'router')!.id;
+    const approve = (routes: string[]) => admin().post(`/device/${routerId}/routes`, { routes });
+    expect((await approve([])).status).toBe(200);
+    await waitFor('the exit node withdrawn', () => net.status('client').routing!.exitNode === null, CEILING_MS);
+    await net.stopAgent('client');
+    net.startAgent('client');
+    await waitFor('the agent socket', () => existsSync(net.sock('client')), 15_000);
+    await waitFor('internet traffic blocked again', () => /^default dev /m.test(net.lan.exec('client', 'ip', ['route', 'show', 'table', '52'])), CEILING_MS);
+    const port = new URL(net.coord.url).port;
+    await net.coord.stop();
+    await net.coord.start(['--listen', `${net.lan.gateway}:${port}`]);
+    expect((await approve(['0.0.0.0/0', '::/0'])).status).toBe(200);
+    await waitFor('the exit node in use again after the restart', () => net.status('client').routing!.exitNode?.name === 'router', CEILING_MS);
+  }, 120_000);
 });

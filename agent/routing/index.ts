@@ -57,10 +57,10 @@ export class Routing {
   }
 
   /**
-   * The `lookup` for the agent's connections to coord and the relays: their names are answered with
-   * the addresses kept out of the tunnel, so reaching them never needs DNS through the tunnel (blocked
-   * while the chosen exit node is unavailable). Other names, and all of them while no route goes
-   * through the tunnel, are asked of the system resolver.
+   * The `lookup` for the agent's connections to coord and the relays. While routes go through the
+   * tunnel, their names are answered with the addresses kept out of it, so reaching them never needs
+   * DNS through the tunnel (blocked while the chosen exit node is unavailable); otherwise DNS answers
+   * first, and what it answered is kept for then.
    */
   get lookup(): LookupFunction {
     return this.names.lookup;

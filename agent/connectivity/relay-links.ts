@@ -13,6 +13,9 @@ import type { RelayInfo } from '../../wire/protocol.js';
 import type { X25519Key } from '../../wire/x25519.js';
 import { RelayClient, type RelayClientState } from './relay-client.js';
 
+/** The relays' WebSocket options; `lookup` finds a relay's address (ws hands it to the TCP connect). */
+export type RelayWsOptions = ClientOptions & Pick<HttpsRequestOptions, 'lookup'>;
+
 /** Shared by a RelayLinks' connections: while `quiet`, reading `connected` opens nothing. */
 interface WakeState {
   quiet: boolean;
@@ -81,7 +84,7 @@ export interface RelayLinksOptions {
   /** Relay `name` could not deliver a packet to `dst` (RelayClient's onUndeliverable; `dst` valid only during the call). */
   onUndeliverable?(name: string, dst: Buffer, reason: number): void;
   log: (level: 'info' | 'warn' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
-  wsOptions?: ClientOptions;
+  wsOptions?: RelayWsOptions;
   /** A non-home relay without traffic this long is closed (default 60 s). */
   idleMs?: number;
   now?: () => number;
@@ -221,7 +224,7 @@ export class RelayLinks {
 }
 
 /** One HTTP round trip to the relay's host (the relay's URL with http(s) for ws(s)); null on failure or timeout. */
-export function httpRoundTrip(relayUrl: string, timeoutMs: number, tls?: ClientOptions): Promise<number | null> {
+export function httpRoundTrip(relayUrl: string, timeoutMs: number, tls?: RelayWsOptions): Promise<number | null> {
   let url: URL;
   try {
     url = new URL(relayUrl);
@@ -233,6 +236,7 @@ export function httpRoundTrip(relayUrl: string, timeoutMs: number, tls?: ClientO
   const opts: HttpsRequestOptions = { method: 'GET', agent: false, headers: { connection: 'close' }, timeout: timeoutMs };
   if (secure && tls?.ca) opts.ca = tls.ca as HttpsRequestOptions['ca'];
   if (secure && tls?.rejectUnauthorized === false) opts.rejectUnauthorized = false;
+  if (tls?.lookup) opts.lookup = tls.lookup;
   return new Promise((resolve) => {
     let t0 = 0;
     const req = (secure ? httpsRequest : httpRequest)(url, opts, (res) => {

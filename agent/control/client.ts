@@ -2,6 +2,7 @@
 // posture updates, and the netmap stream with reconnects (reconnect.ts: back within seconds after a
 // short outage, backing off while one lasts, jittered).
 import { createHash, randomBytes, sign } from 'node:crypto';
+import type { LookupAddress, LookupOptions } from 'node:dns';
 import { Agent, request, type Dispatcher } from 'undici';
 import {
   applyDelta, HDR_KEEPALIVE_MS, HDR_MACHINE_KEY, HDR_NONCE, HDR_SIGNATURE, HDR_TIMESTAMP, MACHINE_PATHS, signingString,
@@ -78,6 +79,11 @@ export interface NetmapStream {
 export interface ClientOptions {
   /** Extra CA certificate(s) (PEM) to trust for coord's TLS certificate, e.g. a self-signed one. */
   ca?: string | Buffer;
+  /**
+   * Finds coord's addresses (the routing's, so that reaching coord never needs DNS through the tunnel);
+   * the system resolver without it. TLS still checks the certificate against the URL's host name.
+   */
+  lookup?: (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => void;
 }
 
 export class ControlClient {
@@ -86,7 +92,9 @@ export class ControlClient {
 
   constructor(coordUrl: string, readonly key: MachineKey, opts: ClientOptions = {}) {
     this.base = coordUrl.replace(/\/+$/, '');
-    if (opts.ca) this.dispatcher = new Agent({ connect: { ca: opts.ca } });
+    if (opts.ca || opts.lookup) {
+      this.dispatcher = new Agent({ connect: { ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.lookup ? { lookup: opts.lookup } : {}) } });
+    }
   }
 
   private async call<T>(path: string, payload: unknown, timeoutMs = 30_000): Promise<T> {

@@ -10,7 +10,6 @@
 //                 next start undoes what a crash left behind; absent while nothing is installed
 //   disco.json    the disco private key (path discovery: peers seal their probes to its public half)
 import { randomBytes } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
 import { readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { hostname as osHostname, networkInterfaces, platform } from 'node:os';
@@ -25,7 +24,7 @@ import { ControlClient, ControlError, loadOrCreateMachineKey, type MachineKey, t
 import type { AgentStatus, BackendState, PeerStatus, PingResponse, RoutingStatus, UpRequest, WhoisResponse } from '../localapi/types.js';
 import { LocalApiHttpError, serveLocalApi, TextAnswer, type Routes } from '../localapi/server.js';
 import {
-  advertisedRoutesOf, BYPASS_MARK, chosenExitNode, DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
+  addressesVia, advertisedRoutesOf, BYPASS_MARK, chosenExitNode, DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, parseExitNode, parseRoute, RouteError, Routing, withExitRoutes, type RoutePrefs,
 } from '../routing/index.js';
 import { StateDir } from '../state.js';
 import { PrivateKey } from '../wireguard/index.js';
@@ -328,6 +327,11 @@ export class Daemon {
 
   // ---- the data path ----
 
+  /** A client for coord that finds its address as the routing keeps it out of the tunnel (no DNS through the tunnel). */
+  private coordClient(coordUrl: string): ControlClient {
+    return new ControlClient(coordUrl, this.machineKey, { lookup: this.routing.lookup });
+  }
+
   private async startEngine(): Promise<void> {
     if (this.engine) return;
     const log = this.log.child({ component: 'engine' });
@@ -342,6 +346,8 @@ export class Daemon {
       log: (level, msg, fields) => log[level](fields ?? {}, msg),
       onHomeRelay: (name) => this.reportHomeRelay(name ?? ''),
       ...this.opts.engine,
+      // Relays are found like coord: by the addresses kept out of the tunnel.
+      relayWsOptions: { lookup: this.routing.lookup },
     });
     this.log.info({ tun: this.engine.tun.name, port: this.engine.listenPort }, 'data path up');
     this.engine.setOwnEndpoints(this.endpoints());
@@ -443,7 +449,7 @@ export class Daemon {
     }
     let addresses: string[];
     try {
-      addresses = (await lookup(host, { all: true })).map((a) => a.address);
+      addresses = await addressesVia(this.routing.lookup, host);
     } catch (err) {
       this.log.debug({ host, err: errorText(err) }, 'netcheck: coord host does not resolve');
       return [];
@@ -465,7 +471,7 @@ export class Daemon {
       this.stunKey = JSON.stringify(this.netmap?.stunPorts ?? []) + (this.prefs.registration?.coordUrl ?? '');
       if ((!stun.length && !engine.relayMap.some((r) => r.stunPort)) || this.engine !== engine) return;
       // (Relay latencies are the home relay check's business; this run is for the endpoints.)
-      const report = await engine.netcheck({ extraStun: stun, relays: false });
+      const report = await engine.netcheck({ extraStun: stun, relays: false, resolve: (host) => addressesVia(this.routing.lookup, host) });
       if (this.engine !== engine) return;
       const before = this.lastNetcheck?.publicEndpoints.join(',');
       this.lastNetcheck = report;
@@ -484,7 +490,7 @@ export class Daemon {
   private startStream(): void {
     const reg = this.prefs.registration;
     if (this.stream || !reg) return;
-    const client = new ControlClient(reg.coordUrl, this.machineKey);
+    const client = this.coordClient(reg.coordUrl);
     this.control = client;
     this.reportedHome = null;
     // Callbacks of a stream already closed (a line still being parsed) must not touch the new state.
@@ -565,7 +571,7 @@ export class Daemon {
     if (!engine) throw new LocalApiHttpError(409, 'the agent is down: run `agent up` first (netcheck uses the WireGuard UDP socket)');
     const stun = await this.stunTargets();
     if (engine.relayMap.length === 0 && stun.length === 0) this.log.info('netcheck with an empty relay map and no STUN on coord: nothing to ask');
-    return engine.netcheck({ extraStun: stun });
+    return engine.netcheck({ extraStun: stun, resolve: (host) => addressesVia(this.routing.lookup, host) });
   }
 
   /** Tells coord which relay peers reach this device at (when it changes, and on each connect). */
@@ -767,7 +773,7 @@ export class Daemon {
     if (mustRegister) {
       const tags = req.authkey ? (req.advertiseTags ?? this.prefs.advertiseTags ?? undefined) : undefined;
       this.log.info({ coord: coordUrl, hostname, tags, withAuthKey: req.authkey !== undefined }, 'registering with coord');
-      const client = new ControlClient(coordUrl, this.machineKey);
+      const client = this.coordClient(coordUrl);
       let resp;
       try {
         resp = await client.register({
@@ -821,7 +827,7 @@ export class Daemon {
     if (routesChanged && !mustRegister && this.prefs.registration) {
       // A running stream reported the old routes: tell coord now (approval follows in a netmap).
       try {
-        await new ControlClient(this.prefs.registration.coordUrl, this.machineKey).update({ advertisedRoutes: this.advertisedRoutes() });
+        await this.coordClient(this.prefs.registration.coordUrl).update({ advertisedRoutes: this.advertisedRoutes() });
         this.log.info({ advertisedRoutes: this.advertisedRoutes() }, 'advertised routes sent to coord');
       } catch (err) {
         this.log.warn({ err: errorText(err) }, 'could not send the advertised routes to coord; they go with the next report');
@@ -902,7 +908,7 @@ export class Daemon {
       // The stream's own `logout` line that follows is ours: mute its callbacks before asking.
       this.streamToken = null;
       try {
-        await new ControlClient(reg.coordUrl, this.machineKey).logout();
+        await this.coordClient(reg.coordUrl).logout();
         coordRemoved = true;
       } catch (err) {
         coordRemoved = false;

@@ -60,7 +60,7 @@ export interface EngineOptions {
   /** SO_MARK of the UDP socket (agent/routing's bypass mark: the tunnel's own packets skip its routes). */
   fwmark?: number;
   /** Passed to the relay's WebSocket (TLS trust for a private CA, for example). */
-  relayWsOptions?: import('ws').ClientOptions;
+  relayWsOptions?: import('../connectivity/relay-links.js').RelayWsOptions;
   /** The home relay changed (report it to coord). */
   onHomeRelay?: (name: string | null) => void;
   /** How often the relays are measured for the choice of home (default 30 s). */

@@ -1,13 +1,14 @@
 // Subnet routers and exit nodes on the agent (issue 14). The daemon hands each netmap and its route
 // preferences here; the plan (plan.ts) decides, the host (host.ts) carries it out. Changes to the host
 // run one at a time, the latest netmap winning; `clear()` undoes everything.
-import { lookup } from 'node:dns/promises';
-import { isAddr, parseAddr, parsePrefix, prefixContains } from '../../wire/addr.js';
+import { parseAddr, parsePrefix, prefixContains } from '../../wire/addr.js';
 import type { Netmap } from '../../wire/protocol.js';
 import type { StateDir } from '../state.js';
 import { HostRouting, type HostOptions, type Runner } from './host.js';
+import { BypassNames, type LookupFunction, type Resolver } from './names.js';
 import { planRouting, type LocalNet, type PeerRoutes, type RoutePrefs, type RoutingPlan } from './plan.js';
 
+export { addressesVia, BypassNames, type LookupFunction, type Resolver } from './names.js';
 export { BYPASS_MARK, NFT_TABLE, ROUTE_TABLE } from './host.js';
 export { EXIT_DNS_PORT, exitNodeDnsRule, isApprovedExitNode, isExitDnsClient } from './exit-dns.js';
 export { chosenExitNode, DEFAULT_ROUTE_PREFS, exitNodeProblem, localNetsOf, withExitRoutes, type LocalNet, type PeerRoutes, type RoutePrefs } from './plan.js';
@@ -32,7 +33,9 @@ export class Routing {
   private plan: RoutingPlan | null = null;
   private chain: Promise<void> = Promise.resolve();
   private pending: RoutingInput | null = null;
-  private readonly resolved = new Map<string, { at: number; addrs: string[] }>();
+  /** Coord's and the relays' addresses, as kept out of the tunnel. */
+  private readonly names: BypassNames;
+  private lastInput: RoutingInput | null = null;
   private lastNotes = '';
 
   /** `hostless`: plan and report only, never touch the host (a data path in memory, in tests). */
@@ -41,8 +44,26 @@ export class Routing {
     private readonly log: HostOptions['log'],
     run?: Runner,
     private readonly hostless = false,
+    resolve?: Resolver,
   ) {
     this.host = new HostRouting({ state, log, ...(run ? { run } : {}) });
+    this.names = new BypassNames({
+      ttlMs: RESOLVE_TTL_MS,
+      log,
+      // coord or a relay moved: the bypass rules follow.
+      onChange: () => void (this.lastInput && this.update(this.lastInput)),
+      ...(resolve ? { resolve } : {}),
+    });
+  }
+
+  /**
+   * The `lookup` for the agent's connections to coord and the relays. While routes go through the
+   * tunnel, their names are answered with the addresses kept out of it, so reaching them never needs
+   * DNS through the tunnel (blocked while the chosen exit node is unavailable); otherwise DNS answers
+   * first, and what it answered is kept for then.
+   */
+  get lookup(): LookupFunction {
+    return this.names.lookup;
   }
 
   /** Undoes what a previous process left installed (it crashed or was killed). */
@@ -61,6 +82,7 @@ export class Routing {
       for (const n of this.plan.notes) this.log('warn', n);
     }
     this.pending = input;
+    this.lastInput = input;
     const run = this.chain.then(() => this.applyPending());
     this.chain = run.catch((err: unknown) => this.log('warn', `could not apply the routing: ${(err as Error).message}`));
     return this.chain;
@@ -73,7 +95,7 @@ export class Routing {
     const plan = planRouting(input.netmap, input.prefs, input.localNets);
     const bypass = new Set<string>();
     if (plan.routes.length > 0) {
-      for (const h of input.bypassHosts) for (const a of await this.resolve(h)) bypass.add(a);
+      for (const h of input.bypassHosts) for (const a of await this.names.resolve(h)) bypass.add(a);
       // A resolver on this device's LAN stays reachable when the exit node takes the LAN's traffic.
       if (input.prefs.exitNode !== '' && !input.prefs.exitNodeAllowLanAccess) {
         const nets = input.localNets.map((n) => parsePrefix(n.prefix)!);
@@ -83,28 +105,19 @@ export class Routing {
         }
       }
     }
+    // Names are answered from the cache while the tunnel may take DNS away; either way they are kept,
+    // so that they are known before an exit node is chosen.
+    this.names.cacheFirst = plan.routes.length > 0;
+    this.names.retain(input.bypassHosts);
     await this.host.apply({ tun: input.tun, forwarding: plan.forwarding, snat: plan.snat, routes: plan.routes, throws: plan.throws, bypass: [...bypass] });
-  }
-
-  private async resolve(hostname: string): Promise<string[]> {
-    const bare = hostname.replace(/^\[|\]$/g, '');
-    if (isAddr(bare)) return [bare];
-    const hit = this.resolved.get(bare);
-    if (hit && Date.now() - hit.at < RESOLVE_TTL_MS) return hit.addrs;
-    try {
-      const addrs = (await lookup(bare, { all: true })).map((r) => r.address);
-      this.resolved.set(bare, { at: Date.now(), addrs });
-      return addrs;
-    } catch (err) {
-      this.log('warn', `could not resolve ${bare} to keep it outside the tunnel: ${(err as Error).message}`);
-      return hit?.addrs ?? [];
-    }
   }
 
   /** Removes every route, rule and nftables table, and restores the sysctls. Waits for changes in flight. */
   async clear(): Promise<void> {
     this.pending = null;
+    this.lastInput = null;
     await this.chain;
+    this.names.cacheFirst = false;
     this.plan = null;
     this.lastNotes = '';
     if (!this.hostless) await this.host.clear();

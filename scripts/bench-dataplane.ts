@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { addNamespace, removeNamespace } from './netns.js';
 import { measureRoutedDaemons } from './bench-routed.js';
+import { median } from './lab.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const agentMain = join(root, 'dist/agent/main.js');
@@ -41,12 +42,6 @@ interface Result {
 }
 
 /** One tunnel: `client` impl in namespace A sends to `server` impl in namespace B. */
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
 async function measure(
   tag: string,
   client: Impl,

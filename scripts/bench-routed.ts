@@ -8,18 +8,12 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT, Coord, sleep, waitFor } from './lab.js';
+import { AGENT, Coord, median, sleep, waitFor } from './lab.js';
 import { VirtualLan } from './netns.js';
 
 export interface PathResult {
   gbps: number;
   rttMs: number;
-}
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 const PORT = 5211;

@@ -10,15 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { AGENT, Coord, waitFor, watchProbe, writeNetHelper } from './lab.js';
+import { AGENT, Coord, median, waitFor, watchProbe, writeNetHelper } from './lab.js';
 import { VirtualLan } from './netns.js';
 
 const TARGET_MS = 1000;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' } } });

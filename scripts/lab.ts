@@ -24,6 +24,13 @@ export const COORD = join(root, 'dist/coord/main.js');
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The median of `xs` (the mean of the middle two for an even count); NaN for none. */
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
 /** Polls `fn` every 50 ms until it returns something truthy; throws after `ms` with the last error. */
 export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
   const end = Date.now() + ms;

@@ -3,31 +3,16 @@
 import { isAddr } from '../../wire/addr.js';
 import { parseFlags, UsageError } from '../../wire/cli.js';
 import { isDnsLabel, isTag } from '../../wire/names.js';
+import type { UpRequest } from '../localapi/types.js';
 import { parseExitNode, parseRouteList, RouteError } from '../routing/prefixes.js';
 
 export const DEFAULT_SOCKET = '/run/meshward/agent.sock';
 
 const socketFlag = { socket: { type: 'string' } } as const;
 
-export interface UpArgs {
+/** What `agent up` sends the daemon (undefined fields: keep what the device has), and where. */
+export interface UpArgs extends UpRequest {
   socket: string;
-  coord?: string;
-  authkey?: string;
-  hostname?: string;
-  /** Undefined when the flag was not given (keep what the device has); [] when given empty. */
-  advertiseTags?: string[];
-  /** `--accept-dns[=true|false]`; undefined when not given (keep the remembered choice). */
-  acceptDns?: boolean;
-  /** Subnet routes to offer (`--advertise-routes`, canonical); [] when given empty. Undefined: keep. */
-  advertiseRoutes?: string[];
-  advertiseExitNode?: boolean;
-  acceptRoutes?: boolean;
-  /** Take over peers' routes inside this device's own LANs too (needs acceptRoutes). Undefined: keep. */
-  acceptRoutesOverLan?: boolean;
-  /** The exit node to use, by tailnet IP or name; '' turns it off. Undefined: keep. */
-  exitNode?: string;
-  exitNodeAllowLanAccess?: boolean;
-  snatSubnetRoutes?: boolean;
 }
 
 const ROUTE_BOOL_FLAGS = [

@@ -112,10 +112,11 @@ export interface UpRequest {
   coord?: string;
   authkey?: string;
   hostname?: string;
+  /** Undefined: keep what the device has; [] clears them. */
   advertiseTags?: string[];
   /** Point the system's resolver at MagicDNS (remembered; default true). */
   acceptDns?: boolean;
-  /** Route settings (each remembered; absent: keep). */
+  /** Route settings (each remembered; absent: keep). Subnet routes canonical; [] when given empty. */
   advertiseRoutes?: string[];
   advertiseExitNode?: boolean;
   acceptRoutes?: boolean;

@@ -135,7 +135,7 @@ export async function startServer(o: ServerOptions): Promise<CoordServer> {
     if (o.stunPort) stun = await StunServer.start({ host: o.stunHost ?? o.host, port: o.stunPort, log: o.log });
   } catch (err) {
     server.close();
-    throw new Error(`STUN ports ${o.stunPort} and ${o.stunPort! + 1} on ${o.stunHost ?? o.host}: ${(err as Error).message}`);
+    throw err;
   }
   let metricsServer: { server: Server; url: string } | null = null;
   try {

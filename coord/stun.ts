@@ -43,6 +43,7 @@ export class StunServer {
   }
 
   /** Binds both ports; rejects (and binds nothing) when either is taken. */
+  /** Binds both ports; the error of a failed bind names the ports and the address. */
   static async start(o: StunServerOptions): Promise<StunServer> {
     const s = new StunServer(o);
     try {
@@ -50,7 +51,7 @@ export class StunServer {
       await s.bind(o.altPort ?? (o.port === 0 ? 0 : first + 1));
     } catch (err) {
       s.close();
-      throw err;
+      throw new Error(`STUN ports ${o.port} and ${o.altPort ?? (o.port === 0 ? 0 : o.port + 1)} on ${o.host}: ${(err as Error).message}`);
     }
     return s;
   }

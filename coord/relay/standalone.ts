@@ -59,7 +59,7 @@ export async function startStandaloneRelay(o: StandaloneRelayOptions): Promise<S
   } catch (err) {
     server.close();
     relay.close();
-    throw new Error(`STUN ports ${o.stunPort} and ${o.stunPort + 1} on ${o.stunHost ?? o.host}: ${(err as Error).message}`);
+    throw err;
   }
   verifier.start(() => relay.revalidate());
   return {
